@@ -1,0 +1,31 @@
+# Quick start: `make demo` (train then predict on the bundled sample data), `make test`.
+# Each target installs what it needs into .venv first (pinned by constraints.txt).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/seqcast sample --out data/sample
+	$(BIN)/seqcast train --config configs/sample-load.yaml
+	$(BIN)/seqcast predict --config configs/sample-load.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tasks flows tests
+
+clean:
+	rm -rf .seqcast data/sample

@@ -1,0 +1,1 @@
+"""Thin Prefect flows that compose the steps in `tasks/`, and the `seqcast` CLI."""

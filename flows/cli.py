@@ -1,0 +1,215 @@
+"""The `seqcast` command line: run the flows from a YAML config, inspect the registry.
+
+Prefect defaults are set here before Prefect is imported (a user's own settings win):
+runs go to the ephemeral API with its database under ``.seqcast/prefect`` so they can be
+browsed later with ``prefect server start``, and telemetry and TensorFlow's start-up
+chatter are off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+PREFECT_DEFAULTS = {
+    "PREFECT_HOME": str(Path(".seqcast/prefect").resolve()),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "seqcast",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TQDM_DISABLE": "1",
+}
+for _key, _value in PREFECT_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)
+Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+
+from seqcast.config import PipelineConfig, load_config  # noqa: E402
+from seqcast.errors import SeqcastError  # noqa: E402
+
+app = typer.Typer(
+    help="Train and serve LSTM/GRU sequence models over time-series tables with Prefect.\n\n"
+    "Quick start: `seqcast sample`, then `seqcast train --config configs/sample-load.yaml`, "
+    "then `seqcast predict --config configs/sample-load.yaml`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+_state = {"debug": False}
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=False)
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set model.cell=gru --set model.epochs=5 "
+        "(repeatable; values are YAML).",
+    ),
+]
+
+
+@app.callback()
+def _global(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+class _BriefKnownErrors(logging.Formatter):
+    """Console formatter that drops the traceback of a `SeqcastError`: its message says it all.
+
+    The traceback still reaches the Prefect API's run log; ``--debug`` keeps it here too.
+    """
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and isinstance(record.exc_info[1], SeqcastError):
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return self.inner.format(record)
+
+
+def _quiet_known_tracebacks() -> None:
+    """Wrap the formatter of Prefect's console handlers (Prefect must be imported first)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(n) for n in logging.root.manager.loggerDict),
+    ]
+    for handler in {h for lg in loggers for h in getattr(lg, "handlers", [])}:
+        if (
+            isinstance(handler, PrefectConsoleHandler)
+            and handler.formatter is not None
+            and not isinstance(handler.formatter, _BriefKnownErrors)
+        ):
+            handler.setFormatter(_BriefKnownErrors(handler.formatter))
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def _run(action: Any) -> Any:
+    """Run ``action``, turning any failure into a short message and exit code 1."""
+    if not _state["debug"] and "prefect" in sys.modules:
+        _quiet_known_tracebacks()
+    try:
+        return action()
+    except SeqcastError as exc:
+        if _state["debug"]:
+            raise
+        _fail(str(exc))
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary: report, don't dump
+        if _state["debug"]:
+            raise
+        _fail(f"{type(exc).__name__}: {exc}\n(run with --debug for the traceback)")
+
+
+def _config(path: Path, overrides: list[str] | None) -> PipelineConfig:
+    return _run(lambda: load_config(path, overrides or []))
+
+
+def format_metrics(scores: dict[str, dict[str, float]], primary: str) -> str:
+    """A fixed-width table: one row per predictor, one column per metric."""
+    metrics = list(next(iter(scores.values())).keys())
+    width = max(len(name) for name in scores) + 2
+    lines = ["predictor".ljust(width) + "".join(m.rjust(12) for m in metrics)]
+    for name, values in scores.items():
+        lines.append(name.ljust(width) + "".join(f"{values[m]:12.4f}" for m in metrics))
+    lines.append(f"(test windows; primary metric: {primary})")
+    return "\n".join(lines)
+
+
+@app.command()
+def train(config: ConfigOption, set_: SetOption = None) -> None:
+    """Run the training flow: ingest, validate, window, train, evaluate, register.
+
+    The new model becomes champion only if it beats the naive baselines and the current
+    champion on the same test windows.
+    """
+    cfg = _config(config, set_)
+    from flows.training import nightly_training
+    from seqcast import storage
+
+    outcome = _run(lambda: nightly_training(cfg))
+    document = storage.read_json(outcome.evaluation.metrics_uri)
+    typer.echo("\n" + format_metrics(document["scores"], document["primary_metric"]))
+    version = outcome.version
+    verdict = "promoted to champion" if version.promoted else "kept, NOT promoted"
+    typer.echo(f"\nmodel version {version.version}: {verdict} ({version.reason})")
+    typer.echo(f"model:   {version.uri}")
+
+
+@app.command()
+def predict(config: ConfigOption, set_: SetOption = None) -> None:
+    """Run the batch prediction flow with the champion model and write Parquet."""
+    cfg = _config(config, set_)
+    from flows.prediction import batch_predict
+
+    result = _run(lambda: batch_predict(cfg))
+    typer.echo(f"\n{result.rows} prediction rows from model {result.model_version}")
+    typer.echo(f"predictions: {result.uri}")
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option(help="Directory for the sample CSV files.")] = Path(
+        "data/sample"
+    ),
+) -> None:
+    """Write the bundled sample data sets (deterministic): load/ and activity/."""
+    from seqcast.sample_data import write_samples
+
+    written = _run(lambda: write_samples(out))
+    for name, paths in written.items():
+        typer.echo(f"{name}: {len(paths)} file(s) in {out / name}")
+
+
+@models_app.command("list")
+def models_list(
+    config: ConfigOption,
+    set_: SetOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List model versions with their test metrics; the champion is marked."""
+    cfg = _config(config, set_)
+    from seqcast.registry import list_versions
+
+    rows = _run(lambda: list_versions(cfg.pipeline_root))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no model versions under {cfg.pipeline_root}/registry")
+        return
+    for row in rows:
+        scores = row["metrics"]["scores"]
+        primary = row["metrics"]["primary_metric"]
+        mark = "*" if row["champion"] else " "
+        others = ", ".join(f"{k}={v[primary]:.4f}" for k, v in scores.items() if k != "model")
+        typer.echo(f"{mark} {row['version']}  {primary}={scores['model'][primary]:.4f}  ({others})")
+
+
+def main() -> None:
+    app(prog_name="seqcast")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

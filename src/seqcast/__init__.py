@@ -1,0 +1,6 @@
+"""seqcast: train and serve LSTM/GRU sequence models over time-series tables.
+
+This package is the Prefect-free library; `tasks/` and `flows/` wire it into a DAG.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,240 @@
+"""The pipeline config: one frozen pydantic model per stage, composed into `PipelineConfig`.
+
+The same models are the Prefect flows' parameters, so the UI renders them as a form and a
+mistyped key fails before any work starts (``extra="forbid"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from seqcast.errors import ConfigError
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceSpec(_Spec):
+    """Where the time-series table lives and which columns mean what."""
+
+    path: str = Field(
+        description="CSV or Parquet file, glob or directory; local path or fsspec URL."
+    )
+    timestamp: str = Field(default="ts", description="The time column.")
+    series_id: str | None = Field(
+        default=None, description="Column naming each series; omit for a single series."
+    )
+    target: list[str] = Field(
+        description="forecast: column(s) to predict; classify: the label column.", min_length=1
+    )
+    features: list[str] = Field(default_factory=list, description="Extra input columns.")
+    timezone: str = Field(default="UTC", description="Timezone of naive timestamps.")
+
+    @model_validator(mode="after")
+    def _columns_distinct(self) -> SourceSpec:
+        columns = [self.timestamp, *self.target, *self.features]
+        if self.series_id:
+            columns.append(self.series_id)
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ValueError(f"each column may have one role only; repeated: {repeated}")
+        return self
+
+    @property
+    def value_columns(self) -> list[str]:
+        """Targets then features: the numeric columns a forecast model reads."""
+        return [*self.target, *self.features]
+
+
+class WindowSpec(_Spec):
+    """How series are cut into (lookback -> horizon) windows and scaled."""
+
+    lookback: int = Field(default=48, gt=0, description="Input steps per window.")
+    horizon: int = Field(
+        default=24,
+        ge=0,
+        description="forecast: steps ahead to predict (>= 1); classify: the label is read this "
+        "many steps after the window's last step (0 = at its last step).",
+    )
+    stride: int = Field(default=1, gt=0, description="Steps between window starts.")
+    normalize: Literal["auto", "series", "global", "none"] = Field(
+        default="auto",
+        description="z-score statistics per series or over all series, fitted on train rows "
+        "only; auto = series for a time split, global for a series split.",
+    )
+
+
+class SplitSpec(_Spec):
+    """How windows are assigned to train, validation and test."""
+
+    by: Literal["time", "series"] = Field(
+        default="time",
+        description="time: each series split by time (train | val | test); series: whole "
+        "series go to one split.",
+    )
+    val: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test: float = Field(default=0.2, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _train_left(self) -> SplitSpec:
+        if self.val + self.test >= 0.9:
+            raise ValueError(
+                f"`val` + `test` must leave at least 10% for training. "
+                f"Received: val={self.val}, test={self.test}"
+            )
+        return self
+
+
+class ModelSpec(_Spec):
+    """The recurrent network and how it is trained."""
+
+    cell: Literal["lstm", "gru"] = "lstm"
+    units: list[int] = Field(default_factory=lambda: [64], min_length=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    epochs: int = Field(default=20, gt=0)
+    batch_size: int = Field(default=256, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    patience: int = Field(default=3, ge=0, description="Early stopping on validation loss.")
+    seed: int = 0
+
+    @field_validator("units")
+    @classmethod
+    def _positive_units(cls, units: list[int]) -> list[int]:
+        if any(u <= 0 for u in units):
+            raise ValueError(f"every entry of `units` must be positive. Received: {units}")
+        return units
+
+
+class EvaluateSpec(_Spec):
+    """What the challenger is compared with before it may become champion."""
+
+    season: int | None = Field(
+        default=None, gt=0, description="Season length in steps for the seasonal-naive baseline."
+    )
+    promotion_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Relative improvement the challenger needs over the champion and baseline.",
+    )
+
+
+class PipelineConfig(_Spec):
+    """Everything one pipeline needs: data, windows, model, evaluation."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Lowercase letters, digits, -.")
+    data_root: str = Field(default=".seqcast/data", description="Local path or fsspec URL.")
+    source: SourceSpec
+    contract: str | None = Field(
+        default=None,
+        description="Data contract file (YAML) in schemas/; omitted: derived from `source`.",
+    )
+    task: Literal["forecast", "classify"] = "forecast"
+    window: WindowSpec = Field(default_factory=WindowSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> PipelineConfig:
+        if self.task == "forecast" and self.window.horizon < 1:
+            raise ValueError(
+                f"forecast needs `window.horizon` >= 1. Received: horizon={self.window.horizon}"
+            )
+        if self.task == "classify":
+            if len(self.source.target) != 1:
+                raise ValueError(
+                    f"classify takes one label column in `source.target`. "
+                    f"Received: {self.source.target}"
+                )
+            if not self.source.features:
+                raise ValueError("classify needs at least one input column in `source.features`")
+        season = self.evaluate.season
+        if season is not None and season > self.window.lookback:
+            raise ValueError(
+                f"`evaluate.season` must not exceed `window.lookback` (the seasonal-naive "
+                f"baseline reads it from the input window). Received: season={season}, "
+                f"lookback={self.window.lookback}"
+            )
+        return self
+
+    @property
+    def normalize(self) -> Literal["series", "global", "none"]:
+        """The scaling actually applied, with `auto` resolved by the split."""
+        if self.window.normalize == "auto":
+            return "global" if self.split.by == "series" else "series"
+        return self.window.normalize
+
+    @property
+    def pipeline_root(self) -> str:
+        """Where every stage of this pipeline writes: ``{data_root}/{name}``."""
+        return f"{self.data_root.rstrip('/')}/{self.name}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into its key path and a YAML-typed value (``5`` -> int)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set takes KEY=VALUE, e.g. model.cell=gru. Received: {text!r}")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``key.path=value`` override set."""
+    merged: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data)) or {}
+    for text in overrides:
+        path, value = parse_override(text)
+        node = merged
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {part!r} is not a section of the config")
+            node = child
+        node[path[-1]] = value
+    return merged
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Read a YAML config, apply ``--set`` overrides and validate it.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a key or value is invalid; the
+            message names the key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
+    return config_from_dict(apply_overrides(data, overrides or []), origin=str(path))
+
+
+def config_from_dict(data: dict[str, Any], origin: str = "config") -> PipelineConfig:
+    """Validate a config mapping, turning pydantic's report into one readable error."""
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin} is invalid:\n{format_validation_error(exc)}") from exc
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: ``  model.cell: Input should be 'lstm' or 'gru' (got 'rnn')``."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see `seqcast train --help`)"
+        got = (
+            f" (got {err['input']!r})" if err["type"] not in ("missing", "extra_forbidden") else ""
+        )
+        lines.append(f"  {key}: {message}{got}")
+    return "\n".join(lines)

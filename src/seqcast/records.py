@@ -1,0 +1,87 @@
+"""Small, frozen reference records that tasks hand each other instead of data.
+
+Each names where a dataset or model lives, how big it is and a content fingerprint, so
+retries, caching and remote workers work and the Prefect database stays small.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SnapshotRef(_Record):
+    """An immutable raw snapshot of the source, as read."""
+
+    uri: str
+    rows: int
+    fingerprint: str
+    files: list[str]
+
+
+class ValidatedRef(_Record):
+    """The typed, contract-checked table the window step reads."""
+
+    uri: str
+    rows: int
+    fingerprint: str
+    series: int
+    warnings: list[str] = []
+
+
+class WindowsRef(_Record):
+    """Windows written as Parquet, with the scaler and spec that produced them."""
+
+    uri: str
+    fingerprint: str
+    rows_by_split: dict[str, int]
+    n_inputs: int
+    n_outputs: int
+    classes: list[str] = []
+
+
+class TrainedRef(_Record):
+    """A trained model file (not yet registered) and how training went."""
+
+    model_uri: str
+    epochs_run: int
+    best_val_loss: float
+    train_seconds: float
+
+
+class EvaluationRef(_Record):
+    """Test metrics of the challenger, the baselines and the current champion."""
+
+    metrics_uri: str
+    primary_metric: str
+    challenger: float
+    baselines: dict[str, float]
+    champion: float | None
+    champion_version: str | None
+
+
+class ModelVersionRef(_Record):
+    """A registered model version and whether it became champion."""
+
+    version: str
+    uri: str
+    promoted: bool
+    reason: str
+
+
+class PredictionsRef(_Record):
+    """A batch of predictions written as Parquet."""
+
+    uri: str
+    rows: int
+    model_version: str
+
+
+class TrainingOutcome(_Record):
+    """What the training flow returns: the evaluation and the registered version."""
+
+    evaluation: EvaluationRef
+    version: ModelVersionRef

@@ -1,0 +1,199 @@
+"""A file-based model registry: immutable versions and an atomically swapped champion.
+
+Layout under ``{pipeline_root}/registry/``::
+
+    versions/{version}/model.keras, scaler.json, layout.json, metrics.json, manifest.json
+    champion.json      pointer to the champion version, replaced atomically
+    audit.jsonl        one line per promotion decision
+
+A version directory is written under a staging name and renamed into place, so a reader
+never sees a half-written version; the manifest holds the sha256 of every file and is
+checked before a model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import keras
+
+from seqcast import __version__, storage
+from seqcast.errors import RegistryError
+from seqcast.scaling import Scaler
+from seqcast.windowing import WindowLayout
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+_PAYLOAD = (MODEL_FILE, "scaler.json", "layout.json", "metrics.json")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    model: keras.Model
+    scaler: Scaler
+    layout: WindowLayout
+    metrics: dict[str, Any]
+
+
+def registry_root(pipeline_root: str) -> str:
+    return storage.join(pipeline_root, "registry")
+
+
+def version_uri(pipeline_root: str, version: str) -> str:
+    return storage.join(registry_root(pipeline_root), "versions", version)
+
+
+def library_versions() -> dict[str, str]:
+    import great_expectations
+    import numpy
+    import pandas
+    import pyarrow
+    import tensorflow
+
+    return {
+        "seqcast": __version__,
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "tensorflow": tensorflow.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "pyarrow": pyarrow.__version__,
+        "great_expectations": great_expectations.__version__,
+    }
+
+
+def new_version_id(fingerprint: str) -> str:
+    """Sortable and unique: creation time (UTC) plus a fingerprint prefix."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{fingerprint[:8]}"
+
+
+def register_version(
+    pipeline_root: str,
+    model_file: str,
+    windows_uri: str,
+    metrics: dict[str, Any],
+    info: dict[str, Any],
+) -> str:
+    """Copy a trained model and its windows' scaler and layout into a new immutable version."""
+    model_sha = storage.sha256_of(model_file)
+    version = new_version_id(model_sha)
+    final = version_uri(pipeline_root, version)
+    staging = storage.staging_uri(final)
+    storage.write_bytes(storage.join(staging, MODEL_FILE), storage.read_bytes(model_file))
+    for name in ("scaler.json", "layout.json"):
+        storage.write_bytes(
+            storage.join(staging, name), storage.read_bytes(storage.join(windows_uri, name))
+        )
+    storage.write_json(storage.join(staging, "metrics.json"), metrics)
+    manifest = {
+        "version": version,
+        "created": datetime.now(UTC).isoformat(),
+        "sha256": {name: storage.sha256_of(storage.join(staging, name)) for name in _PAYLOAD},
+        "libraries": library_versions(),
+        **info,
+    }
+    storage.write_json(storage.join(staging, "manifest.json"), manifest)
+    storage.publish_directory(staging, final)
+    return version
+
+
+def champion_version(pipeline_root: str) -> str | None:
+    pointer = storage.join(registry_root(pipeline_root), "champion.json")
+    return storage.read_json(pointer)["version"] if storage.exists(pointer) else None
+
+
+def set_champion(pipeline_root: str, version: str, decision: dict[str, Any]) -> None:
+    """Point the champion at ``version`` (one atomic file replace) and audit the decision."""
+    if not storage.exists(storage.join(version_uri(pipeline_root, version), "manifest.json")):
+        raise RegistryError(f"no model version {version!r}; see `seqcast models list`")
+    pointer = storage.join(registry_root(pipeline_root), "champion.json")
+    storage.write_json(pointer, {"version": version, "since": datetime.now(UTC).isoformat()})
+    append_audit(pipeline_root, {**decision, "version": version, "promoted": True})
+
+
+def append_audit(pipeline_root: str, entry: dict[str, Any]) -> None:
+    fs, path = storage.filesystem(storage.join(registry_root(pipeline_root), "audit.jsonl"))
+    fs.makedirs(path.rpartition("/")[0], exist_ok=True)
+    line = json.dumps({"at": datetime.now(UTC).isoformat(), **entry}, default=str)
+    with fs.open(path, "a") as handle:
+        handle.write(line + "\n")
+
+
+def read_manifest(pipeline_root: str, version: str) -> dict[str, Any]:
+    uri = storage.join(version_uri(pipeline_root, version), "manifest.json")
+    if not storage.exists(uri):
+        raise RegistryError(f"no model version {version!r}; see `seqcast models list`")
+    return storage.read_json(uri)
+
+
+def list_versions(pipeline_root: str) -> list[dict[str, Any]]:
+    """Every version, oldest first: id, created, champion flag and test metrics."""
+    fs, path = storage.filesystem(storage.join(registry_root(pipeline_root), "versions"))
+    if not fs.exists(path):
+        return []
+    champion = champion_version(pipeline_root)
+    rows = []
+    for entry in sorted(fs.ls(path, detail=False)):
+        version = entry.rstrip("/").rsplit("/", 1)[-1]
+        if version.startswith("."):
+            continue  # an unfinished staging directory
+        manifest = read_manifest(pipeline_root, version)
+        metrics = storage.read_json(
+            storage.join(version_uri(pipeline_root, version), "metrics.json")
+        )
+        rows.append(
+            {
+                "version": version,
+                "created": manifest["created"],
+                "champion": version == champion,
+                "metrics": metrics,
+            }
+        )
+    return rows
+
+
+def verify_version(pipeline_root: str, version: str) -> dict[str, Any]:
+    """Check every file against the manifest's sha256; raise naming the file that differs."""
+    manifest = read_manifest(pipeline_root, version)
+    root = version_uri(pipeline_root, version)
+    for name, expected in manifest["sha256"].items():
+        actual = storage.sha256_of(storage.join(root, name))
+        if actual != expected:
+            raise RegistryError(
+                f"model version {version}: {name} does not match its manifest (sha256 "
+                f"{actual[:12]}…, expected {expected[:12]}…); refusing to load a modified file"
+            )
+    return manifest
+
+
+def load_version(pipeline_root: str, version: str) -> LoadedModel:
+    """Load a version after checking its files (`.keras` only, Keras safe mode)."""
+    verify_version(pipeline_root, version)
+    root = version_uri(pipeline_root, version)
+    model = keras.saving.load_model(
+        storage.local_path(storage.join(root, MODEL_FILE), suffix=".keras"), safe_mode=True
+    )
+    return LoadedModel(
+        version=version,
+        model=model,
+        scaler=Scaler.from_json(storage.read_json(storage.join(root, "scaler.json"))),
+        layout=WindowLayout(**storage.read_json(storage.join(root, "layout.json"))),
+        metrics=storage.read_json(storage.join(root, "metrics.json")),
+    )
+
+
+def load_champion(pipeline_root: str) -> LoadedModel:
+    version = champion_version(pipeline_root)
+    if version is None:
+        raise RegistryError(
+            f"no champion model under {registry_root(pipeline_root)}: run `seqcast train` "
+            "first (a model becomes champion only if it beats the baselines)"
+        )
+    return load_version(pipeline_root, version)

@@ -1,0 +1,97 @@
+"""Deterministic synthetic data: the demo's sample sets and the tests' fixtures.
+
+``load`` series: hourly electricity-like load with daily and weekly seasonality, a
+per-series level, a temperature covariate that drives the load (persistent, so past
+temperature tells about the next day) and noise. ``activity`` series: a sensor whose
+signal's frequency and amplitude depend on a regime label that changes every so often.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+START = pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def load_series(n_series: int = 4, n_steps: int = 24 * 7 * 8, seed: int = 0) -> pd.DataFrame:
+    """Hourly load of ``n_series`` sensors: columns ts, sensor, load, temperature."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(n_steps)
+    frames = []
+    for i in range(n_series):
+        level = 80.0 + 30.0 * i
+        daily = np.sin(2 * np.pi * (hours % 24) / 24 - np.pi / 2 + 0.3 * i)
+        weekly = np.where((hours // 24) % 7 >= 5, -0.25, 0.05)
+        # Temperature: a daily cycle plus a slow AR(1) weather component.
+        weather = np.zeros(n_steps)
+        shocks = rng.normal(0.0, 0.6, n_steps)
+        for t in range(1, n_steps):
+            weather[t] = 0.98 * weather[t - 1] + shocks[t]
+        temperature = 10.0 + 4.0 * np.sin(2 * np.pi * (hours % 24) / 24 - 2.0) + weather
+        load = level * (1.0 + 0.3 * daily + weekly) + 1.5 * (temperature - 10.0)
+        load += rng.normal(0.0, 0.02 * level, n_steps)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "ts": START + pd.to_timedelta(hours, unit="h"),
+                    "sensor": f"sensor-{i + 1}",
+                    "load": load.round(3),
+                    "temperature": temperature.round(3),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+ACTIVITIES = ("idle", "walk", "run")
+
+
+def activity_series(n_series: int = 3, n_steps: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """Per-step activity labels and the sensor signal they shape: ts, device, accel, activity."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n_series):
+        regimes = []
+        while len(regimes) < n_steps:
+            regimes.extend([int(rng.integers(len(ACTIVITIES)))] * int(rng.integers(40, 120)))
+        regime = np.asarray(regimes[:n_steps])
+        frequency = np.choose(regime, [0.02, 0.12, 0.3])
+        amplitude = np.choose(regime, [0.1, 1.0, 2.0])
+        phase = np.cumsum(2 * np.pi * frequency)
+        accel = amplitude * np.sin(phase) + rng.normal(0.0, 0.15, n_steps)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "ts": START + pd.to_timedelta(np.arange(n_steps) * 10, unit="s"),
+                    "device": f"device-{i + 1}",
+                    "accel": accel.round(4),
+                    "activity": np.asarray(ACTIVITIES)[regime],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_csv_per_series(frame: pd.DataFrame, series_column: str, directory: Path) -> list[Path]:
+    """One CSV per series, timestamps in ISO 8601 with offset; returns the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for series, rows in frame.groupby(series_column, sort=True):
+        path = directory / f"{series}.csv"
+        out = rows.assign(ts=rows["ts"].map(lambda t: t.isoformat()))
+        temp = path.with_suffix(".csv.tmp")
+        out.to_csv(temp, index=False)
+        temp.replace(path)
+        paths.append(path)
+    return paths
+
+
+def write_samples(root: Path) -> dict[str, list[Path]]:
+    """The bundled sample sets under ``root``: ``load/`` (forecast) and ``activity/`` (classify)."""
+    return {
+        "load": write_csv_per_series(load_series(), "sensor", root / "load"),
+        "activity": write_csv_per_series(activity_series(), "device", root / "activity"),
+    }

@@ -1,0 +1,86 @@
+"""Z-score scaling fitted on training rows only, stored as JSON beside the model.
+
+Statistics are kept per series (a global model over series of different scales) and over
+all training rows (for series the model has not seen, and for a split by series).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+_MIN_STD = 1e-8
+
+
+@dataclass(frozen=True)
+class Stats:
+    mean: list[float]
+    std: list[float]
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Per-column z-score statistics: per series where fitted, else global."""
+
+    kind: Literal["series", "global", "none"]
+    columns: list[str]
+    global_stats: Stats
+    series_stats: dict[str, Stats] = field(default_factory=dict)
+
+    def stats_for(self, series: str) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) arrays of shape (columns,) for one series."""
+        if self.kind == "none":
+            n = len(self.columns)
+            return np.zeros(n, np.float32), np.ones(n, np.float32)
+        stats = self.series_stats.get(series, self.global_stats)
+        return np.asarray(stats.mean, np.float32), np.asarray(stats.std, np.float32)
+
+    def transform(self, values: np.ndarray, series: str) -> np.ndarray:
+        """Scale ``values`` of shape (..., columns) of one series."""
+        mean, std = self.stats_for(series)
+        return ((values - mean) / std).astype(np.float32)
+
+    def inverse(self, values: np.ndarray, series: str, columns: list[str]) -> np.ndarray:
+        """Map scaled ``values`` of shape (..., len(columns)) back to original units."""
+        mean, std = self.stats_for(series)
+        idx = [self.columns.index(c) for c in columns]
+        return values * std[idx] + mean[idx]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Scaler:
+        return cls(
+            kind=data["kind"],
+            columns=list(data["columns"]),
+            global_stats=Stats(**data["global_stats"]),
+            series_stats={k: Stats(**v) for k, v in data["series_stats"].items()},
+        )
+
+
+def _stats(values: np.ndarray) -> Stats:
+    mean = np.nanmean(values, axis=0)
+    std = np.nanstd(values, axis=0)
+    std = np.where(std < _MIN_STD, 1.0, std)
+    return Stats(mean=[float(v) for v in mean], std=[float(v) for v in std])
+
+
+def fit_scaler(
+    train_rows: pd.DataFrame,
+    series_column: str,
+    columns: list[str],
+    kind: Literal["series", "global", "none"],
+) -> Scaler:
+    """Fit statistics on ``train_rows``: the training split's rows and nothing else."""
+    if not columns:
+        return Scaler(kind="none", columns=[], global_stats=Stats([], []))
+    global_stats = _stats(train_rows[columns].to_numpy(np.float64))
+    per_series: dict[str, Stats] = {}
+    if kind == "series":
+        for series, rows in train_rows.groupby(series_column, sort=True):
+            per_series[str(series)] = _stats(rows[columns].to_numpy(np.float64))
+    return Scaler(kind=kind, columns=columns, global_stats=global_stats, series_stats=per_series)

@@ -1,0 +1,75 @@
+"""Train: fit the network on the train windows with early stopping on the validation windows."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from seqcast.config import ModelSpec
+from seqcast.models import build_model
+from seqcast.windowing import WindowArrays, WindowLayout
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    model: keras.Model
+    history: dict[str, list[float]]
+    epochs_run: int
+    best_val_loss: float
+    seconds: float
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Logs each epoch's losses, so a run's progress shows in the Prefect run log."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items()))
+        logger.info("epoch %d/%d: %s", epoch + 1, self.epochs, shown)
+
+
+def train(
+    train_windows: WindowArrays,
+    val_windows: WindowArrays,
+    layout: WindowLayout,
+    spec: ModelSpec,
+) -> TrainingResult:
+    """Fit a fresh model; the best epoch's weights (by validation loss) are kept."""
+    keras.utils.set_random_seed(spec.seed)
+    model = build_model(layout, spec)
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=spec.patience, restore_best_weights=True
+        ),
+        keras.callbacks.TerminateOnNaN(),
+        EpochLog(spec.epochs),
+    ]
+    started = time.perf_counter()
+    history = model.fit(
+        train_windows.x,
+        train_windows.y,  # (batch, lookback, features), targets
+        validation_data=(val_windows.x, val_windows.y),
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    val_losses = history.history.get("val_loss", [float("nan")])
+    return TrainingResult(
+        model=model,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        epochs_run=len(val_losses),
+        best_val_loss=float(min(val_losses)),
+        seconds=seconds,
+    )

@@ -1,0 +1,35 @@
+"""What every step shares: the retry policy and where a run's files go."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from prefect.runtime import flow_run
+from pydantic import ValidationError
+
+from seqcast.errors import SeqcastError
+
+
+def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry I/O and other transient faults, never a contract, config or registry error."""
+    try:
+        state.result()
+    except (SeqcastError, ValidationError, ValueError, TypeError, KeyError):
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be a passing fault
+        return True
+    return True
+
+
+STEP_OPTIONS: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [2, 10],
+    "retry_condition_fn": retry_only_transient,
+}
+"""Keyword arguments of every step's @task."""
+
+
+def current_run_id() -> str:
+    """The flow run's id, or a fresh one when a step runs outside a flow (unit tests)."""
+    return str(flow_run.get_id() or uuid.uuid4())
