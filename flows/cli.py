@@ -128,10 +128,12 @@ def _config(path: Path, overrides: list[str] | None) -> PipelineConfig:
 
 def format_metrics(scores: dict[str, dict[str, float]], primary: str) -> str:
     """A fixed-width table: one row per predictor, one column per metric."""
-    metrics = list(next(iter(scores.values())).keys())
+    order = sorted(scores, key=lambda n: (n != "model", n != "champion", n))
+    metrics = list(scores["model"])
     width = max(len(name) for name in scores) + 2
     lines = ["predictor".ljust(width) + "".join(m.rjust(12) for m in metrics)]
-    for name, values in scores.items():
+    for name in order:
+        values = scores[name]
         lines.append(name.ljust(width) + "".join(f"{values[m]:12.4f}" for m in metrics))
     lines.append(f"(test windows; primary metric: {primary})")
     return "\n".join(lines)

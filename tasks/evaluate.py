@@ -87,7 +87,9 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
     if layout.task == "classify":
         train_labels = window_store.read_split(windows.uri, "train", layout).y
         majority = int(np.bincount(train_labels, minlength=len(layout.classes)).argmax())
-    model = keras.saving.load_model(storage.local_path(trained.model_uri, ".keras"))
+    model = keras.saving.load_model(
+        storage.local_path(trained.model_uri, ".keras"), safe_mode=True, compile=False
+    )
     scored = score_model(
         model, "model", test, layout, scaler, test.x, majority, config.evaluate.season
     )

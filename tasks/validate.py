@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -19,6 +20,9 @@ from seqcast.validation import (
     typed_table,
 )
 from tasks.common import STEP_OPTIONS
+
+# GX announces every ephemeral context's temporary docs directory at INFO; keep run logs useful.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
 def publish_results(config: PipelineConfig, results: list[RuleResult]) -> None:

@@ -178,7 +178,9 @@ def load_version(pipeline_root: str, version: str) -> LoadedModel:
     verify_version(pipeline_root, version)
     root = version_uri(pipeline_root, version)
     model = keras.saving.load_model(
-        storage.local_path(storage.join(root, MODEL_FILE), suffix=".keras"), safe_mode=True
+        storage.local_path(storage.join(root, MODEL_FILE), suffix=".keras"),
+        safe_mode=True,
+        compile=False,
     )
     return LoadedModel(
         version=version,

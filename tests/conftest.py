@@ -1,0 +1,57 @@
+"""Shared fixtures: quiet third-party start-up noise and small synthetic pipelines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "seqcast")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from seqcast.config import PipelineConfig, config_from_dict  # noqa: E402
+from seqcast.sample_data import load_series, write_csv_per_series  # noqa: E402
+
+
+def tiny_config(data_dir: Path, data_root: Path, **overrides: object) -> PipelineConfig:
+    """A forecast pipeline over ``data_dir/*.csv`` small enough to train in seconds."""
+    base: dict[str, object] = {
+        "name": "tiny",
+        "data_root": str(data_root),
+        "source": {
+            "path": f"{data_dir}/*.csv",
+            "timestamp": "ts",
+            "series_id": "sensor",
+            "target": ["load"],
+            "features": ["temperature"],
+        },
+        "window": {"lookback": 24, "horizon": 6, "stride": 1},
+        "split": {"by": "time", "val": 0.15, "test": 0.2},
+        "model": {
+            "units": [16],
+            "epochs": 5,
+            "batch_size": 64,
+            "learning_rate": 0.01,
+            "patience": 2,
+        },
+    }
+    for key, value in overrides.items():
+        section, _, field = key.partition("__")
+        if field:
+            base[section] = {**base.get(section, {}), field: value}  # type: ignore[dict-item]
+        else:
+            base[key] = value
+    return config_from_dict(base)
+
+
+@pytest.fixture
+def tiny_load_csv(tmp_path: Path) -> Path:
+    """Three hourly series of 10 days as CSV files; returns their directory."""
+    frame: pd.DataFrame = load_series(n_series=3, n_steps=24 * 10, seed=1)
+    directory = tmp_path / "source"
+    write_csv_per_series(frame, "sensor", directory)
+    return directory

@@ -1,0 +1,114 @@
+"""The training flow then the prediction flow, end to end on tiny data."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from flows.prediction import batch_predict
+from flows.training import nightly_training
+from seqcast import registry
+from seqcast.errors import DataContractError
+from seqcast.sample_data import activity_series, write_csv_per_series
+from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.flow
+
+TRAINING_STEPS = {"ingest", "validate", "window", "train", "evaluate", "register"}
+
+
+def task_run_states(flow_run_id: object) -> dict[str, str]:
+    async def read() -> dict[str, str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        return {run.name.rsplit("-", 1)[0]: run.state.type.value for run in runs}
+
+    return asyncio.run(read())
+
+
+def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_load_csv, tmp_path / "root")
+    state = nightly_training(config, return_state=True)
+    outcome = state.result()
+    assert task_run_states(state.state_details.flow_run_id) == {
+        step: "COMPLETED" for step in TRAINING_STEPS
+    }
+    assert registry.champion_version(config.pipeline_root) == outcome.version.version
+    assert outcome.version.promoted
+
+    state = batch_predict(config, return_state=True)
+    predictions = state.result()
+    assert set(task_run_states(state.state_details.flow_run_id).values()) == {"COMPLETED"}
+    frame = pd.read_parquet(predictions.uri)
+    assert len(frame) == predictions.rows == 3 * config.window.horizon
+    assert frame.groupby("sensor")["step"].apply(list).map(lambda s: s == list(range(1, 7))).all()
+    last_seen = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=24 * 10 - 1)
+    assert (frame["origin"] == last_seen).all()
+    assert frame["ts"].min() == last_seen + pd.Timedelta(hours=1)
+    assert (frame["model_version"] == outcome.version.version).all()
+    assert (frame["flow_run_id"] == str(state.state_details.flow_run_id)).all()
+
+
+def test_a_second_model_must_beat_the_champion(tiny_load_csv: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_load_csv, tmp_path / "root", model__epochs=3)
+    first = nightly_training(config)
+    weaker = tiny_config(
+        tiny_load_csv,
+        tmp_path / "root",
+        model__epochs=1,
+        model__units=[1],
+        model__learning_rate=1e-5,
+    )
+    second = nightly_training(weaker)
+    assert second.evaluation.champion_version == first.version.version
+    assert not second.version.promoted and "does not beat" in second.version.reason
+    assert registry.champion_version(config.pipeline_root) == first.version.version
+    assert len(registry.list_versions(config.pipeline_root)) == 2
+
+
+def test_gru_classifier_end_to_end(tmp_path: Path) -> None:
+    source = tmp_path / "activity"
+    write_csv_per_series(activity_series(n_series=2, n_steps=900, seed=3), "device", source)
+    config = tiny_config(
+        source,
+        tmp_path / "root",
+        name="act",
+        task="classify",
+        source={
+            "path": f"{source}/*.csv",
+            "timestamp": "ts",
+            "series_id": "device",
+            "target": ["activity"],
+            "features": ["accel"],
+        },
+        window={"lookback": 16, "horizon": 0, "stride": 4},
+        model={"cell": "gru", "units": [8], "epochs": 2, "batch_size": 32},
+    )
+    outcome = nightly_training(config)
+    assert outcome.evaluation.primary_metric == "macro_f1"
+    assert set(outcome.evaluation.baselines) == {"majority_class"}
+    if outcome.version.promoted:
+        frame = pd.read_parquet(batch_predict(config).uri)
+        assert len(frame) == 2
+        assert set(frame["activity"]) <= {"idle", "walk", "run"}
+        assert frame["probability"].between(0, 1).all()
+
+
+def test_contract_failure_stops_before_training(tiny_load_csv: Path, tmp_path: Path) -> None:
+    broken = tiny_load_csv / "sensor-2.csv"
+    lines = broken.read_text().splitlines()
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",warm"  # temperature arrives as text on line 6
+    broken.write_text("\n".join(lines) + "\n")
+    config = tiny_config(tiny_load_csv, tmp_path / "root")
+    state = nightly_training(config, return_state=True)
+    with pytest.raises(DataContractError, match=r"column 'temperature'.*\n.*sensor-2.csv:6"):
+        state.result()
+    states = task_run_states(state.state_details.flow_run_id)
+    assert states["validate"] == "FAILED" and "train" not in states

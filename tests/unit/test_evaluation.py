@@ -1,0 +1,60 @@
+"""Baselines and metrics on data whose answers can be worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqcast.evaluation import evaluate_forecast, is_better, naive_forecasts
+from seqcast.scaling import Scaler, Stats
+from seqcast.windowing import WindowArrays, WindowLayout
+
+
+def layout(lookback: int = 6, horizon: int = 3) -> WindowLayout:
+    return WindowLayout(
+        task="forecast",
+        lookback=lookback,
+        horizon=horizon,
+        stride=1,
+        series_column="id",
+        timestamp="ts",
+        input_columns=["y"],
+        target_columns=["y"],
+        classes=[],
+        step_seconds=3600.0,
+    )
+
+
+def test_last_value_and_seasonal_naive() -> None:
+    x = np.arange(6, dtype=np.float32).reshape(1, 6, 1)  # inputs 0..5
+    windows = WindowArrays(
+        x=x, y=np.zeros((1, 3, 1), np.float32), series=np.array(["a"], object), origin=np.array([0])
+    )
+    forecasts = naive_forecasts(windows, layout(), season=2)
+    assert forecasts["last_value"][0, :, 0].tolist() == [5, 5, 5]
+    # target steps 6, 7, 8 take the values one season (2 steps) earlier: 4, 5, 4
+    assert forecasts["seasonal_naive_2"][0, :, 0].tolist() == [4, 5, 4]
+
+
+def test_metrics_are_in_original_units() -> None:
+    scaler = Scaler(
+        kind="series",
+        columns=["y"],
+        global_stats=Stats([0.0], [1.0]),
+        series_stats={"a": Stats([100.0], [10.0])},
+    )
+    x = np.zeros((1, 6, 1), np.float32)  # all inputs at the mean: 100 in original units
+    y = np.ones((1, 3, 1), np.float32)  # targets one std above: 110
+    windows = WindowArrays(x=x, y=y, series=np.array(["a"], object), origin=np.array([0]))
+    scored = {
+        s.name: s.metrics for s in evaluate_forecast(y + 0.5, windows, layout(), scaler, None)
+    }
+    assert scored["model"]["mae"] == 5.0  # predicted 115 vs actual 110
+    assert scored["last_value"]["mae"] == 10.0  # predicted 100 vs actual 110
+
+
+def test_nan_never_wins_and_margin_applies() -> None:
+    assert not is_better(float("nan"), 1.0, "mae")
+    assert is_better(1.0, float("nan"), "mae")
+    assert is_better(0.9, 1.0, "mae")
+    assert not is_better(0.95, 1.0, "mae", margin=0.1)
+    assert is_better(0.8, 0.7, "macro_f1") and not is_better(0.7, 0.7, "macro_f1")

@@ -1,0 +1,151 @@
+"""Windows line up with Keras' reference, stay inside one series and one gap-free run,
+and the scaler sees training rows only."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqcast.config import config_from_dict
+from seqcast.windowing import SPLITS, build_windows, split_bounds, window_starts
+
+
+def arithmetic_frame(n_series: int, n_steps: int) -> pd.DataFrame:
+    """Series s holds value 1000*s + t at step t: every window can be checked by eye."""
+    frames = []
+    for s in range(n_series):
+        t = np.arange(n_steps)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "id": f"s{s}",
+                    "ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(t, unit="h"),
+                    "y": (1000.0 * s + t),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def config(
+    lookback: int = 4, horizon: int = 2, stride: int = 1, normalize: str = "none", **split: float
+) -> object:
+    return config_from_dict(
+        {
+            "name": "arith",
+            "source": {"path": "unused", "timestamp": "ts", "series_id": "id", "target": ["y"]},
+            "window": {
+                "lookback": lookback,
+                "horizon": horizon,
+                "stride": stride,
+                "normalize": normalize,
+            },
+            "split": {"by": "time", "val": split.get("val", 0.2), "test": split.get("test", 0.2)},
+        }
+    )
+
+
+def test_window_starts_cover_every_full_window() -> None:
+    assert window_starts(10, span=6, stride=2).tolist() == [0, 2, 4]
+    assert window_starts(5, span=6, stride=1).tolist() == []
+
+
+def test_windows_match_keras_timeseries_dataset() -> None:
+    frame = arithmetic_frame(n_series=1, n_steps=40)
+    lookback, horizon = 5, 3
+    windows, _, _ = build_windows(frame, config(lookback, horizon), "id")
+    ours_x = np.concatenate([windows[s].x for s in SPLITS])[..., 0]
+    ours_y = np.concatenate([windows[s].y for s in SPLITS])[..., 0]
+    values = frame["y"].to_numpy(np.float32)
+    reference = keras.utils.timeseries_dataset_from_array(
+        values[: len(values) - horizon], targets=None, sequence_length=lookback, batch_size=1000
+    )
+    ref_x = np.concatenate([b.numpy() for b in reference])
+    ref_targets = keras.utils.timeseries_dataset_from_array(
+        values[lookback:], targets=None, sequence_length=horizon, batch_size=1000
+    )
+    ref_y = np.concatenate([b.numpy() for b in ref_targets])
+    # Ours drop the windows whose targets straddle a split boundary; match by first input value.
+    starts = ours_x[:, 0].astype(int)
+    np.testing.assert_array_equal(ours_x, ref_x[starts])
+    np.testing.assert_array_equal(ours_y, ref_y[starts])
+
+
+def test_no_window_crosses_a_series_boundary() -> None:
+    frame = arithmetic_frame(n_series=3, n_steps=30)
+    windows, _, _ = build_windows(frame, config(lookback=6, horizon=3), "id")
+    for split in SPLITS:
+        w = windows[split]
+        whole = np.concatenate([w.x[..., 0], w.y[..., 0]], axis=1)  # (windows, span)
+        series_of_value = (whole // 1000).astype(int)
+        assert (series_of_value == series_of_value[:, :1]).all()
+        assert (np.diff(whole, axis=1) == 1).all()  # consecutive steps of one series
+        assert [f"s{v}" for v in series_of_value[:, 0]] == list(w.series)
+
+
+def test_targets_lie_inside_their_split_and_inputs_never_see_the_future() -> None:
+    n_steps = 50
+    frame = arithmetic_frame(n_series=1, n_steps=n_steps)
+    windows, _, _ = build_windows(frame, config(lookback=4, horizon=2, val=0.2, test=0.2), "id")
+    val_start, test_start = split_bounds(n_steps, 0.2, 0.2)
+    bounds = {
+        "train": (0, val_start),
+        "val": (val_start, test_start),
+        "test": (test_start, n_steps),
+    }
+    for split, (lo, hi) in bounds.items():
+        y = windows[split].y[..., 0]
+        assert len(y) > 0
+        assert y.min() >= lo and y.max() < hi
+        assert (windows[split].x[..., 0].max(axis=1) < y.min(axis=1)).all()
+
+
+def test_scaler_sees_training_rows_only() -> None:
+    frame = arithmetic_frame(n_series=2, n_steps=50)
+    # Make the test period wildly different: if the scaler saw it, the mean would move.
+    val_start, test_start = split_bounds(50, 0.2, 0.2)
+    step = frame.groupby("id").cumcount()
+    frame.loc[step >= test_start, "y"] += 1e6
+    _, scaler, _ = build_windows(frame, config(normalize="series"), "id")
+    for s in (0, 1):
+        train_values = 1000.0 * s + np.arange(val_start)
+        mean, std = scaler.stats_for(f"s{s}")
+        assert mean[0] == pytest.approx(train_values.mean())
+        assert std[0] == pytest.approx(train_values.std())
+
+
+def test_no_window_spans_a_gap() -> None:
+    frame = arithmetic_frame(n_series=1, n_steps=60)
+    frame = frame.drop(index=range(25, 28)).reset_index(drop=True)  # a 4-hour hole
+    windows, _, _ = build_windows(frame, config(lookback=4, horizon=2), "id")
+    for split in SPLITS:
+        whole = np.concatenate([windows[split].x[..., 0], windows[split].y[..., 0]], axis=1)
+        assert (np.diff(whole, axis=1) == 1).all()
+
+
+def test_classify_label_is_read_horizon_steps_after_the_window() -> None:
+    t = np.arange(60)
+    frame = pd.DataFrame(
+        {
+            "id": "a",
+            "ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(t, unit="min"),
+            "x": t.astype(float),
+            "label": np.where(t % 3 == 0, "zero", "other"),
+        }
+    )
+    cfg = config_from_dict(
+        {
+            "name": "cls",
+            "task": "classify",
+            "source": {"path": "unused", "series_id": "id", "target": ["label"], "features": ["x"]},
+            "window": {"lookback": 5, "horizon": 2, "normalize": "none"},
+        }
+    )
+    windows, _, layout = build_windows(frame, cfg, "id")
+    assert layout.classes == ["other", "zero"]
+    for split in SPLITS:
+        label_step = windows[split].x[:, -1, 0].astype(int) + 2
+        expected = np.where(label_step % 3 == 0, 1, 0)
+        np.testing.assert_array_equal(windows[split].y, expected)
