@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+# A throwaway Prefect home: tests never touch the user's runs or the repo's .seqcast/.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="seqcast-test-prefect-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "seqcast")
