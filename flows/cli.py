@@ -209,6 +209,52 @@ def models_list(
         typer.echo(f"{mark} {row['version']}  {primary}={scores['model'][primary]:.4f}  ({others})")
 
 
+@models_app.command("show")
+def models_show(
+    version: Annotated[str, typer.Argument(help="Version id (see `seqcast models list`).")],
+    config: ConfigOption,
+    set_: SetOption = None,
+) -> None:
+    """Print a version's manifest and metrics as JSON."""
+    cfg = _config(config, set_)
+    from seqcast import registry, storage
+
+    def show() -> dict[str, Any]:
+        manifest = registry.read_manifest(cfg.pipeline_root, version)
+        metrics = storage.read_json(
+            storage.join(registry.version_uri(cfg.pipeline_root, version), "metrics.json")
+        )
+        champion = registry.champion_version(cfg.pipeline_root) == version
+        return {"champion": champion, "manifest": manifest, "metrics": metrics}
+
+    typer.echo(json.dumps(_run(show), indent=2))
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="Version id to make champion.")],
+    config: ConfigOption,
+    set_: SetOption = None,
+) -> None:
+    """Make VERSION the champion by hand (recorded in the audit log)."""
+    cfg = _config(config, set_)
+    from seqcast import registry
+
+    _run(lambda: registry.verify_version(cfg.pipeline_root, version))
+    _run(lambda: registry.set_champion(cfg.pipeline_root, version, {"reason": "manual promote"}))
+    typer.echo(f"champion: {version}")
+
+
+@models_app.command("rollback")
+def models_rollback(config: ConfigOption, set_: SetOption = None) -> None:
+    """Restore the previous champion (recorded in the audit log)."""
+    cfg = _config(config, set_)
+    from seqcast import registry
+
+    restored = _run(lambda: registry.rollback(cfg.pipeline_root))
+    typer.echo(f"champion: {restored} (restored)")
+
+
 def main() -> None:
     app(prog_name="seqcast")
 

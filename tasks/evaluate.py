@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import keras
 import numpy as np
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from seqcast import evaluation, registry, storage, window_store
+import seqcast.models  # noqa: F401 - registers the custom layers saved models use
+from seqcast import evaluation, plots, registry, storage, window_store
 from seqcast.config import PipelineConfig
 from seqcast.errors import RegistryError
-from seqcast.evaluation import Scored
 from seqcast.records import EvaluationRef, TrainedRef, WindowsRef
 from seqcast.scaling import Scaler
 from seqcast.windowing import WindowArrays, WindowLayout
 from tasks.common import STEP_OPTIONS
 
-
-def score_model(
-    model: keras.Model,
-    name: str,
-    test: WindowArrays,
-    layout: WindowLayout,
-    scaler: Scaler,
-    inputs: np.ndarray,
-    majority: int,
-    season: int | None,
-) -> list[Scored]:
-    """The model's metrics (first) and, for a forecast, the baselines' on the same windows."""
-    outputs = model.predict(inputs, verbose=0, batch_size=1024)
-    if layout.task == "forecast":
-        scored = evaluation.evaluate_forecast(outputs, test, layout, scaler, season)
-    else:
-        scored = evaluation.evaluate_classify(outputs, test, layout, majority)
-    return [Scored(name, scored[0].metrics), *scored[1:]]
+_EXAMPLES = 3
 
 
 def comparable(champion: WindowLayout, challenger: WindowLayout) -> bool:
@@ -44,37 +28,110 @@ def comparable(champion: WindowLayout, challenger: WindowLayout) -> bool:
     return all(getattr(champion, k) == getattr(challenger, k) for k in keys)
 
 
-def champion_scores(
-    config: PipelineConfig, test: WindowArrays, layout: WindowLayout, scaler: Scaler, majority: int
-) -> tuple[str | None, dict[str, float] | None]:
+def load_comparable_champion(
+    config: PipelineConfig, layout: WindowLayout
+) -> tuple[str | None, registry.LoadedModel | None]:
     logger = get_run_logger()
     try:
         champion = registry.load_champion(config.pipeline_root)
-    except RegistryError:
-        logger.info("No champion yet: the new model is compared with the baselines only")
+    except RegistryError as exc:
+        if registry.champion_version(config.pipeline_root) is not None:
+            raise  # a champion exists but fails its checks: never silently replace it
+        logger.info("No champion yet: the new model is compared with the baselines only (%s)", exc)
         return None, None
     if not comparable(champion.layout, layout):
         logger.warning(
             "Champion %s was trained on another window layout; not comparable", champion.version
         )
         return champion.version, None
-    inputs = evaluation.rescale_inputs(test, layout.input_columns, scaler, champion.scaler)
-    scored = score_model(
-        champion.model, "champion", test, layout, champion.scaler, inputs, majority, None
+    return champion.version, champion
+
+
+def _image(title: str, png: bytes) -> str:
+    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def forecast_examples(
+    test: WindowArrays,
+    outputs: np.ndarray,
+    layout: WindowLayout,
+    scaler: Scaler,
+    season: int | None,
+) -> list[plots.ForecastExample]:
+    """The last test window of a few series, first target, in original units."""
+    target = layout.target_columns[:1]
+    baseline_name, baseline = next(
+        iter(reversed(evaluation.naive_forecasts(test, layout, season).items()))
     )
-    return champion.version, scored[0].metrics
+    examples = []
+    for series in list(dict.fromkeys(test.series))[:_EXAMPLES]:
+        i = int(np.flatnonzero(test.series == series)[-1])
+        pick = slice(i, i + 1)
+
+        def original(values: np.ndarray, pick: slice = pick) -> np.ndarray:
+            return evaluation.to_original_units(
+                values[pick, :, :1], test.series[pick], scaler, target
+            )[0, :, 0]
+
+        examples.append(
+            plots.ForecastExample(
+                series=str(series),
+                history=original(test.x),
+                actual=original(test.y),
+                predicted=original(outputs),
+                baseline=original(baseline),
+                baseline_name=baseline_name,
+            )
+        )
+    return examples
 
 
-def publish_metrics(config: PipelineConfig, table: dict[str, dict[str, float]]) -> None:
+def _metrics_table(scores: dict[str, dict[str, float]]) -> str:
+    metrics = list(scores["model"])
+    lines = ["| predictor | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for name, values in scores.items():
+        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in metrics) + " |")
+    return "\n".join(lines)
+
+
+def publish(config: PipelineConfig, document: dict[str, Any], images: dict[str, bytes]) -> None:
+    """A metrics table under a stable key (its history shows quality night over night) and a
+    markdown report with the plots."""
+    scores = document["scores"]
     create_table_artifact(
         key=f"{config.name}-metrics",
         table=[
             {"predictor": name, **{k: round(v, 4) for k, v in m.items()}}
-            for name, m in table.items()
+            for name, m in scores.items()
         ],
         description=f"Test metrics of pipeline `{config.name}`: new model vs baselines and "
         "champion, on the same test windows",
     )
+    parts = [
+        f"# {config.name}: evaluation on {document['test_windows']} test windows",
+        _metrics_table(scores),
+    ]
+    if "worst_series" in document:
+        worst = ", ".join(
+            f"{s} ({document['per_series_mae'][s]['model']:.3f})" for s in document["worst_series"]
+        )
+        parts.append(f"Worst series by model MAE: {worst}")
+    if "per_class" in document:
+        parts.append(
+            "| class | precision | recall | support |\n|---|---|---|---|\n"
+            + "\n".join(
+                f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['support']} |"
+                for c, m in document["per_class"].items()
+            )
+        )
+    parts.extend(_image(title, png) for title, png in images.items())
+    create_markdown_artifact(
+        key=f"{config.name}-report", markdown="\n\n".join(parts), description="Evaluation report"
+    )
+
+
+def _score(model: keras.Model, inputs: np.ndarray) -> np.ndarray:
+    return model.predict(inputs, verbose=0, batch_size=1024)
 
 
 @task(name="evaluate", **STEP_OPTIONS)
@@ -83,42 +140,78 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
     layout = window_store.read_layout(windows.uri)
     scaler = window_store.read_scaler(windows.uri)
     test = window_store.read_split(windows.uri, "test", layout)
-    majority = 0
-    if layout.task == "classify":
-        train_labels = window_store.read_split(windows.uri, "train", layout).y
-        majority = int(np.bincount(train_labels, minlength=len(layout.classes)).argmax())
+    train = window_store.read_split(windows.uri, "train", layout)
     model = keras.saving.load_model(
         storage.local_path(trained.model_uri, ".keras"), safe_mode=True, compile=False
     )
-    scored = score_model(
-        model, "model", test, layout, scaler, test.x, majority, config.evaluate.season
-    )
-    table: dict[str, dict[str, float]] = {s.name: s.metrics for s in scored}
-    champion_version, champion_metrics = champion_scores(config, test, layout, scaler, majority)
-    if champion_metrics is not None:
-        table["champion"] = champion_metrics
-    primary = evaluation.PRIMARY_METRIC[layout.task]
-    metrics_uri = storage.join(trained.model_uri.rpartition("/")[0], "metrics.json")
+    outputs = _score(model, test.x)
+    champion_version, champion = load_comparable_champion(config, layout)
+    champion_outputs = None
+    if champion is not None:
+        inputs = evaluation.rescale_inputs(test, layout.input_columns, scaler, champion.scaler)
+        champion_outputs = _score(champion.model, inputs)
+    run_dir = trained.model_uri.rpartition("/")[0]
+    history = storage.read_json(storage.join(run_dir, "history.json"))
+    images = {"loss curve": plots.loss_curve(history)}
     document: dict[str, Any] = {
-        "primary_metric": primary,
         "test_windows": len(test),
-        "scores": table,
         "champion_version": champion_version,
+        "window_relative": trained.window_relative,
     }
+    season = config.evaluate.season
+    if layout.task == "forecast":
+        scale = evaluation.mase_scales(train, test.series, layout, scaler, season)
+        report = evaluation.evaluate_forecast(outputs, test, layout, scaler, season, scale)
+        scores = {s.name: s.metrics for s in report.scored}
+        if champion is not None:
+            # The champion's outputs are in its own scale: map them to the challenger's.
+            original = evaluation.to_original_units(
+                champion_outputs, test.series, champion.scaler, layout.target_columns
+            )
+            actual = evaluation.to_original_units(
+                test.y, test.series, scaler, layout.target_columns
+            )
+            scores["champion"] = evaluation.forecast_metrics(original, actual, scale)
+        document.update(
+            per_step_mae=report.per_step_mae,
+            per_series_mae=report.per_series_mae,
+            worst_series=report.worst_series(),
+        )
+        images["forecasts vs actuals"] = plots.forecasts(
+            forecast_examples(test, outputs, layout, scaler, season), layout.target_columns[0]
+        )
+    else:
+        majority = int(np.bincount(train.y, minlength=len(layout.classes)).argmax())
+        scored = evaluation.evaluate_classify(outputs, test, layout, majority)
+        scores = {s.name: s.metrics for s in scored}
+        if champion_outputs is not None:
+            scores["champion"] = evaluation.evaluate_classify(
+                champion_outputs, test, layout, majority
+            )[0].metrics
+        matrix = evaluation.confusion(np.argmax(outputs, -1), test.y, len(layout.classes))
+        document.update(
+            per_class=evaluation.per_class_metrics(matrix, layout.classes),
+            confusion=matrix.tolist(),
+            classes=layout.classes,
+        )
+        images["confusion matrix"] = plots.confusion_matrix(matrix, layout.classes)
+    primary = evaluation.PRIMARY_METRIC[layout.task]
+    document.update(primary_metric=primary, scores=scores)
+    metrics_uri = storage.join(run_dir, "metrics.json")
     storage.write_json(metrics_uri, document)
-    publish_metrics(config, table)
+    publish(config, document, images)
     get_run_logger().info(
         "Test %s: model %.4f | %s",
         primary,
-        table["model"][primary],
-        " | ".join(f"{k} {v[primary]:.4f}" for k, v in table.items() if k != "model"),
+        scores["model"][primary],
+        " | ".join(f"{k} {v[primary]:.4f}" for k, v in scores.items() if k != "model"),
     )
-    baselines = {k: v[primary] for k, v in table.items() if k not in ("model", "champion")}
+    baselines = {k: v[primary] for k, v in scores.items() if k not in ("model", "champion")}
     return EvaluationRef(
         metrics_uri=metrics_uri,
         primary_metric=primary,
-        challenger=table["model"][primary],
+        challenger=scores["model"][primary],
         baselines=baselines,
-        champion=champion_metrics[primary] if champion_metrics else None,
+        champion=scores["champion"][primary] if "champion" in scores else None,
         champion_version=champion_version,
     )

@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
 from seqcast.records import TrainedRef, WindowsRef
+from seqcast.training import EpochHook, TrainingResult
 from seqcast.training import train as fit
 from tasks.common import STEP_OPTIONS, current_run_id
+
+
+def backup_dir(config: PipelineConfig, windows: WindowsRef, window_relative: bool) -> str:
+    """Checkpoint directory of this flow run, data and hyper-parameters.
+
+    A retry of the same flow run resumes from it; a new night's run (another flow run id)
+    or changed data or settings never does.
+    """
+    key = hashlib.sha256(
+        f"{windows.fingerprint}{config.model.model_dump_json()}{window_relative}".encode()
+    ).hexdigest()[:16]
+    run = current_run_id()
+    fs, root = storage.filesystem(config.pipeline_root)
+    if storage.is_local(fs):
+        return str(Path(root) / "runs" / run / "backup" / key)
+    return str(Path(tempfile.gettempdir()) / "seqcast-backup" / f"{run}-{key}")
+
+
+def progress_hook(total_epochs: int, offset: int) -> EpochHook:
+    """Move a Prefect progress artifact as epochs finish (UI: the run's Artifacts tab)."""
+    artifact_id = create_progress_artifact(
+        progress=100.0 * offset / total_epochs, description="Training epochs done (percent)"
+    )
+
+    def on_epoch_end(done: int, planned: int, metrics: dict[str, float]) -> None:
+        update_progress_artifact(artifact_id, progress=100.0 * (offset + done) / total_epochs)
+
+    return on_epoch_end
 
 
 @task(name="train", **STEP_OPTIONS)
@@ -21,15 +52,40 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     layout = window_store.read_layout(windows.uri)
     train_split = window_store.read_split(windows.uri, "train", layout)
     val_split = window_store.read_split(windows.uri, "val", layout)
+    options = config.window_relative_options
     logger.info(
-        "Training %s %s on %d windows (%d validation), up to %d epochs",
+        "Training %s %s on %d windows (%d validation), up to %d epochs%s",
         config.model.cell.upper(),
         config.model.units,
         len(train_split),
         len(val_split),
         config.model.epochs,
+        " for each of: series-scaled, window-relative (normalize=auto)" if len(options) > 1 else "",
     )
-    result = fit(train_split, val_split, layout, config.model)
+    results: list[tuple[TrainingResult, bool]] = []
+    for index, relative in enumerate(options):
+        result = fit(
+            train_split,
+            val_split,
+            layout,
+            config.model,
+            window_relative=relative,
+            season=config.evaluate.season,
+            backup_dir=backup_dir(config, windows, relative),
+            on_epoch_end=progress_hook(
+                config.model.epochs * len(options), config.model.epochs * index
+            ),
+        )
+        if result.first_epoch:
+            logger.info("Resumed from the checkpoint of epoch %d", result.first_epoch)
+        results.append((result, relative))
+    result, relative = min(results, key=lambda pair: pair[0].best_val_loss)
+    if len(results) > 1:
+        logger.info(
+            "normalize=auto chose %s inputs (val_loss %s)",
+            "window-relative" if relative else "series-scaled",
+            " vs ".join(f"{r.best_val_loss:.4f}" for r, _ in results),
+        )
     run_dir = storage.join(config.pipeline_root, "runs", current_run_id())
     model_uri = storage.join(run_dir, "model.keras")
     with tempfile.TemporaryDirectory() as scratch:
@@ -48,4 +104,5 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
         epochs_run=result.epochs_run,
         best_val_loss=result.best_val_loss,
         train_seconds=round(result.seconds, 3),
+        window_relative=relative,
     )

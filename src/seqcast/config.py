@@ -62,10 +62,13 @@ class WindowSpec(_Spec):
         "many steps after the window's last step (0 = at its last step).",
     )
     stride: int = Field(default=1, gt=0, description="Steps between window starts.")
-    normalize: Literal["auto", "series", "global", "none"] = Field(
+    normalize: Literal["auto", "series", "window", "global", "none"] = Field(
         default="auto",
-        description="z-score statistics per series or over all series, fitted on train rows "
-        "only; auto = series for a time split, global for a series split.",
+        description="series: z-score per series (fitted on train rows only; over all series "
+        "for a split by series); window: that, plus each forecast window's targets relative "
+        "to its last value (handles trend and level shifts); global: one z-score for all "
+        "series; auto: forecast trains both series and window and keeps the lower "
+        "validation loss, classify uses series.",
     )
 
 
@@ -95,12 +98,27 @@ class ModelSpec(_Spec):
 
     cell: Literal["lstm", "gru"] = "lstm"
     units: list[int] = Field(default_factory=lambda: [64], min_length=1)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Between layers.")
+    recurrent_dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Inside the recurrence; disables the fused cuDNN kernel on GPUs.",
+    )
+    bidirectional: bool = Field(default=False, description="classify: bidirectional layers.")
+    residual: bool = Field(
+        default=False,
+        description="forecast: learn a correction to the seasonal-naive (evaluate.season) "
+        "or last-value forecast, starting from it.",
+    )
     epochs: int = Field(default=20, gt=0)
     batch_size: int = Field(default=256, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0.0)
     patience: int = Field(default=3, ge=0, description="Early stopping on validation loss.")
     seed: int = 0
+    deterministic: bool = Field(
+        default=False, description="TensorFlow op determinism: reproducible, slower."
+    )
 
     @field_validator("units")
     @classmethod
@@ -117,7 +135,7 @@ class EvaluateSpec(_Spec):
         default=None, gt=0, description="Season length in steps for the seasonal-naive baseline."
     )
     promotion_margin: float = Field(
-        default=0.0,
+        default=0.01,
         ge=0.0,
         description="Relative improvement the challenger needs over the champion and baseline.",
     )
@@ -164,10 +182,17 @@ class PipelineConfig(_Spec):
 
     @property
     def normalize(self) -> Literal["series", "global", "none"]:
-        """The scaling actually applied, with `auto` resolved by the split."""
-        if self.window.normalize == "auto":
-            return "global" if self.split.by == "series" else "series"
-        return self.window.normalize
+        """The z-score the window step applies (per series is impossible for a series split)."""
+        if self.window.normalize in ("none", "global"):
+            return self.window.normalize
+        return "global" if self.split.by == "series" else "series"
+
+    @property
+    def window_relative_options(self) -> list[bool]:
+        """Which forecast variants to train: relative to each window's last value or not."""
+        if self.task == "classify" or self.window.normalize in ("series", "global", "none"):
+            return [False]
+        return [True] if self.window.normalize == "window" else [False, True]
 
     @property
     def pipeline_root(self) -> str:

@@ -11,12 +11,21 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from seqcast.scaling import Scaler
 from seqcast.windowing import WindowArrays, WindowLayout
 
 PRIMARY_METRIC = {"forecast": "mae", "classify": "macro_f1"}
-HIGHER_IS_BETTER = {"mae": False, "rmse": False, "accuracy": True, "macro_f1": True}
+HIGHER_IS_BETTER = {
+    "mae": False,
+    "rmse": False,
+    "smape": False,
+    "mase": False,
+    "accuracy": True,
+    "macro_f1": True,
+}
+WORST_SERIES_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -53,9 +62,52 @@ def rescale_inputs(
     return ((original - mean) / std).astype(np.float32)
 
 
-def forecast_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+def forecast_metrics(
+    predicted: np.ndarray, actual: np.ndarray, mase_scale: np.ndarray | None = None
+) -> dict[str, float]:
+    """MAE, RMSE, sMAPE (percent) and, given each window's in-sample naive MAE, MASE.
+
+    Arrays are (windows, horizon, n_targets); ``mase_scale`` is (windows, 1, n_targets).
+    """
     error = predicted - actual
-    return {"mae": float(np.mean(np.abs(error))), "rmse": float(np.sqrt(np.mean(error**2)))}
+    denominator = np.abs(actual) + np.abs(predicted)
+    ratios = np.divide(
+        2 * np.abs(error), denominator, out=np.zeros_like(error), where=denominator > 0
+    )
+    metrics = {
+        "mae": float(np.mean(np.abs(error))),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "smape": float(100 * np.mean(ratios)),
+    }
+    if mase_scale is not None:
+        metrics["mase"] = float(np.mean(np.abs(error) / mase_scale))
+    return metrics
+
+
+def mase_scales(
+    train: WindowArrays,
+    test_series: np.ndarray,
+    layout: WindowLayout,
+    scaler: Scaler,
+    season: int | None,
+) -> np.ndarray:
+    """Each test window's MASE denominator: its series' in-sample (seasonal) naive MAE.
+
+    Measured on the training windows' inputs in original units; lag = season or 1.
+    Returns (test windows, 1, n_targets).
+    """
+    n_targets = len(layout.target_columns)
+    lag = season or 1
+    history = to_original_units(
+        train.x[:, :, :n_targets], train.series, scaler, layout.target_columns
+    )
+    naive_error = np.abs(history[:, lag:, :] - history[:, :-lag, :]).mean(axis=1)
+    per_series = {
+        s: np.maximum(naive_error[train.series == s].mean(axis=0), 1e-12)
+        for s in np.unique(train.series)
+    }
+    fallback = np.maximum(naive_error.mean(axis=0), 1e-12)
+    return np.stack([per_series.get(s, fallback) for s in test_series])[:, None, :]
 
 
 def naive_forecasts(
@@ -75,28 +127,60 @@ def naive_forecasts(
     return out
 
 
+@dataclass(frozen=True)
+class ForecastReport:
+    """Test metrics in original units: overall, per horizon step and per series."""
+
+    scored: list[Scored]
+    per_step_mae: dict[str, list[float]]
+    per_series_mae: dict[str, dict[str, float]]
+
+    def worst_series(self, n: int = WORST_SERIES_SHOWN) -> list[str]:
+        """Series with the highest model MAE, worst first."""
+        return sorted(self.per_series_mae, key=lambda s: -self.per_series_mae[s]["model"])[:n]
+
+
 def evaluate_forecast(
     predicted_scaled: np.ndarray,
     windows: WindowArrays,
     layout: WindowLayout,
     scaler: Scaler,
     season: int | None,
-) -> list[Scored]:
-    """The model's and the baselines' MAE and RMSE in original units."""
+    mase_scale: np.ndarray | None = None,
+) -> ForecastReport:
+    """The model's and the baselines' metrics in original units, on the same windows."""
     columns = layout.target_columns
     actual = to_original_units(windows.y, windows.series, scaler, columns)
-    scored = [
-        Scored(
-            "model",
-            forecast_metrics(
-                to_original_units(predicted_scaled, windows.series, scaler, columns), actual
-            ),
-        )
-    ]
+    forecasts = {"model": to_original_units(predicted_scaled, windows.series, scaler, columns)}
     for name, forecast in naive_forecasts(windows, layout, season).items():
-        original = to_original_units(forecast, windows.series, scaler, columns)
-        scored.append(Scored(name, forecast_metrics(original, actual)))
-    return scored
+        forecasts[name] = to_original_units(forecast, windows.series, scaler, columns)
+    errors = {name: np.abs(f - actual) for name, f in forecasts.items()}
+    return ForecastReport(
+        scored=[Scored(n, forecast_metrics(f, actual, mase_scale)) for n, f in forecasts.items()],
+        per_step_mae={n: [float(v) for v in e.mean(axis=(0, 2))] for n, e in errors.items()},
+        per_series_mae={
+            str(s): {n: float(e[windows.series == s].mean()) for n, e in errors.items()}
+            for s in np.unique(windows.series)
+        },
+    )
+
+
+def confusion(predicted: np.ndarray, actual: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n_classes, n_classes) counts: rows are actual classes, columns predicted ones."""
+    matrix = tf.math.confusion_matrix(actual, predicted, num_classes=n_classes)
+    return np.asarray(matrix, dtype=np.int64)
+
+
+def per_class_metrics(matrix: np.ndarray, classes: list[str]) -> dict[str, dict[str, float]]:
+    """Precision and recall of each class from a confusion matrix (0 where undefined)."""
+    hits = np.diag(matrix).astype(float)
+    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+    recall = np.divide(hits, actual, out=np.zeros_like(hits), where=actual > 0)
+    return {
+        c: {"precision": float(p), "recall": float(r), "support": int(n)}
+        for c, p, r, n in zip(classes, precision, recall, actual, strict=True)
+    }
 
 
 def classify_metrics(predicted: np.ndarray, actual: np.ndarray, n_classes: int) -> dict[str, float]:

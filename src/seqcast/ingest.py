@@ -31,7 +31,7 @@ def resolve_source_files(path: str) -> list[str]:
     """Expand a file, glob or directory into a sorted list of CSV/Parquet file URIs."""
     fs, fs_path = storage.filesystem(path)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+    prefix = "" if storage.is_local(fs) else f"{protocol}://"
     if any(ch in fs_path for ch in "*?["):
         matches = sorted(fs.glob(fs_path))
         if not matches:

@@ -2,45 +2,148 @@
 
 Recurrent layers keep Keras' defaults (tanh, sigmoid, no recurrent dropout, not
 unrolled, GRU ``reset_after=True``) so that on a GPU TensorFlow runs them with the fused
-cuDNN kernel; dropout is applied between layers, never inside the recurrence.
+cuDNN kernel; dropout is applied between layers. A setting that breaks eligibility
+(``recurrent_dropout``) logs a warning saying so.
+
+Forecasting has two options for series that trend or shift level, where a z-score fitted
+on the training period cannot extrapolate:
+
+- window-relative inputs: each window's target columns are expressed relative to their
+  last observed value, and the network predicts the change from it;
+- residual: the network learns a correction to a naive forecast (seasonal naive when a
+  season is set, else the last value), its head starting at zero so training starts from
+  the baseline (as the TensorFlow time-series tutorial's residual wrapper does).
+
+Both are layers of the saved model (registered, no Lambda), so a loaded model needs no
+extra code to predict.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import keras
+from keras import ops
 
 from seqcast.config import ModelSpec
 from seqcast.windowing import WindowLayout
 
+logger = logging.getLogger(__name__)
+
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
-def build_model(layout: WindowLayout, spec: ModelSpec) -> keras.Model:
+@keras.saving.register_keras_serializable(package="seqcast")
+class RelativeToLast(keras.layers.Layer):
+    """Subtract each window's last value from its first ``n_targets`` columns.
+
+    (batch, lookback, features) -> (batch, lookback, features)
+    """
+
+    def __init__(self, n_targets: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_targets = n_targets
+
+    def call(self, window: Any) -> Any:
+        targets = window[:, :, : self.n_targets]
+        rest = window[:, :, self.n_targets :]
+        return ops.concatenate([targets - targets[:, -1:, :], rest], axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "n_targets": self.n_targets}
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class NaiveForecast(keras.layers.Layer):
+    """The naive forecast read from the input window: (batch, horizon, n_targets).
+
+    ``season`` None: the last value repeated; else each target step takes the value one
+    season earlier (``season`` <= lookback).
+    """
+
+    def __init__(
+        self, n_targets: int, horizon: int, season: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.n_targets, self.horizon, self.season = n_targets, horizon, season
+
+    def call(self, window: Any) -> Any:
+        targets = window[:, :, : self.n_targets]  # (batch, lookback, n_targets)
+        if self.season is None:
+            return ops.repeat(targets[:, -1:, :], self.horizon, axis=1)
+        lookback = targets.shape[1]
+        steps = [lookback - self.season + (h % self.season) for h in range(self.horizon)]
+        return ops.take(targets, steps, axis=1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "n_targets": self.n_targets,
+            "horizon": self.horizon,
+            "season": self.season,
+        }
+
+
+def _recurrent_stack(hidden: Any, spec: ModelSpec, bidirectional: bool) -> Any:
+    recurrent = _CELLS[spec.cell]
+    for depth, units in enumerate(spec.units):
+        last = depth == len(spec.units) - 1
+        layer = recurrent(
+            units,
+            return_sequences=not last,
+            recurrent_dropout=spec.recurrent_dropout,
+            name=f"{spec.cell}_{depth}",
+        )
+        if bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=f"bi_{spec.cell}_{depth}")
+        hidden = layer(hidden)
+        if spec.dropout:
+            hidden = keras.layers.Dropout(spec.dropout, name=f"dropout_{depth}")(hidden)
+    return hidden  # (batch, units[-1]) or (batch, 2 * units[-1]) when bidirectional
+
+
+def build_model(
+    layout: WindowLayout, spec: ModelSpec, window_relative: bool = False, season: int | None = None
+) -> keras.Model:
     """A compiled model for ``layout``.
 
     Input: (batch, lookback, n_inputs). Output: (batch, horizon, n_targets) scaled values
-    for forecast, (batch, n_classes) probabilities for classify.
+    for forecast, (batch, n_classes) probabilities for classify. ``season`` is used by
+    ``spec.residual`` only.
     """
-    recurrent = _CELLS[spec.cell]
-    inputs = keras.Input(shape=(layout.lookback, len(layout.input_columns)), name="window")
-    hidden = inputs  # (batch, lookback, features)
-    for depth, units in enumerate(spec.units):
-        last = depth == len(spec.units) - 1
-        hidden = recurrent(units, return_sequences=not last, name=f"{spec.cell}_{depth}")(hidden)
-        if spec.dropout:
-            hidden = keras.layers.Dropout(spec.dropout, name=f"dropout_{depth}")(hidden)
-    # hidden: (batch, units[-1])
-    if layout.task == "forecast":
-        n_targets = len(layout.target_columns)
-        flat = keras.layers.Dense(layout.horizon * n_targets, name="forecast")(hidden)
-        outputs = keras.layers.Reshape((layout.horizon, n_targets), name="horizon")(flat)
-        loss, metrics = "mse", ["mae"]
-    else:
+    if spec.recurrent_dropout:
+        logger.warning(
+            "model.recurrent_dropout=%s makes the %s layers ineligible for the fused cuDNN "
+            "kernel: GPU training will be several times slower",
+            spec.recurrent_dropout,
+            spec.cell.upper(),
+        )
+    window = keras.Input(shape=(layout.lookback, len(layout.input_columns)), name="window")
+    if layout.task == "classify":
+        hidden = _recurrent_stack(window, spec, spec.bidirectional)
         outputs = keras.layers.Dense(len(layout.classes), activation="softmax", name="classes")(
             hidden
         )
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
-    model = keras.Model(inputs, outputs, name=f"seqcast_{spec.cell}_{layout.task}")
+    else:
+        n_targets = len(layout.target_columns)
+        seen = RelativeToLast(n_targets, name="relative")(window) if window_relative else window
+        hidden = _recurrent_stack(seen, spec, bidirectional=False)
+        head = keras.layers.Dense(
+            layout.horizon * n_targets,
+            name="forecast",
+            kernel_initializer="zeros" if spec.residual else "glorot_uniform",
+        )(hidden)
+        delta = keras.layers.Reshape((layout.horizon, n_targets), name="horizon")(head)
+        outputs = delta
+        if spec.residual or window_relative:
+            reference = NaiveForecast(
+                n_targets, layout.horizon, season if spec.residual else None, name="naive"
+            )(window)
+            outputs = keras.layers.Add(name="forecast_out")([reference, delta])
+        loss, metrics = "mse", ["mae"]
+    model = keras.Model(window, outputs, name=f"seqcast_{spec.cell}_{layout.task}")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=spec.learning_rate),
         loss=loss,

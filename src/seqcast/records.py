@@ -50,6 +50,7 @@ class TrainedRef(_Record):
     epochs_run: int
     best_val_loss: float
     train_seconds: float
+    window_relative: bool = False
 
 
 class EvaluationRef(_Record):

@@ -22,6 +22,7 @@ from typing import Any
 
 import keras
 
+import seqcast.models  # noqa: F401 - registers the custom layers saved models use
 from seqcast import __version__, storage
 from seqcast.errors import RegistryError
 from seqcast.scaling import Scaler
@@ -104,18 +105,69 @@ def register_version(
     return version
 
 
+def _pointer_uri(pipeline_root: str) -> str:
+    return storage.join(registry_root(pipeline_root), "champion.json")
+
+
+def _read_pointer(pipeline_root: str) -> dict[str, Any]:
+    pointer = _pointer_uri(pipeline_root)
+    return storage.read_json(pointer) if storage.exists(pointer) else {"previous": []}
+
+
 def champion_version(pipeline_root: str) -> str | None:
-    pointer = storage.join(registry_root(pipeline_root), "champion.json")
-    return storage.read_json(pointer)["version"] if storage.exists(pointer) else None
+    return _read_pointer(pipeline_root).get("version")
 
 
 def set_champion(pipeline_root: str, version: str, decision: dict[str, Any]) -> None:
-    """Point the champion at ``version`` (one atomic file replace) and audit the decision."""
-    if not storage.exists(storage.join(version_uri(pipeline_root, version), "manifest.json")):
-        raise RegistryError(f"no model version {version!r}; see `seqcast models list`")
-    pointer = storage.join(registry_root(pipeline_root), "champion.json")
-    storage.write_json(pointer, {"version": version, "since": datetime.now(UTC).isoformat()})
+    """Point the champion at ``version`` (one atomic file replace) and audit the decision.
+
+    The pointer keeps the earlier champions, newest first, so `rollback` can restore them.
+    """
+    read_manifest(pipeline_root, version)  # raises for an unknown version
+    pointer = _read_pointer(pipeline_root)
+    previous = [v for v in [pointer.get("version"), *pointer["previous"]] if v and v != version]
+    storage.write_json(
+        _pointer_uri(pipeline_root),
+        {
+            "version": version,
+            "since": datetime.now(UTC).isoformat(),
+            "previous": previous,
+        },
+    )
     append_audit(pipeline_root, {**decision, "version": version, "promoted": True})
+
+
+def rollback(pipeline_root: str) -> str:
+    """Make the previous champion champion again; returns its version.
+
+    Raises:
+        RegistryError: there is no earlier champion to return to.
+    """
+    pointer = _read_pointer(pipeline_root)
+    if not pointer["previous"]:
+        raise RegistryError(
+            "no earlier champion to roll back to; `seqcast models promote VERSION` picks any "
+            "version"
+        )
+    restored, *older = pointer["previous"]
+    read_manifest(pipeline_root, restored)
+    storage.write_json(
+        _pointer_uri(pipeline_root),
+        {
+            "version": restored,
+            "since": datetime.now(UTC).isoformat(),
+            "previous": older,
+        },
+    )
+    append_audit(
+        pipeline_root,
+        {
+            "version": restored,
+            "promoted": True,
+            "reason": f"rollback from {pointer.get('version')}",
+        },
+    )
+    return restored
 
 
 def append_audit(pipeline_root: str, entry: dict[str, Any]) -> None:
@@ -124,6 +176,14 @@ def append_audit(pipeline_root: str, entry: dict[str, Any]) -> None:
     line = json.dumps({"at": datetime.now(UTC).isoformat(), **entry}, default=str)
     with fs.open(path, "a") as handle:
         handle.write(line + "\n")
+
+
+def read_audit(pipeline_root: str) -> list[dict[str, Any]]:
+    """Every promotion decision, oldest first."""
+    uri = storage.join(registry_root(pipeline_root), "audit.jsonl")
+    if not storage.exists(uri):
+        return []
+    return [json.loads(line) for line in storage.read_bytes(uri).decode().splitlines() if line]
 
 
 def read_manifest(pipeline_root: str, version: str) -> dict[str, Any]:

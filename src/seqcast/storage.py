@@ -35,6 +35,12 @@ def filesystem(uri: str) -> tuple[AbstractFileSystem, str]:
     return fs, path
 
 
+def is_local(fs: AbstractFileSystem) -> bool:
+    """Whether ``fs`` is the local disk (renames are atomic; libraries can open paths)."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
 def exists(uri: str) -> bool:
     fs, path = filesystem(uri)
     return bool(fs.exists(path))
@@ -129,8 +135,7 @@ def local_path(uri: str, suffix: str = "") -> str:
     """A local path holding ``uri``'s bytes: the path itself on a local filesystem, else a
     temporary copy (libraries such as Keras only load from local paths)."""
     fs, path = filesystem(uri)
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in ("file", "local"):
+    if is_local(fs):
         return path
     with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as handle:
         local = handle.name

@@ -1,40 +1,68 @@
-"""Train: fit the network on the train windows with early stopping on the validation windows."""
+"""Train: fit the network on the train windows with early stopping on the validation windows.
+
+Reproducible (seeded; optional op determinism), resumable (a checkpoint every epoch in
+``backup_dir``: a killed or retried run with the same directory continues from its last
+finished epoch) and visible (every epoch is logged and passed to ``on_epoch_end``).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from seqcast.config import ModelSpec
+from seqcast.errors import SeqcastError
 from seqcast.models import build_model
 from seqcast.windowing import WindowArrays, WindowLayout
 
 logger = logging.getLogger(__name__)
+
+EpochHook = Callable[[int, int, dict[str, float]], None]
+"""Called after each epoch with (epochs done, epochs planned, that epoch's metrics)."""
+
+
+class TrainingDivergedError(SeqcastError):
+    """The loss became NaN or infinite."""
 
 
 @dataclass(frozen=True)
 class TrainingResult:
     model: keras.Model
     history: dict[str, list[float]]
+    first_epoch: int
+    """Epoch (0-based) this call started from: > 0 when it resumed from a checkpoint."""
     epochs_run: int
     best_val_loss: float
     seconds: float
 
 
-class EpochLog(keras.callbacks.Callback):
-    """Logs each epoch's losses, so a run's progress shows in the Prefect run log."""
+class _EpochReport(keras.callbacks.Callback):
+    """Logs each epoch's losses (they reach the Prefect run log) and calls the hook."""
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, epochs: int, hook: EpochHook | None) -> None:
         super().__init__()
-        self.epochs = epochs
+        self.epochs, self.hook = epochs, hook
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items()))
+        values = {k: float(v) for k, v in (logs or {}).items()}
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(values.items()))
         logger.info("epoch %d/%d: %s", epoch + 1, self.epochs, shown)
+        if self.hook is not None:
+            self.hook(epoch + 1, self.epochs, values)
+
+
+def seed_everything(spec: ModelSpec) -> None:
+    """Seed Python, NumPy and TensorFlow; turn on op determinism when asked."""
+    keras.utils.set_random_seed(spec.seed)
+    if spec.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 def train(
@@ -42,17 +70,29 @@ def train(
     val_windows: WindowArrays,
     layout: WindowLayout,
     spec: ModelSpec,
+    *,
+    window_relative: bool = False,
+    season: int | None = None,
+    backup_dir: str | None = None,
+    on_epoch_end: EpochHook | None = None,
 ) -> TrainingResult:
-    """Fit a fresh model; the best epoch's weights (by validation loss) are kept."""
-    keras.utils.set_random_seed(spec.seed)
-    model = build_model(layout, spec)
-    callbacks = [
+    """Fit a fresh model; the best epoch's weights (by validation loss) are kept.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN or infinite.
+    """
+    seed_everything(spec)
+    model = build_model(layout, spec, window_relative=window_relative, season=season)
+    callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=spec.patience, restore_best_weights=True
         ),
         keras.callbacks.TerminateOnNaN(),
-        EpochLog(spec.epochs),
+        _EpochReport(spec.epochs, on_epoch_end),
     ]
+    if backup_dir is not None:
+        # Before the report, so an epoch counts as done only once it is saved.
+        callbacks.insert(0, keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"))
     started = time.perf_counter()
     history = model.fit(
         train_windows.x,
@@ -65,11 +105,19 @@ def train(
         verbose=0,
     )
     seconds = time.perf_counter() - started
+    losses = history.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        raise TrainingDivergedError(
+            f"training diverged: the loss became {losses[-1]} in epoch {len(losses)}. Lower "
+            f"model.learning_rate (now {spec.learning_rate}) or look for extreme values in "
+            "the inputs."
+        )
     val_losses = history.history.get("val_loss", [float("nan")])
     return TrainingResult(
         model=model,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-        epochs_run=len(val_losses),
+        first_epoch=history.epoch[0] if history.epoch else spec.epochs,
+        epochs_run=history.epoch[-1] + 1 if history.epoch else spec.epochs,
         best_val_loss=float(min(val_losses)),
         seconds=seconds,
     )

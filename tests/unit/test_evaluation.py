@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from seqcast.evaluation import evaluate_forecast, is_better, naive_forecasts
+from seqcast.evaluation import (
+    confusion,
+    evaluate_forecast,
+    is_better,
+    naive_forecasts,
+    per_class_metrics,
+)
 from seqcast.scaling import Scaler, Stats
 from seqcast.windowing import WindowArrays, WindowLayout
 
@@ -45,11 +52,25 @@ def test_metrics_are_in_original_units() -> None:
     x = np.zeros((1, 6, 1), np.float32)  # all inputs at the mean: 100 in original units
     y = np.ones((1, 3, 1), np.float32)  # targets one std above: 110
     windows = WindowArrays(x=x, y=y, series=np.array(["a"], object), origin=np.array([0]))
-    scored = {
-        s.name: s.metrics for s in evaluate_forecast(y + 0.5, windows, layout(), scaler, None)
-    }
+    mase_scale = np.full((1, 1, 1), 2.0)  # in-sample naive MAE of 2 units
+    report = evaluate_forecast(y + 0.5, windows, layout(), scaler, None, mase_scale)
+    scored = {s.name: s.metrics for s in report.scored}
     assert scored["model"]["mae"] == 5.0  # predicted 115 vs actual 110
     assert scored["last_value"]["mae"] == 10.0  # predicted 100 vs actual 110
+    assert scored["model"]["mase"] == 2.5
+    assert scored["model"]["smape"] == pytest.approx(100 * 2 * 5 / 225)
+    assert report.per_step_mae["model"] == [5.0, 5.0, 5.0]
+    assert report.per_series_mae == {"a": {"model": 5.0, "last_value": 10.0}}
+
+
+def test_confusion_and_per_class_metrics() -> None:
+    actual = np.array([0, 0, 1, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 0])
+    matrix = confusion(predicted, actual, 3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    per_class = per_class_metrics(matrix, ["a", "b", "c"])
+    assert per_class["b"] == {"precision": 2 / 3, "recall": 1.0, "support": 2}
+    assert per_class["c"]["precision"] == 0.0 and per_class["c"]["recall"] == 0.0
 
 
 def test_nan_never_wins_and_margin_applies() -> None:
