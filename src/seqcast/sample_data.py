@@ -46,6 +46,56 @@ def load_series(n_series: int = 4, n_steps: int = 24 * 7 * 8, seed: int = 0) -> 
     return pd.concat(frames, ignore_index=True)
 
 
+def _daily_frame(values: np.ndarray, series: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ts": START + pd.to_timedelta(np.arange(len(values)), unit="D"),
+            "series": series,
+            "value": values.round(3),
+        }
+    )
+
+
+def trending_series(n_series: int = 3, n_steps: int = 500, seed: int = 0) -> pd.DataFrame:
+    """Daily values with a steady upward trend and weekly seasonality: ts, series, value.
+
+    The test period lies above anything seen in training, which defeats a z-score
+    fitted on the training period alone.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_steps)
+    frames = []
+    for i in range(n_series):
+        scale = 1.0 + i
+        values = scale * (100 + 0.4 * t + 8 * np.sin(2 * np.pi * t / 7 + i))
+        frames.append(_daily_frame(values + rng.normal(0, 1.5 * scale, n_steps), f"trend-{i}"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def level_shift_series(n_series: int = 3, n_steps: int = 500, seed: int = 0) -> pd.DataFrame:
+    """Daily values whose level jumps every few weeks, with weekly seasonality."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_steps)
+    frames = []
+    for i in range(n_series):
+        jumps = np.zeros(n_steps)
+        at = rng.choice(np.arange(20, n_steps), size=n_steps // 40, replace=False)
+        jumps[at] = rng.choice([-1, 1], size=len(at)) * rng.uniform(15, 40, size=len(at))
+        values = 200 + 50 * i + np.cumsum(jumps) + 10 * np.sin(2 * np.pi * t / 7 + i)
+        frames.append(_daily_frame(values + rng.normal(0, 1.5, n_steps), f"shift-{i}"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def random_walk_series(n_series: int = 3, n_steps: int = 500, seed: int = 0) -> pd.DataFrame:
+    """Daily random walks (like a stock price): nothing forecasts better than the last value."""
+    rng = np.random.default_rng(seed)
+    frames = [
+        _daily_frame(100 + 20 * i + np.cumsum(rng.normal(0, 1.0, n_steps)), f"walk-{i}")
+        for i in range(n_series)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
 ACTIVITIES = ("idle", "walk", "run")
 
 

@@ -69,3 +69,43 @@ def test_tampered_model_is_refused(tmp_path: Path, trained: tuple[str, str]) -> 
 def test_unknown_version_cannot_be_champion(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="no model version"):
         registry.set_champion(str(tmp_path), "nope", {})
+
+
+def test_rollback_restores_earlier_champions_in_order(
+    tmp_path: Path, trained: tuple[str, str]
+) -> None:
+    root = str(tmp_path / "pipe")
+    first, second, third = (registry.register_version(root, *trained, {}, {}) for _ in range(3))
+    for version in (first, second, third):
+        registry.set_champion(root, version, {"reason": "better"})
+    assert registry.rollback(root) == second
+    assert registry.rollback(root) == first
+    assert registry.champion_version(root) == first
+    with pytest.raises(RegistryError, match="no earlier champion"):
+        registry.rollback(root)
+    audit = registry.read_audit(root)
+    assert [e["version"] for e in audit] == [first, second, third, second, first]
+    assert audit[-1]["reason"] == f"rollback from {second}"
+
+
+def test_nan_or_worse_metrics_never_promote() -> None:
+    from seqcast.records import EvaluationRef
+    from tasks.register import promotion_decision
+
+    def decide(challenger: float, champion: float | None = None) -> bool:
+        ref = EvaluationRef(
+            metrics_uri="m",
+            primary_metric="mae",
+            challenger=challenger,
+            baselines={"last_value": 10.0},
+            champion=champion,
+            champion_version="v1" if champion is not None else None,
+        )
+        return promotion_decision(ref, margin=0.01)[0]
+
+    assert decide(5.0) and decide(5.0, champion=6.0)
+    assert not decide(float("nan"))
+    assert not decide(float("inf"))
+    assert not decide(9.95)  # within the 1% margin of the baseline
+    assert not decide(5.0, champion=5.0)
+    assert not decide(5.0, champion=4.0)

@@ -1,0 +1,119 @@
+"""A nightly retrain nobody has to babysit: it promotes only real improvements, publishes
+what it did in the UI, and never serves a tampered model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from flows.prediction import batch_predict
+from flows.training import nightly_training
+from seqcast import registry, sample_data
+from seqcast.config import config_from_dict
+from seqcast.errors import RegistryError
+from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.flow
+
+
+def kind_config(frame: pd.DataFrame, tmp_path: Path, name: str):  # type: ignore[no-untyped-def]
+    source = tmp_path / name
+    source.mkdir()
+    frame.to_csv(source / "data.csv", index=False)
+    return config_from_dict(
+        {
+            "name": name,
+            "data_root": str(tmp_path / "root"),
+            "source": {
+                "path": str(source / "data.csv"),
+                "series_id": "series",
+                "target": ["value"],
+            },
+            "window": {"lookback": 28, "horizon": 7},  # normalize: auto
+            "evaluate": {"season": 7},
+            "model": {
+                "units": [16],
+                "epochs": 20,
+                "batch_size": 64,
+                "learning_rate": 0.005,
+                "patience": 3,
+            },
+        }
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("generator", "promoted"),
+    [
+        (sample_data.trending_series, True),
+        (sample_data.level_shift_series, True),
+        (sample_data.random_walk_series, False),
+    ],
+)
+def test_champion_only_where_something_beats_the_naive_forecasts(
+    generator,
+    promoted: bool,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    config = kind_config(generator(), tmp_path, generator.__name__.replace("_", "-"))
+    outcome = nightly_training(config)
+    evaluation = outcome.evaluation
+    assert outcome.version.promoted is promoted, outcome.version.reason
+    if promoted:
+        assert evaluation.challenger < min(evaluation.baselines.values())
+        assert set(evaluation.baselines) == {"last_value", "seasonal_naive_7"}
+        assert registry.champion_version(config.pipeline_root) == outcome.version.version
+    else:
+        assert "does not beat baseline" in outcome.version.reason
+        assert registry.champion_version(config.pipeline_root) is None
+
+
+def read_artifacts(flow_run_id: object) -> dict[str, object]:
+    async def read() -> dict[str, object]:
+        async with get_client() as client:
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+                )
+            )
+        return {a.key or f"{a.type}-{a.id}": a for a in artifacts}
+
+    return asyncio.run(read())
+
+
+def test_run_publishes_progress_metrics_and_report(tiny_load_csv: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_load_csv, tmp_path / "root", window__normalize="window")
+    state = nightly_training(config, return_state=True)
+    artifacts = read_artifacts(state.state_details.flow_run_id)
+    progress = [a for a in artifacts.values() if a.type == "progress"]
+    assert len(progress) == 1 and float(progress[0].data) == 100.0
+    table = artifacts["tiny-metrics"]
+    assert table.type == "table" and "last_value" in str(table.data)
+    report = artifacts["tiny-report"]
+    assert report.type == "markdown"
+    assert "| model |" in report.data and report.data.count("data:image/png;base64,") == 2
+    assert artifacts["tiny-validation"].type == "table"
+
+
+def test_tampered_champion_is_refused_and_predictions_untouched(
+    tiny_load_csv: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(tiny_load_csv, tmp_path / "root", window__normalize="window")
+    outcome = nightly_training(config)
+    assert outcome.version.promoted
+    first = Path(batch_predict(config).uri)
+    before = {p: p.stat().st_mtime_ns for p in first.parent.iterdir()}
+    model_file = Path(outcome.version.uri) / registry.MODEL_FILE
+    with model_file.open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(RegistryError, match="does not match its manifest"):
+        batch_predict(config)
+    assert {p: p.stat().st_mtime_ns for p in first.parent.iterdir()} == before
+    assert os.path.getsize(first) > 0

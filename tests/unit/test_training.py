@@ -1,0 +1,120 @@
+"""Training is reproducible, resumable after a hard kill, fails clearly on divergence, and
+the residual model starts from its baseline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqcast.config import ModelSpec
+from seqcast.models import build_model
+from seqcast.training import TrainingDivergedError, train
+from seqcast.windowing import WindowArrays, WindowLayout
+
+LAYOUT = WindowLayout(
+    task="forecast",
+    lookback=12,
+    horizon=3,
+    stride=1,
+    series_column="id",
+    timestamp="ts",
+    input_columns=["y", "x"],
+    target_columns=["y"],
+    classes=[],
+    step_seconds=60.0,
+)
+
+
+def sine_windows(n: int, seed: int = 0) -> WindowArrays:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None] + np.arange(LAYOUT.span)[None, :]
+    y = np.sin(t / 3.0) + rng.normal(0, 0.05, t.shape)
+    x = np.stack([y[:, :12], np.cos(t[:, :12] / 3.0)], axis=-1).astype(np.float32)
+    return WindowArrays(
+        x=x,
+        y=y[:, 12:, None].astype(np.float32),
+        series=np.full(n, "a", dtype=object),
+        origin=np.zeros(n),
+    )
+
+
+SPEC = ModelSpec(units=[8], epochs=3, batch_size=32, seed=7, patience=5)
+
+
+def test_same_seed_same_result() -> None:
+    data, val = sine_windows(256), sine_windows(64, seed=1)
+    first = train(data, val, LAYOUT, SPEC)
+    second = train(data, val, LAYOUT, SPEC)
+    assert first.history == second.history
+    np.testing.assert_array_equal(
+        first.model.predict(val.x, verbose=0), second.model.predict(val.x, verbose=0)
+    )
+    third = train(data, val, LAYOUT, SPEC.model_copy(update={"seed": 8}))
+    assert third.history != first.history
+
+
+def test_divergence_fails_with_a_clear_message() -> None:
+    data = sine_windows(64)
+    data.y[0, 0, 0] = np.nan
+    with pytest.raises(TrainingDivergedError, match="loss became nan in epoch 1.*learning_rate"):
+        train(data, sine_windows(32), LAYOUT, SPEC)
+
+
+def test_residual_model_starts_at_the_seasonal_naive_forecast() -> None:
+    model = build_model(LAYOUT, ModelSpec(units=[4], residual=True), season=4)
+    window = sine_windows(5).x  # (batch, lookback, features)
+    expected = window[:, [8, 9, 10], :1]  # one season (4 steps) before steps 12, 13, 14
+    np.testing.assert_allclose(model.predict(window, verbose=0), expected, rtol=1e-6)
+
+
+def test_recurrent_dropout_warns_about_cudnn(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="seqcast.models"):
+        build_model(LAYOUT, ModelSpec(units=[4], recurrent_dropout=0.2))
+    assert "cuDNN" in caplog.text
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import json, os, signal, sys
+    sys.path[:0] = {paths!r}
+    from tests.unit.test_training import LAYOUT, SPEC, sine_windows
+    from seqcast.training import train
+
+    backup, kill_after = sys.argv[1], int(sys.argv[2])
+    spec = SPEC.model_copy(update={{"epochs": 6}})
+
+    def hook(done, planned, metrics):
+        if done == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, like an OOM kill
+
+    result = train(sine_windows(256), sine_windows(64, 1), LAYOUT, spec, backup_dir=backup,
+                   on_epoch_end=hook)
+    print(json.dumps({{"first_epoch": result.first_epoch, "epochs_run": result.epochs_run}}))
+""")
+
+
+def test_killed_training_resumes_from_its_last_epoch(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    script = tmp_path / "train.py"
+    script.write_text(KILL_SCRIPT.format(paths=[str(repo)]))
+    backup = str(tmp_path / "backup")
+    killed = subprocess.run(
+        [sys.executable, str(script), backup, "2"], capture_output=True, text=True, timeout=300
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    rerun = subprocess.run(
+        [sys.executable, str(script), backup, "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    outcome = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert outcome == {"first_epoch": 2, "epochs_run": 6}
+    assert not Path(backup).exists()  # a finished run removes its checkpoint
