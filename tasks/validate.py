@@ -21,8 +21,10 @@ from seqcast.validation import (
 )
 from tasks.common import STEP_OPTIONS
 
-# GX announces every ephemeral context's temporary docs directory at INFO; keep run logs useful.
-logging.getLogger("great_expectations").setLevel(logging.WARNING)
+# GX announces every ephemeral context's temporary docs directory at INFO (its module sets
+# that logger's level itself); keep run logs to what the user needs.
+for _name in ("great_expectations", "great_expectations.data_context.types.base"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def publish_results(config: PipelineConfig, results: list[RuleResult]) -> None:
