@@ -21,6 +21,7 @@ PREFECT_DEFAULTS = {
     "PREFECT_HOME": str(Path(".seqcast/prefect").resolve()),
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "seqcast",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "TQDM_DISABLE": "1",
 }

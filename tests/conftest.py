@@ -11,6 +11,8 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="seqcast-test-prefect-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "seqcast")
+# Library code also runs outside flows (unit tests, `seqcast models …`): log locally there.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pandas as pd  # noqa: E402
@@ -18,6 +20,23 @@ import pytest  # noqa: E402
 
 from seqcast.config import PipelineConfig, config_from_dict  # noqa: E402
 from seqcast.sample_data import load_series, write_csv_per_series  # noqa: E402
+from seqcast.windowing import WindowLayout  # noqa: E402
+
+
+def forecast_layout(lookback: int, horizon: int, inputs: tuple[str, ...] = ("y",)) -> WindowLayout:
+    """The layout of a one-target ("y") forecast over ``inputs``, hourly steps."""
+    return WindowLayout(
+        task="forecast",
+        lookback=lookback,
+        horizon=horizon,
+        stride=1,
+        series_column="id",
+        timestamp="ts",
+        input_columns=list(inputs),
+        target_columns=["y"],
+        classes=[],
+        step_seconds=3600.0,
+    )
 
 
 def tiny_config(data_dir: Path, data_root: Path, **overrides: object) -> PipelineConfig:

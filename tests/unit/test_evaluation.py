@@ -14,21 +14,11 @@ from seqcast.evaluation import (
 )
 from seqcast.scaling import Scaler, Stats
 from seqcast.windowing import WindowArrays, WindowLayout
+from tests.conftest import forecast_layout
 
 
 def layout(lookback: int = 6, horizon: int = 3) -> WindowLayout:
-    return WindowLayout(
-        task="forecast",
-        lookback=lookback,
-        horizon=horizon,
-        stride=1,
-        series_column="id",
-        timestamp="ts",
-        input_columns=["y"],
-        target_columns=["y"],
-        classes=[],
-        step_seconds=3600.0,
-    )
+    return forecast_layout(lookback, horizon)
 
 
 def test_last_value_and_seasonal_naive() -> None:

@@ -11,20 +11,9 @@ from seqcast.config import ModelSpec
 from seqcast.errors import RegistryError
 from seqcast.models import build_model
 from seqcast.scaling import Scaler, Stats
-from seqcast.windowing import WindowLayout
+from tests.conftest import forecast_layout
 
-LAYOUT = WindowLayout(
-    task="forecast",
-    lookback=4,
-    horizon=2,
-    stride=1,
-    series_column="id",
-    timestamp="ts",
-    input_columns=["y"],
-    target_columns=["y"],
-    classes=[],
-    step_seconds=60.0,
-)
+LAYOUT = forecast_layout(lookback=4, horizon=2)
 
 
 @pytest.fixture

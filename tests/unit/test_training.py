@@ -16,20 +16,10 @@ import pytest
 from seqcast.config import ModelSpec
 from seqcast.models import build_model
 from seqcast.training import TrainingDivergedError, train
-from seqcast.windowing import WindowArrays, WindowLayout
+from seqcast.windowing import WindowArrays
+from tests.conftest import forecast_layout
 
-LAYOUT = WindowLayout(
-    task="forecast",
-    lookback=12,
-    horizon=3,
-    stride=1,
-    series_column="id",
-    timestamp="ts",
-    input_columns=["y", "x"],
-    target_columns=["y"],
-    classes=[],
-    step_seconds=60.0,
-)
+LAYOUT = forecast_layout(lookback=12, horizon=3, inputs=("y", "x"))
 
 
 def sine_windows(n: int, seed: int = 0) -> WindowArrays:
