@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,7 +58,8 @@ class ColumnRule(_Frozen):
     severity: Severity | None = Field(
         default=None,
         description="Overrides the contract's severity of this column's row rules "
-        "(type, timestamp, not_null, finite, range, categories).",
+        "(type, timestamp, not_null, finite, range, categories); `warn` applies to range and "
+        "categories only, since an unparsed, null or infinite value cannot go on.",
     )
 
     @model_validator(mode="after")
@@ -98,11 +100,17 @@ class Severities(_Frozen):
     quarantine_share: Literal["fail"] = "fail"
 
 
+def duration_seconds(text: str) -> float:
+    """Seconds in a duration such as ``1h``, ``15min``, ``2d`` or ``1 day``."""
+    # pandas deprecates the lower-case day unit; contracts may still write "2d".
+    return float(pd.Timedelta(re.sub(r"(\d)\s*d\b", r"\1D", text.strip())).total_seconds())
+
+
 def _duration(value: str | None, key: str) -> str | None:
     if value is None:
         return None
     try:
-        seconds = pd.Timedelta(value).total_seconds()
+        seconds = duration_seconds(value)
     except (ValueError, TypeError) as exc:
         raise ValueError(
             f"`{key}` must be a duration such as 1h, 15min or 2d. Received: {value!r}"
@@ -150,7 +158,9 @@ class Contract(_Frozen):
         """The severity of ``rule``; a column's own ``severity`` wins for row rules."""
         if column is not None and rule in ROW_RULES:
             own = self.columns[column].severity if column in self.columns else None
-            if own is not None:
+            # A value that cannot be used (unparsed, null, infinite) never goes on: `warn`
+            # applies to the range and categories only.
+            if own is not None and (own != "warn" or rule in ("range", "categories")):
                 return own
         return getattr(self.severity, rule)
 
@@ -272,7 +282,8 @@ def widened_range(values: pd.Series, margin: float) -> tuple[float | None, float
     return _round_out(widened_low, up=False), _round_out(high + pad, up=True)
 
 
-def _duration_text(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """``3600`` -> ``1h``: the short form contracts use."""
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
@@ -327,8 +338,8 @@ def draft_contract(raw: pd.DataFrame, config: PipelineConfig, margin: float = 0.
         columns=columns,
         key=[c for c in (source.series_id, source.timestamp) if c],
         min_rows=rows_needed(config),
-        frequency=_duration_text(usual) if usual else None,
-        max_gap=_duration_text(max(2 * largest, 2 * usual)) if usual and largest else None,
+        frequency=duration_text(usual) if usual else None,
+        max_gap=duration_text(max(2 * largest, 2 * usual)) if usual and largest else None,
     )
 
 
@@ -393,7 +404,7 @@ def derive_prediction_contract(
     if frequency is None and source.timestamp in frame.columns:
         series = frame[source.series_id] if source.series_id else pd.Series(0, index=frame.index)
         usual, _ = step_seconds(frame[source.timestamp], series)
-        frequency = _duration_text(usual) if usual else None
+        frequency = duration_text(usual) if usual else None
     severity = base.severity.model_copy(
         update={
             "type": "fail",

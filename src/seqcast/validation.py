@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from seqcast.config import SourceSpec
-from seqcast.contracts import Contract
+from seqcast.contracts import Contract, duration_seconds, duration_text
 from seqcast.gx_suite import ROW, run_suite
 from seqcast.ingest import SOURCE_FILE, SOURCE_LINE
 from seqcast.parsing import Parsed, ParsedTimestamps, parse_numbers, parse_text, parse_timestamps
@@ -347,14 +347,15 @@ def _check_series(
     rows = typed.iloc[kept]
     rows = rows[rows[ts].notna()]
     series = rows[source.series_id] if source.series_id else pd.Series("series", index=rows.index)
+    if rows.empty:
+        return
+    positions = rows[ROW].to_numpy()
     frame = pd.DataFrame(
         {
             "series": series.astype(str).to_numpy(),
-            "ts": rows[ts].to_numpy(),
-            "pos": rows[ROW].to_numpy(),
-            "file": raw[SOURCE_FILE].to_numpy()[rows[ROW].to_numpy()]
-            if SOURCE_FILE in raw.columns
-            else "",
+            "ts": pd.to_datetime(rows[ts], utc=True).reset_index(drop=True),
+            "pos": positions,
+            "file": raw[SOURCE_FILE].to_numpy()[positions] if SOURCE_FILE in raw.columns else "",
         }
     )
     # order: within each file and series, in the order the rows were read
@@ -373,7 +374,7 @@ def _check_series(
     step = ordered.groupby("series", sort=False)["ts"].diff().dt.total_seconds()
     if contract.frequency is not None:
         findings.check("frequency", ts)
-        expected = pd.Timedelta(contract.frequency).total_seconds()
+        expected = duration_seconds(contract.frequency)
         usual = (
             step[step > 0]
             .groupby(ordered["series"])
@@ -383,7 +384,7 @@ def _check_series(
         if len(off):
             bad = ordered["pos"][ordered["series"].isin(off.index)].to_numpy()
             examples = "; ".join(
-                f"series {s!r} steps by {pd.Timedelta(seconds=v)}" for s, v in off.head(5).items()
+                f"series {s!r} steps by {duration_text(v)}" for s, v in off.head(5).items()
             )
             findings.fail(
                 "frequency",
@@ -394,14 +395,14 @@ def _check_series(
             )
     if contract.max_gap is not None:
         findings.check("gaps", ts)
-        limit = pd.Timedelta(contract.max_gap).total_seconds()
+        limit = duration_seconds(contract.max_gap)
         after = step > limit
         if after.any():
             positions = ordered["pos"][after].to_numpy()
             gaps = step[after].to_numpy()
             examples = "; ".join(
                 f"{format_rows(raw, positions[i : i + 1], [ts])} after a gap of "
-                f"{pd.Timedelta(seconds=float(gaps[i]))}"
+                f"{duration_text(float(gaps[i]))}"
                 for i in range(min(len(positions), _EXAMPLES))
             )
             findings.fail(
@@ -425,7 +426,8 @@ def _check_series(
         )
     if contract.freshness is not None:
         findings.check("freshness", ts)
-        oldest_allowed = pd.Timestamp(now) - pd.Timedelta(contract.freshness)
+        max_age = pd.Timedelta(seconds=duration_seconds(contract.freshness))
+        oldest_allowed = pd.Timestamp(now) - max_age
         last = ordered.groupby("series").tail(1)
         stale = last[last["ts"] < oldest_allowed]
         if len(stale):

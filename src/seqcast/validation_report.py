@@ -97,8 +97,7 @@ def summary_markdown(
     lines = [
         f"## Data contract `{report.contract}`: {_LABELS[report.outcome]}",
         "",
-        f"- source: {len(report.files)} file(s) ({file_names(report.files)}), "
-        f"{report.rows} rows",
+        f"- source: {len(report.files)} file(s) ({file_names(report.files)}), {report.rows} rows",
         f"- rules: {passed} of {len(report.results)} passed",
         f"- clean rows passed on: {len(report.clean)}",
         f"- quarantined rows: {quarantined} ({share:.1%}; limit "
