@@ -45,9 +45,15 @@ def prediction_contract(config: PipelineConfig) -> tuple[Contract, str]:
             "stored); checking the input against the pipeline's contract instead",
             version,
         )
-        return contract_for(config, predicting=True), config.contract or "derived from the config"
-    origin = f"the prediction contract of model version {version}"
+        return contract_for(config, predicting=True), contract_origin(config)
+    origin = f"the prediction contract of model version {version} (derived from its training data)"
     return contract_from_dict(stored, origin), origin
+
+
+def contract_origin(config: PipelineConfig) -> str:
+    if config.contract is None:
+        return "the contract derived from the config (write one: `seqcast contract init`)"
+    return f"the contract {config.contract}"
 
 
 def docs_directory(config: PipelineConfig) -> str | None:
@@ -82,7 +88,7 @@ def validate(
     if predicting:
         contract, origin = prediction_contract(config)
     else:
-        contract, origin = contract_for(config), config.contract or "derived from the config"
+        contract, origin = contract_for(config), contract_origin(config)
     fingerprint = hashlib.sha256(
         f"{snapshot.fingerprint}{contract.model_dump_json()}{config.source.model_dump_json()}".encode()
     ).hexdigest()
@@ -99,7 +105,7 @@ def validate(
         logger.warning("Contract %s: %s", contract.name, warning)
     uri = storage.join(config.pipeline_root, "validated", fingerprint[:16], "data.parquet")
     if not storage.exists(uri):
-        schema = table_schema(contract, config.source)
+        schema = table_schema(contract, config.source, list(report.clean.columns))
         storage.write_parquet(
             pa.Table.from_pandas(report.clean, schema=schema, preserve_index=False), uri
         )

@@ -171,14 +171,17 @@ def derive_contract(config: PipelineConfig, predicting: bool = False) -> Contrac
     Every named column must exist; timestamps must parse; targets and features must be
     numeric (a classify label may be any value) and not null; (series, timestamp) is unique;
     each series has at least a window's worth of rows. For prediction a classify label is
-    not needed, and one lookback of rows is enough.
+    optional, and one lookback of rows is enough.
     """
     source = config.source
     value_type: ColumnType = "label" if config.task == "classify" else "float"
     columns = {source.timestamp: ColumnRule(type="timestamp")}
     if source.series_id:
         columns[source.series_id] = ColumnRule(type="string")
-    if not (predicting and config.task == "classify"):
+    if predicting and config.task == "classify":
+        # the label is not a model input: prediction data may carry it or not
+        columns[source.target[0]] = ColumnRule(type="label", required=False, nullable=True)
+    else:
         columns.update({t: ColumnRule(type=value_type) for t in source.target})
     columns.update({f: ColumnRule(type="float") for f in source.features})
     key = [c for c in (source.series_id, source.timestamp) if c]

@@ -201,6 +201,8 @@ def _check_structure(findings: _Findings, files: list[str]) -> None:
                 count=0,
             )
     all_rows = np.arange(len(raw), dtype=np.int64)
+    if not [c for c in raw.columns if not c.startswith("_source_")]:
+        return  # an empty file has no header: the row count says it all
     for column, rule in contract.columns.items():
         if not rule.required:
             continue
@@ -486,15 +488,18 @@ def clean_table(
     return out.sort_values([series, source.timestamp], kind="stable").reset_index(drop=True)
 
 
-def table_schema(contract: Contract, source: SourceSpec) -> pa.Schema:
-    """The validated table's Parquet schema, from the contract: what the window step reads."""
+def table_schema(contract: Contract, source: SourceSpec, present: list[str]) -> pa.Schema:
+    """The validated table's Parquet schema, from the contract: what the window step reads.
+
+    ``present`` are the clean table's columns (an optional label may be absent).
+    """
     fields = [
         pa.field(series_column(source), pa.string()),
         pa.field(source.timestamp, pa.timestamp("us", tz="UTC")),
     ]
     for column in source.value_columns:
         rule = contract.columns.get(column)
-        if rule is not None:
+        if rule is not None and column in present:
             kind = pa.string() if rule.type == "label" else pa.float64()
             fields.append(pa.field(column, kind))
     return pa.schema(fields)

@@ -39,8 +39,12 @@ def _line(result: RuleResult) -> str:
     return head + (f"\n      e.g. {result.examples}" if result.examples else "")
 
 
-def failure_message(report: ValidationReport, report_uri: str, contract_file: str | None) -> str:
-    """The `DataContractError` text of a failed validation: every failed rule with rows."""
+def failure_message(report: ValidationReport, report_uri: str, contract_origin: str) -> str:
+    """The `DataContractError` text of a failed validation: every failed rule with rows.
+
+    ``contract_origin`` says where the contract came from, e.g. ``the contract
+    schemas/x.yaml``; the message tells the user to fix the rows or that.
+    """
     failures = report.failures
     lines = [
         f"data contract {report.contract!r} failed on {file_names(report.files)} "
@@ -51,9 +55,9 @@ def failure_message(report: ValidationReport, report_uri: str, contract_file: st
     if others:
         lines.append("  also (not fatal on their own):")
         lines += [_line(r) for r in others]
-    where = f"the contract {contract_file}" if contract_file else "the contract in schemas/"
     lines.append(
-        f"Fix the source rows (or {where}) and run again; the source files were not changed."
+        f"Fix the source rows (or {contract_origin}) and run again; the source files were "
+        "not changed."
     )
     lines.append(f"Report: {report_uri}")
     return "\n".join(lines)
