@@ -42,6 +42,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+contract_app = typer.Typer(help="Draft data contracts (schemas/).", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
 
 _state = {"debug": False}
 
@@ -169,6 +171,63 @@ def predict(config: ConfigOption, set_: SetOption = None) -> None:
     result = _run(lambda: batch_predict(cfg))
     typer.echo(f"\n{result.rows} prediction rows from model {result.model_version}")
     typer.echo(f"predictions: {result.uri}")
+
+
+@app.command()
+def validate(config: ConfigOption, set_: SetOption = None) -> None:
+    """Run ingest and validate only and print the contract summary.
+
+    Exit code 0 when the data passes (warnings and quarantined rows included), 1 when it
+    fails its contract; the message names the file, column, rule and rows.
+    """
+    cfg = _config(config, set_)
+    from flows.validation import validate_source
+    from seqcast import storage
+
+    result = _run(lambda: validate_source(cfg))
+    report = storage.read_json(result.report_uri)
+    typer.echo("\n" + storage.read_bytes(report["summary_uri"]).decode("utf-8"))
+    typer.echo(f"report: {result.report_uri}")
+
+
+@contract_app.command("init")
+def contract_init(
+    config: ConfigOption,
+    set_: SetOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write it; default: the config's `contract`, else schemas/."),
+    ] = None,
+    rows: Annotated[int, typer.Option(help="Rows of the source to infer from.")] = 10_000,
+    margin: Annotated[float, typer.Option(help="Share of each range added on both sides.")] = 0.1,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Draft a data contract from a sample of the source, for you to review and commit.
+
+    Types are inferred (column roles come from the config), ranges are the observed ones
+    widened by --margin, the frequency is the most common step.
+    """
+    cfg = _config(config, set_)
+    from seqcast.contracts import draft_contract, save_contract
+    from seqcast.ingest import read_sample
+
+    target = out or Path(cfg.contract or f"schemas/{cfg.name}.yaml")
+    if target.exists() and not force:
+        _fail(f"{target} exists; review it, or pass --force to overwrite it")
+
+    def draft() -> tuple[Path, int, int]:
+        raw, files = read_sample(cfg.source, rows)
+        header = (
+            f"Drafted by `seqcast contract init` from {len(raw)} rows of {len(files)} file(s) "
+            f"matching {cfg.source.path}.\nReview every rule (types, ranges, frequency, "
+            "severity), then commit it."
+        )
+        return save_contract(draft_contract(raw, cfg, margin), target, header), len(raw), len(files)
+
+    path, n_rows, n_files = _run(draft)
+    typer.echo(f"contract drafted from {n_rows} rows of {n_files} file(s): {path}")
+    if cfg.contract != str(target):
+        typer.echo(f"name it in the config to use it:  contract: {target}")
 
 
 @app.command()

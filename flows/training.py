@@ -22,5 +22,5 @@ def nightly_training(config: PipelineConfig) -> TrainingOutcome:
     windows = window(config, validated)
     trained = train(config, windows)
     evaluation = evaluate(config, windows, trained)
-    version = register(config, windows, trained, evaluation)
+    version = register(config, windows, trained, evaluation, validated)
     return TrainingOutcome(evaluation=evaluation, version=version)

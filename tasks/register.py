@@ -6,8 +6,9 @@ from prefect import get_run_logger, task
 
 from seqcast import registry, storage
 from seqcast.config import PipelineConfig
+from seqcast.contracts import PREDICTION_CONTRACT, contract_for, derive_prediction_contract
 from seqcast.evaluation import is_better
-from seqcast.records import EvaluationRef, ModelVersionRef, TrainedRef, WindowsRef
+from seqcast.records import EvaluationRef, ModelVersionRef, TrainedRef, ValidatedRef, WindowsRef
 from tasks.common import STEP_OPTIONS, current_run_id
 
 
@@ -35,7 +36,11 @@ def promotion_decision(evaluation: EvaluationRef, margin: float) -> tuple[bool, 
 
 @task(name="register", **STEP_OPTIONS)
 def register(
-    config: PipelineConfig, windows: WindowsRef, trained: TrainedRef, evaluation: EvaluationRef
+    config: PipelineConfig,
+    windows: WindowsRef,
+    trained: TrainedRef,
+    evaluation: EvaluationRef,
+    validated: ValidatedRef | None = None,
 ) -> ModelVersionRef:
     """Store an immutable model version and atomically promote it if it is better."""
     metrics = storage.read_json(evaluation.metrics_uri)
@@ -48,6 +53,16 @@ def register(
         "seed": config.model.seed,
         "epochs_run": trained.epochs_run,
     }
+    if validated is not None:
+        # What prediction inputs must look like, from the data this model was trained on;
+        # the prediction flow checks it before loading the model.
+        contract = derive_prediction_contract(
+            storage.read_parquet(validated.uri).to_pandas(),
+            config,
+            contract_for(config, predicting=True),
+            classes=windows.classes,
+        )
+        info[PREDICTION_CONTRACT] = contract.model_dump(mode="json")
     version = registry.register_version(
         config.pipeline_root, trained.model_uri, windows.uri, metrics, info
     )

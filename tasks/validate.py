@@ -5,19 +5,21 @@ from __future__ import annotations
 import hashlib
 import logging
 
+import pyarrow as pa
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from seqcast import storage
 from seqcast.config import PipelineConfig
-from seqcast.contracts import contract_for
+from seqcast.contracts import PREDICTION_CONTRACT, Contract, contract_for, contract_from_dict
+from seqcast.errors import DataContractError, RegistryError
 from seqcast.records import SnapshotRef, ValidatedRef
-from seqcast.validation import (
-    RuleResult,
-    raise_on_failures,
-    run_suite,
-    series_column,
-    typed_table,
+from seqcast.validation import series_column, table_schema, validate_table
+from seqcast.validation_report import (
+    ReportFiles,
+    artifact_rows,
+    failure_message,
+    save_report,
 )
 from tasks.common import STEP_OPTIONS
 
@@ -27,21 +29,59 @@ for _name in ("great_expectations", "great_expectations.data_context.types.base"
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
-def publish_results(config: PipelineConfig, results: list[RuleResult]) -> None:
-    """A table artifact under a stable key, so the UI shows its history run over run."""
+def artifact_key(config: PipelineConfig, predicting: bool) -> str:
+    """Stable per pipeline and purpose, so the UI shows the history run over run."""
+    return f"{config.name}-{'prediction-' if predicting else ''}validation"
+
+
+def prediction_contract(config: PipelineConfig) -> tuple[Contract, str]:
+    """The champion's stored prediction contract, read without loading the model."""
+    from seqcast import registry  # imports Keras: only the prediction flow needs it
+
+    version = registry.champion_version(config.pipeline_root)
+    if version is None:
+        raise RegistryError(
+            f"no champion model under {registry.registry_root(config.pipeline_root)}: run "
+            "`seqcast train` first (a model becomes champion only if it beats the baselines)"
+        )
+    stored = registry.read_manifest(config.pipeline_root, version).get(PREDICTION_CONTRACT)
+    if stored is None:
+        get_run_logger().warning(
+            "Champion %s has no stored prediction contract (registered before contracts were "
+            "stored); checking the input against the pipeline's contract instead",
+            version,
+        )
+        return contract_for(config, predicting=True), contract_origin(config)
+    origin = f"the prediction contract of model version {version} (derived from its training data)"
+    return contract_from_dict(stored, origin), origin
+
+
+def contract_origin(config: PipelineConfig) -> str:
+    if config.contract is None:
+        return "the contract derived from the config (write one: `seqcast contract init`)"
+    return f"the contract {config.contract}"
+
+
+def docs_directory(config: PipelineConfig) -> str | None:
+    """GX Data Docs need a local directory: ``{pipeline_root}/data_docs`` when local."""
+    fs, path = storage.filesystem(storage.join(config.pipeline_root, "data_docs"))
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if protocol in ("file", "local") else None
+
+
+def publish(config: PipelineConfig, predicting: bool, rows: list[dict], files: ReportFiles) -> None:
+    """The rule table and the markdown summary as Prefect artifacts under stable keys."""
+    key = artifact_key(config, predicting)
+    purpose = "prediction input" if predicting else "training data"
     create_table_artifact(
-        key=f"{config.name}-validation",
-        table=[
-            {
-                "rule": r.rule,
-                "column": r.column,
-                "failed_rows": r.failed_rows,
-                "outcome": "pass" if r.success else "fail",
-                "examples": r.examples,
-            }
-            for r in results
-        ],
-        description=f"Data contract checks of pipeline `{config.name}`",
+        key=key,
+        table=rows,
+        description=f"Data contract checks of the {purpose} of pipeline `{config.name}`",
+    )
+    create_markdown_artifact(
+        key=f"{key}-summary",
+        markdown=files.summary,
+        description=f"Validation summary of the {purpose} of pipeline `{config.name}`",
     )
 
 
@@ -49,25 +89,50 @@ def publish_results(config: PipelineConfig, results: list[RuleResult]) -> None:
 def validate(
     config: PipelineConfig, snapshot: SnapshotRef, predicting: bool = False
 ) -> ValidatedRef:
-    """Run the contract's GX suite; stop the run on a failed rule, else write the typed table."""
-    contract = contract_for(config, predicting)
+    """Check the snapshot against its contract: stop, quarantine or warn as its rules say."""
+    logger = get_run_logger()
+    if predicting:
+        contract, origin = prediction_contract(config)
+    else:
+        contract, origin = contract_for(config), contract_origin(config)
     fingerprint = hashlib.sha256(
         f"{snapshot.fingerprint}{contract.model_dump_json()}{config.source.model_dump_json()}".encode()
     ).hexdigest()
-    uri = storage.join(config.pipeline_root, "validated", fingerprint[:16], "data.parquet")
-    frame = storage.read_parquet(snapshot.uri).to_pandas()
-    results = run_suite(frame, contract)
-    publish_results(config, results)
-    raise_on_failures(results, snapshot.files)
-    typed = typed_table(frame, contract, config.source)
-    if not storage.exists(uri):
-        storage.write_frame(typed, uri)
-    n_series = int(typed[series_column(config.source)].nunique())
-    get_run_logger().info(
-        "Contract %s: %d checks passed on %d rows of %d series",
-        contract.name,
-        len(results),
-        len(typed),
-        n_series,
+    raw = storage.read_parquet(snapshot.uri).to_pandas()
+    report = validate_table(
+        raw, contract, config.source, snapshot.files, docs_dir=docs_directory(config)
     )
-    return ValidatedRef(uri=uri, rows=len(typed), fingerprint=fingerprint, series=n_series)
+    files = save_report(report, config.pipeline_root, fingerprint[:16])
+    publish(config, predicting, artifact_rows(report), files)
+    if report.outcome == "fail":
+        message = failure_message(report, files.report_uri, origin)
+        raise DataContractError(f"{message}\nRaw snapshot (as read): {snapshot.uri}")
+    for warning in report.warnings:
+        logger.warning("Contract %s: %s", contract.name, warning)
+    uri = storage.join(config.pipeline_root, "validated", fingerprint[:16], "data.parquet")
+    if not storage.exists(uri):
+        schema = table_schema(contract, config.source, list(report.clean.columns))
+        storage.write_parquet(
+            pa.Table.from_pandas(report.clean, schema=schema, preserve_index=False), uri
+        )
+    n_series = int(report.clean[series_column(config.source)].nunique())
+    logger.info(
+        "Contract %s (%s): %s; %d clean rows of %d series, %d quarantined; report %s",
+        contract.name,
+        origin,
+        report.outcome,
+        len(report.clean),
+        n_series,
+        len(report.quarantined),
+        files.report_uri,
+    )
+    return ValidatedRef(
+        uri=uri,
+        rows=len(report.clean),
+        fingerprint=fingerprint,
+        series=n_series,
+        warnings=report.warnings,
+        outcome=report.outcome,
+        quarantined=len(report.quarantined),
+        report_uri=files.report_uri,
+    )

@@ -1,21 +1,25 @@
 """Ingest: read the source files as they are into an immutable raw snapshot.
 
-The snapshot keeps values as read (a number that arrived as text stays text) plus the
-file and line each row came from, so validation can name the exact rows that break the
-contract. The snapshot is keyed by a fingerprint of the source bytes: ingesting
-unchanged files again reuses it, and the source files are never modified.
+The snapshot keeps every value as the text it was written as (a Parquet source's typed
+values as the text a CSV would hold), plus the file and line each row came from, so
+validation parses strictly and names the exact rows that break the contract. The
+snapshot is keyed by a fingerprint of the source bytes: ingesting unchanged files again
+reuses it, and the source files are never modified or moved.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import logging
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seqcast import storage
+from seqcast import parsing, storage
 from seqcast.config import SourceSpec
 from seqcast.errors import SourceError
 from seqcast.records import SnapshotRef
@@ -25,6 +29,8 @@ logger = logging.getLogger(__name__)
 SOURCE_FILE = "_source_file"
 SOURCE_LINE = "_source_line"
 _READABLE = (".csv", ".parquet", ".pq", ".csv.gz")
+SNAPSHOT_FORMAT = "text1"
+"""Version of the snapshot layout (values as text); a new layout never reuses an old one."""
 
 
 def resolve_source_files(path: str) -> list[str]:
@@ -63,47 +69,103 @@ def fingerprint_files(uris: list[str]) -> str:
     return digest.hexdigest()
 
 
+def _decode(data: bytes, uri: str) -> str:
+    """UTF-8 text with or without a byte-order mark; anything else names the line and byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        bad = data[exc.start : exc.start + 1].hex()
+        raise SourceError(
+            f"{uri} is not UTF-8 text: byte 0x{bad} at line {line} (byte offset {exc.start}) "
+            f"cannot be decoded. Re-export the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
+        ) from exc
+
+
+def read_csv_text(text: str, uri: str) -> pd.DataFrame:
+    """Every value as the text it was written as; blank stays blank (``""``), CRLF is fine.
+
+    No type is guessed here: a number that arrived as ``"12,5"`` stays that text, so the
+    validate step can report it with its line instead of a reader coercing it.
+    """
+    if not text.strip():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.ParserError as exc:
+        raise SourceError(f"{uri} is not a well-formed CSV file: {exc}") from exc
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A typed (Parquet) frame as text, like a CSV: ISO 8601 timestamps, exact floats."""
+    return pd.DataFrame(
+        {column: parsing.as_text(frame[column]) for column in frame.columns}, index=frame.index
+    )
+
+
 def read_source_file(uri: str) -> pd.DataFrame:
-    """Read one CSV or Parquet file as-is, adding the file name and line of each row."""
+    """Read one CSV or Parquet file as text, adding the file name and line of each row.
+
+    Raises:
+        SourceError: the file is not UTF-8, not well-formed CSV, or not readable Parquet;
+            the message names the file (and the line where known).
+    """
     fs, path = storage.filesystem(uri)
+    name = uri.rsplit("/", 1)[-1]
     try:
         with fs.open(path, "rb") as handle:
-            if path.lower().endswith((".parquet", ".pq")):
-                frame = pq.read_table(handle).to_pandas()
-                first_line = 1
-            else:
-                compression = "gzip" if path.lower().endswith(".gz") else None
-                frame = pd.read_csv(handle, encoding="utf-8-sig", compression=compression)
-                first_line = 2  # line 1 is the header
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{uri} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except (pd.errors.ParserError, pa.ArrowInvalid, OSError) as exc:
+            data = handle.read()
+    except OSError as exc:
         raise SourceError(f"{uri} cannot be read: {exc}") from exc
-    frame[SOURCE_FILE] = uri.rsplit("/", 1)[-1]
-    frame[SOURCE_LINE] = range(first_line, first_line + len(frame))
+    if path.lower().endswith((".parquet", ".pq")):
+        try:
+            frame = _as_text(pq.read_table(io.BytesIO(data)).to_pandas())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise SourceError(
+                f"{uri} is not a readable Parquet file (truncated or corrupt?): {exc}. "
+                "Re-export it; the snapshot keeps the files read so far."
+            ) from exc
+        first_line = 1  # Parquet has no header line: rows count from 1
+    else:
+        if path.lower().endswith(".gz"):
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as exc:
+                raise SourceError(f"{uri} is not a readable gzip file: {exc}") from exc
+        frame = read_csv_text(_decode(data, uri), uri)
+        first_line = 2  # line 1 is the header
+    frame[SOURCE_FILE] = pd.Series([name] * len(frame), index=frame.index, dtype="str")
+    frame[SOURCE_LINE] = np.arange(first_line, first_line + len(frame), dtype=np.int64)
     return frame
 
 
+def raw_schema(frame: pd.DataFrame) -> pa.Schema:
+    """The raw snapshot's schema: every source column as text, then where each row came from."""
+    fields = [
+        pa.field(c, pa.string()) for c in frame.columns if c not in (SOURCE_FILE, SOURCE_LINE)
+    ]
+    return pa.schema(
+        [*fields, pa.field(SOURCE_FILE, pa.string()), pa.field(SOURCE_LINE, pa.int64())]
+    )
+
+
 def _to_arrow(frame: pd.DataFrame) -> pa.Table:
-    """Arrow table of the raw frame; a column of mixed Python types is stored as text."""
-    try:
-        return pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        mixed = {c: frame[c].astype("string") for c in frame.columns if frame[c].dtype == object}
-        return pa.Table.from_pandas(frame.assign(**mixed), preserve_index=False)
+    return pa.Table.from_pandas(frame, schema=raw_schema(frame), preserve_index=False)
 
 
 def snapshot_source(source: SourceSpec, pipeline_root: str) -> SnapshotRef:
     """Write the source to ``{pipeline_root}/raw/{fingerprint}/`` unless that snapshot exists."""
     uris = resolve_source_files(source.path)
     fingerprint = fingerprint_files(uris)
-    snapshot_dir = storage.join(pipeline_root, "raw", fingerprint[:16])
+    snapshot_dir = storage.join(pipeline_root, "raw", f"{fingerprint[:16]}-{SNAPSHOT_FORMAT}")
     manifest_uri = storage.join(snapshot_dir, "manifest.json")
     if storage.exists(manifest_uri):
         manifest = storage.read_json(manifest_uri)
         logger.info("Source unchanged: reusing raw snapshot %s", snapshot_dir)
         return SnapshotRef(**manifest["ref"])
     frame = pd.concat([read_source_file(u) for u in uris], ignore_index=True)
+    # pandas fills a column that some files lack with NaN: keep it as a missing (null) text.
+    frame = frame.astype({c: "str" for c in frame.columns if c != SOURCE_LINE})
     data_uri = storage.join(snapshot_dir, "data.parquet")
     storage.write_parquet(_to_arrow(frame), data_uri)
     ref = SnapshotRef(uri=data_uri, rows=len(frame), fingerprint=fingerprint, files=uris)
@@ -111,3 +173,20 @@ def snapshot_source(source: SourceSpec, pipeline_root: str) -> SnapshotRef:
     storage.write_json(manifest_uri, {"ref": ref.model_dump(), "source": source.model_dump()})
     logger.info("Raw snapshot of %d rows from %d file(s) at %s", len(frame), len(uris), data_uri)
     return ref
+
+
+def read_sample(source: SourceSpec, max_rows: int = 10_000) -> tuple[pd.DataFrame, list[str]]:
+    """The first ``max_rows`` rows of the source (whole files, in order), and the files read.
+
+    For drafting a contract: enough rows to see every column, range and the time step.
+    """
+    if max_rows < 1:
+        raise ValueError(f"`max_rows` must be a positive integer. Received: max_rows={max_rows}")
+    frames, read = [], []
+    for uri in resolve_source_files(source.path):
+        frames.append(read_source_file(uri))
+        read.append(uri)
+        if sum(len(f) for f in frames) >= max_rows:
+            break
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.head(max_rows), read

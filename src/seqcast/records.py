@@ -30,6 +30,9 @@ class ValidatedRef(_Record):
     fingerprint: str
     series: int
     warnings: list[str] = []
+    outcome: str = "pass"
+    quarantined: int = 0
+    report_uri: str = ""
 
 
 class WindowsRef(_Record):

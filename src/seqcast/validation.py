@@ -1,39 +1,46 @@
-"""Validate a raw snapshot against its contract with Great Expectations, then type it.
+"""Validate a raw snapshot against its contract; split it into clean and quarantined rows.
 
-The GX suite is built in memory from the contract on an ephemeral context, so nothing
-but the contract file needs to be kept in git. A failed rule raises `DataContractError`
-naming the file, column, rule, the count of failing rows and up to five of them with
-their line numbers. A passing table is typed (timestamps to UTC, numbers to float) and
-sorted by (series, timestamp) for the window step.
+Order of work, each stage on what the one before left:
+
+1. structure: rows at all, empty files, required and unexpected columns;
+2. strict parsing (`seqcast.parsing`): types, timestamps to UTC, naive/offset mixing;
+3. the Great Expectations suite (`seqcast.gx_suite`) on the parsed values: nulls, +-inf,
+   ranges, categories, the unique key, the row count;
+4. series rules on the rows still kept: order, frequency, gaps, rows per series, freshness.
+
+Every failed rule gets the outcome its severity says: ``fail`` (the run stops), ``quarantine``
+(its rows are set aside, the rest go on; above the contract's limit the run fails instead)
+or ``warn``. The result is a `ValidationReport`: every rule's outcome with example rows
+(file:line), the clean typed table for the window step and the quarantined rows as read.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
-from great_expectations.data_context.types.base import ProgressBarsConfig
+import pyarrow as pa
 
 from seqcast.config import SourceSpec
-from seqcast.contracts import Contract
-from seqcast.errors import DataContractError
+from seqcast.contracts import Contract, duration_seconds, duration_text
+from seqcast.gx_suite import ROW, run_suite
 from seqcast.ingest import SOURCE_FILE, SOURCE_LINE
+from seqcast.parsing import Parsed, ParsedTimestamps, parse_numbers, parse_text, parse_timestamps
 
 logger = logging.getLogger(__name__)
 
 SINGLE_SERIES = "__series__"
 """Series column added when the source has a single series and no series_id column."""
 
-_NUMERIC_DTYPES = [
-    f"{kind}{bits}"
-    for kind in ("float", "Float", "int", "Int", "uint", "UInt")
-    for bits in (8, 16, 32, 64)
-]
+QUARANTINE_RULE = "_quarantine_rule"
+QUARANTINE_REASON = "_quarantine_reason"
+Outcome = Literal["pass", "warn", "quarantine", "fail"]
 _EXAMPLES = 5
+_NO_ROWS = np.empty(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -42,136 +49,522 @@ class RuleResult:
 
     rule: str
     column: str
+    severity: str
     failed_rows: int
-    examples: str
-    success: bool
+    outcome: Outcome
+    reason: str = ""
+    examples: str = ""
+
+    @property
+    def success(self) -> bool:
+        return self.outcome == "pass"
+
+
+@dataclass
+class ValidationReport:
+    """What validation found and what it kept.
+
+    clean: the typed table (series, timestamp, value columns), sorted, quarantine removed.
+    quarantined: the set-aside rows as read, with the rule(s) and reason(s) of each.
+    """
+
+    contract: str
+    files: list[str]
+    rows: int
+    results: list[RuleResult]
+    clean: pd.DataFrame
+    quarantined: pd.DataFrame
+    quarantine_limit: float
+    docs_url: str | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        """fail > quarantine > warn > pass: the worst outcome of any rule."""
+        order: list[Outcome] = ["fail", "quarantine", "warn"]
+        outcomes = {r.outcome for r in self.results}
+        return next((o for o in order if o in outcomes), "pass")
+
+    @property
+    def failures(self) -> list[RuleResult]:
+        return [r for r in self.results if r.outcome == "fail"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [
+            f"{r.rule} on {r.column!r}: {r.failed_rows} row(s) {r.reason}"
+            for r in self.results
+            if r.outcome in ("warn", "quarantine")
+        ]
 
 
 def series_column(source: SourceSpec) -> str:
     return source.series_id or SINGLE_SERIES
 
 
-def build_suite(contract: Contract, frame: pd.DataFrame) -> gx.ExpectationSuite:
-    """The GX suite for ``contract``; per-column rules only for columns that exist."""
-    suite = gx.ExpectationSuite(name=contract.name)
-    suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=contract.min_rows))
-    for column, rule in contract.columns.items():
-        suite.add_expectation(gxe.ExpectColumnToExist(column=column))
-        if column not in frame.columns:
-            continue
-        if not rule.nullable:
-            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
-        if rule.type in ("float", "int"):
-            suite.add_expectation(
-                gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=_NUMERIC_DTYPES)
-            )
-            if rule.min is not None or rule.max is not None:
-                suite.add_expectation(
-                    gxe.ExpectColumnValuesToBeBetween(
-                        column=column, min_value=rule.min, max_value=rule.max
-                    )
-                )
-        elif rule.type == "timestamp" and not pd.api.types.is_datetime64_any_dtype(frame[column]):
-            suite.add_expectation(gxe.ExpectColumnValuesToBeDateutilParseable(column=column))
-    present_key = [c for c in contract.key if c in frame.columns]
-    if len(present_key) == len(contract.key) > 1:
-        suite.add_expectation(gxe.ExpectCompoundColumnsToBeUnique(column_list=present_key))
-    elif len(present_key) == len(contract.key) == 1:
-        suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=present_key[0]))
-    return suite
+@dataclass
+class _Findings:
+    """Rules checked so far, and the row positions each one failed."""
+
+    raw: pd.DataFrame
+    contract: Contract
+    checked: list[tuple[str, str]] = field(default_factory=list)
+    failed: dict[tuple[str, str], tuple[np.ndarray, str, str, int | None]] = field(
+        default_factory=dict
+    )
+
+    def check(self, rule: str, column: str) -> None:
+        if (rule, column) not in self.checked:
+            self.checked.append((rule, column))
+
+    def fail(
+        self,
+        rule: str,
+        column: str,
+        rows: np.ndarray,
+        reason: str,
+        examples: str | None = None,
+        count: int | None = None,
+    ) -> None:
+        """Record a failed rule: its rows (positions), why, and optionally custom examples."""
+        self.check(rule, column)
+        if examples is None:
+            shown = [column] if column in self.raw.columns else []
+            examples = format_rows(self.raw, rows, shown)
+        self.failed[(rule, column)] = (np.asarray(rows, dtype=np.int64), reason, examples, count)
+
+    def severity(self, rule: str, column: str) -> str:
+        return self.contract.severity_of(rule, column if column in self.contract.columns else None)
+
+    def rows_with(self, outcomes: tuple[str, ...]) -> np.ndarray:
+        """Positions of rows failing any rule whose severity is in ``outcomes``."""
+        parts = [
+            rows
+            for (rule, column), (rows, *_rest) in self.failed.items()
+            if self.severity(rule, column) in outcomes
+        ]
+        return np.unique(np.concatenate(parts)) if parts else _NO_ROWS
+
+    def results(self) -> list[RuleResult]:
+        out = []
+        for rule, column in self.checked:
+            severity = self.severity(rule, column)
+            if (rule, column) not in self.failed:
+                out.append(RuleResult(rule, column, severity, 0, "pass"))
+                continue
+            rows, reason, examples, count = self.failed[(rule, column)]
+            failed = count if count is not None else len(rows)
+            out.append(RuleResult(rule, column, severity, failed, severity, reason, examples))  # type: ignore[arg-type]
+        return out
 
 
-def _format_rows(rows: list[dict]) -> str:
+def format_rows(raw: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> str:
+    """Up to five rows as ``file:line col='value'``, values as read from the source."""
     shown = []
-    for row in rows[:_EXAMPLES]:
+    for position in np.asarray(rows)[:_EXAMPLES]:
+        row = raw.iloc[int(position)]
         where = f"{row.get(SOURCE_FILE, '?')}:{row.get(SOURCE_LINE, '?')}"
-        values = {
-            k: v.item() if hasattr(v, "item") else v
-            for k, v in row.items()
-            if k not in (SOURCE_FILE, SOURCE_LINE)
+        values = ", ".join(f"{c}={_plain(row[c])!r}" for c in columns if c in raw.columns)
+        shown.append(f"{where} {values}".strip())
+    more = len(rows) - len(shown)
+    return "; ".join(shown) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _plain(value: object) -> object:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _check_structure(findings: _Findings, files: list[str]) -> None:
+    raw, contract = findings.raw, findings.contract
+    findings.check("row_count", "(table)")
+    if len(raw) == 0:
+        names = ", ".join(f.rsplit("/", 1)[-1] for f in files)
+        findings.fail(
+            "row_count",
+            "(table)",
+            _NO_ROWS,
+            f"no data rows in {names} (empty or header only); each series needs at least "
+            f"{contract.min_rows}",
+            examples="",
+            count=0,
+        )
+    elif files:
+        present = set(raw[SOURCE_FILE].unique()) if SOURCE_FILE in raw.columns else set()
+        empty = [f.rsplit("/", 1)[-1] for f in files if f.rsplit("/", 1)[-1] not in present]
+        findings.check("empty_file", "(file)")
+        if empty:
+            findings.fail(
+                "empty_file",
+                "(file)",
+                _NO_ROWS,
+                f"{len(empty)} file(s) have no data rows",
+                examples=", ".join(empty[:_EXAMPLES]),
+                count=0,
+            )
+    all_rows = np.arange(len(raw), dtype=np.int64)
+    if not [c for c in raw.columns if not c.startswith("_source_")]:
+        return  # an empty file has no header: the row count says it all
+    for column, rule in contract.columns.items():
+        if not rule.required:
+            continue
+        findings.check("required_columns", column)
+        if column not in raw.columns:
+            found = [c for c in raw.columns if not c.startswith("_source_")]
+            findings.fail(
+                "required_columns",
+                column,
+                all_rows,
+                f"column missing; the file has {found}",
+                examples="",
+                count=len(raw),
+            )
+    extras = [c for c in raw.columns if c not in contract.columns and not c.startswith("_source_")]
+    findings.check("extra_columns", "(table)")
+    for column in extras:
+        findings.fail(
+            "extra_columns",
+            column,
+            _NO_ROWS,
+            "column not in the contract (ignored); declare it with `required: false` to "
+            "silence this",
+            examples="",
+            count=len(raw),
+        )
+
+
+def _parse_columns(
+    findings: _Findings, source: SourceSpec
+) -> tuple[pd.DataFrame, dict[str, Parsed]]:
+    raw, contract = findings.raw, findings.contract
+    typed = pd.DataFrame({ROW: np.arange(len(raw), dtype=np.int64)}, index=raw.index)
+    parsed: dict[str, Parsed] = {}
+    for column, rule in contract.columns.items():
+        if column not in raw.columns:
+            continue
+        if rule.type == "timestamp":
+            result: Parsed = parse_timestamps(raw[column], source.timezone, rule.format)
+            parse_rule = "timestamp"
+        elif rule.type in ("float", "int"):
+            result = parse_numbers(raw[column], integer=rule.type == "int")
+            parse_rule = "type"
+        else:
+            result = parse_text(raw[column])
+            parse_rule = ""
+        parsed[column] = result
+        typed[column] = result.values
+        if not parse_rule:
+            continue
+        findings.check(parse_rule, column)
+        bad = np.flatnonzero(result.invalid.to_numpy(bool))
+        if len(bad):
+            reason = str(result.reasons.iloc[bad[0]])
+            findings.fail(parse_rule, column, bad, reason)
+        if isinstance(result, ParsedTimestamps):
+            _check_timezones(findings, column, result, source)
+    return typed, parsed
+
+
+def _check_timezones(
+    findings: _Findings, column: str, result: ParsedTimestamps, source: SourceSpec
+) -> None:
+    findings.check("timezone", column)
+    present = result.values.notna().to_numpy(bool)
+    offset = result.has_offset.to_numpy(bool) & present
+    naive = ~result.has_offset.to_numpy(bool) & present
+    if offset.any() and naive.any():
+        minority = naive if naive.sum() <= offset.sum() else offset
+        examples = (
+            f"with offset {format_rows(findings.raw, np.flatnonzero(offset)[:2], [column])}; "
+            f"without {format_rows(findings.raw, np.flatnonzero(naive)[:2], [column])}"
+        )
+        findings.fail(
+            "timezone",
+            column,
+            np.flatnonzero(minority),
+            f"mixes {int(offset.sum())} timestamps with a UTC offset and {int(naive.sum())} "
+            f"without; give every timestamp an offset, or none (then source.timezone = "
+            f"{source.timezone!r} applies)",
+            examples=examples,
+        )
+
+
+def _apply_gx(
+    findings: _Findings, typed: pd.DataFrame, parsed: dict[str, Parsed], docs_dir: str | None
+) -> str | None:
+    """Run the GX suite; keep each row rule's rows that no earlier rule already reported."""
+    outcomes, docs_url = run_suite(typed, findings.contract, docs_dir)
+    finite: dict[str, np.ndarray] = {}
+    for outcome in outcomes:
+        if outcome.rule in ("row_count", "required_columns"):
+            continue  # reported by the structure checks, with file names
+        findings.check(outcome.rule, outcome.column)
+        if outcome.success:
+            continue
+        rows = outcome.rows
+        column = outcome.column
+        if outcome.rule == "not_null" and column in parsed:
+            rows = np.setdiff1d(rows, np.flatnonzero(parsed[column].invalid.to_numpy(bool)))
+            reason = "null value (empty, NaN or NA)"
+        elif outcome.rule == "finite":
+            finite[column] = rows
+            reason = "infinite value (+-inf)"
+        elif outcome.rule == "range":
+            rows = np.setdiff1d(rows, finite.get(column, _NO_ROWS))
+            rule = findings.contract.columns[column]
+            reason = f"outside the allowed range [{rule.min}, {rule.max}]"
+        elif outcome.rule == "categories":
+            allowed = findings.contract.columns[column].categories or []
+            reason = f"not one of the allowed values {_short_list(allowed)}"
+        elif outcome.rule == "unique_key":
+            key = findings.contract.key
+            complete = typed[key].notna().all(axis=1)
+            repeats = typed[key].duplicated(keep="first") & complete
+            rows = np.flatnonzero(repeats.to_numpy(bool))
+            reason = f"repeats the ({', '.join(key)}) key of an earlier row"
+            findings.fail("unique_key", column, rows, reason, format_rows(findings.raw, rows, key))
+            continue
+        else:
+            reason = outcome.rule
+        if len(rows):
+            findings.fail(outcome.rule, column, rows, reason)
+    return docs_url
+
+
+def _short_list(values: list[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"
+
+
+def _check_series(
+    findings: _Findings,
+    typed: pd.DataFrame,
+    kept: np.ndarray,
+    source: SourceSpec,
+    now: datetime,
+) -> None:
+    """Order, frequency, gaps, rows per series and freshness, on the rows still kept."""
+    contract, raw = findings.contract, findings.raw
+    ts = source.timestamp
+    if ts not in typed.columns or (source.series_id and source.series_id not in typed.columns):
+        return
+    rows = typed.iloc[kept]
+    rows = rows[rows[ts].notna()]
+    series = rows[source.series_id] if source.series_id else pd.Series("series", index=rows.index)
+    if rows.empty:
+        return
+    positions = rows[ROW].to_numpy()
+    frame = pd.DataFrame(
+        {
+            "series": series.astype(str).to_numpy(),
+            "ts": pd.to_datetime(rows[ts], utc=True).reset_index(drop=True),
+            "pos": positions,
+            "file": raw[SOURCE_FILE].to_numpy()[positions] if SOURCE_FILE in raw.columns else "",
         }
-        shown.append(f"{where} {values}")
-    return "; ".join(shown)
-
-
-def _type_examples(frame: pd.DataFrame, column: str) -> tuple[int, str]:
-    """Rows whose value in ``column`` is not a number: the GX type rule reports no rows."""
-    numbers = pd.to_numeric(frame[column], errors="coerce")
-    bad = frame[numbers.isna() & frame[column].notna()]
-    rows = bad[[column, SOURCE_FILE, SOURCE_LINE]].to_dict("records")
-    return len(bad), _format_rows(rows)
-
-
-def run_suite(frame: pd.DataFrame, contract: Contract) -> list[RuleResult]:
-    """Run the contract's GX suite over ``frame`` and summarise each rule."""
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    asset = context.data_sources.add_pandas("seqcast").add_dataframe_asset("snapshot")
-    batch = asset.add_batch_definition_whole_dataframe("all-rows")
-    suite = context.suites.add(build_suite(contract, frame))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=contract.name, data=batch, suite=suite)
     )
-    index_columns = [c for c in (SOURCE_FILE, SOURCE_LINE) if c in frame.columns]
-    result = definition.run(
-        batch_parameters={"dataframe": frame},
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index_columns},
-    )
-    outcomes = []
-    for item in result.results:
-        config = item.expectation_config
-        columns = config.kwargs.get("column") or ",".join(config.kwargs.get("column_list") or [])
-        rule = config.type.removeprefix("expect_")
-        count = int(item.result.get("unexpected_count") or 0)
-        examples = _format_rows(item.result.get("unexpected_index_list") or [])
-        if not item.success and rule == "column_values_to_be_in_type_list":
-            count, examples = _type_examples(frame, columns)
-        elif not item.success and rule == "table_row_count_to_be_between":
-            count = int(item.result.get("observed_value") or 0)
-            examples = f"{count} row(s); the contract needs at least {contract.min_rows}"
-        outcomes.append(RuleResult(rule, columns or "(table)", count, examples, bool(item.success)))
-    return outcomes
+    # order: within each file and series, in the order the rows were read
+    findings.check("order", ts)
+    earlier = frame.groupby(["file", "series"], sort=False)["ts"].cummax()
+    back = frame["ts"] < earlier.groupby([frame["file"], frame["series"]]).shift(1)
+    if back.any():
+        findings.fail(
+            "order",
+            ts,
+            frame["pos"][back].to_numpy(),
+            "earlier than a row before it in the same file and series; rows are sorted by "
+            "(series, timestamp)",
+        )
+    ordered = frame.sort_values(["series", "ts"], kind="stable")
+    step = ordered.groupby("series", sort=False)["ts"].diff().dt.total_seconds()
+    if contract.frequency is not None:
+        findings.check("frequency", ts)
+        expected = duration_seconds(contract.frequency)
+        usual = (
+            step[step > 0]
+            .groupby(ordered["series"])
+            .agg(lambda s: s.mode().iloc[0] if len(s) else np.nan)
+        )
+        off = usual[usual.notna() & (usual != expected)]
+        if len(off):
+            bad = ordered["pos"][ordered["series"].isin(off.index)].to_numpy()
+            examples = "; ".join(
+                f"series {s!r} steps by {duration_text(v)}" for s, v in off.head(5).items()
+            )
+            findings.fail(
+                "frequency",
+                ts,
+                bad,
+                f"the usual step is not the contract's frequency {contract.frequency}",
+                examples,
+            )
+    if contract.max_gap is not None:
+        findings.check("gaps", ts)
+        limit = duration_seconds(contract.max_gap)
+        after = step > limit
+        if after.any():
+            positions = ordered["pos"][after].to_numpy()
+            gaps = step[after].to_numpy()
+            examples = "; ".join(
+                f"{format_rows(raw, positions[i : i + 1], [ts])} after a gap of "
+                f"{duration_text(float(gaps[i]))}"
+                for i in range(min(len(positions), _EXAMPLES))
+            )
+            findings.fail(
+                "gaps",
+                ts,
+                positions,
+                f"follows a gap longer than max_gap {contract.max_gap}",
+                examples,
+            )
+    findings.check("series_length", source.series_id or "(table)")
+    counts = frame.groupby("series")["pos"].count()
+    short = counts[counts < contract.min_rows]
+    if len(short):
+        examples = "; ".join(f"series {s!r}: {n} row(s)" for s, n in short.head(5).items())
+        findings.fail(
+            "series_length",
+            source.series_id or "(table)",
+            frame["pos"][frame["series"].isin(short.index)].to_numpy(),
+            f"series shorter than {contract.min_rows} rows (one window: lookback + horizon)",
+            examples,
+        )
+    if contract.freshness is not None:
+        findings.check("freshness", ts)
+        max_age = pd.Timedelta(seconds=duration_seconds(contract.freshness))
+        oldest_allowed = pd.Timestamp(now) - max_age
+        last = ordered.groupby("series").tail(1)
+        stale = last[last["ts"] < oldest_allowed]
+        if len(stale):
+            examples = "; ".join(
+                f"series {r.series!r} ends {r.ts.isoformat()}" for r in stale.head(5).itertuples()
+            )
+            findings.fail(
+                "freshness",
+                ts,
+                stale["pos"].to_numpy(),
+                f"newest row older than {contract.freshness} (checked at {now:%Y-%m-%dT%H:%MZ})",
+                examples,
+                count=len(stale),
+            )
 
 
-def describe_failures(failures: list[RuleResult], files: list[str]) -> str:
-    names = ", ".join(f.rsplit("/", 1)[-1] for f in files)
-    lines = [f"{len(failures)} contract rule(s) failed for {names}:"]
-    for f in failures:
-        lines.append(f"  - column {f.column!r}, rule {f.rule}: {f.failed_rows} row(s) failed")
-        if f.examples:
-            lines.append(f"      e.g. {f.examples}")
-    lines.append("Fix the source rows (or the contract in schemas/) and run again.")
-    return "\n".join(lines)
+def _check_quarantine_share(findings: _Findings, quarantined: np.ndarray) -> None:
+    total = len(findings.raw)
+    if not len(quarantined) or not total:
+        return
+    share = len(quarantined) / total
+    limit = findings.contract.quarantine_limit
+    findings.check("quarantine_share", "(table)")
+    if share > limit:
+        by_rule = [
+            f"{rule} on {column!r}: {len(rows)}"
+            for (rule, column), (rows, *_r) in findings.failed.items()
+            if findings.severity(rule, column) == "quarantine" and len(rows)
+        ]
+        findings.failed[("quarantine_share", "(table)")] = (
+            quarantined,
+            f"{len(quarantined)} of {total} rows ({share:.1%}) would be quarantined, above "
+            f"the contract's quarantine_limit of {limit:.0%} ({'; '.join(by_rule)})",
+            "",
+            None,
+        )
 
 
-def typed_table(frame: pd.DataFrame, contract: Contract, source: SourceSpec) -> pd.DataFrame:
-    """Cast a frame that passed its contract: UTC timestamps, float values, sorted by series."""
-    out = pd.DataFrame(index=frame.index)
+def clean_table(
+    typed: pd.DataFrame, keep: np.ndarray, contract: Contract, source: SourceSpec
+) -> pd.DataFrame:
+    """The typed rows to keep, as the window step reads them: series, UTC time, values."""
+    rows = typed.iloc[keep]
+    out = pd.DataFrame(index=rows.index)
     series = series_column(source)
-    out[series] = frame[source.series_id].astype(str) if source.series_id else "series"
-    try:
-        stamps = pd.to_datetime(frame[source.timestamp], format="mixed")
-        if stamps.dt.tz is None:
-            stamps = stamps.dt.tz_localize(source.timezone)
-    except (ValueError, TypeError) as exc:
-        raise DataContractError(
-            f"column {source.timestamp!r}: timestamps cannot be read as one time zone ({exc}). "
-            "Give every timestamp an offset, or none (then source.timezone applies)."
-        ) from exc
-    out[source.timestamp] = stamps.dt.tz_convert("UTC")
+    out[series] = rows[source.series_id].astype(str) if source.series_id else "series"
+    out[source.timestamp] = rows[source.timestamp]
     for column in source.value_columns:
         rule = contract.columns.get(column)
-        if rule is None:
+        if rule is None or column not in rows.columns:
             continue  # a classify label is not needed to predict
         if rule.type == "label":
-            out[column] = frame[column].astype(str)
+            out[column] = rows[column].astype(str)
         else:
-            out[column] = pd.to_numeric(frame[column]).astype(np.float64)
+            out[column] = rows[column].astype(np.float64)
     return out.sort_values([series, source.timestamp], kind="stable").reset_index(drop=True)
 
 
-def raise_on_failures(results: list[RuleResult], files: list[str]) -> None:
-    """Raise `DataContractError` listing every failed rule with example rows, if any failed."""
-    failures = [r for r in results if not r.success]
-    if failures:
-        raise DataContractError(describe_failures(failures, files))
+def table_schema(contract: Contract, source: SourceSpec, present: list[str]) -> pa.Schema:
+    """The validated table's Parquet schema, from the contract: what the window step reads.
+
+    ``present`` are the clean table's columns (an optional label may be absent).
+    """
+    fields = [
+        pa.field(series_column(source), pa.string()),
+        pa.field(source.timestamp, pa.timestamp("us", tz="UTC")),
+    ]
+    for column in source.value_columns:
+        rule = contract.columns.get(column)
+        if rule is not None and column in present:
+            kind = pa.string() if rule.type == "label" else pa.float64()
+            fields.append(pa.field(column, kind))
+    return pa.schema(fields)
+
+
+def _quarantined_rows(findings: _Findings, positions: np.ndarray) -> pd.DataFrame:
+    """The set-aside rows as read, each with the rule(s) and reason(s) that set it aside."""
+    rules: dict[int, list[str]] = {}
+    reasons: dict[int, list[str]] = {}
+    for (rule, column), (rows, reason, *_r) in findings.failed.items():
+        if findings.severity(rule, column) != "quarantine":
+            continue
+        for position in rows:
+            rules.setdefault(int(position), []).append(f"{rule}:{column}")
+            reasons.setdefault(int(position), []).append(reason)
+    out = findings.raw.iloc[positions].copy()
+    out[QUARANTINE_RULE] = ["; ".join(rules[int(p)]) for p in positions]
+    out[QUARANTINE_REASON] = ["; ".join(reasons[int(p)]) for p in positions]
+    return out.reset_index(drop=True)
+
+
+def validate_table(
+    raw: pd.DataFrame,
+    contract: Contract,
+    source: SourceSpec,
+    files: list[str],
+    docs_dir: str | None = None,
+    now: datetime | None = None,
+) -> ValidationReport:
+    """Check a raw snapshot (values as read, with file and line) against ``contract``.
+
+    Args:
+        raw: the snapshot: one column per source column plus ``_source_file``/``_source_line``.
+        contract: the contract to meet.
+        source: the config's column roles and the timezone of naive timestamps.
+        files: the source files the snapshot came from (named in messages).
+        docs_dir: a local directory for GX Data Docs; none = do not build them.
+        now: the time freshness is judged at (default: the current time).
+
+    Returns:
+        The report; the caller decides what a ``fail`` outcome stops.
+    """
+    raw = raw.reset_index(drop=True)
+    findings = _Findings(raw=raw, contract=contract)
+    _check_structure(findings, files)
+    typed, parsed = _parse_columns(findings, source)
+    docs_url = _apply_gx(findings, typed, parsed, docs_dir)
+    set_aside = findings.rows_with(("quarantine", "fail"))
+    kept = np.setdiff1d(np.arange(len(raw), dtype=np.int64), set_aside)
+    _check_series(findings, typed, kept, source, now or datetime.now(UTC))
+    quarantined = findings.rows_with(("quarantine",))
+    _check_quarantine_share(findings, quarantined)
+    results = findings.results()
+    if any(r.outcome == "fail" for r in results):
+        clean = pd.DataFrame()  # the run stops; nothing goes on
+    else:
+        keep = np.setdiff1d(np.arange(len(raw), dtype=np.int64), quarantined)
+        clean = clean_table(typed, keep, contract, source)
+    return ValidationReport(
+        contract=contract.name,
+        files=files,
+        rows=len(raw),
+        results=results,
+        clean=clean,
+        quarantined=_quarantined_rows(findings, quarantined),
+        quarantine_limit=contract.quarantine_limit,
+        docs_url=docs_url,
+    )

@@ -1,0 +1,17 @@
+"""The validation flow: ingest -> validate, for checking a source without training."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from seqcast.config import PipelineConfig
+from seqcast.records import ValidatedRef
+from tasks.ingest import ingest
+from tasks.validate import validate
+
+
+@flow(name="validate", flow_run_name="validate-{config.name}", validate_parameters=True)
+def validate_source(config: PipelineConfig) -> ValidatedRef:
+    """Snapshot the source and check it against its data contract; nothing is trained."""
+    snapshot = ingest(config)
+    return validate(config, snapshot)

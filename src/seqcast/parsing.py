@@ -1,0 +1,163 @@
+"""Strict parsing of columns as read into the types a contract declares, before any GX rule.
+
+Why a step of its own: Great Expectations checks the values of a typed table, but deciding
+what a text value *means* (is ``"1,5"`` a number? does ``2024-03-31 02:30`` exist in
+Europe/Berlin? does a naive timestamp share a table with offset ones?) must be explicit
+and per row, so a bad value is reported with its line instead of being coerced silently.
+Every parser returns the typed values and a mask of the rows whose text did not parse, with
+a reason per row; nulls are reported separately (by the not-null rule).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+NULL_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
+"""Texts (compared stripped and lower-cased) that mean "no value" in a numeric column."""
+
+_OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+"""A time of day followed by ``Z`` or a UTC offset (a bare date's ``-01`` is not an offset)."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One column parsed: typed values, rows whose text did not parse, and why.
+
+    values: typed, NaN/NaT where the value is null or did not parse.
+    invalid: bool per row: a non-null value that does not parse as the declared type.
+    reasons: per row, why it did not parse ("" where it did).
+    """
+
+    values: pd.Series
+    invalid: pd.Series
+    reasons: pd.Series
+
+
+@dataclass(frozen=True)
+class ParsedTimestamps(Parsed):
+    """Timestamps in UTC, plus which rows carried an explicit UTC offset.
+
+    has_offset: bool per non-null row: the text (or dtype) carried an offset or zone.
+    """
+
+    has_offset: pd.Series
+
+
+def as_text(raw: pd.Series) -> pd.Series:
+    """Values as text, as a CSV would hold them: timestamps in ISO 8601, floats exactly."""
+    if pd.api.types.is_string_dtype(raw.dtype) and not pd.api.types.is_object_dtype(raw.dtype):
+        return raw.astype("string")
+
+    def one(value: object) -> object:
+        if isinstance(value, pd.Timestamp | dt.datetime):
+            return value.isoformat()
+        if value is None or value is pd.NaT or value is pd.NA:
+            return None
+        if isinstance(value, float | np.floating) and np.isnan(value):
+            return None
+        return str(value)
+
+    return raw.map(one).astype("string")
+
+
+def _text(raw: pd.Series) -> pd.Series:
+    return as_text(raw).str.strip()
+
+
+def _reasons(invalid: pd.Series, reason: str) -> pd.Series:
+    return pd.Series(np.where(invalid.to_numpy(bool), reason, ""), index=invalid.index)
+
+
+def null_text(raw: pd.Series) -> pd.Series:
+    """Rows with no value: missing, blank, or a null token such as ``NaN`` or ``NA``."""
+    text = _text(raw)
+    return text.isna() | text.str.lower().isin(NULL_TOKENS).fillna(False).astype(bool)
+
+
+def parse_numbers(raw: pd.Series, integer: bool = False) -> Parsed:
+    """Parse a numeric column; ``inf``/``-inf`` parse (the finite rule reports them)."""
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        invalid = raw.notna()
+        values = pd.Series(np.nan, index=raw.index, dtype=np.float64)
+        return Parsed(values, invalid, _reasons(invalid, "a boolean, not a number"))
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+        invalid = pd.Series(False, index=raw.index)
+    else:
+        text = _text(raw)
+        blank = null_text(raw)
+        values = pd.to_numeric(text.where(~blank).astype(object), errors="coerce")
+        values = values.astype(np.float64)
+        invalid = values.isna() & ~blank
+    reasons = _reasons(invalid, "not a number")
+    if integer:
+        fractional = np.isfinite(values) & (values % 1 != 0)
+        invalid = invalid | fractional
+        reasons = reasons.where(~fractional, "not a whole number")
+        values = values.where(~fractional)
+    return Parsed(values, invalid.astype(bool), reasons)
+
+
+def parse_text(raw: pd.Series) -> Parsed:
+    """Parse an id or label column: any text; blank counts as null."""
+    text = _text(raw)
+    values = text.where(text.str.len() > 0)
+    invalid = pd.Series(False, index=raw.index)
+    return Parsed(values, invalid, _reasons(invalid, ""))
+
+
+def parse_timestamps(raw: pd.Series, timezone: str, fmt: str | None = None) -> ParsedTimestamps:
+    """Parse timestamps to UTC.
+
+    Text with an offset (``+02:00``, ``Z``) is converted to UTC; naive text is read in
+    ``timezone``. A naive local time that does not exist or is ambiguous there (a DST
+    change) is invalid, not guessed. Without ``fmt`` only ISO 8601 parses, so ``01/02/2024``
+    (January or February?) is invalid rather than read one way silently.
+
+    Args:
+        raw: the column as read (text, or datetimes from a Parquet file).
+        timezone: IANA name of the zone of naive timestamps (``source.timezone``).
+        fmt: a strftime format, when the source does not write ISO 8601.
+    """
+    index = raw.index
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        aware = getattr(raw.dtype, "tz", None) is not None
+        has_offset = pd.Series(aware, index=index) & raw.notna()
+        local = raw if aware else raw.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+        values = local.dt.tz_convert("UTC")
+        invalid = values.isna() & raw.notna()
+        reasons = _reasons(invalid, f"not a valid local time in {timezone} (DST change)")
+        return ParsedTimestamps(values, invalid, reasons, has_offset)
+    text = _text(raw)
+    blank = text.isna() | (text.str.len() == 0)
+    offset = text.str.contains(_OFFSET).fillna(False).astype(bool) & ~blank
+    fmt = fmt or "ISO8601"
+    with_offset = pd.to_datetime(text.where(offset), format=fmt, utc=True, errors="coerce")
+    naive = pd.to_datetime(text.where(~offset & ~blank), format=fmt, errors="coerce")
+    if getattr(naive.dtype, "tz", None) is None:
+        localized = naive.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+    else:  # a custom format with %z gives offsets the regex did not recognise
+        localized = naive
+    values = with_offset.where(offset, localized.dt.tz_convert("UTC"))
+    values = pd.to_datetime(values, utc=True)
+    invalid = values.isna() & ~blank
+    unparsed = (offset & with_offset.isna()) | (~offset & ~blank & naive.isna())
+    expected = "ISO 8601" if fmt == "ISO8601" else f"format {fmt!r}"
+    reasons = pd.Series(
+        np.where(
+            ~invalid.to_numpy(bool),
+            "",
+            np.where(
+                unparsed.to_numpy(bool),
+                f"not a timestamp in {expected}",
+                f"not a valid local time in {timezone} (DST change)",
+            ),
+        ),
+        index=index,
+    )
+    return ParsedTimestamps(values, invalid.astype(bool), reasons, offset)

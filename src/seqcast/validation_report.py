@@ -1,0 +1,182 @@
+"""How a validation report reads: the error a failed run raises, the markdown summary, the
+table rows of the Prefect artifact and the JSON kept beside the data.
+
+Kept apart from `seqcast.validation` so the checks stay short and the wording is in one
+place: every message names the file(s), the column, the rule, how many rows and up to
+five example rows with their lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from seqcast import storage
+from seqcast.validation import RuleResult, ValidationReport
+
+_ARTIFACT_EXAMPLES = 400
+_LABELS = {
+    "pass": "PASSED",
+    "warn": "PASSED with warnings",
+    "quarantine": "PASSED with rows quarantined",
+    "fail": "FAILED",
+}
+
+
+def file_names(files: list[str]) -> str:
+    names = [f.rsplit("/", 1)[-1] for f in files]
+    shown = ", ".join(names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _line(result: RuleResult) -> str:
+    head = (
+        f"  - rule {result.rule} on column {result.column!r} ({result.severity}): "
+        f"{result.failed_rows} row(s) {result.reason}"
+    )
+    return head + (f"\n      e.g. {result.examples}" if result.examples else "")
+
+
+def failure_message(report: ValidationReport, report_uri: str, contract_origin: str) -> str:
+    """The `DataContractError` text of a failed validation: every failed rule with rows.
+
+    ``contract_origin`` says where the contract came from, e.g. ``the contract
+    schemas/x.yaml``; the message tells the user to fix the rows or that.
+    """
+    failures = report.failures
+    lines = [
+        f"data contract {report.contract!r} failed on {file_names(report.files)} "
+        f"({report.rows} rows): {len(failures)} rule(s) failed"
+    ]
+    lines += [_line(r) for r in failures]
+    others = [r for r in report.results if r.outcome in ("quarantine", "warn")]
+    if others:
+        lines.append("  also (not fatal on their own):")
+        lines += [_line(r) for r in others]
+    lines.append(
+        f"Fix the source rows (or {contract_origin}) and run again; the source files were "
+        "not changed."
+    )
+    lines.append(f"Report: {report_uri}")
+    return "\n".join(lines)
+
+
+def artifact_rows(report: ValidationReport) -> list[dict[str, Any]]:
+    """One row per rule for the Prefect table artifact (examples shortened)."""
+    rows = []
+    for r in report.results:
+        examples = r.examples
+        if len(examples) > _ARTIFACT_EXAMPLES:
+            examples = examples[: _ARTIFACT_EXAMPLES - 1] + "…"
+        rows.append(
+            {
+                "rule": r.rule,
+                "column": r.column,
+                "severity": r.severity,
+                "failed_rows": r.failed_rows,
+                "outcome": r.outcome,
+                "reason": r.reason,
+                "examples": examples,
+            }
+        )
+    return rows
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(
+    report: ValidationReport,
+    report_uri: str,
+    quarantine_uri: str | None,
+    docs_url: str | None,
+) -> str:
+    """A short markdown summary: outcome, counts, where things are, the rules that did not pass."""
+    quarantined = len(report.quarantined)
+    share = quarantined / report.rows if report.rows else 0.0
+    passed = sum(1 for r in report.results if r.outcome == "pass")
+    lines = [
+        f"## Data contract `{report.contract}`: {_LABELS[report.outcome]}",
+        "",
+        f"- source: {len(report.files)} file(s) ({file_names(report.files)}), {report.rows} rows",
+        f"- rules: {passed} of {len(report.results)} passed",
+        f"- clean rows passed on: {len(report.clean)}",
+        f"- quarantined rows: {quarantined} ({share:.1%}; limit "
+        f"{report.quarantine_limit:.0%})" + (f" in `{quarantine_uri}`" if quarantine_uri else ""),
+        f"- report: `{report_uri}`",
+        f"- Great Expectations Data Docs: [{docs_url}]({docs_url})"
+        if docs_url
+        else "- Great Expectations Data Docs: not built (data_root is not a local path)",
+    ]
+    flagged = [r for r in report.results if r.outcome != "pass"]
+    if flagged:
+        lines += [
+            "",
+            "| rule | column | severity | failed rows | outcome | reason | examples |",
+            "|---|---|---|---:|---|---|---|",
+        ]
+        lines += [
+            f"| {r.rule} | {_cell(r.column)} | {r.severity} | {r.failed_rows} | {r.outcome} "
+            f"| {_cell(r.reason)} | {_cell(r.examples[:300])} |"
+            for r in flagged
+        ]
+    else:
+        lines += ["", "Every rule passed."]
+    return "\n".join(lines) + "\n"
+
+
+def report_document(report: ValidationReport, **locations: str | None) -> dict[str, Any]:
+    """The JSON kept beside the data: outcome, counts, locations and every rule's result."""
+    return {
+        "contract": report.contract,
+        "outcome": report.outcome,
+        "files": report.files,
+        "rows": report.rows,
+        "clean_rows": len(report.clean),
+        "quarantined_rows": len(report.quarantined),
+        "quarantine_limit": report.quarantine_limit,
+        **locations,
+        "results": artifact_rows(report),
+    }
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where one validation's outputs were written."""
+
+    report_uri: str
+    summary_uri: str
+    quarantine_uri: str | None
+    summary: str
+
+
+def _quarantine_table(report: ValidationReport) -> pa.Table:
+    frame = report.quarantined
+    text = {c: frame[c].astype("str") for c in frame.columns if frame[c].dtype != "int64"}
+    return pa.Table.from_pandas(frame.assign(**text), preserve_index=False)
+
+
+def save_report(report: ValidationReport, pipeline_root: str, run_key: str) -> ReportFiles:
+    """Write the report JSON, the markdown summary and any quarantined rows.
+
+    Quarantined rows go to ``{pipeline_root}/quarantine/{run_key}.parquet`` (as read, with
+    the rule and reason of each row); the report and summary to
+    ``{pipeline_root}/validation/{run_key}/``. Every write is atomic.
+    """
+    folder = storage.join(pipeline_root, "validation", run_key)
+    report_uri = storage.join(folder, "report.json")
+    summary_uri = storage.join(folder, "summary.md")
+    quarantine_uri = None
+    if len(report.quarantined):
+        quarantine_uri = storage.join(pipeline_root, "quarantine", f"{run_key}.parquet")
+        storage.write_parquet(_quarantine_table(report), quarantine_uri)
+    summary = summary_markdown(report, report_uri, quarantine_uri, report.docs_url)
+    document = report_document(
+        report, quarantine_uri=quarantine_uri, docs_url=report.docs_url, summary_uri=summary_uri
+    )
+    storage.write_json(report_uri, document)
+    storage.write_bytes(summary_uri, summary.encode("utf-8"))
+    return ReportFiles(report_uri, summary_uri, quarantine_uri, summary)

@@ -1,0 +1,76 @@
+"""`seqcast contract init` and `seqcast validate` as a user runs them (a subprocess each)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seqcast.contracts import load_contract
+from seqcast.sample_data import write_samples
+
+ROOT = Path(__file__).resolve().parents[2]
+SEQCAST = Path(sys.executable).parent / "seqcast"
+
+
+def seqcast(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_HOME", None)  # the CLI puts it under cwd/.seqcast
+    return subprocess.run(
+        [str(SEQCAST), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def project(tmp_path: Path, contract: str | None = None) -> Path:
+    """The sample-load config and sample data in ``tmp_path`` (paths relative to it)."""
+    write_samples(tmp_path / "data/sample")
+    config = yaml.safe_load((ROOT / "configs/sample-load.yaml").read_text())
+    config["contract"] = contract
+    config["model"] = {"units": [8], "epochs": 1}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_contract_init_drafts_a_contract_and_will_not_overwrite(tmp_path: Path) -> None:
+    project(tmp_path)
+    done = seqcast(tmp_path, "contract", "init", "--config", "pipeline.yaml", "--rows", "500")
+    assert done.returncode == 0, done.stderr
+    assert "contract drafted from 500 rows of 1 file(s): schemas/sample-load.yaml" in done.stdout
+    assert "contract: schemas/sample-load.yaml" in done.stdout  # how to use it
+    drafted = load_contract(tmp_path / "schemas/sample-load.yaml")
+    assert drafted.frequency == "1h" and drafted.columns["load"].type == "float"
+    again = seqcast(tmp_path, "contract", "init", "--config", "pipeline.yaml")
+    assert again.returncode == 1 and "exists; review it, or pass --force" in again.stderr
+
+
+@pytest.mark.flow
+def test_validate_exit_codes_summary_and_report(tmp_path: Path) -> None:
+    project(tmp_path, contract=str(ROOT / "schemas/sample-load.yaml"))
+    one = tmp_path / "data/sample/load/sensor-1.csv"
+    lines = one.read_text().splitlines()
+    lines[5] = lines[5].replace(lines[5].split(",")[2], "NaN")
+    one.write_text("\n".join(lines) + "\n")
+
+    passed = seqcast(tmp_path, "validate", "--config", "pipeline.yaml")
+    assert passed.returncode == 0, passed.stderr[-2000:]
+    assert "PASSED with rows quarantined" in passed.stdout
+    assert "| not_null | load | quarantine | 1 | quarantine |" in passed.stdout
+    report = passed.stdout.rsplit("report: ", 1)[1].strip()
+    assert (tmp_path / report).is_file()
+    assert list((tmp_path / ".seqcast/data/sample-load/quarantine").glob("*.parquet"))
+    assert list((tmp_path / ".seqcast/data/sample-load/data_docs/validations").rglob("*.html"))
+
+    lines[6] = lines[6].replace("+00:00", "")
+    one.write_text("\n".join(lines) + "\n")
+    failed = seqcast(tmp_path, "validate", "--config", "pipeline.yaml")
+    assert failed.returncode == 1
+    assert "error: data contract 'sample-load' failed on sensor-1.csv" in failed.stderr
+    assert "rule timezone on column 'ts'" in failed.stderr
+    assert "without sensor-1.csv:7 ts='2024-01-01T05:00:00'" in failed.stderr
+    assert "Report: .seqcast/data/sample-load/validation/" in failed.stderr
+    assert "Traceback" not in failed.stderr
