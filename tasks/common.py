@@ -29,6 +29,11 @@ STEP_OPTIONS: dict[str, Any] = {
 }
 """Keyword arguments of every step's @task."""
 
+TRAINING_TAG = "seqcast-train"
+"""Tag of the steps that occupy the training device. A task concurrency limit on it
+(`prefect concurrency-limit create seqcast-train 1`, made by `seqcast deploy`) keeps two
+flows from training on the same machine at once."""
+
 
 def current_run_id() -> str:
     """The flow run's id, or a fresh one when a step runs outside a flow (unit tests)."""

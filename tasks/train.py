@@ -11,10 +11,10 @@ from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.training import train as fit
-from tasks.common import STEP_OPTIONS, current_run_id
+from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id
 
 
-@task(name="train", **STEP_OPTIONS)
+@task(name="train", tags=[TRAINING_TAG], **STEP_OPTIONS)
 def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     """Train a fresh model and save it as a `.keras` file under this flow run's directory."""
     logger = get_run_logger()
