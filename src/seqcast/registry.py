@@ -13,9 +13,13 @@ checked before a model is loaded.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -109,13 +113,61 @@ def champion_version(pipeline_root: str) -> str | None:
     return storage.read_json(pointer)["version"] if storage.exists(pointer) else None
 
 
-def set_champion(pipeline_root: str, version: str, decision: dict[str, Any]) -> None:
-    """Point the champion at ``version`` (one atomic file replace) and audit the decision."""
+class ChampionChanged(RegistryError):
+    """The champion moved between a run's evaluation and its promotion."""
+
+
+ANY_CHAMPION = object()
+"""`set_champion(expected=ANY_CHAMPION)`: promote whatever the current champion is."""
+
+
+@contextmanager
+def champion_lock(pipeline_root: str) -> Iterator[None]:
+    """Hold an exclusive lock on the champion pointer while it is read and replaced.
+
+    An ``flock`` on ``registry/champion.lock``: it serialises processes on one machine
+    (and on network filesystems that honour flock). Object stores have no such lock; there
+    the deployment's concurrency limit of 1 is what keeps promotions apart.
+    """
+    fs, path = storage.filesystem(storage.join(registry_root(pipeline_root), "champion.lock"))
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol not in ("file", "local"):
+        yield
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def set_champion(
+    pipeline_root: str,
+    version: str,
+    decision: dict[str, Any],
+    expected: str | None | object = ANY_CHAMPION,
+) -> None:
+    """Point the champion at ``version`` (one atomic file replace) and audit the decision.
+
+    ``expected`` makes it a compare-and-swap: the version the challenger was compared with
+    (None: there was no champion). If another run promoted a model since, nothing changes
+    and `ChampionChanged` says so, so two runs can never both believe they won.
+    """
     if not storage.exists(storage.join(version_uri(pipeline_root, version), "manifest.json")):
         raise RegistryError(f"no model version {version!r}; see `seqcast models list`")
     pointer = storage.join(registry_root(pipeline_root), "champion.json")
-    storage.write_json(pointer, {"version": version, "since": datetime.now(UTC).isoformat()})
-    append_audit(pipeline_root, {**decision, "version": version, "promoted": True})
+    with champion_lock(pipeline_root):
+        current = champion_version(pipeline_root)
+        if expected is not ANY_CHAMPION and current != expected:
+            raise ChampionChanged(
+                f"{pointer}: the champion is now {current!r}, but version {version} was "
+                f"compared with {expected!r}; it was not promoted. Run the training again "
+                "to compare it with the new champion."
+            )
+        storage.write_json(pointer, {"version": version, "since": datetime.now(UTC).isoformat()})
+        append_audit(pipeline_root, {**decision, "version": version, "promoted": True})
 
 
 def append_audit(pipeline_root: str, entry: dict[str, Any]) -> None:
