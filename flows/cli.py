@@ -182,6 +182,92 @@ def sample(
         typer.echo(f"{name}: {len(paths)} file(s) in {out / name}")
 
 
+NotifyUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--notify-url",
+        help="Send alerts as JSON {subject, body} to this webhook (saved as block "
+        "custom-webhook/seqcast-alerts).",
+        show_default=False,
+    ),
+]
+NotifyBlock = Annotated[
+    str | None,
+    typer.Option(
+        "--notify-block",
+        help="Send alerts through an existing notification block, e.g. slack-webhook/ops.",
+        show_default=False,
+    ),
+]
+AutomationsFile = Annotated[
+    Path, typer.Option("--automations", help="Automations to apply (YAML).")
+]
+
+
+def _apply_alerts(
+    automations: Path, notify_url: str | None, notify_block: str | None
+) -> list[tuple[str, Any]]:
+    from flows import server_setup
+
+    block_id = server_setup.notification_block_id(notify_url, notify_block)
+    if block_id is None:
+        typer.secho(
+            "no --notify-url or --notify-block: the failure notification is not created",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    definitions = server_setup.load_automations(automations, block_id)
+    with server_setup.client() as client:
+        return server_setup.apply_automations(client, definitions)
+
+
+@app.command()
+def deploy(
+    prefect_file: Annotated[
+        Path, typer.Option("--prefect-file", help="Deployments to create (prefect.yaml).")
+    ] = Path("deploy/prefect.yaml"),
+    pool: Annotated[str, typer.Option(help="Process work pool to create if missing.")] = (
+        "seqcast"
+    ),
+    training_limit: Annotated[
+        int, typer.Option(help="Training task runs allowed at once on the server.", min=1)
+    ] = 1,
+    automations: AutomationsFile = Path("deploy/automations.yaml"),
+    notify_url: NotifyUrl = None,
+    notify_block: NotifyBlock = None,
+) -> None:
+    """Set up a Prefect server for seqcast: work pool, training limit, deployments, alerts.
+
+    Run it from the repository root with PREFECT_API_URL pointing at the server; it is
+    safe to run again. Then start a worker: `prefect worker start --pool seqcast`.
+    """
+    from flows import server_setup
+
+    def setup() -> list[tuple[str, Any]]:
+        with server_setup.client() as client:
+            if server_setup.ensure_work_pool(client, pool):
+                typer.echo(f"created process work pool {pool!r}")
+            server_setup.ensure_training_limit(client, training_limit)
+            typer.echo(f"task concurrency limit seqcast-train = {training_limit}")
+        server_setup.deploy_all(prefect_file)
+        return _apply_alerts(automations, notify_url, notify_block)
+
+    for name, automation_id in _run(setup):
+        typer.echo(f"automation {name}: {automation_id}")
+    typer.echo(f"\nnow start a worker: prefect worker start --pool {pool}")
+
+
+@app.command()
+def alerts(
+    automations: AutomationsFile = Path("deploy/automations.yaml"),
+    notify_url: NotifyUrl = None,
+    notify_block: NotifyBlock = None,
+) -> None:
+    """Create (or replace) the alerting automations on the Prefect server."""
+    for name, automation_id in _run(lambda: _apply_alerts(automations, notify_url, notify_block)):
+        typer.echo(f"automation {name}: {automation_id}")
+
+
 @models_app.command("list")
 def models_list(
     config: ConfigOption,

@@ -1,0 +1,270 @@
+"""The deployments on a real Prefect server, on SQLite and on PostgreSQL.
+
+One scenario per database: start `prefect server start` on a free loopback port, create
+the work pool and deployments from `deploy/prefect.yaml`, start a process worker, trigger
+the runs with the CLI and read everything back through the REST API: task runs,
+artifacts, the predictions file, the registry after two racing retrains, and the alert a
+failed run sends. Small data and a tiny model keep each leg near a minute and a half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from postgres import start_postgres, unavailable
+from stack import BIN, REPO, Stack, free_port
+
+from seqcast import registry
+from seqcast.sample_data import load_series, write_csv_per_series
+
+pytestmark = pytest.mark.integration
+
+TRAINING_STEPS = ["ingest", "validate", "window", "train", "evaluate", "register"]
+PREDICTION_STEPS = ["ingest", "validate", "predict"]
+REQUIRE_POSTGRES = os.environ.get("SEQCAST_REQUIRE_POSTGRES") == "1"
+
+
+class Webhook:
+    """A loopback HTTP endpoint that records the JSON bodies POSTed to it (the alerts)."""
+
+    def __init__(self) -> None:
+        received: queue.Queue[dict[str, Any]] = queue.Queue()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                received.put(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def next(self, timeout: float) -> dict[str, Any]:
+        return self.received.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def pipeline_config(root: Path, name: str) -> dict[str, Any]:
+    """A config small enough to train in seconds that still beats the naive baseline.
+
+    A 1% promotion margin: a retrain of the same data (same seed) is not "better", so of
+    two identical racing retrains exactly one may promote.
+    """
+    return {
+        "name": name,
+        "data_root": str(root / "out"),
+        "source": {
+            "path": str(root / "data" / "*.csv"),
+            "timestamp": "ts",
+            "series_id": "sensor",
+            "target": ["load"],
+            "features": ["temperature"],
+        },
+        "window": {"lookback": 24, "horizon": 12, "stride": 2},
+        "model": {"units": [8], "epochs": 1, "batch_size": 32, "learning_rate": 0.01},
+        "evaluate": {"promotion_margin": 0.01},
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """A running server (not yet deployed to) on the parametrized database."""
+    cluster = None
+    if request.param == "sqlite":
+        server = Stack(
+            home=tmp_path / "prefect", database_url=f"sqlite+aiosqlite:///{tmp_path}/prefect.db"
+        )
+    else:
+        reason = unavailable()
+        if reason and not REQUIRE_POSTGRES:
+            pytest.skip(reason)
+        assert reason is None, reason
+        cluster = start_postgres()
+        # The shared-server setup: PostgreSQL plus basic auth, as in deploy/compose.yaml.
+        server = Stack(home=tmp_path / "prefect", database_url=cluster.url, auth="ops:s3cret")
+    try:
+        server.start_server()
+        yield server
+    finally:
+        server.stop()
+        if cluster is not None:
+            cluster.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+def deploy(stack: Stack, webhook: Webhook) -> None:
+    """SQLite: the README's prefect commands one by one. PostgreSQL: `seqcast deploy`."""
+    if stack.auth is None:
+        stack.cli("work-pool", "create", "seqcast", "--type", "process")
+        stack.cli("concurrency-limit", "create", "seqcast-train", "1")
+        stack.cli("deploy", "--prefect-file", "deploy/prefect.yaml", "--all")
+        stack.cli("alerts", "--notify-url", webhook.url, program="seqcast")
+    else:
+        stack.cli("deploy", "--notify-url", webhook.url, program="seqcast")
+
+
+def check_server_objects(stack: Stack) -> None:
+    with stack.client() as api:
+        retrain = api.get("/deployments/name/training/nightly-retrain").raise_for_status().json()
+        predict = api.get("/deployments/name/batch-predict/batch-predict").raise_for_status()
+        limit = api.get("/concurrency_limits/tag/seqcast-train").raise_for_status().json()
+        automations = api.post("/automations/filter", json={}).raise_for_status().json()
+        ui = api.get(stack.api_url.removesuffix("/api") + "/ui-settings").raise_for_status()
+    schedule = retrain["schedules"][0]["schedule"]
+    assert (schedule["cron"], schedule["timezone"]) == ("0 2 * * *", "UTC")
+    assert predict.json()["schedules"][0]["schedule"]["cron"] == "30 3 * * *"
+    assert retrain["global_concurrency_limit"]["limit"] == 1
+    assert retrain["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+    assert "config" in retrain["parameter_openapi_schema"]["properties"]
+    assert retrain["parameters"]["config"]["name"] == "sample-load"
+    assert limit["concurrency_limit"] == 1
+    assert {a["name"] for a in automations} == {"seqcast-run-failed", "seqcast-zombie-runs"}
+    # The UI asks this endpoint where the API is: it must be this port, not 4200.
+    assert ui.json()["api_url"] == stack.api_url
+
+
+def check_steps(stack: Stack, flow_run_id: str, steps: list[str]) -> list[dict[str, Any]]:
+    """Every step ran once and Completed. Task run states reach the API as events, a moment
+    after the flow run's own state, so wait a little for them."""
+    deadline = time.monotonic() + 30
+    while True:
+        runs = stack.task_runs(flow_run_id)
+        states = [run["state"]["type"] if run["state"] else None for run in runs]
+        if all(state == "COMPLETED" for state in states) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    names = [run["name"].rsplit("-", 1)[0] for run in runs]
+    assert sorted(names) == sorted(steps), names
+    assert states == ["COMPLETED"] * len(steps), dict(zip(names, states, strict=True))
+    return runs
+
+
+def check_table(artifact: dict[str, Any], column: str) -> list[dict[str, Any]]:
+    assert artifact["type"] == "table"
+    rows = json.loads(artifact["data"]) if isinstance(artifact["data"], str) else artifact["data"]
+    assert rows and all(column in row for row in rows), rows
+    return rows
+
+
+def trigger(stack: Stack, deployment: str, config: dict[str, Any]) -> dict[str, Any]:
+    return stack.wait_for(stack.run_deployment(deployment, {"config": config}))
+
+
+def train_then_predict(stack: Stack, root: Path) -> None:
+    config = pipeline_config(root, "nightly")
+    pipeline = f"{config['data_root']}/nightly"
+
+    run = trigger(stack, "training/nightly-retrain", config)
+    assert run["state"]["type"] == "COMPLETED", stack.flow_run_logs(run["id"])
+    task_runs = check_steps(stack, run["id"], TRAINING_STEPS)
+    assert "seqcast-train" in next(t for t in task_runs if t["name"].startswith("train-"))["tags"]
+    artifacts = stack.artifacts(run["id"])
+    metrics = check_table(artifacts["nightly-metrics"], "predictor")
+    assert {row["predictor"] for row in metrics} >= {"model", "last_value"}
+    checks = check_table(artifacts["nightly-validation"], "rule")
+    assert all(row["outcome"] == "pass" for row in checks)
+    champion = registry.champion_version(pipeline)
+    assert champion is not None, "the first model should beat the naive baseline"
+    registry.verify_version(pipeline, champion)
+
+    run = trigger(stack, "batch-predict/batch-predict", config)
+    assert run["state"]["type"] == "COMPLETED", stack.flow_run_logs(run["id"])
+    check_steps(stack, run["id"], PREDICTION_STEPS)
+    check_table(stack.artifacts(run["id"])["nightly-validation"], "rule")
+    files = sorted(Path(pipeline, "predictions").rglob("*.parquet"))
+    assert len(files) == 1, files
+    predictions = pd.read_parquet(files[0])
+    assert len(predictions) == 2 * 12  # two series, horizon 12
+    assert set(predictions["model_version"]) == {champion}
+    assert set(predictions["flow_run_id"]) == {run["id"]}
+
+
+def racing_retrains(stack: Stack, root: Path) -> None:
+    """Two retrains triggered at once on a pipeline without a champion: the deployment's
+    concurrency limit runs them one after the other, and exactly one promotes."""
+    config = pipeline_config(root, "race")
+    pipeline = f"{config['data_root']}/race"
+    command = [
+        str(BIN / "prefect"), "deployment", "run", "training/nightly-retrain",
+        "--params", json.dumps({"config": config}),
+    ]  # fmt: skip
+    launched = [
+        subprocess.Popen(command, cwd=REPO, env=stack.env(), stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    ids = []
+    for process in launched:
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode == 0, output
+        ids.append(output.split("UUID:", 1)[1].split()[0])
+    runs = [stack.wait_for(flow_run_id, timeout=240) for flow_run_id in ids]
+    assert [r["state"]["type"] for r in runs] == ["COMPLETED", "COMPLETED"]
+
+    first, second = sorted(runs, key=lambda r: r["start_time"])
+    assert second["start_time"] >= first["end_time"], "the two retrains overlapped"
+    with stack.client() as api:
+        states = api.get("/flow_run_states/", params={"flow_run_id": second["id"]}).json()
+    assert "AwaitingConcurrencySlot" in {s["name"] for s in states}
+
+    audit_file = Path(registry.registry_root(pipeline), "audit.jsonl")
+    audit = [json.loads(line) for line in audit_file.read_text().splitlines()]
+    promoted = [entry["version"] for entry in audit if entry["promoted"]]
+    assert len(audit) == 2 and len(promoted) == 1, audit
+    assert registry.champion_version(pipeline) == promoted[0]
+    versions = registry.list_versions(pipeline)
+    assert len(versions) == 2 and [v["champion"] for v in versions].count(True) == 1
+    for version in versions:
+        registry.verify_version(pipeline, version["version"])
+
+
+def failure_alert(stack: Stack, root: Path, webhook: Webhook) -> None:
+    """batch-predict alone on a pipeline that never trained fails, and the alert arrives."""
+    run = trigger(stack, "batch-predict/batch-predict", pipeline_config(root, "untrained"))
+    assert run["state"]["type"] == "FAILED"
+    assert "no champion model" in stack.flow_run_logs(run["id"])
+    alert = webhook.next(timeout=60)
+    assert "batch-predict" in alert["subject"] and "Failed" in alert["subject"], alert
+    assert run["id"] in alert["body"], alert
+
+
+def test_deployments_on_a_real_server(stack: Stack, webhook: Webhook, tmp_path: Path) -> None:
+    started = time.monotonic()
+    write_csv_per_series(load_series(n_series=2, n_steps=24 * 7 * 3), "sensor", tmp_path / "data")
+    if stack.auth:
+        with stack.client(auth=False) as anonymous:
+            assert anonymous.post("/flow_runs/count").status_code == 401
+    deploy(stack, webhook)
+    check_server_objects(stack)
+    stack.start_worker("seqcast")
+
+    train_then_predict(stack, tmp_path)
+    racing_retrains(stack, tmp_path)
+    failure_alert(stack, tmp_path, webhook)
+    print(f"\n{stack.database_url.split(':')[0]} leg: {time.monotonic() - started:.0f}s")
+

@@ -1,0 +1,46 @@
+"""Cheap checks of deploy/: every deployment's entrypoint loads and its defaults validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seqcast.config import PipelineConfig
+
+REPO = Path(__file__).resolve().parents[2]
+PREFECT_FILE = yaml.safe_load((REPO / "deploy" / "prefect.yaml").read_text())
+
+
+@pytest.mark.parametrize("deployment", PREFECT_FILE["deployments"], ids=lambda d: d["name"])
+def test_deployment_entrypoint_loads_and_parameters_validate(
+    deployment: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # pyproject's Prefect home (.seqcast/prefect) may not exist in a fresh checkout.
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    from prefect.flows import load_flow_from_entrypoint
+
+    monkeypatch.chdir(REPO)  # entrypoints are relative to the repository root
+    flow = load_flow_from_entrypoint(deployment["entrypoint"])
+    assert set(flow.parameters.properties) == set(deployment["parameters"]) == {"config"}
+    PipelineConfig.model_validate(deployment["parameters"]["config"])
+    schedule = deployment["schedules"][0]
+    assert schedule["cron"] and schedule["timezone"], "a schedule needs an explicit timezone"
+
+
+def test_default_parameters_are_the_sample_config() -> None:
+    sample = yaml.safe_load((REPO / "configs" / "sample-load.yaml").read_text())
+    for deployment in PREFECT_FILE["deployments"]:
+        assert deployment["parameters"]["config"] == sample
+
+
+def test_automations_validate() -> None:
+    from prefect.events.schemas.automations import AutomationCore
+
+    document = yaml.safe_load((REPO / "deploy" / "automations.yaml").read_text())
+    for automation in document["automations"]:
+        for action in automation["actions"]:
+            if action["type"] == "send-notification":
+                action["block_document_id"] = "00000000-0000-0000-0000-000000000000"
+        AutomationCore.model_validate(automation)
