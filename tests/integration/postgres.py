@@ -77,8 +77,8 @@ class Postgres:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.root / "postgres.log"),
-                  "-w", "-t", "60", "start")
+        log = str(self.root / "postgres.log")
+        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", log, "-w", "-t", "60", "start")
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "prefect", "prefect")
 
     def stop(self) -> None:

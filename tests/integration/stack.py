@@ -93,8 +93,8 @@ class Stack:
                 "PREFECT_SERVER_API_PORT": str(self.port),
                 "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url,
                 # Short waits so a queued run is retried within seconds, not 30 s.
-                "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
-                "PREFECT_WORKER_QUERY_SECONDS": "2",
+                "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+                "PREFECT_WORKER_QUERY_SECONDS": "1",
                 "PREFECT_LOGGING_EXTRA_LOGGERS": "seqcast",
                 "TF_CPP_MIN_LOG_LEVEL": "2",
                 "TQDM_DISABLE": "1",
