@@ -23,7 +23,8 @@ def test_deployment_entrypoint_loads_and_parameters_validate(
 
     monkeypatch.chdir(REPO)  # entrypoints are relative to the repository root
     flow = load_flow_from_entrypoint(deployment["entrypoint"])
-    assert set(flow.parameters.properties) == set(deployment["parameters"]) == {"config"}
+    assert set(flow.parameters.properties) == {"config", "force"}
+    assert set(deployment["parameters"]) == {"config"}  # force defaults to False
     PipelineConfig.model_validate(deployment["parameters"]["config"])
     schedule = deployment["schedules"][0]
     assert schedule["cron"] and schedule["timezone"], "a schedule needs an explicit timezone"
@@ -44,3 +45,39 @@ def test_automations_validate() -> None:
             if action["type"] == "send-notification":
                 action["block_document_id"] = "00000000-0000-0000-0000-000000000000"
         AutomationCore.model_validate(automation)
+
+
+def test_served_deployments_follow_the_prefect_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`seqcast serve` builds its deployments from deploy/prefect.yaml with the given config."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    monkeypatch.chdir(REPO)
+    from flows.scheduling import runner_deployments
+
+    config = PipelineConfig.model_validate(
+        {"name": "served", "source": {"path": "x.csv", "target": ["y"]}}
+    )
+    served = {d.name: d for d in runner_deployments(Path("deploy/prefect.yaml"), config)}
+    assert set(served) == {"nightly-retrain", "batch-predict"}
+    retrain = served["nightly-retrain"]
+    assert retrain.parameters["config"]["name"] == "served"
+    schedule = retrain.schedules[0].schedule
+    assert (schedule.cron, schedule.timezone) == ("0 2 * * *", "UTC")
+    assert retrain.concurrency_limit == 1
+    assert retrain.concurrency_options.collision_strategy == "ENQUEUE"
+
+
+def test_backfill_dates_cover_the_range_inclusively() -> None:
+    from datetime import date
+
+    from flows.scheduling import logical_dates
+    from seqcast.errors import ConfigError
+
+    assert logical_dates(date(2026, 2, 27), date(2026, 3, 1)) == [
+        date(2026, 2, 27),
+        date(2026, 2, 28),
+        date(2026, 3, 1),
+    ]
+    with pytest.raises(ConfigError, match="--to must not be before --from"):
+        logical_dates(date(2026, 3, 1), date(2026, 2, 1))
