@@ -81,3 +81,22 @@ def test_backfill_dates_cover_the_range_inclusively() -> None:
     ]
     with pytest.raises(ConfigError, match="--to must not be before --from"):
         logical_dates(date(2026, 3, 1), date(2026, 2, 1))
+
+
+def test_compose_wires_database_auth_ui_and_heartbeats() -> None:
+    """Docker cannot run in CI here, so at least the settings that matter are checked."""
+    services = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())["services"]
+    assert {"postgres", "server", "setup", "worker"} <= set(services)
+    server = services["server"]["environment"]
+    assert server["PREFECT_API_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
+    # The browser must call the published host port, not the container's 0.0.0.0:4200.
+    assert server["PREFECT_UI_API_URL"] == "http://localhost:${PREFECT_PORT:-4200}/api"
+    assert services["server"]["ports"] == ["${PREFECT_PORT:-4200}:4200"]
+    for client in ("setup", "worker"):
+        env = services[client]["environment"]
+        assert env["PREFECT_API_AUTH_STRING"] == server["PREFECT_SERVER_API_AUTH_STRING"]
+        assert "pipeline:/opt/seqcast/.seqcast" in services[client]["volumes"]
+    assert int(services["worker"]["environment"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]) >= 30
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    for needed in ("flows", "configs", "schemas", "deploy"):
+        assert f"COPY --chown=seqcast {needed} ./{needed}" in dockerfile
