@@ -41,6 +41,21 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc; Linux only)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 @dataclass
 class Process:
     """A subprocess in its own process group, logging to ``log``."""
@@ -50,14 +65,21 @@ class Process:
     log: Path
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the whole group, then SIGKILL what is left after ``grace`` seconds."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
+        """SIGTERM the whole group, then SIGKILL what is left after ``grace`` seconds,
+        including the groups of descendants that left it (a worker starts each flow run
+        in a session of its own)."""
+        groups = {self.popen.pid}
+        for pid in descendants(self.popen.pid):
+            with contextlib.suppress(ProcessLookupError):
+                groups.add(os.getpgid(pid))
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=grace)
-        # Children (the flow runs of a worker) may outlive their parent: end the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         self.popen.wait(timeout=grace)
 
     def tail(self, lines: int = 40) -> str:
