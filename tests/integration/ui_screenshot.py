@@ -9,6 +9,7 @@ a failing batch-predict, then opens the UI pages in headless Chromium
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,7 @@ def main(out_dir: Path) -> None:
         shoot(f"{base}/artifacts/artifact/{metrics}", out_dir / "prefect-ui-metrics.png", 600)
     finally:
         stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
