@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -147,13 +148,14 @@ def train(config: ConfigOption, set_: SetOption = None) -> None:
     """Run the training flow: ingest, validate, window, train, evaluate, register.
 
     The new model becomes champion only if it beats the naive baselines and the current
-    champion on the same test windows.
+    champion on the same test windows. An ad-hoc run: it always trains, even if a scheduled
+    run already published a model today.
     """
     cfg = _config(config, set_)
     from flows.training import nightly_training
     from seqcast import storage
 
-    outcome = _run(lambda: nightly_training(cfg))
+    outcome = _run(lambda: nightly_training(cfg, force=True))
     document = storage.read_json(outcome.evaluation.metrics_uri)
     typer.echo("\n" + format_metrics(document["scores"], document["primary_metric"]))
     version = outcome.version
@@ -164,11 +166,14 @@ def train(config: ConfigOption, set_: SetOption = None) -> None:
 
 @app.command()
 def predict(config: ConfigOption, set_: SetOption = None) -> None:
-    """Run the batch prediction flow with the champion model and write Parquet."""
+    """Run the batch prediction flow with the champion model and write Parquet.
+
+    An ad-hoc run: it replaces any predictions published for today.
+    """
     cfg = _config(config, set_)
     from flows.prediction import batch_predict
 
-    result = _run(lambda: batch_predict(cfg))
+    result = _run(lambda: batch_predict(cfg, force=True))
     typer.echo(f"\n{result.rows} prediction rows from model {result.model_version}")
     typer.echo(f"predictions: {result.uri}")
 
@@ -242,6 +247,148 @@ def sample(
     written = _run(lambda: write_samples(out))
     for name, paths in written.items():
         typer.echo(f"{name}: {len(paths)} file(s) in {out / name}")
+
+
+PrefectFile = Annotated[
+    Path, typer.Option("--prefect-file", help="The deployments (prefect.yaml).")
+]
+DEFAULT_PREFECT_FILE = Path("deploy/prefect.yaml")
+NotifyUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--notify-url",
+        help="Send alerts as JSON {subject, body} to this webhook (saved as block "
+        "custom-webhook/seqcast-alerts).",
+        show_default=False,
+    ),
+]
+NotifyBlock = Annotated[
+    str | None,
+    typer.Option(
+        "--notify-block",
+        help="Send alerts through an existing notification block, e.g. slack-webhook/ops.",
+        show_default=False,
+    ),
+]
+AutomationsFile = Annotated[
+    Path, typer.Option("--automations", help="Automations to apply (YAML).")
+]
+
+
+def _apply_alerts(
+    automations: Path, notify_url: str | None, notify_block: str | None
+) -> list[tuple[str, Any]]:
+    from flows import server_setup
+
+    block_id = server_setup.notification_block_id(notify_url, notify_block)
+    if block_id is None:
+        typer.secho(
+            "no --notify-url or --notify-block: the failure notification is not created",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    definitions = server_setup.load_automations(automations, block_id)
+    with server_setup.client() as client:
+        return server_setup.apply_automations(client, definitions)
+
+
+@app.command()
+def deploy(
+    prefect_file: PrefectFile = DEFAULT_PREFECT_FILE,
+    pool: Annotated[str, typer.Option(help="Process work pool to create if missing.")] = (
+        "seqcast"
+    ),
+    training_limit: Annotated[
+        int, typer.Option(help="Training task runs allowed at once on the server.", min=1)
+    ] = 1,
+    automations: AutomationsFile = Path("deploy/automations.yaml"),
+    notify_url: NotifyUrl = None,
+    notify_block: NotifyBlock = None,
+) -> None:
+    """Set up a Prefect server for seqcast: work pool, training limit, deployments, alerts.
+
+    Run it from the repository root with PREFECT_API_URL pointing at the server; it is
+    safe to run again. Then start a worker: `prefect worker start --pool seqcast`.
+    """
+    from flows import server_setup
+
+    def setup() -> list[tuple[str, Any]]:
+        with server_setup.client() as client:
+            if server_setup.ensure_work_pool(client, pool):
+                typer.echo(f"created process work pool {pool!r}")
+            server_setup.ensure_training_limit(client, training_limit)
+            typer.echo(f"task concurrency limit seqcast-train = {training_limit}")
+        server_setup.deploy_all(prefect_file)
+        return _apply_alerts(automations, notify_url, notify_block)
+
+    for name, automation_id in _run(setup):
+        typer.echo(f"automation {name}: {automation_id}")
+    typer.echo(f"\nnow start a worker: prefect worker start --pool {pool}")
+
+
+@app.command()
+def alerts(
+    automations: AutomationsFile = Path("deploy/automations.yaml"),
+    notify_url: NotifyUrl = None,
+    notify_block: NotifyBlock = None,
+) -> None:
+    """Create (or replace) the alerting automations on the Prefect server."""
+    for name, automation_id in _run(lambda: _apply_alerts(automations, notify_url, notify_block)):
+        typer.echo(f"automation {name}: {automation_id}")
+
+
+@app.command()
+def serve(
+    config: ConfigOption, set_: SetOption = None, prefect_file: PrefectFile = DEFAULT_PREFECT_FILE
+) -> None:
+    """Serve nightly-retrain and batch-predict from this process, on their schedules.
+
+    One machine, no work pool: the deployments of deploy/prefect.yaml with this config as
+    their parameters. Runs until stopped (Ctrl-C); needs PREFECT_API_URL to point at a
+    server (the UI there shows the runs and can trigger them).
+    """
+    cfg = _config(config, set_)
+    from prefect import serve as prefect_serve
+
+    from flows import scheduling, server_setup
+
+    _run(server_setup.api_url)
+    deployments = _run(lambda: scheduling.runner_deployments(prefect_file, cfg))
+    _run(lambda: prefect_serve(*deployments))
+
+
+@app.command()
+def backfill(
+    start: Annotated[
+        datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First logical date.")
+    ],
+    end: Annotated[
+        datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last logical date (included).")
+    ],
+    deployment: Annotated[
+        str, typer.Option(help="FLOW/DEPLOYMENT to run once per date.")
+    ] = "training/nightly-retrain",
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config for the runs (default: the deployment's)."),
+    ] = None,
+    set_: SetOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace what was already published for a date.")
+    ] = False,
+) -> None:
+    """Create one run per date from --from to --to, each with that date as its logical date.
+
+    A date whose outputs were already published is skipped by its run unless --force.
+    The runs wait for a worker (or `seqcast serve`) like any other.
+    """
+    from flows import scheduling, server_setup
+
+    cfg = _config(config, set_) if config is not None else None
+    days = _run(lambda: scheduling.logical_dates(start.date(), end.date()))
+    _run(server_setup.api_url)
+    for day, flow_run_id in _run(lambda: scheduling.backfill(deployment, days, cfg, force)):
+        typer.echo(f"{day}: flow run {flow_run_id}")
 
 
 @models_app.command("list")

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from prefect import flow
 
+from seqcast import publications
 from seqcast.config import PipelineConfig
 from seqcast.records import PredictionsRef
+from tasks.common import already_published, current_run_id, logical_date
 from tasks.ingest import ingest
 from tasks.predict import predict
 from tasks.validate import validate
 
 
 @flow(name="batch-predict", flow_run_name="predict-{config.name}", validate_parameters=True)
-def batch_predict(config: PipelineConfig) -> PredictionsRef:
-    """Forecast every series from its latest window with the champion; write Parquet."""
+def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef:
+    """Forecast every series from its latest window with the champion; write Parquet.
+
+    Once per logical date: a second run for the same date keeps the first one's
+    predictions unless ``force``, which replaces them.
+    """
+    day = logical_date()
+    if (done := already_published(config, "predictions", day, force)) is not None:
+        return PredictionsRef.model_validate(done["predictions"])
     snapshot = ingest(config)
     validated = validate(config, snapshot, predicting=True)
-    return predict(config, validated)
+    result = predict(config, validated, day)
+    publications.record(
+        config.pipeline_root,
+        "predictions",
+        day,
+        {"predictions": result.model_dump(), "flow_run_id": current_run_id()},
+    )
+    return result

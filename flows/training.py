@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from prefect import flow
 
+from seqcast import publications
 from seqcast.config import PipelineConfig
 from seqcast.records import TrainingOutcome
+from tasks.common import already_published, current_run_id, logical_date
 from tasks.evaluate import evaluate
 from tasks.ingest import ingest
 from tasks.register import register
@@ -15,12 +17,26 @@ from tasks.window import window
 
 
 @flow(name="training", flow_run_name="train-{config.name}", validate_parameters=True)
-def nightly_training(config: PipelineConfig) -> TrainingOutcome:
-    """Train an LSTM/GRU on the latest data and promote it only if it beats the champion."""
+def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOutcome:
+    """Train an LSTM/GRU on the latest data and promote it only if it beats the champion.
+
+    Once per logical date: a second run for the same date returns the first one's outcome
+    unless ``force``.
+    """
+    day = logical_date()
+    if (done := already_published(config, "training", day, force)) is not None:
+        return TrainingOutcome.model_validate(done["outcome"])
     snapshot = ingest(config)
     validated = validate(config, snapshot)
     windows = window(config, validated)
     trained = train(config, windows)
     evaluation = evaluate(config, windows, trained)
     version = register(config, windows, trained, evaluation, validated)
-    return TrainingOutcome(evaluation=evaluation, version=version)
+    outcome = TrainingOutcome(evaluation=evaluation, version=version)
+    publications.record(
+        config.pipeline_root,
+        "training",
+        day,
+        {"outcome": outcome.model_dump(), "flow_run_id": current_run_id()},
+    )
+    return outcome

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date
 from typing import Any
 
+from prefect import get_run_logger
 from prefect.runtime import flow_run
 from pydantic import ValidationError
 
+from seqcast import publications
+from seqcast.config import PipelineConfig
 from seqcast.errors import SeqcastError
 
 
@@ -29,7 +33,38 @@ STEP_OPTIONS: dict[str, Any] = {
 }
 """Keyword arguments of every step's @task."""
 
+TRAINING_TAG = "seqcast-train"
+"""Tag of the steps that occupy the training device. A task concurrency limit on it
+(`prefect concurrency-limit create seqcast-train 1`, made by `seqcast deploy`) keeps two
+flows from training on the same machine at once."""
+
 
 def current_run_id() -> str:
     """The flow run's id, or a fresh one when a step runs outside a flow (unit tests)."""
     return str(flow_run.get_id() or uuid.uuid4())
+
+
+def logical_date() -> date:
+    """The day this run is for: the UTC day of its scheduled start (a backfill's date, the
+    night a schedule fired), not the day it happens to run. Today outside a flow run."""
+    return flow_run.scheduled_start_time.astimezone(UTC).date()
+
+
+def already_published(
+    config: PipelineConfig, kind: str, day: date, force: bool
+) -> dict[str, Any] | None:
+    """What an earlier run published for ``day``, if any and not ``force``; the caller then
+    returns it instead of doing the work again."""
+    if force:
+        return None
+    published = publications.read(config.pipeline_root, kind, day)
+    if published is not None:
+        get_run_logger().warning(
+            "Pipeline %s already published its %s for %s (flow run %s): nothing to do. "
+            "Run with force=true (`seqcast backfill --force`) to replace them.",
+            config.name,
+            kind,
+            day,
+            published.get("flow_run_id"),
+        )
+    return published

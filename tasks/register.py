@@ -75,7 +75,14 @@ def register(
         "previous_champion": evaluation.champion_version,
     }
     if promote:
-        registry.set_champion(config.pipeline_root, version, decision)
+        try:
+            registry.set_champion(
+                config.pipeline_root, version, decision, expected=evaluation.champion_version
+            )
+        except registry.ChampionChanged as exc:
+            promote, reason = False, str(exc)
+            decision["reason"] = reason
+    if promote:
         get_run_logger().info("Version %s promoted to champion: %s", version, reason)
     else:
         registry.append_audit(

@@ -14,7 +14,7 @@ from seqcast.config import PipelineConfig
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.training import EpochHook, TrainingResult
 from seqcast.training import train as fit
-from tasks.common import STEP_OPTIONS, current_run_id
+from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id
 
 
 def backup_dir(config: PipelineConfig, windows: WindowsRef, window_relative: bool) -> str:
@@ -45,7 +45,7 @@ def progress_hook(total_epochs: int, offset: int) -> EpochHook:
     return on_epoch_end
 
 
-@task(name="train", **STEP_OPTIONS)
+@task(name="train", tags=[TRAINING_TAG], **STEP_OPTIONS)
 def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     """Train a fresh model and save it as a `.keras` file under this flow run's directory."""
     logger = get_run_logger()

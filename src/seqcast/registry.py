@@ -13,9 +13,13 @@ checked before a model is loaded.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -118,23 +122,68 @@ def champion_version(pipeline_root: str) -> str | None:
     return _read_pointer(pipeline_root).get("version")
 
 
-def set_champion(pipeline_root: str, version: str, decision: dict[str, Any]) -> None:
-    """Point the champion at ``version`` (one atomic file replace) and audit the decision.
+class ChampionChanged(RegistryError):
+    """The champion moved between a run's evaluation and its promotion."""
 
-    The pointer keeps the earlier champions, newest first, so `rollback` can restore them.
+
+ANY_CHAMPION = object()
+"""`set_champion(expected=ANY_CHAMPION)`: promote whatever the current champion is."""
+
+
+@contextmanager
+def champion_lock(pipeline_root: str) -> Iterator[None]:
+    """Hold an exclusive lock on the champion pointer while it is read and replaced.
+
+    An ``flock`` on ``registry/champion.lock``: it serialises processes on one machine
+    (and on network filesystems that honour flock). Object stores have no such lock; there
+    the deployment's concurrency limit of 1 is what keeps promotions apart.
     """
-    read_manifest(pipeline_root, version)  # raises for an unknown version
-    pointer = _read_pointer(pipeline_root)
-    previous = [v for v in [pointer.get("version"), *pointer["previous"]] if v and v != version]
+    fs, path = storage.filesystem(storage.join(registry_root(pipeline_root), "champion.lock"))
+    if not storage.is_local(fs):
+        yield
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_pointer(pipeline_root: str, version: str, previous: list[str]) -> None:
     storage.write_json(
         _pointer_uri(pipeline_root),
-        {
-            "version": version,
-            "since": datetime.now(UTC).isoformat(),
-            "previous": previous,
-        },
+        {"version": version, "since": datetime.now(UTC).isoformat(), "previous": previous},
     )
-    append_audit(pipeline_root, {**decision, "version": version, "promoted": True})
+
+
+def set_champion(
+    pipeline_root: str,
+    version: str,
+    decision: dict[str, Any],
+    expected: str | None | object = ANY_CHAMPION,
+) -> None:
+    """Point the champion at ``version`` (one atomic file replace) and audit the decision.
+
+    ``expected`` makes it a compare-and-swap: the version the challenger was compared with
+    (None: there was no champion). If another run promoted a model since, nothing changes
+    and `ChampionChanged` says so, so two runs can never both believe they won. The pointer
+    keeps the earlier champions, newest first, so `rollback` can restore them.
+    """
+    read_manifest(pipeline_root, version)  # raises for an unknown version
+    with champion_lock(pipeline_root):
+        pointer = _read_pointer(pipeline_root)
+        current = pointer.get("version")
+        if expected is not ANY_CHAMPION and current != expected:
+            raise ChampionChanged(
+                f"{_pointer_uri(pipeline_root)}: the champion is now {current!r}, but version "
+                f"{version} was compared with {expected!r}; it was not promoted. Run the "
+                "training again to compare it with the new champion."
+            )
+        previous = [v for v in [current, *pointer["previous"]] if v and v != version]
+        _write_pointer(pipeline_root, version, previous)
+        append_audit(pipeline_root, {**decision, "version": version, "promoted": True})
 
 
 def rollback(pipeline_root: str) -> str:
@@ -143,30 +192,24 @@ def rollback(pipeline_root: str) -> str:
     Raises:
         RegistryError: there is no earlier champion to return to.
     """
-    pointer = _read_pointer(pipeline_root)
-    if not pointer["previous"]:
-        raise RegistryError(
-            "no earlier champion to roll back to; `seqcast models promote VERSION` picks any "
-            "version"
+    with champion_lock(pipeline_root):
+        pointer = _read_pointer(pipeline_root)
+        if not pointer["previous"]:
+            raise RegistryError(
+                "no earlier champion to roll back to; `seqcast models promote VERSION` picks "
+                "any version"
+            )
+        restored, *older = pointer["previous"]
+        read_manifest(pipeline_root, restored)
+        _write_pointer(pipeline_root, restored, older)
+        append_audit(
+            pipeline_root,
+            {
+                "version": restored,
+                "promoted": True,
+                "reason": f"rollback from {pointer.get('version')}",
+            },
         )
-    restored, *older = pointer["previous"]
-    read_manifest(pipeline_root, restored)
-    storage.write_json(
-        _pointer_uri(pipeline_root),
-        {
-            "version": restored,
-            "since": datetime.now(UTC).isoformat(),
-            "previous": older,
-        },
-    )
-    append_audit(
-        pipeline_root,
-        {
-            "version": restored,
-            "promoted": True,
-            "reason": f"rollback from {pointer.get('version')}",
-        },
-    )
     return restored
 
 

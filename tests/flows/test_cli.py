@@ -73,7 +73,7 @@ def test_single_series_csv_with_only_a_config(tmp_path: Path) -> None:
         pytest.fail(f"the GRU did not beat the baselines: {trained.output}")
     predicted = invoke("predict", "--config", str(config))
     assert predicted.returncode == 0, predicted.output
-    out = pd.read_parquet(next((tmp_path / "root/meter/predictions").glob("*.parquet")))
+    out = pd.read_parquet(next((tmp_path / "root/meter/predictions").rglob("*.parquet")))
     assert len(out) == 12 and out["kwh"].notna().all()
     # Naive local times were read in Europe/Paris (UTC+1 in January) and written in UTC.
     last_local = pd.Timestamp(frame["ts"].iloc[-1], tz="Europe/Paris")

@@ -66,7 +66,7 @@ def test_a_second_model_must_beat_the_champion(tiny_load_csv: Path, tmp_path: Pa
         model__units=[1],
         model__learning_rate=1e-5,
     )
-    second = nightly_training(weaker)
+    second = nightly_training(weaker, force=True)  # same logical date: a deliberate rerun
     assert second.evaluation.champion_version == first.version.version
     assert not second.version.promoted and "does not beat" in second.version.reason
     assert registry.champion_version(config.pipeline_root) == first.version.version

@@ -114,6 +114,6 @@ def test_tampered_champion_is_refused_and_predictions_untouched(
     with model_file.open("ab") as handle:
         handle.write(b"\0")
     with pytest.raises(RegistryError, match="does not match its manifest"):
-        batch_predict(config)
+        batch_predict(config, force=True)  # same logical date: force a fresh prediction
     assert {p: p.stat().st_mtime_ns for p in first.parent.iterdir()} == before
     assert os.path.getsize(first) > 0

@@ -1,0 +1,143 @@
+"""What a Prefect server needs before it can run seqcast: the objects `seqcast deploy` makes.
+
+A process work pool, the task concurrency limit of the training tag, the deployments of
+``deploy/prefect.yaml`` (through `prefect deploy`, exactly as the README shows) and the
+automations of ``deploy/automations.yaml``. Each step is idempotent, so `seqcast deploy`
+can be run again after any change to those files.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import yaml
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.exceptions import ObjectNotFound
+
+from seqcast.errors import ConfigError
+from tasks.common import TRAINING_TAG
+
+ALERT_BLOCK_NAME = "seqcast-alerts"
+
+
+def api_url() -> str:
+    """The server `seqcast deploy` talks to; refuses the ephemeral one, which no worker sees."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        raise ConfigError(
+            "PREFECT_API_URL is not set: deployments need a Prefect server. Start one "
+            "(`prefect server start`, or `docker compose -f deploy/compose.yaml up`) and "
+            "export PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    return url
+
+
+def ensure_work_pool(client: SyncPrefectClient, name: str) -> bool:
+    """Create a process work pool called ``name`` unless it exists; True if created."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.workers.process import ProcessWorker
+
+    try:
+        pool = client.read_work_pool(name)
+    except ObjectNotFound:
+        template = ProcessWorker.get_default_base_job_template()
+        client.create_work_pool(
+            WorkPoolCreate(name=name, type="process", base_job_template=template)
+        )
+        return True
+    if pool.type != "process":
+        raise ConfigError(
+            f"work pool {name!r} exists with type {pool.type!r}; seqcast's deployments expect "
+            "a process pool. Pass --pool with another name."
+        )
+    return False
+
+
+def ensure_training_limit(client: SyncPrefectClient, limit: int) -> None:
+    """At most ``limit`` task runs tagged `seqcast-train` at once, server-wide."""
+    client.create_concurrency_limit(tag=TRAINING_TAG, concurrency_limit=limit)
+
+
+def deploy_all(prefect_file: Path) -> None:
+    """`prefect deploy --prefect-file F --all` from the repository root (the entrypoints and
+    the default config's paths are relative to it)."""
+    if not prefect_file.is_file():
+        raise ConfigError(
+            f"{prefect_file} not found: run `seqcast deploy` from the repository root"
+        )
+    prefect = Path(sys.executable).parent / "prefect"
+    command = [str(prefect), "deploy", "--prefect-file", str(prefect_file), "--all", "--no-prompt"]
+    if subprocess.run(command, env=os.environ.copy()).returncode != 0:
+        raise ConfigError(f"`prefect deploy --prefect-file {prefect_file} --all` failed (above)")
+
+
+def notification_block_id(notify_url: str | None, notify_block: str | None) -> UUID | None:
+    """The block the alerts send through: a webhook block saved from ``notify_url``, or an
+    existing block by slug (``slack-webhook/ops``); None when neither is given."""
+    from prefect.blocks.core import Block
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    if notify_url and notify_block:
+        raise ConfigError("give --notify-url or --notify-block, not both")
+    if notify_url:
+        block = CustomWebhookNotificationBlock(
+            name=ALERT_BLOCK_NAME,
+            url=notify_url,
+            json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        )
+        return block.save(ALERT_BLOCK_NAME, overwrite=True)
+    if notify_block:
+        try:
+            loaded = Block.load(notify_block)
+        except ValueError as exc:
+            raise ConfigError(f"--notify-block {notify_block!r}: {exc}") from exc
+        return loaded._block_document_id
+    return None
+
+
+def load_automations(path: Path, block_id: UUID | None) -> list[dict[str, Any]]:
+    """The automations of ``path``, with ``block_id`` in every notification action.
+
+    Without a block the notification automations are left out (they could not send
+    anything); the others are kept.
+    """
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read automations from {path}: {exc}") from exc
+    automations = []
+    for automation in document["automations"]:
+        notifying = [a for a in automation["actions"] if a["type"] == "send-notification"]
+        if notifying and block_id is None:
+            continue
+        for action in notifying:
+            action["block_document_id"] = str(block_id)
+        automations.append(automation)
+    return automations
+
+
+def apply_automations(
+    client: SyncPrefectClient, automations: list[dict[str, Any]]
+) -> list[tuple[str, UUID]]:
+    """Create each automation, replacing any of the same name; return (name, id) pairs."""
+    from prefect.events.schemas.automations import AutomationCore
+
+    created = []
+    for data in automations:
+        automation = AutomationCore.model_validate(data)
+        for old in client.read_automations_by_name(automation.name):
+            client.delete_automation(old.id)
+        created.append((automation.name, client.create_automation(automation)))
+    return created
+
+
+def client() -> SyncPrefectClient:
+    api_url()
+    return get_client(sync_client=True)

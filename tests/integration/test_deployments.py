@@ -1,0 +1,335 @@
+"""The deployments on a real Prefect server, on SQLite and on PostgreSQL.
+
+One scenario per database: start `prefect server start` on a free loopback port, create
+the work pool and deployments from `deploy/prefect.yaml`, start a process worker, trigger
+the runs with the CLI and read everything back through the REST API: task runs,
+artifacts, the predictions file, the registry after two racing retrains, and the alert a
+failed run sends. Small data and a tiny model keep each leg near a minute and a half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from postgres import start_postgres, unavailable
+from stack import BIN, REPO, Stack, free_port
+
+from seqcast import registry
+from seqcast.sample_data import load_series, write_csv_per_series
+
+pytestmark = pytest.mark.integration
+
+TRAINING_STEPS = ["ingest", "validate", "window", "train", "evaluate", "register"]
+PREDICTION_STEPS = ["ingest", "validate", "predict"]
+REQUIRE_POSTGRES = os.environ.get("SEQCAST_REQUIRE_POSTGRES") == "1"
+
+
+class Webhook:
+    """A loopback HTTP endpoint that records the JSON bodies POSTed to it (the alerts)."""
+
+    def __init__(self) -> None:
+        received: queue.Queue[dict[str, Any]] = queue.Queue()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                received.put(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def next(self, timeout: float) -> dict[str, Any]:
+        return self.received.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def pipeline_config(root: Path, name: str) -> dict[str, Any]:
+    """A config small enough to train in seconds that still beats the naive baseline.
+
+    A 1% promotion margin: a retrain of the same data (same seed) is not "better", so of
+    two identical racing retrains exactly one may promote.
+    """
+    return {
+        "name": name,
+        "data_root": str(root / "out"),
+        "source": {
+            "path": str(root / "data" / "*.csv"),
+            "timestamp": "ts",
+            "series_id": "sensor",
+            "target": ["load"],
+            "features": ["temperature"],
+        },
+        "window": {"lookback": 24, "horizon": 12, "stride": 2},
+        "model": {"units": [8], "epochs": 1, "batch_size": 32, "learning_rate": 0.01},
+        "evaluate": {"promotion_margin": 0.01},
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """A running server (not yet deployed to) on the parametrized database."""
+    cluster = None
+    if request.param == "sqlite":
+        server = Stack(
+            home=tmp_path / "prefect", database_url=f"sqlite+aiosqlite:///{tmp_path}/prefect.db"
+        )
+    else:
+        reason = unavailable()
+        if reason and not REQUIRE_POSTGRES:
+            pytest.skip(reason)
+        assert reason is None, reason
+        cluster = start_postgres()
+        # The shared-server setup: PostgreSQL plus basic auth, as in deploy/compose.yaml.
+        server = Stack(home=tmp_path / "prefect", database_url=cluster.url, auth="ops:s3cret")
+    try:
+        server.start_server()
+        yield server
+    finally:
+        server.stop()
+        if cluster is not None:
+            cluster.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+def deploy(stack: Stack, webhook: Webhook) -> None:
+    """SQLite: the README's prefect commands one by one. PostgreSQL: `seqcast deploy`."""
+    if stack.auth is None:
+        stack.cli("work-pool", "create", "seqcast", "--type", "process")
+        stack.cli("concurrency-limit", "create", "seqcast-train", "1")
+        stack.cli("deploy", "--prefect-file", "deploy/prefect.yaml", "--all")
+        stack.cli("alerts", "--notify-url", webhook.url, program="seqcast")
+    else:
+        stack.cli("deploy", "--notify-url", webhook.url, program="seqcast")
+
+
+def check_server_objects(stack: Stack) -> None:
+    with stack.client() as api:
+        retrain = api.get("/deployments/name/training/nightly-retrain").raise_for_status().json()
+        predict = api.get("/deployments/name/batch-predict/batch-predict").raise_for_status()
+        limit = api.get("/concurrency_limits/tag/seqcast-train").raise_for_status().json()
+        automations = api.post("/automations/filter", json={}).raise_for_status().json()
+        ui = api.get(stack.api_url.removesuffix("/api") + "/ui-settings").raise_for_status()
+    schedule = retrain["schedules"][0]["schedule"]
+    assert (schedule["cron"], schedule["timezone"]) == ("0 2 * * *", "UTC")
+    assert predict.json()["schedules"][0]["schedule"]["cron"] == "30 3 * * *"
+    assert retrain["global_concurrency_limit"]["limit"] == 1
+    assert retrain["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+    assert "config" in retrain["parameter_openapi_schema"]["properties"]
+    assert retrain["parameters"]["config"]["name"] == "sample-load"
+    assert limit["concurrency_limit"] == 1
+    assert {a["name"] for a in automations} == {"seqcast-run-failed", "seqcast-zombie-runs"}
+    # The UI asks this endpoint where the API is: it must be this port, not 4200.
+    assert ui.json()["api_url"] == stack.api_url
+
+
+def check_steps(stack: Stack, flow_run_id: str, steps: list[str]) -> list[dict[str, Any]]:
+    """Every step ran once and Completed. Task run states reach the API as events, a moment
+    after the flow run's own state, so wait a little for them."""
+    deadline = time.monotonic() + 30
+    while True:
+        runs = stack.task_runs(flow_run_id)
+        states = [run["state"]["type"] if run["state"] else None for run in runs]
+        if all(state == "COMPLETED" for state in states) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    names = [run["name"].rsplit("-", 1)[0] for run in runs]
+    assert sorted(names) == sorted(steps), names
+    assert states == ["COMPLETED"] * len(steps), dict(zip(names, states, strict=True))
+    return runs
+
+
+def check_table(artifact: dict[str, Any], column: str) -> list[dict[str, Any]]:
+    assert artifact["type"] == "table"
+    rows = json.loads(artifact["data"]) if isinstance(artifact["data"], str) else artifact["data"]
+    assert rows and all(column in row for row in rows), rows
+    return rows
+
+
+def trigger(stack: Stack, deployment: str, config: dict[str, Any]) -> dict[str, Any]:
+    return stack.wait_for(stack.run_deployment(deployment, {"config": config}))
+
+
+def train_then_predict(stack: Stack, root: Path) -> None:
+    config = pipeline_config(root, "nightly")
+    pipeline = f"{config['data_root']}/nightly"
+
+    run = trigger(stack, "training/nightly-retrain", config)
+    assert run["state"]["type"] == "COMPLETED", stack.flow_run_logs(run["id"])
+    task_runs = check_steps(stack, run["id"], TRAINING_STEPS)
+    assert "seqcast-train" in next(t for t in task_runs if t["name"].startswith("train-"))["tags"]
+    artifacts = stack.artifacts(run["id"])
+    metrics = check_table(artifacts["nightly-metrics"], "predictor")
+    assert {row["predictor"] for row in metrics} >= {"model", "last_value"}
+    checks = check_table(artifacts["nightly-validation"], "rule")
+    assert all(row["outcome"] == "pass" for row in checks)
+    champion = registry.champion_version(pipeline)
+    assert champion is not None, "the first model should beat the naive baseline"
+    registry.verify_version(pipeline, champion)
+
+    run = trigger(stack, "batch-predict/batch-predict", config)
+    assert run["state"]["type"] == "COMPLETED", stack.flow_run_logs(run["id"])
+    check_steps(stack, run["id"], PREDICTION_STEPS)
+    check_table(stack.artifacts(run["id"])["nightly-validation"], "rule")
+    files = sorted(Path(pipeline, "predictions").rglob("*.parquet"))
+    assert len(files) == 1, files
+    predictions = pd.read_parquet(files[0])
+    assert len(predictions) == 2 * 12  # two series, horizon 12
+    assert set(predictions["model_version"]) == {champion}
+    assert set(predictions["flow_run_id"]) == {run["id"]}
+
+
+def launch_racing_retrains(stack: Stack, root: Path) -> list[str]:
+    """Trigger two retrains at once (two CLI processes) on a pipeline without a champion.
+    Forced: both are for today, and the second would otherwise return the first one's
+    outcome without training."""
+    parameters = {"config": pipeline_config(root, "race"), "force": True}
+    command = [
+        str(BIN / "prefect"), "deployment", "run", "training/nightly-retrain",
+        "--params", json.dumps(parameters),
+    ]  # fmt: skip
+    launched = [
+        subprocess.Popen(command, cwd=REPO, env=stack.env(), stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    ids = []
+    for process in launched:
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode == 0, output
+        ids.append(output.split("UUID:", 1)[1].split()[0])
+    return ids
+
+
+def check_racing_retrains(stack: Stack, root: Path, ids: list[str]) -> None:
+    """The deployment's concurrency limit ran them one after the other, the second waiting
+    for the slot, and exactly one promoted; the registry is consistent."""
+    pipeline = str(root / "out" / "race")
+    runs = [stack.wait_for(flow_run_id, timeout=240) for flow_run_id in ids]
+    assert [r["state"]["type"] for r in runs] == ["COMPLETED", "COMPLETED"]
+
+    first, second = sorted(runs, key=lambda r: r["start_time"])
+    assert second["start_time"] >= first["end_time"], "the two retrains overlapped"
+    with stack.client() as api:
+        states = api.get("/flow_run_states/", params={"flow_run_id": second["id"]}).json()
+    assert "AwaitingConcurrencySlot" in {s["name"] for s in states}
+
+    audit_file = Path(registry.registry_root(pipeline), "audit.jsonl")
+    audit = [json.loads(line) for line in audit_file.read_text().splitlines()]
+    promoted = [entry["version"] for entry in audit if entry["promoted"]]
+    assert len(audit) == 2 and len(promoted) == 1, audit
+    assert registry.champion_version(pipeline) == promoted[0]
+    versions = registry.list_versions(pipeline)
+    assert len(versions) == 2 and [v["champion"] for v in versions].count(True) == 1
+    for version in versions:
+        registry.verify_version(pipeline, version["version"])
+
+
+def backfill(stack: Stack, root: Path, *args: str) -> dict[str, str]:
+    """`seqcast backfill` of batch-predict; the finished runs by logical date."""
+    config_file = root / "nightly.yaml"
+    config_file.write_text(yaml.safe_dump(pipeline_config(root, "nightly")))
+    output = stack.cli(
+        "backfill", "--deployment", "batch-predict/batch-predict", "--config", str(config_file),
+        *args, program="seqcast",
+    )  # fmt: skip
+    created = dict(
+        line.split(": flow run ") for line in output.splitlines() if ": flow run " in line
+    )
+    runs = {day: stack.wait_for(flow_run_id) for day, flow_run_id in created.items()}
+    assert {day: run["state"]["type"] for day, run in runs.items()} == dict.fromkeys(
+        created, "COMPLETED"
+    )
+    return {day: run["id"] for day, run in runs.items()}
+
+
+def published_predictions(root: Path, day: str) -> pd.DataFrame:
+    files = list(Path(root, "out", "nightly", "predictions", f"date={day}").glob("*.parquet"))
+    assert len(files) == 1, files
+    return pd.read_parquet(files[0])
+
+
+def backfill_is_idempotent(stack: Stack, root: Path) -> None:
+    """One run per date, each publishing under its logical date; a re-run of a date keeps
+    what was published unless --force, which replaces it."""
+    first = backfill(stack, root, "--from", "2026-01-01", "--to", "2026-01-02")
+    assert sorted(first) == ["2026-01-01", "2026-01-02"]
+    for day, flow_run_id in first.items():
+        assert set(published_predictions(root, day)["flow_run_id"]) == {flow_run_id}
+
+    again = backfill(stack, root, "--from", "2026-01-01", "--to", "2026-01-01")
+    assert stack.task_runs(again["2026-01-01"]) == [], "a published date was predicted again"
+    assert set(published_predictions(root, "2026-01-01")["flow_run_id"]) == {first["2026-01-01"]}
+
+    forced = backfill(stack, root, "--from", "2026-01-01", "--to", "2026-01-01", "--force")
+    assert set(published_predictions(root, "2026-01-01")["flow_run_id"]) == {forced["2026-01-01"]}
+
+
+def check_failure_alert(stack: Stack, flow_run_id: str, webhook: Webhook) -> None:
+    """batch-predict alone on a pipeline that never trained fails, and the alert arrives."""
+    run = stack.wait_for(flow_run_id)
+    assert run["state"]["type"] == "FAILED"
+    assert "no champion model" in stack.flow_run_logs(run["id"])
+    alert = webhook.next(timeout=60)
+    assert "batch-predict" in alert["subject"] and "Failed" in alert["subject"], alert
+    assert run["id"] in alert["body"], alert
+
+
+def test_deployments_on_a_real_server(stack: Stack, webhook: Webhook, tmp_path: Path) -> None:
+    timings: dict[str, float] = {}
+    mark = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        timings[name] = round(time.monotonic() - mark)
+        mark = time.monotonic()
+
+    write_csv_per_series(load_series(n_series=2, n_steps=24 * 7 * 3), "sensor", tmp_path / "data")
+    if stack.auth:
+        with stack.client(auth=False) as anonymous:
+            assert anonymous.post("/flow_runs/count").status_code == 401
+    deploy(stack, webhook)
+    check_server_objects(stack)
+    stack.start_worker("seqcast")
+    lap("deploy")
+
+    train_then_predict(stack, tmp_path)
+    lap("train then predict")
+    # Independent of each other: run them side by side, then check each.
+    race = launch_racing_retrains(stack, tmp_path)
+    untrained = {"config": pipeline_config(tmp_path, "untrained")}
+    failing = stack.run_deployment("batch-predict/batch-predict", untrained)
+    if stack.database_url.startswith("sqlite"):
+        # Idempotency lives in the data root, not in Prefect's database: one leg is
+        # enough, and it keeps the test within its time budget.
+        backfill_is_idempotent(stack, tmp_path)
+    check_racing_retrains(stack, tmp_path, race)
+    check_failure_alert(stack, failing, webhook)
+    lap("race, backfill, alert")
+    print(f"\n{stack.database_url.split(':')[0]}: {timings}")

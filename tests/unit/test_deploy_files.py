@@ -1,0 +1,102 @@
+"""Cheap checks of deploy/: every deployment's entrypoint loads and its defaults validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seqcast.config import PipelineConfig
+
+REPO = Path(__file__).resolve().parents[2]
+PREFECT_FILE = yaml.safe_load((REPO / "deploy" / "prefect.yaml").read_text())
+
+
+@pytest.mark.parametrize("deployment", PREFECT_FILE["deployments"], ids=lambda d: d["name"])
+def test_deployment_entrypoint_loads_and_parameters_validate(
+    deployment: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # pyproject's Prefect home (.seqcast/prefect) may not exist in a fresh checkout.
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    from prefect.flows import load_flow_from_entrypoint
+
+    monkeypatch.chdir(REPO)  # entrypoints are relative to the repository root
+    flow = load_flow_from_entrypoint(deployment["entrypoint"])
+    assert set(flow.parameters.properties) == {"config", "force"}
+    assert set(deployment["parameters"]) == {"config"}  # force defaults to False
+    PipelineConfig.model_validate(deployment["parameters"]["config"])
+    schedule = deployment["schedules"][0]
+    assert schedule["cron"] and schedule["timezone"], "a schedule needs an explicit timezone"
+
+
+def test_default_parameters_are_the_sample_config() -> None:
+    sample = yaml.safe_load((REPO / "configs" / "sample-load.yaml").read_text())
+    for deployment in PREFECT_FILE["deployments"]:
+        assert deployment["parameters"]["config"] == sample
+
+
+def test_automations_validate() -> None:
+    from prefect.events.schemas.automations import AutomationCore
+
+    document = yaml.safe_load((REPO / "deploy" / "automations.yaml").read_text())
+    for automation in document["automations"]:
+        for action in automation["actions"]:
+            if action["type"] == "send-notification":
+                action["block_document_id"] = "00000000-0000-0000-0000-000000000000"
+        AutomationCore.model_validate(automation)
+
+
+def test_served_deployments_follow_the_prefect_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`seqcast serve` builds its deployments from deploy/prefect.yaml with the given config."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    monkeypatch.chdir(REPO)
+    from flows.scheduling import runner_deployments
+
+    config = PipelineConfig.model_validate(
+        {"name": "served", "source": {"path": "x.csv", "target": ["y"]}}
+    )
+    served = {d.name: d for d in runner_deployments(Path("deploy/prefect.yaml"), config)}
+    assert set(served) == {"nightly-retrain", "batch-predict"}
+    retrain = served["nightly-retrain"]
+    assert retrain.parameters["config"]["name"] == "served"
+    schedule = retrain.schedules[0].schedule
+    assert (schedule.cron, schedule.timezone) == ("0 2 * * *", "UTC")
+    assert retrain.concurrency_limit == 1
+    assert retrain.concurrency_options.collision_strategy == "ENQUEUE"
+
+
+def test_backfill_dates_cover_the_range_inclusively() -> None:
+    from datetime import date
+
+    from flows.scheduling import logical_dates
+    from seqcast.errors import ConfigError
+
+    assert logical_dates(date(2026, 2, 27), date(2026, 3, 1)) == [
+        date(2026, 2, 27),
+        date(2026, 2, 28),
+        date(2026, 3, 1),
+    ]
+    with pytest.raises(ConfigError, match="--to must not be before --from"):
+        logical_dates(date(2026, 3, 1), date(2026, 2, 1))
+
+
+def test_compose_wires_database_auth_ui_and_heartbeats() -> None:
+    """Docker cannot run in CI here, so at least the settings that matter are checked."""
+    services = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())["services"]
+    assert {"postgres", "server", "setup", "worker"} <= set(services)
+    server = services["server"]["environment"]
+    assert server["PREFECT_API_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
+    # The browser must call the published host port, not the container's 0.0.0.0:4200.
+    assert server["PREFECT_UI_API_URL"] == "http://localhost:${PREFECT_PORT:-4200}/api"
+    assert services["server"]["ports"] == ["${PREFECT_PORT:-4200}:4200"]
+    for client in ("setup", "worker"):
+        env = services[client]["environment"]
+        assert env["PREFECT_API_AUTH_STRING"] == server["PREFECT_SERVER_API_AUTH_STRING"]
+        assert "pipeline:/opt/seqcast/.seqcast" in services[client]["volumes"]
+    assert int(services["worker"]["environment"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]) >= 30
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    for needed in ("flows", "configs", "schemas", "deploy"):
+        assert f"COPY --chown=seqcast {needed} ./{needed}" in dockerfile
