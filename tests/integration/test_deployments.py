@@ -197,7 +197,7 @@ def train_then_predict(stack: Stack, root: Path) -> None:
     run = trigger(stack, "batch-predict/batch-predict", config)
     assert run["state"]["type"] == "COMPLETED", stack.flow_run_logs(run["id"])
     check_steps(stack, run["id"], PREDICTION_STEPS)
-    check_table(stack.artifacts(run["id"])["nightly-validation"], "rule")
+    check_table(stack.artifacts(run["id"])["nightly-prediction-validation"], "rule")
     files = sorted(Path(pipeline, "predictions").rglob("*.parquet"))
     assert len(files) == 1, files
     predictions = pd.read_parquet(files[0])

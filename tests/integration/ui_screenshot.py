@@ -64,8 +64,11 @@ def main(out_dir: Path) -> None:
         base = stack.api_url.removesuffix("/api")
         shoot(f"{base}/runs", out_dir / "prefect-ui-runs.png", height=1080)
         shoot(f"{base}/runs/flow-run/{train['id']}", out_dir / "prefect-ui-training-run.png")
-        metrics = stack.artifacts(train["id"])["nightly-metrics"]["id"]
+        artifacts = stack.artifacts(train["id"])
+        metrics = artifacts["nightly-metrics"]["id"]
         shoot(f"{base}/artifacts/artifact/{metrics}", out_dir / "prefect-ui-metrics.png", 600)
+        report = artifacts["nightly-report"]["id"]
+        shoot(f"{base}/artifacts/artifact/{report}", out_dir / "prefect-ui-report.png", 1500)
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
