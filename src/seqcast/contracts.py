@@ -57,7 +57,9 @@ def derive_contract(config: PipelineConfig, predicting: bool = False) -> Contrac
         columns[source.series_id] = ColumnRule(type="string")
     if not (predicting and config.task == "classify"):
         columns.update({t: ColumnRule(type=value_type) for t in source.target})
-    columns.update({f: ColumnRule(type="float") for f in source.features})
+    columns.update(
+        {f: ColumnRule(type="float") for f in [*source.features, *source.covariate_columns]}
+    )
     key = [c for c in (source.series_id, source.timestamp) if c]
     steps_needed = config.window.lookback + (0 if predicting else max(config.window.horizon, 1))
     return Contract(name=f"{config.name}-derived", columns=columns, key=key, min_rows=steps_needed)

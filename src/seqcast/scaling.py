@@ -62,6 +62,44 @@ class Scaler:
         )
 
 
+class RunningStats:
+    """Per-column count, mean and sum of squared deviations, merged batch by batch.
+
+    The window step sees training rows one series at a time; merging each series' moments
+    (Chan et al.'s parallel update) gives the same mean and population std as one pass over
+    all rows, in memory that does not grow with the number of rows or series.
+    """
+
+    def __init__(self, n_columns: int) -> None:
+        self.count = np.zeros(n_columns, np.float64)
+        self.mean = np.zeros(n_columns, np.float64)
+        self.m2 = np.zeros(n_columns, np.float64)
+
+    def add(self, values: np.ndarray) -> None:
+        """Merge ``values`` of shape (rows, columns); NaN entries are skipped."""
+        if values.size == 0:
+            return
+        finite = np.isfinite(values)
+        count = finite.sum(axis=0).astype(np.float64)
+        safe = np.where(finite, values, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, safe.sum(axis=0) / np.maximum(count, 1), 0.0)
+        m2 = (np.where(finite, values - mean, 0.0) ** 2).sum(axis=0)
+        total = self.count + count
+        delta = mean - self.mean
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(total > 0, count / np.maximum(total, 1), 0.0)
+            self.m2 = self.m2 + m2 + delta**2 * self.count * share
+        self.mean = self.mean + delta * share
+        self.count = total
+
+    def stats(self) -> Stats:
+        """Mean and population std (a constant column gets std 1, like `fit_scaler`)."""
+        std = np.sqrt(self.m2 / np.maximum(self.count, 1))
+        std = np.where(std < _MIN_STD, 1.0, std)
+        return Stats(mean=[float(v) for v in self.mean], std=[float(v) for v in std])
+
+
 def _stats(values: np.ndarray) -> Stats:
     mean = np.nanmean(values, axis=0)
     std = np.nanstd(values, axis=0)

@@ -159,7 +159,7 @@ def typed_table(frame: pd.DataFrame, contract: Contract, source: SourceSpec) -> 
             "Give every timestamp an offset, or none (then source.timezone applies)."
         ) from exc
     out[source.timestamp] = stamps.dt.tz_convert("UTC")
-    for column in source.value_columns:
+    for column in [*source.value_columns, *source.covariate_columns]:
         rule = contract.columns.get(column)
         if rule is None:
             continue  # a classify label is not needed to predict

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from seqcast.config import config_from_dict
-from seqcast.windowing import SPLITS, build_windows, split_bounds, window_starts
+from seqcast.window_build import build_windows
+from seqcast.windowing import SPLITS, split_bounds, window_starts
 
 
 def arithmetic_frame(n_series: int, n_steps: int) -> pd.DataFrame:
