@@ -25,7 +25,7 @@ def score_model(
     test: WindowArrays,
     layout: WindowLayout,
     scaler: Scaler,
-    inputs: np.ndarray,
+    inputs: np.ndarray | dict[str, np.ndarray],
     majority: int,
     season: int | None,
 ) -> list[Scored]:
@@ -40,7 +40,16 @@ def score_model(
 
 def comparable(champion: WindowLayout, challenger: WindowLayout) -> bool:
     """Whether the champion can score the challenger's test windows."""
-    keys = ("task", "lookback", "horizon", "input_columns", "target_columns", "classes")
+    keys = (
+        "task",
+        "lookback",
+        "horizon",
+        "input_columns",
+        "target_columns",
+        "classes",
+        "future_columns",
+        "static_columns",
+    )
     return all(getattr(champion, k) == getattr(challenger, k) for k in keys)
 
 
@@ -58,9 +67,16 @@ def champion_scores(
             "Champion %s was trained on another window layout; not comparable", champion.version
         )
         return champion.version, None
-    inputs = evaluation.rescale_inputs(test, layout.input_columns, scaler, champion.scaler)
+    x = evaluation.rescale_inputs(test, layout.input_columns, scaler, champion.scaler)
     scored = score_model(
-        champion.model, "champion", test, layout, champion.scaler, inputs, majority, None
+        champion.model,
+        "champion",
+        test,
+        layout,
+        champion.scaler,
+        test.model_inputs(x),
+        majority,
+        None,
     )
     return champion.version, scored[0].metrics
 
@@ -85,13 +101,12 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
     test = window_store.read_split(windows.uri, "test", layout)
     majority = 0
     if layout.task == "classify":
-        train_labels = window_store.read_split(windows.uri, "train", layout).y
-        majority = int(np.bincount(train_labels, minlength=len(layout.classes)).argmax())
+        majority = int(window_store.label_counts(windows.uri, "train").argmax())
     model = keras.saving.load_model(
         storage.local_path(trained.model_uri, ".keras"), safe_mode=True, compile=False
     )
     scored = score_model(
-        model, "model", test, layout, scaler, test.x, majority, config.evaluate.season
+        model, "model", test, layout, scaler, test.model_inputs(), majority, config.evaluate.season
     )
     table: dict[str, dict[str, float]] = {s.name: s.metrics for s in scored}
     champion_version, champion_metrics = champion_scores(config, test, layout, scaler, majority)

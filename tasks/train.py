@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 
 from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
+from seqcast.input_pipeline import window_dataset
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.training import train as fit
 from tasks.common import STEP_OPTIONS, current_run_id
@@ -19,14 +20,18 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     """Train a fresh model and save it as a `.keras` file under this flow run's directory."""
     logger = get_run_logger()
     layout = window_store.read_layout(windows.uri)
-    train_split = window_store.read_split(windows.uri, "train", layout)
-    val_split = window_store.read_split(windows.uri, "val", layout)
+    spec = config.model
+    train_split = window_dataset(
+        windows.uri, "train", spec.batch_size, spec.shuffle_buffer, seed=spec.seed
+    )
+    val_split = window_dataset(windows.uri, "val", spec.batch_size)
     logger.info(
-        "Training %s %s on %d windows (%d validation), up to %d epochs",
+        "Training %s %s on %d windows (%d validation) streamed from %s, up to %d epochs",
         config.model.cell.upper(),
         config.model.units,
-        len(train_split),
-        len(val_split),
+        windows.rows_by_split["train"],
+        windows.rows_by_split["val"],
+        windows.uri,
         config.model.epochs,
     )
     result = fit(train_split, val_split, layout, config.model)

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from seqcast.config import ModelSpec
+from seqcast.input_pipeline import fit_arguments
 from seqcast.models import build_model
 from seqcast.windowing import WindowArrays, WindowLayout
 
@@ -38,12 +40,16 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def train(
-    train_windows: WindowArrays,
-    val_windows: WindowArrays,
+    train_windows: WindowArrays | tf.data.Dataset,
+    val_windows: WindowArrays | tf.data.Dataset,
     layout: WindowLayout,
     spec: ModelSpec,
 ) -> TrainingResult:
-    """Fit a fresh model; the best epoch's weights (by validation loss) are kept."""
+    """Fit a fresh model; the best epoch's weights (by validation loss) are kept.
+
+    The windows are in-memory arrays or datasets streamed from the window store
+    (`seqcast.input_pipeline.window_dataset`).
+    """
     keras.utils.set_random_seed(spec.seed)
     model = build_model(layout, spec)
     callbacks = [
@@ -55,12 +61,8 @@ def train(
     ]
     started = time.perf_counter()
     history = model.fit(
-        train_windows.x,
-        train_windows.y,  # (batch, lookback, features), targets
-        validation_data=(val_windows.x, val_windows.y),
+        **fit_arguments(train_windows, val_windows, spec.batch_size),
         epochs=spec.epochs,
-        batch_size=spec.batch_size,
-        shuffle=True,
         callbacks=callbacks,
         verbose=0,
     )

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seqcast import storage
 from seqcast.config import PipelineConfig
 from seqcast.covariates import calendar_features
 from seqcast.errors import DataContractError
@@ -35,8 +36,15 @@ from seqcast.series_grid import (
     step_nanoseconds,
     to_grid,
 )
-from seqcast.series_source import ColumnRoles, FrameSeries, column_roles
-from seqcast.window_store import BlockWriter
+from seqcast.series_source import ColumnRoles, FrameSeries, ParquetSeries, column_roles
+from seqcast.window_store import (
+    BlockWriter,
+    WindowStore,
+    code_version,
+    ensure_windows,
+    read_manifest,
+    windows_fingerprint,
+)
 from seqcast.windowing import (
     SPLITS,
     SeriesWindows,
@@ -269,3 +277,46 @@ def write_windows(
         _require_every_split(writer.counts, plan.layout)
     logger.info("windows per split: %s in %d block(s)", writer.counts, len(writer.blocks))
     return dict(writer.counts), writer.blocks
+
+
+@dataclass(frozen=True)
+class WindowsBuilt:
+    """Where the windows for a config and validated table are, and whether they were reused."""
+
+    uri: str
+    key: str
+    reused: bool
+    counts: dict[str, int]
+
+
+def build_or_reuse(
+    config: PipelineConfig,
+    validated_uri: str,
+    data_fingerprint: str,
+    series_column: str,
+    code: str | None = None,
+    block_rows: int = 65_536,
+) -> WindowsBuilt:
+    """The window step: reuse the published build for these inputs, or stream a new one.
+
+    The key covers the validated data's fingerprint, every window, split and scaling
+    setting and the code version (``code`` overrides it, for tests).
+    """
+    settings = window_settings(config)
+    code = code or code_version()
+    key = windows_fingerprint(data_fingerprint, settings, code)
+    store = WindowStore(storage.join(config.pipeline_root, "windows"))
+    source = ParquetSeries(validated_uri, column_roles(config, series_column))
+    inputs = {
+        "data_fingerprint": data_fingerprint,
+        "validated_uri": validated_uri,
+        "settings": settings,
+        "code_version": code,
+    }
+    uri, reused = ensure_windows(
+        store,
+        key,
+        inputs,
+        lambda out: write_windows(source, config, series_column, out, block_rows),
+    )
+    return WindowsBuilt(uri=uri, key=key, reused=reused, counts=read_manifest(uri)["counts"])

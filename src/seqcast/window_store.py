@@ -297,6 +297,21 @@ def read_split(uri: str, split: str, layout: WindowLayout | None = None) -> Wind
     return concat_windows(parts)
 
 
+def label_counts(uri: str, split: str) -> np.ndarray:
+    """Windows per class id in one split (classify), read without cutting any window."""
+    reader = StoreReader(uri)
+    layout = reader.layout
+    counts = np.zeros(len(layout.classes), np.int64)
+    try:
+        for number in range(reader.n_blocks):
+            block = reader.block(number)
+            rows = block.starts[split] + layout.lookback - 1 + layout.horizon
+            counts += np.bincount(block.labels[rows], minlength=len(layout.classes))
+    finally:
+        reader.close()
+    return counts
+
+
 # --- publishing -------------------------------------------------------------------------
 
 

@@ -86,7 +86,7 @@ class WindowArrays:
     x: (windows, lookback, n_inputs) scaled inputs.
     y: (windows, horizon, n_targets) scaled targets (forecast) or (windows,) class ids.
     series: (windows,) series id of each window.
-    origin: (windows,) timestamp of each window's last input step.
+    origin: (windows,) datetime64[ns] (UTC) of each window's last input step.
     future: (windows, horizon, n_future) known-future covariates at the forecast steps.
     static: (windows, n_static) static features of each window's series.
     """
@@ -296,28 +296,38 @@ def concat_series_windows(parts: list[SeriesWindows], layout: WindowLayout) -> S
     )
 
 
-def cut_windows(rows: SeriesWindows, starts: np.ndarray, layout: WindowLayout) -> WindowArrays:
-    """Materialise the windows starting at ``starts`` (rows of ``rows``)."""
+def cut_model_windows(
+    rows: SeriesWindows, starts: np.ndarray, layout: WindowLayout
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """What a model trains on for the windows starting at ``starts``: (x, y, future, static).
+
+    x: (n, lookback, n_inputs); y: (n, horizon, n_targets) or (n,) class ids;
+    future: (n, horizon, n_future) or None; static: (n, n_static) or None.
+    """
     starts = np.asarray(starts, np.int64)
-    steps = np.arange(layout.lookback)
-    x = np.take(rows.inputs, starts[:, None] + steps, axis=0)  # (n, lookback, n_inputs)
+    x = np.take(rows.inputs, starts[:, None] + np.arange(layout.lookback), axis=0)
     ahead = starts[:, None] + layout.lookback + np.arange(layout.horizon)  # (n, horizon)
     if layout.task == "forecast":
         n_targets = len(layout.target_columns)
-        y = np.take(rows.inputs[:, :n_targets], ahead, axis=0)  # (n, horizon, n_targets)
+        y = np.take(rows.inputs[:, :n_targets], ahead, axis=0)  # targets lead the inputs
     else:
         y = rows.labels[starts + layout.lookback - 1 + layout.horizon].astype(np.int32)
     future = np.take(rows.future, ahead, axis=0) if layout.n_future else None
-    codes = rows.series[starts]
-    static = rows.static[codes] if layout.n_static else None  # (n, n_static)
+    static = rows.static[rows.series[starts]] if layout.n_static else None
+    return x, y, future, static
+
+
+def cut_windows(rows: SeriesWindows, starts: np.ndarray, layout: WindowLayout) -> WindowArrays:
+    """Materialise the windows starting at ``starts`` (rows of ``rows``), with their ids."""
+    starts = np.asarray(starts, np.int64)
+    x, y, future, static = cut_model_windows(rows, starts, layout)
     names = np.asarray(rows.names, dtype=object)
+    origin = rows.stamps[starts + layout.lookback - 1]
     return WindowArrays(
         x=x,
         y=y,
-        series=names[codes] if len(names) else np.empty(0, object),
-        origin=pd.to_datetime(
-            rows.stamps[starts + layout.lookback - 1], unit="ns", utc=True
-        ).to_numpy(),
+        series=names[rows.series[starts]] if len(starts) else np.empty(0, object),
+        origin=origin.astype("datetime64[ns]"),  # UTC
         future=future,
         static=static,
     )
