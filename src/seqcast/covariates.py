@@ -25,9 +25,9 @@ def _phase(local: pd.DatetimeIndex, name: str) -> np.ndarray:
     if name == "hour_of_day":
         return hours / 24.0
     if name == "day_of_week":
-        return (local.dayofweek.to_numpy() + hours / 24.0) / 7.0
+        return (local.day_of_week.to_numpy() + hours / 24.0) / 7.0
     if name == "day_of_year":
-        return (local.dayofyear.to_numpy() - 1 + hours / 24.0) / 365.25
+        return (local.day_of_year.to_numpy() - 1 + hours / 24.0) / 365.25
     raise ValueError(f"unknown calendar feature {name!r}; choose from {CALENDAR_FEATURES}")
 
 

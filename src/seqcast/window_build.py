@@ -296,17 +296,22 @@ def build_or_reuse(
     series_column: str,
     code: str | None = None,
     block_rows: int = 65_536,
+    source: SeriesSource | None = None,
 ) -> WindowsBuilt:
     """The window step: reuse the published build for these inputs, or stream a new one.
 
     The key covers the validated data's fingerprint, every window, split and scaling
     setting and the code version (``code`` overrides it, for tests).
+
+    Args:
+        source: where the rows come from; default: the validated table, read in batches.
     """
     settings = window_settings(config)
     code = code or code_version()
     key = windows_fingerprint(data_fingerprint, settings, code)
     store = WindowStore(storage.join(config.pipeline_root, "windows"))
-    source = ParquetSeries(validated_uri, column_roles(config, series_column))
+    if source is None:
+        source = ParquetSeries(validated_uri, column_roles(config, series_column))
     inputs = {
         "data_fingerprint": data_fingerprint,
         "validated_uri": validated_uri,
