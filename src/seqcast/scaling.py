@@ -1,7 +1,8 @@
 """Z-score scaling fitted on training rows only, stored as JSON beside the model.
 
 Statistics are kept per series (a global model over series of different scales) and over
-all training rows (for series the model has not seen, and for a split by series).
+all training rows (for series the model has not seen, and for a split by series). The
+window step fits them one series at a time (`RunningStats`), see `seqcast.window_build`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 _MIN_STD = 1e-8
 
@@ -100,25 +100,9 @@ class RunningStats:
         return Stats(mean=[float(v) for v in self.mean], std=[float(v) for v in std])
 
 
-def _stats(values: np.ndarray) -> Stats:
+def column_stats(values: np.ndarray) -> Stats:
+    """Mean and population std of each column of ``values`` (rows, columns), NaN skipped."""
     mean = np.nanmean(values, axis=0)
     std = np.nanstd(values, axis=0)
     std = np.where(std < _MIN_STD, 1.0, std)
     return Stats(mean=[float(v) for v in mean], std=[float(v) for v in std])
-
-
-def fit_scaler(
-    train_rows: pd.DataFrame,
-    series_column: str,
-    columns: list[str],
-    kind: Literal["series", "global", "none"],
-) -> Scaler:
-    """Fit statistics on ``train_rows``: the training split's rows and nothing else."""
-    if not columns:
-        return Scaler(kind="none", columns=[], global_stats=Stats([], []))
-    global_stats = _stats(train_rows[columns].to_numpy(np.float64))
-    per_series: dict[str, Stats] = {}
-    if kind == "series":
-        for series, rows in train_rows.groupby(series_column, sort=True):
-            per_series[str(series)] = _stats(rows[columns].to_numpy(np.float64))
-    return Scaler(kind=kind, columns=columns, global_stats=global_stats, series_stats=per_series)

@@ -27,7 +27,7 @@ from seqcast import storage
 from seqcast.config import PipelineConfig
 from seqcast.covariates import calendar_features
 from seqcast.errors import DataContractError
-from seqcast.scaling import RunningStats, Scaler, Stats, _stats
+from seqcast.scaling import RunningStats, Scaler, Stats, column_stats
 from seqcast.series_grid import (
     NS_PER_SECOND,
     GridRows,
@@ -152,7 +152,7 @@ def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: st
         future.add(grid.rows.future[train])
         static.add(static_values[None, :])
         if kind == "series":
-            per_series[grid.rows.series] = _stats(values)
+            per_series[grid.rows.series] = column_stats(values)
         if grid.rows.labels is not None:
             labels.update(str(v) for v in pd.unique(grid.rows.labels[train]))
     classes: list[str] = []

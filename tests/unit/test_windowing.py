@@ -118,6 +118,17 @@ def test_scaler_sees_training_rows_only() -> None:
         assert std[0] == pytest.approx(train_values.std())
 
 
+def test_global_scaler_fitted_series_by_series_equals_one_pass() -> None:
+    frame = arithmetic_frame(n_series=3, n_steps=50)
+    frame["y"] *= frame["id"].str[1:].astype(float) + 1.0  # series of very different scales
+    _, scaler, _ = build_windows(frame, config(normalize="global"), "id")
+    val_start, _ = split_bounds(50, 0.2, 0.2)
+    train = frame[frame.groupby("id").cumcount() < val_start]["y"].to_numpy()
+    mean, std = scaler.stats_for("unseen-series")
+    assert mean[0] == pytest.approx(train.mean(), rel=1e-9)
+    assert std[0] == pytest.approx(train.std(), rel=1e-9)
+
+
 def test_no_window_spans_a_gap() -> None:
     frame = arithmetic_frame(n_series=1, n_steps=60)
     frame = frame.drop(index=range(25, 28)).reset_index(drop=True)  # a 4-hour hole
