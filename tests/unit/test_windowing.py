@@ -125,8 +125,8 @@ def test_global_scaler_fitted_series_by_series_equals_one_pass() -> None:
     val_start, _ = split_bounds(50, 0.2, 0.2)
     train = frame[frame.groupby("id").cumcount() < val_start]["y"].to_numpy()
     mean, std = scaler.stats_for("unseen-series")
-    assert mean[0] == pytest.approx(train.mean(), rel=1e-9)
-    assert std[0] == pytest.approx(train.std(), rel=1e-9)
+    assert mean[0] == pytest.approx(train.mean(), rel=1e-6)  # float32 as the scaler applies it
+    assert std[0] == pytest.approx(train.std(), rel=1e-6)  # float32 as the scaler applies it
 
 
 def test_no_window_spans_a_gap() -> None:
