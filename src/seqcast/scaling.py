@@ -75,16 +75,24 @@ class RunningStats:
         self.mean = np.zeros(n_columns, np.float64)
         self.m2 = np.zeros(n_columns, np.float64)
 
-    def add(self, values: np.ndarray) -> None:
-        """Merge ``values`` of shape (rows, columns); NaN entries are skipped."""
+    def add(self, values: np.ndarray) -> Stats | None:
+        """Merge ``values`` of shape (rows, columns), all finite.
+
+        Returns:
+            The statistics of ``values`` alone (None if empty), so a caller that also
+            wants them (per-series scaling) does not compute them twice.
+        """
         if values.size == 0:
-            return
-        finite = np.isfinite(values)
-        count = finite.sum(axis=0).astype(np.float64)
-        safe = np.where(finite, values, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, safe.sum(axis=0) / np.maximum(count, 1), 0.0)
-        m2 = (np.where(finite, values - mean, 0.0) ** 2).sum(axis=0)
+            return None
+        count = np.full(values.shape[1], float(len(values)))
+        mean = values.mean(axis=0)
+        m2 = ((values - mean) ** 2).sum(axis=0)
+        self._merge(count, mean, m2)
+        std = np.sqrt(m2 / len(values))
+        std = np.where(std < _MIN_STD, 1.0, std)
+        return Stats(mean=[float(v) for v in mean], std=[float(v) for v in std])
+
+    def _merge(self, count: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
         total = self.count + count
         delta = mean - self.mean
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -94,15 +102,7 @@ class RunningStats:
         self.count = total
 
     def stats(self) -> Stats:
-        """Mean and population std (a constant column gets std 1, like `fit_scaler`)."""
+        """Mean and population std of everything merged (a constant column gets std 1)."""
         std = np.sqrt(self.m2 / np.maximum(self.count, 1))
         std = np.where(std < _MIN_STD, 1.0, std)
         return Stats(mean=[float(v) for v in self.mean], std=[float(v) for v in std])
-
-
-def column_stats(values: np.ndarray) -> Stats:
-    """Mean and population std of each column of ``values`` (rows, columns), NaN skipped."""
-    mean = np.nanmean(values, axis=0)
-    std = np.nanstd(values, axis=0)
-    std = np.where(std < _MIN_STD, 1.0, std)
-    return Stats(mean=[float(v) for v in mean], std=[float(v) for v in std])

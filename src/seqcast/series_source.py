@@ -21,6 +21,8 @@ from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
 from seqcast.series_grid import SeriesRows
 
+_READ_BUFFER = 1 << 20
+
 
 @dataclass(frozen=True)
 class ColumnRoles:
@@ -144,7 +146,9 @@ class ParquetSeries:
         assembler = _Assembler(self.roles, self.uri)
         fs, path = storage.filesystem(self.uri)
         with fs.open(path, "rb") as handle:
-            table = pq.ParquetFile(handle)
+            # No pre-buffering: it would read many row groups ahead, so memory would grow
+            # with the file; 1 MiB buffered reads keep it to one batch.
+            table = pq.ParquetFile(handle, pre_buffer=False, buffer_size=_READ_BUFFER)
             missing = sorted(set(names) - set(table.schema_arrow.names))
             if missing:
                 raise DataContractError(

@@ -27,7 +27,7 @@ from seqcast import storage
 from seqcast.config import PipelineConfig
 from seqcast.covariates import calendar_features
 from seqcast.errors import DataContractError
-from seqcast.scaling import RunningStats, Scaler, Stats, column_stats
+from seqcast.scaling import RunningStats, Scaler, Stats
 from seqcast.series_grid import (
     NS_PER_SECOND,
     GridRows,
@@ -147,12 +147,11 @@ def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: st
         static_values = _check_static(grid, roles)
         if not train.any():
             continue
-        values = grid.rows.values[train]
-        overall.add(values)
+        stats = overall.add(grid.rows.values[train])
         future.add(grid.rows.future[train])
         static.add(static_values[None, :])
-        if kind == "series":
-            per_series[grid.rows.series] = column_stats(values)
+        if kind == "series" and stats is not None:
+            per_series[grid.rows.series] = stats
         if grid.rows.labels is not None:
             labels.update(str(v) for v in pd.unique(grid.rows.labels[train]))
     classes: list[str] = []

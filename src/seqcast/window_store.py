@@ -136,7 +136,10 @@ class BlockWriter:
         fs, path = storage.filesystem(storage.join(self.uri, name))
         handle = fs.open(path, "wb")
         self._handles.append(handle)
-        return pq.ParquetWriter(handle, schema, compression="zstd")
+        # Dictionary encoding only where values repeat: tried on float columns it costs
+        # two thirds of the write time and saves nothing.
+        dictionary = [f.name for f in schema if f.name in ("series", "split")]
+        return pq.ParquetWriter(handle, schema, compression="zstd", use_dictionary=dictionary)
 
     def __enter__(self) -> BlockWriter:
         fs, path = storage.filesystem(self.uri)
@@ -246,7 +249,7 @@ class StoreReader:
         _, path = storage.filesystem(storage.join(self.uri, name))
         handle = self._fs.open(path, "rb")
         self._handles.append(handle)
-        return pq.ParquetFile(handle)
+        return pq.ParquetFile(handle, pre_buffer=False, buffer_size=1 << 20)
 
     def block(self, number: int) -> SeriesWindows:
         """Rows and window starts of one block (series codes index ``self.names``)."""
