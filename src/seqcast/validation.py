@@ -51,6 +51,23 @@ def series_column(source: SourceSpec) -> str:
     return source.series_id or SINGLE_SERIES
 
 
+def _all_timestamps(values: pd.Series) -> bool:
+    """Whether every present value reads as a timestamp, checked in one vectorised parse.
+
+    GX's dateutil rule parses value by value (28 s for 400,000 rows on two cores, most of
+    a nightly run's overhead); it is added only when this check fails, to name the rows.
+    It accepts what `typed_table` will parse (pandas' mixed formats).
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    present = values.dropna()
+    try:
+        parsed = pd.to_datetime(present, format="mixed", errors="coerce", utc=True)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return bool(parsed.notna().all())
+
+
 def build_suite(contract: Contract, frame: pd.DataFrame) -> gx.ExpectationSuite:
     """The GX suite for ``contract``; per-column rules only for columns that exist."""
     suite = gx.ExpectationSuite(name=contract.name)
@@ -71,7 +88,7 @@ def build_suite(contract: Contract, frame: pd.DataFrame) -> gx.ExpectationSuite:
                         column=column, min_value=rule.min, max_value=rule.max
                     )
                 )
-        elif rule.type == "timestamp" and not pd.api.types.is_datetime64_any_dtype(frame[column]):
+        elif rule.type == "timestamp" and not _all_timestamps(frame[column]):
             suite.add_expectation(gxe.ExpectColumnValuesToBeDateutilParseable(column=column))
     present_key = [c for c in contract.key if c in frame.columns]
     if len(present_key) == len(contract.key) > 1:
