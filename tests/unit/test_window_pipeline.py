@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import keras
@@ -12,11 +13,15 @@ import tensorflow as tf
 
 from seqcast import storage
 from seqcast.config import PipelineConfig, config_from_dict
+from seqcast.errors import DataContractError
 from seqcast.input_pipeline import WindowStream, window_dataset
 from seqcast.models import build_model
+from seqcast.prediction import covariate_inputs, latest_windows, predict_frame
+from seqcast.registry import LoadedModel
+from seqcast.sample_data import load_series
 from seqcast.training import train
 from seqcast.window_build import WindowsBuilt, build_or_reuse
-from seqcast.window_store import read_layout, read_manifest, read_split
+from seqcast.window_store import read_layout, read_manifest, read_scaler, read_split
 
 
 def arithmetic_store(
@@ -148,3 +153,45 @@ def test_a_model_with_covariates_trains_and_predicts(tmp_path: Path, streamed: b
     predicted = result.model.predict(test.model_inputs(), verbose=0)
     assert predicted.shape == (len(test), 2, 1)  # (windows, horizon, targets)
     assert isinstance(result.model.get_layer("future_scaling"), keras.layers.Normalization)
+
+
+def test_batch_prediction_supplies_calendar_and_static_inputs(tmp_path: Path) -> None:
+    frame = load_series(n_series=2, n_steps=120, seed=4)
+    frame["capacity"] = frame["sensor"].str[-1].astype(float)
+    uri = str(tmp_path / "validated.parquet")
+    storage.write_frame(frame, uri)
+    source = {
+        "path": "unused",
+        "series_id": "sensor",
+        "target": ["load"],
+        "features": ["temperature"],
+        "static_features": ["capacity"],
+    }
+    config = config_from_dict(
+        {
+            "name": "cal",
+            "data_root": str(tmp_path / "root"),
+            "source": source,
+            "window": {"lookback": 12, "horizon": 3, "calendar": ["hour_of_day"]},
+            "model": {"units": [4], "epochs": 1},
+        }
+    )
+    built = build_or_reuse(config, uri, "fp", "sensor")
+    layout = read_layout(built.uri)
+    result = train(
+        read_split(built.uri, "train"), read_split(built.uri, "val"), layout, config.model
+    )
+    champion = LoadedModel("v1", result.model, read_scaler(built.uri), layout, {})
+    predictions = predict_frame(frame, champion)
+    assert len(predictions) == 2 * 3 and predictions["load"].notna().all()
+    _, index = latest_windows(frame, champion)
+    inputs = covariate_inputs(frame, index, champion)
+    np.testing.assert_array_equal(inputs["static"][:, 0], [1.0, 2.0])  # sensor-1, sensor-2
+    for k in range(3):  # forecast step k + 1 after each series' last observation
+        hour = (pd.DatetimeIndex(index["origin"]) + pd.Timedelta(hours=k + 1)).hour.to_numpy()
+        np.testing.assert_allclose(
+            inputs["future"][:, k, 0], np.sin(2 * np.pi * hour / 24), atol=1e-6
+        )
+    with_holiday = dataclasses.replace(layout, future_columns=["holiday", *layout.future_columns])
+    with pytest.raises(DataContractError, match="known-future columns \\['holiday'\\]"):
+        predict_frame(frame, dataclasses.replace(champion, layout=with_holiday))
