@@ -37,14 +37,8 @@ from seqcast.series_grid import (
     to_grid,
 )
 from seqcast.series_source import ColumnRoles, FrameSeries, ParquetSeries, column_roles
-from seqcast.window_store import (
-    BlockWriter,
-    WindowStore,
-    code_version,
-    ensure_windows,
-    read_manifest,
-    windows_fingerprint,
-)
+from seqcast.window_publish import WindowStore, code_version, ensure_windows, windows_fingerprint
+from seqcast.window_store import BlockWriter, read_manifest
 from seqcast.windowing import (
     SPLITS,
     SeriesWindows,

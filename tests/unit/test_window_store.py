@@ -20,7 +20,8 @@ from seqcast.errors import DataContractError
 from seqcast.sample_data import activity_series, load_series
 from seqcast.series_source import ParquetSeries, column_roles
 from seqcast.window_build import build_or_reuse, build_windows
-from seqcast.window_store import WindowStore, read_split, verify
+from seqcast.window_publish import WindowStore, verify
+from seqcast.window_store import read_split
 from seqcast.windowing import SPLITS
 from tests.conftest import tiny_config
 
