@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 
 from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
-from seqcast.input_pipeline import window_dataset
+from seqcast.input_pipeline import stream_windows
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.training import train as fit
 from tasks.common import STEP_OPTIONS, current_run_id
@@ -21,10 +21,10 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     logger = get_run_logger()
     layout = window_store.read_layout(windows.uri)
     spec = config.model
-    train_split = window_dataset(
+    train_split = stream_windows(
         windows.uri, "train", spec.batch_size, spec.shuffle_buffer, seed=spec.seed
     )
-    val_split = window_dataset(windows.uri, "val", spec.batch_size)
+    val_split = stream_windows(windows.uri, "val", spec.batch_size)
     logger.info(
         "Training %s %s on %d windows (%d validation) streamed from %s, up to %d epochs",
         config.model.cell.upper(),

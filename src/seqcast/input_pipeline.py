@@ -9,14 +9,17 @@ the buffer and one block, never the split; tf.data prefetches batches on its own
 while the model trains on the previous ones.
 
 Shuffling numpy arrays here rather than with ``tf.data.Dataset.shuffle`` keeps the work
-per batch, not per window: on two CPU cores per-element tf.data ops cost more than the
-whole gather.
+per chunk of batches, not per window: on two CPU cores per-element tf.data ops cost more
+than the whole gather. The generator yields chunks of many batches and tf.data splits
+them into batches in C++, so the Python side (which holds the GIL the Keras training loop
+also needs) runs a few dozen times per epoch.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,15 +44,15 @@ class _Pool:
             self.parts.append(kept)
             self.size += len(kept[0])
 
-    def take_all(self, order: np.ndarray | None) -> tuple[np.ndarray, ...]:
-        """Every pooled window as one array per field, in ``order`` (a permutation) if given."""
+    def take_all(self) -> tuple[np.ndarray, ...]:
+        """Every pooled window as one array per field; the pool is left empty."""
         fields = len(self.parts[0])
         merged = tuple(
             np.concatenate([p[i] for p in self.parts]) if len(self.parts) > 1 else self.parts[0][i]
             for i in range(fields)
         )
         self.parts, self.size = [], 0
-        return merged if order is None else tuple(a[order] for a in merged)
+        return merged
 
 
 class WindowStream:
@@ -61,6 +64,9 @@ class WindowStream:
         batch_size: windows per batch (the last batch of an epoch may be smaller).
         shuffle_buffer: windows mixed before emission; None reads in stored order.
         seed: with the epoch number, seeds the block order and the buffer's draws.
+        chunk: windows per element yielded (default ``batch_size``); `window_dataset`
+            yields chunks of many batches and lets tf.data re-batch them in C++, so the
+            Python generator runs a few times per epoch instead of once per batch.
     """
 
     def __init__(
@@ -70,6 +76,7 @@ class WindowStream:
         batch_size: int,
         shuffle_buffer: int | None = None,
         seed: int = 0,
+        chunk: int | None = None,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
@@ -84,6 +91,7 @@ class WindowStream:
         self.batch_size = batch_size
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
+        self.chunk = chunk or batch_size
         reader = StoreReader(uri)
         self.layout: WindowLayout = reader.layout
         self.n_windows = reader.count(split)
@@ -94,9 +102,18 @@ class WindowStream:
     def n_batches(self) -> int:
         return -(-self.n_windows // self.batch_size)
 
-    def _batches(self, arrays: tuple[np.ndarray, ...], stop: int) -> Iterator[Batch]:
-        for lo in range(0, stop, self.batch_size):
-            yield self._structure(tuple(a[lo : min(lo + self.batch_size, stop)] for a in arrays))
+    def _batches(
+        self, arrays: tuple[np.ndarray, ...], order: np.ndarray | None, stop: int
+    ) -> Iterator[Batch]:
+        """Elements of ``self.chunk`` windows: rows ``order[:stop]`` (or ``[:stop]``) of arrays.
+
+        Gathering each chunk through the permutation, rather than permuting the whole
+        pool first, lets the first chunk leave as soon as the pool is full.
+        """
+        for lo in range(0, stop, self.chunk):
+            rows = slice(lo, min(lo + self.chunk, stop))
+            picked = rows if order is None else order[rows]
+            yield self._structure(tuple(a[picked] for a in arrays))
 
     def _structure(self, arrays: tuple[np.ndarray, ...]) -> Batch:
         x, y, *rest = arrays
@@ -119,15 +136,18 @@ class WindowStream:
                 threshold = self.shuffle_buffer if shuffle else self.batch_size
                 if pool.size < threshold:
                     continue
-                arrays = pool.take_all(rng.permutation(pool.size) if shuffle else None)
+                order = rng.permutation(pool.size) if shuffle else None
+                arrays = pool.take_all()
                 # Emit whole batches down to half a buffer; the rest mixes with later blocks.
                 keep = min(len(arrays[0]), threshold // 2) if shuffle else 0
                 emit = (len(arrays[0]) - keep) // self.batch_size * self.batch_size
-                yield from self._batches(arrays, emit)
-                pool.add(tuple(a[emit:] for a in arrays))
+                yield from self._batches(arrays, order, emit)
+                rest = slice(emit, None) if order is None else order[emit:]
+                pool.add(tuple(a[rest] for a in arrays))
             if pool.size:
-                arrays = pool.take_all(rng.permutation(pool.size) if shuffle else None)
-                yield from self._batches(arrays, len(arrays[0]))
+                order = rng.permutation(pool.size) if shuffle else None
+                arrays = pool.take_all()
+                yield from self._batches(arrays, order, len(arrays[0]))
         finally:
             reader.close()
 
@@ -152,6 +172,21 @@ class WindowStream:
         return inputs, y
 
 
+def _dataset(
+    stream: WindowStream, first_epoch: int, repeat: bool, prefetch: int
+) -> tf.data.Dataset:
+    epochs = itertools.count(first_epoch)
+    dataset = tf.data.Dataset.from_generator(
+        lambda: stream.epoch(next(epochs)), output_signature=stream.signature()
+    )
+    if repeat:
+        dataset = dataset.repeat()  # each repetition calls the generator: the next epoch
+    dataset = dataset.rebatch(stream.batch_size)  # (chunk, ...) -> (batch_size, ...), in C++
+    if not repeat:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(stream.n_batches))
+    return dataset.prefetch(prefetch)
+
+
 def window_dataset(
     uri: str,
     split: str,
@@ -160,40 +195,79 @@ def window_dataset(
     seed: int = 0,
     first_epoch: int = 0,
     prefetch: int = 4,
+    batches_per_chunk: int = 32,
 ) -> tf.data.Dataset:
     """A `tf.data.Dataset` of one split's batches, re-shuffled each time it is iterated.
 
-    Keras iterates a dataset once per epoch, so epoch ``k`` of a fit draws its order from
-    ``(seed, first_epoch + k)``; a resumed fit passes its first epoch to continue the same
-    sequence. The dataset's cardinality is the number of batches, so Keras knows the epoch
-    length.
+    Iteration ``k`` (an epoch, when Keras iterates it once per epoch) draws its order from
+    ``(seed, first_epoch + k)``. The cardinality is the number of batches.
     """
-    stream = WindowStream(uri, split, batch_size, shuffle_buffer, seed)
-    epochs = itertools.count(first_epoch)
-    dataset = tf.data.Dataset.from_generator(
-        lambda: stream.epoch(next(epochs)), output_signature=stream.signature()
+    stream = WindowStream(
+        uri, split, batch_size, shuffle_buffer, seed, chunk=batch_size * batches_per_chunk
     )
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(stream.n_batches))
-    return dataset.prefetch(prefetch)
+    return _dataset(stream, first_epoch, repeat=False, prefetch=prefetch)
 
 
-def fit_arguments(
-    train: WindowArrays | tf.data.Dataset,
-    val: WindowArrays | tf.data.Dataset,
+@dataclass(frozen=True)
+class StreamedWindows:
+    """One split for `model.fit`: an endless dataset of epochs, and the batches per epoch.
+
+    Keras keeps one iterator over an endless dataset when it is told the steps per epoch,
+    so prefetching runs across epoch boundaries: the next epoch's first blocks are read
+    while this epoch's last batches train, and no epoch waits for its shuffle buffer to
+    fill. A fresh iterator per epoch (a finite dataset) would stall at every epoch start.
+    """
+
+    dataset: tf.data.Dataset
+    steps: int
+    windows: int
+
+
+def stream_windows(
+    uri: str,
+    split: str,
     batch_size: int,
-) -> dict[str, Any]:
-    """Keyword arguments for ``model.fit`` from in-memory windows or streamed datasets."""
+    shuffle_buffer: int | None = None,
+    seed: int = 0,
+    first_epoch: int = 0,
+    prefetch: int = 8,
+    batches_per_chunk: int = 32,
+) -> StreamedWindows:
+    """The split ``split`` of the window store ``uri`` streamed for training.
+
+    Epoch ``k`` of a fit draws its order from ``(seed, first_epoch + k)``; a resumed fit
+    passes the epoch it resumes at to continue the same sequence.
+    """
+    stream = WindowStream(
+        uri, split, batch_size, shuffle_buffer, seed, chunk=batch_size * batches_per_chunk
+    )
+    dataset = _dataset(stream, first_epoch, repeat=True, prefetch=prefetch)
+    return StreamedWindows(dataset=dataset, steps=stream.n_batches, windows=stream.n_windows)
+
+
+TrainingData = WindowArrays | StreamedWindows | tf.data.Dataset
+"""Windows `fit_arguments` accepts: in memory, streamed for training, or a finite dataset."""
+
+
+def fit_arguments(train: TrainingData, val: TrainingData, batch_size: int) -> dict[str, Any]:
+    """Keyword arguments for ``model.fit`` from in-memory windows or streamed ones."""
+    arguments: dict[str, Any]
     if isinstance(train, WindowArrays):
-        arguments: dict[str, Any] = {
+        arguments = {
             "x": train.model_inputs(),
             "y": train.y,  # (batch, horizon, targets) or (batch,)
             "batch_size": batch_size,
             "shuffle": True,
         }
+    elif isinstance(train, StreamedWindows):
+        arguments = {"x": train.dataset, "steps_per_epoch": train.steps, "shuffle": False}
     else:
         arguments = {"x": train, "shuffle": False}  # the stream shuffles itself
     if isinstance(val, WindowArrays):
         arguments["validation_data"] = (val.model_inputs(), val.y)
+    elif isinstance(val, StreamedWindows):
+        arguments["validation_data"] = val.dataset
+        arguments["validation_steps"] = val.steps
     else:
         arguments["validation_data"] = val
     return arguments

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from seqcast.config import ModelSpec
-from seqcast.input_pipeline import fit_arguments
+from seqcast.input_pipeline import TrainingData, fit_arguments
 from seqcast.models import build_model
-from seqcast.windowing import WindowArrays, WindowLayout
+from seqcast.windowing import WindowLayout
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +39,15 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def train(
-    train_windows: WindowArrays | tf.data.Dataset,
-    val_windows: WindowArrays | tf.data.Dataset,
+    train_windows: TrainingData,
+    val_windows: TrainingData,
     layout: WindowLayout,
     spec: ModelSpec,
 ) -> TrainingResult:
     """Fit a fresh model; the best epoch's weights (by validation loss) are kept.
 
-    The windows are in-memory arrays or datasets streamed from the window store
-    (`seqcast.input_pipeline.window_dataset`).
+    The windows are in-memory arrays or streamed from the window store
+    (`seqcast.input_pipeline.stream_windows`).
     """
     keras.utils.set_random_seed(spec.seed)
     model = build_model(layout, spec)
