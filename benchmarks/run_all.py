@@ -22,7 +22,7 @@ RESULTS = Path(__file__).parent / "results.json"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=6, help="figure 5 training epochs")
+    parser.add_argument("--epochs", type=int, default=8, help="figure 5 training epochs")
     parser.add_argument("--stride", type=int, default=2, help="figure 5 window stride")
     parser.add_argument("--only", default="1,2,3,4", help="figures to run")
     parser.add_argument("--work", default=None, help="scratch directory (default: temporary)")
