@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tasks flows tests
+	$(BIN)/ruff check src tasks flows tests benchmarks
+
+# The five figures of benchmarks/README.md (about 10 minutes on 2 cores); results.json.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
 
 clean:
 	rm -rf .seqcast data/sample

@@ -24,7 +24,16 @@ _EXAMPLES = 3
 
 def comparable(champion: WindowLayout, challenger: WindowLayout) -> bool:
     """Whether the champion can score the challenger's test windows."""
-    keys = ("task", "lookback", "horizon", "input_columns", "target_columns", "classes")
+    keys = (
+        "task",
+        "lookback",
+        "horizon",
+        "input_columns",
+        "target_columns",
+        "classes",
+        "future_columns",
+        "static_columns",
+    )
     return all(getattr(champion, k) == getattr(challenger, k) for k in keys)
 
 
@@ -130,7 +139,7 @@ def publish(config: PipelineConfig, document: dict[str, Any], images: dict[str, 
     )
 
 
-def _score(model: keras.Model, inputs: np.ndarray) -> np.ndarray:
+def _score(model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
     return model.predict(inputs, verbose=0, batch_size=1024)
 
 
@@ -140,16 +149,15 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
     layout = window_store.read_layout(windows.uri)
     scaler = window_store.read_scaler(windows.uri)
     test = window_store.read_split(windows.uri, "test", layout)
-    train = window_store.read_split(windows.uri, "train", layout)
     model = keras.saving.load_model(
         storage.local_path(trained.model_uri, ".keras"), safe_mode=True, compile=False
     )
-    outputs = _score(model, test.x)
+    outputs = _score(model, test.model_inputs())
     champion_version, champion = load_comparable_champion(config, layout)
     champion_outputs = None
     if champion is not None:
         inputs = evaluation.rescale_inputs(test, layout.input_columns, scaler, champion.scaler)
-        champion_outputs = _score(champion.model, inputs)
+        champion_outputs = _score(champion.model, test.model_inputs(inputs))
     run_dir = trained.model_uri.rpartition("/")[0]
     history = storage.read_json(storage.join(run_dir, "history.json"))
     images = {"loss curve": plots.loss_curve(history)}
@@ -160,7 +168,7 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
     }
     season = config.evaluate.season
     if layout.task == "forecast":
-        scale = evaluation.mase_scales(train, test.series, layout, scaler, season)
+        scale = evaluation.mase_scales(test, layout, scaler, season)
         report = evaluation.evaluate_forecast(outputs, test, layout, scaler, season, scale)
         scores = {s.name: s.metrics for s in report.scored}
         if champion is not None:
@@ -181,7 +189,7 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
             forecast_examples(test, outputs, layout, scaler, season), layout.target_columns[0]
         )
     else:
-        majority = int(np.bincount(train.y, minlength=len(layout.classes)).argmax())
+        majority = int(window_store.label_counts(windows.uri, "train").argmax())
         scored = evaluation.evaluate_classify(outputs, test, layout, majority)
         scores = {s.name: s.metrics for s in scored}
         if champion_outputs is not None:

@@ -11,6 +11,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
+from seqcast.input_pipeline import stream_windows
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.training import EpochHook, TrainingResult
 from seqcast.training import train as fit
@@ -50,15 +51,19 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     """Train a fresh model and save it as a `.keras` file under this flow run's directory."""
     logger = get_run_logger()
     layout = window_store.read_layout(windows.uri)
-    train_split = window_store.read_split(windows.uri, "train", layout)
-    val_split = window_store.read_split(windows.uri, "val", layout)
+    spec = config.model
+    train_split = stream_windows(
+        windows.uri, "train", spec.batch_size, spec.shuffle_buffer, seed=spec.seed
+    )
+    val_split = stream_windows(windows.uri, "val", spec.batch_size)
     options = config.window_relative_options
     logger.info(
-        "Training %s %s on %d windows (%d validation), up to %d epochs%s",
+        "Training %s %s on %d windows (%d validation) streamed from %s, up to %d epochs%s",
         config.model.cell.upper(),
         config.model.units,
-        len(train_split),
-        len(val_split),
+        windows.rows_by_split["train"],
+        windows.rows_by_split["val"],
+        windows.uri,
         config.model.epochs,
         " for each of: series-scaled, window-relative (normalize=auto)" if len(options) > 1 else "",
     )

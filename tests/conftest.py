@@ -14,6 +14,9 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "seqcast")
 # Library code also runs outside flows (unit tests, `seqcast models …`): log locally there.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# Unit tests call the library outside any flow run; once a flow test has imported Prefect,
+# its API log handler would warn (an error here) about every library warning logged then.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -32,12 +33,53 @@ class SourceSpec(_Spec):
     target: list[str] = Field(
         description="forecast: column(s) to predict; classify: the label column.", min_length=1
     )
-    features: list[str] = Field(default_factory=list, description="Extra input columns.")
-    timezone: str = Field(default="UTC", description="Timezone of naive timestamps.")
+    features: list[str] = Field(
+        default_factory=list, description="Past covariates: extra input columns (lookback only)."
+    )
+    future_features: list[str] = Field(
+        default_factory=list,
+        description="Known-future covariates (e.g. a 0/1 holiday column): their values at the "
+        "forecast steps are a model input, so they must be known in advance. Numeric.",
+    )
+    static_features: list[str] = Field(
+        default_factory=list,
+        description="Static series features: numeric columns constant within each series "
+        "(e.g. capacity); one value per series is a model input.",
+    )
+    timezone: str = Field(
+        default="UTC", description="Timezone of naive timestamps and of calendar features."
+    )
+    frequency: str | None = Field(
+        default=None,
+        description="The series' fixed step as a pandas duration ('1h', '15min', '1D'): rows "
+        "are placed on this grid and a missing step is a gap. Omitted: the most common step.",
+    )
+
+    @field_validator("frequency")
+    @classmethod
+    def _fixed_frequency(cls, frequency: str | None) -> str | None:
+        if frequency is None:
+            return None
+        try:
+            step = pd.to_timedelta(frequency)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"`frequency` must be a fixed duration such as '1h', '15min' or '1D'. "
+                f"Received: frequency={frequency!r}"
+            ) from exc
+        if step <= pd.Timedelta(0):
+            raise ValueError(f"`frequency` must be positive. Received: frequency={frequency!r}")
+        return frequency
 
     @model_validator(mode="after")
     def _columns_distinct(self) -> SourceSpec:
-        columns = [self.timestamp, *self.target, *self.features]
+        columns = [
+            self.timestamp,
+            *self.target,
+            *self.features,
+            *self.future_features,
+            *self.static_features,
+        ]
         if self.series_id:
             columns.append(self.series_id)
         repeated = sorted({c for c in columns if columns.count(c) > 1})
@@ -49,6 +91,11 @@ class SourceSpec(_Spec):
     def value_columns(self) -> list[str]:
         """Targets then features: the numeric columns a forecast model reads."""
         return [*self.target, *self.features]
+
+    @property
+    def covariate_columns(self) -> list[str]:
+        """Known-future then static columns: numeric inputs beside the lookback window."""
+        return [*self.future_features, *self.static_features]
 
 
 class WindowSpec(_Spec):
@@ -70,6 +117,29 @@ class WindowSpec(_Spec):
         "series; auto: forecast trains both series and window and keeps the lower "
         "validation loss, classify uses series.",
     )
+    calendar: list[Literal["hour_of_day", "day_of_week", "day_of_year"]] = Field(
+        default_factory=list,
+        description="Known-future covariates generated from the timestamp (in source.timezone), "
+        "each as a sin/cos pair, given to the model for the forecast steps.",
+    )
+    fill_gaps: int = Field(
+        default=0,
+        ge=0,
+        description="Fill gaps of at most this many missing steps with `fill_method`; longer "
+        "gaps are kept and no window spans them (0 = never fill).",
+    )
+    fill_method: Literal["linear", "ffill"] = Field(
+        default="linear",
+        description="How a filled step gets its values: linear interpolation between the "
+        "neighbours, or the last value carried forward (labels are always carried forward).",
+    )
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar_once(cls, calendar: list[str]) -> list[str]:
+        if len(set(calendar)) != len(calendar):
+            raise ValueError(f"each calendar feature may be listed once. Received: {calendar}")
+        return calendar
 
 
 class SplitSpec(_Spec):
@@ -119,6 +189,12 @@ class ModelSpec(_Spec):
     deterministic: bool = Field(
         default=False, description="TensorFlow op determinism: reproducible, slower."
     )
+    shuffle_buffer: int = Field(
+        default=65_536,
+        gt=0,
+        description="Training windows held in the input pipeline's shuffle buffer: bounds its "
+        "memory; windows are shuffled within it (and block order is shuffled every epoch).",
+    )
 
     @field_validator("units")
     @classmethod
@@ -162,6 +238,13 @@ class PipelineConfig(_Spec):
         if self.task == "forecast" and self.window.horizon < 1:
             raise ValueError(
                 f"forecast needs `window.horizon` >= 1. Received: horizon={self.window.horizon}"
+            )
+        has_future = self.source.future_features or self.window.calendar
+        if has_future and self.window.horizon < 1:
+            raise ValueError(
+                "known-future covariates (`source.future_features`, `window.calendar`) are "
+                f"read at the forecast steps, so they need `window.horizon` >= 1. Received: "
+                f"horizon={self.window.horizon}"
             )
         if self.task == "classify":
             if len(self.source.target) != 1:

@@ -183,7 +183,9 @@ def derive_contract(config: PipelineConfig, predicting: bool = False) -> Contrac
         columns[source.target[0]] = ColumnRule(type="label", required=False, nullable=True)
     else:
         columns.update({t: ColumnRule(type=value_type) for t in source.target})
-    columns.update({f: ColumnRule(type="float") for f in source.features})
+    columns.update(
+        {f: ColumnRule(type="float") for f in [*source.features, *source.covariate_columns]}
+    )
     key = [c for c in (source.series_id, source.timestamp) if c]
     return Contract(
         name=f"{config.name}-derived",

@@ -85,29 +85,25 @@ def forecast_metrics(
 
 
 def mase_scales(
-    train: WindowArrays,
-    test_series: np.ndarray,
-    layout: WindowLayout,
-    scaler: Scaler,
-    season: int | None,
+    windows: WindowArrays, layout: WindowLayout, scaler: Scaler, season: int | None
 ) -> np.ndarray:
-    """Each test window's MASE denominator: its series' in-sample (seasonal) naive MAE.
+    """Each window's MASE denominator: its series' (seasonal) naive MAE on observed history.
 
-    Measured on the training windows' inputs in original units; lag = season or 1.
-    Returns (test windows, 1, n_targets).
+    Measured on the windows' own inputs (the history before each forecast origin) in
+    original units, averaged per series, so no other split needs loading; lag = season or
+    1. Returns (windows, 1, n_targets).
     """
     n_targets = len(layout.target_columns)
     lag = season or 1
     history = to_original_units(
-        train.x[:, :, :n_targets], train.series, scaler, layout.target_columns
+        windows.x[:, :, :n_targets], windows.series, scaler, layout.target_columns
     )
     naive_error = np.abs(history[:, lag:, :] - history[:, :-lag, :]).mean(axis=1)
     per_series = {
-        s: np.maximum(naive_error[train.series == s].mean(axis=0), 1e-12)
-        for s in np.unique(train.series)
+        s: np.maximum(naive_error[windows.series == s].mean(axis=0), 1e-12)
+        for s in np.unique(windows.series)
     }
-    fallback = np.maximum(naive_error.mean(axis=0), 1e-12)
-    return np.stack([per_series.get(s, fallback) for s in test_series])[:, None, :]
+    return np.stack([per_series[s] for s in windows.series])[:, None, :]
 
 
 def naive_forecasts(

@@ -103,14 +103,44 @@ def _recurrent_stack(hidden: Any, spec: ModelSpec, bidirectional: bool) -> Any:
     return hidden  # (batch, units[-1]) or (batch, 2 * units[-1]) when bidirectional
 
 
+def _covariate_inputs(
+    layout: WindowLayout,
+) -> dict[str, tuple[keras.KerasTensor, keras.KerasTensor]]:
+    """Inputs for known-future and static covariates, each normalised and flattened.
+
+    The train-set mean and std come with the layout and live in the model, so a model
+    scores raw covariates however the windows it is given were scaled.
+    """
+    out = {}
+    if layout.n_future:
+        future = keras.Input(shape=(layout.horizon, layout.n_future), name="future")
+        scaled = keras.layers.Normalization(
+            mean=layout.future_mean,
+            variance=[s * s for s in layout.future_std],
+            name="future_scaling",
+        )(future)  # (batch, horizon, n_future)
+        out["future"] = (future, keras.layers.Flatten(name="future_flat")(scaled))
+    if layout.n_static:
+        static = keras.Input(shape=(layout.n_static,), name="static")
+        scaled = keras.layers.Normalization(
+            mean=layout.static_mean,
+            variance=[s * s for s in layout.static_std],
+            name="static_scaling",
+        )(static)  # (batch, n_static)
+        out["static"] = (static, scaled)
+    return out
+
+
 def build_model(
     layout: WindowLayout, spec: ModelSpec, window_relative: bool = False, season: int | None = None
 ) -> keras.Model:
     """A compiled model for ``layout``.
 
-    Input: (batch, lookback, n_inputs). Output: (batch, horizon, n_targets) scaled values
-    for forecast, (batch, n_classes) probabilities for classify. ``season`` is used by
-    ``spec.residual`` only.
+    Input: (batch, lookback, n_inputs); with covariates a dict of that as ``window``,
+    ``future`` (batch, horizon, n_future) and ``static`` (batch, n_static), which join the
+    last recurrent state before the head. Output: (batch, horizon, n_targets) scaled
+    values for forecast, (batch, n_classes) probabilities for classify. ``season`` is used
+    by ``spec.residual`` only.
     """
     if spec.recurrent_dropout:
         logger.warning(
@@ -120,8 +150,21 @@ def build_model(
             spec.cell.upper(),
         )
     window = keras.Input(shape=(layout.lookback, len(layout.input_columns)), name="window")
+    covariates = _covariate_inputs(layout)
+    inputs: keras.KerasTensor | dict[str, keras.KerasTensor] = window
+    if covariates:
+        inputs = {"window": window, **{name: tensor for name, (tensor, _) in covariates.items()}}
+
+    def with_covariates(hidden: Any) -> Any:
+        """The last recurrent state joined with the covariates, if any."""
+        if not covariates:
+            return hidden
+        return keras.layers.Concatenate(name="with_covariates")(
+            [hidden, *(features for _, features in covariates.values())]
+        )  # (batch, units[-1] + horizon * n_future + n_static)
+
     if layout.task == "classify":
-        hidden = _recurrent_stack(window, spec, spec.bidirectional)
+        hidden = with_covariates(_recurrent_stack(window, spec, spec.bidirectional))
         outputs = keras.layers.Dense(len(layout.classes), activation="softmax", name="classes")(
             hidden
         )
@@ -129,7 +172,7 @@ def build_model(
     else:
         n_targets = len(layout.target_columns)
         seen = RelativeToLast(n_targets, name="relative")(window) if window_relative else window
-        hidden = _recurrent_stack(seen, spec, bidirectional=False)
+        hidden = with_covariates(_recurrent_stack(seen, spec, bidirectional=False))
         head = keras.layers.Dense(
             layout.horizon * n_targets,
             name="forecast",
@@ -143,7 +186,7 @@ def build_model(
             )(window)
             outputs = keras.layers.Add(name="forecast_out")([reference, delta])
         loss, metrics = "mse", ["mae"]
-    model = keras.Model(window, outputs, name=f"seqcast_{spec.cell}_{layout.task}")
+    model = keras.Model(inputs, outputs, name=f"seqcast_{spec.cell}_{layout.task}")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=spec.learning_rate),
         loss=loss,

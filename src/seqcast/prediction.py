@@ -7,8 +7,10 @@ import logging
 import numpy as np
 import pandas as pd
 
+from seqcast.covariates import calendar_features
 from seqcast.errors import DataContractError
 from seqcast.registry import LoadedModel
+from seqcast.series_grid import NS_PER_SECOND
 from seqcast.windowing import segment_ids
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,37 @@ def latest_windows(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarr
     return np.stack(blocks), pd.DataFrame(index)  # (series, lookback, features)
 
 
+def covariate_inputs(
+    frame: pd.DataFrame, index: pd.DataFrame, champion: LoadedModel
+) -> dict[str, np.ndarray]:
+    """Known-future and static inputs for each series' forecast (empty without covariates).
+
+    Calendar features are computed for the forecast steps; configured known-future
+    columns would need rows beyond the last observation, which batch prediction does not
+    read yet, so they are refused with a message.
+    """
+    layout = champion.layout
+    out: dict[str, np.ndarray] = {}
+    given = layout.n_future - 2 * len(layout.calendar)
+    if given:
+        raise DataContractError(
+            f"the champion reads known-future columns {layout.future_columns[:given]} at the "
+            f"forecast steps; batch prediction cannot supply their future values yet. Train "
+            f"without source.future_features (calendar features are supported)."
+        )
+    if layout.n_future:
+        step_ns = int(round(layout.step_seconds * NS_PER_SECOND))
+        origins = pd.DatetimeIndex(index["origin"]).as_unit("ns").asi8
+        ahead = origins[:, None] + step_ns * np.arange(1, layout.horizon + 1)  # (series, horizon)
+        features = calendar_features(ahead.reshape(-1), layout.calendar, layout.timezone)
+        out["future"] = features.reshape(len(index), layout.horizon, layout.n_future)
+    if layout.n_static:
+        first = frame.groupby(layout.series_column, sort=True)[layout.static_columns].first()
+        first.index = first.index.astype(str)
+        out["static"] = first.loc[index["series"]].to_numpy(np.float32)  # (series, n_static)
+    return out
+
+
 def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
     """Predictions for every series of a validated frame, in original units.
 
@@ -45,7 +78,9 @@ def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
     """
     layout = champion.layout
     inputs, index = latest_windows(frame, champion)
-    outputs = champion.model.predict(inputs, verbose=0, batch_size=1024)
+    covariates = covariate_inputs(frame, index, champion)
+    model_input = {"window": inputs, **covariates} if covariates else inputs
+    outputs = champion.model.predict(model_input, verbose=0, batch_size=1024)
     step = pd.Timedelta(seconds=layout.step_seconds)
     series_name = layout.series_column if not layout.series_column.startswith("__") else "series"
     if layout.task == "classify":

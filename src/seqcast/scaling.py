@@ -1,7 +1,8 @@
 """Z-score scaling fitted on training rows only, stored as JSON beside the model.
 
 Statistics are kept per series (a global model over series of different scales) and over
-all training rows (for series the model has not seen, and for a split by series).
+all training rows (for series the model has not seen, and for a split by series). The
+window step fits them one series at a time (`RunningStats`), see `seqcast.window_build`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 _MIN_STD = 1e-8
 
@@ -62,25 +62,47 @@ class Scaler:
         )
 
 
-def _stats(values: np.ndarray) -> Stats:
-    mean = np.nanmean(values, axis=0)
-    std = np.nanstd(values, axis=0)
-    std = np.where(std < _MIN_STD, 1.0, std)
-    return Stats(mean=[float(v) for v in mean], std=[float(v) for v in std])
+class RunningStats:
+    """Per-column count, mean and sum of squared deviations, merged batch by batch.
 
+    The window step sees training rows one series at a time; merging each series' moments
+    (Chan et al.'s parallel update) gives the same mean and population std as one pass over
+    all rows, in memory that does not grow with the number of rows or series.
+    """
 
-def fit_scaler(
-    train_rows: pd.DataFrame,
-    series_column: str,
-    columns: list[str],
-    kind: Literal["series", "global", "none"],
-) -> Scaler:
-    """Fit statistics on ``train_rows``: the training split's rows and nothing else."""
-    if not columns:
-        return Scaler(kind="none", columns=[], global_stats=Stats([], []))
-    global_stats = _stats(train_rows[columns].to_numpy(np.float64))
-    per_series: dict[str, Stats] = {}
-    if kind == "series":
-        for series, rows in train_rows.groupby(series_column, sort=True):
-            per_series[str(series)] = _stats(rows[columns].to_numpy(np.float64))
-    return Scaler(kind=kind, columns=columns, global_stats=global_stats, series_stats=per_series)
+    def __init__(self, n_columns: int) -> None:
+        self.count = np.zeros(n_columns, np.float64)
+        self.mean = np.zeros(n_columns, np.float64)
+        self.m2 = np.zeros(n_columns, np.float64)
+
+    def add(self, values: np.ndarray) -> Stats | None:
+        """Merge ``values`` of shape (rows, columns), all finite.
+
+        Returns:
+            The statistics of ``values`` alone (None if empty), so a caller that also
+            wants them (per-series scaling) does not compute them twice.
+        """
+        if values.size == 0:
+            return None
+        count = np.full(values.shape[1], float(len(values)))
+        mean = values.mean(axis=0)
+        m2 = ((values - mean) ** 2).sum(axis=0)
+        self._merge(count, mean, m2)
+        std = np.sqrt(m2 / len(values))
+        std = np.where(std < _MIN_STD, 1.0, std)
+        return Stats(mean=[float(v) for v in mean], std=[float(v) for v in std])
+
+    def _merge(self, count: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
+        total = self.count + count
+        delta = mean - self.mean
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(total > 0, count / np.maximum(total, 1), 0.0)
+            self.m2 = self.m2 + m2 + delta**2 * self.count * share
+        self.mean = self.mean + delta * share
+        self.count = total
+
+    def stats(self) -> Stats:
+        """Mean and population std of everything merged (a constant column gets std 1)."""
+        std = np.sqrt(self.m2 / np.maximum(self.count, 1))
+        std = np.where(std < _MIN_STD, 1.0, std)
+        return Stats(mean=[float(v) for v in self.mean], std=[float(v) for v in std])

@@ -19,8 +19,9 @@ import tensorflow as tf
 
 from seqcast.config import ModelSpec
 from seqcast.errors import SeqcastError
+from seqcast.input_pipeline import TrainingData, fit_arguments
 from seqcast.models import build_model
-from seqcast.windowing import WindowArrays, WindowLayout
+from seqcast.windowing import WindowLayout
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ def seed_everything(spec: ModelSpec) -> None:
 
 
 def train(
-    train_windows: WindowArrays,
-    val_windows: WindowArrays,
+    train_windows: TrainingData,
+    val_windows: TrainingData,
     layout: WindowLayout,
     spec: ModelSpec,
     *,
@@ -77,6 +78,9 @@ def train(
     on_epoch_end: EpochHook | None = None,
 ) -> TrainingResult:
     """Fit a fresh model; the best epoch's weights (by validation loss) are kept.
+
+    The windows are in-memory arrays or streamed from the window store
+    (`seqcast.input_pipeline.stream_windows`).
 
     Raises:
         TrainingDivergedError: the loss became NaN or infinite.
@@ -95,12 +99,8 @@ def train(
         callbacks.insert(0, keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"))
     started = time.perf_counter()
     history = model.fit(
-        train_windows.x,
-        train_windows.y,  # (batch, lookback, features), targets
-        validation_data=(val_windows.x, val_windows.y),
+        **fit_arguments(train_windows, val_windows, spec.batch_size),
         epochs=spec.epochs,
-        batch_size=spec.batch_size,
-        shuffle=True,
         callbacks=callbacks,
         verbose=0,
     )

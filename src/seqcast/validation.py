@@ -477,7 +477,7 @@ def clean_table(
     series = series_column(source)
     out[series] = rows[source.series_id].astype(str) if source.series_id else "series"
     out[source.timestamp] = rows[source.timestamp]
-    for column in source.value_columns:
+    for column in [*source.value_columns, *source.covariate_columns]:
         rule = contract.columns.get(column)
         if rule is None or column not in rows.columns:
             continue  # a classify label is not needed to predict

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from seqcast.config import config_from_dict
-from seqcast.windowing import SPLITS, build_windows, split_bounds, window_starts
+from seqcast.errors import ConfigError, DataContractError
+from seqcast.window_build import build_windows
+from seqcast.windowing import SPLITS, split_bounds, window_starts
 
 
 def arithmetic_frame(n_series: int, n_steps: int) -> pd.DataFrame:
@@ -116,6 +118,17 @@ def test_scaler_sees_training_rows_only() -> None:
         assert std[0] == pytest.approx(train_values.std())
 
 
+def test_global_scaler_fitted_series_by_series_equals_one_pass() -> None:
+    frame = arithmetic_frame(n_series=3, n_steps=50)
+    frame["y"] *= frame["id"].str[1:].astype(float) + 1.0  # series of very different scales
+    _, scaler, _ = build_windows(frame, config(normalize="global"), "id")
+    val_start, _ = split_bounds(50, 0.2, 0.2)
+    train = frame[frame.groupby("id").cumcount() < val_start]["y"].to_numpy()
+    mean, std = scaler.stats_for("unseen-series")
+    assert mean[0] == pytest.approx(train.mean(), rel=1e-6)  # float32 as the scaler applies it
+    assert std[0] == pytest.approx(train.std(), rel=1e-6)  # float32 as the scaler applies it
+
+
 def test_no_window_spans_a_gap() -> None:
     frame = arithmetic_frame(n_series=1, n_steps=60)
     frame = frame.drop(index=range(25, 28)).reset_index(drop=True)  # a 4-hour hole
@@ -149,3 +162,147 @@ def test_classify_label_is_read_horizon_steps_after_the_window() -> None:
         label_step = windows[split].x[:, -1, 0].astype(int) + 2
         expected = np.where(label_step % 3 == 0, 1, 0)
         np.testing.assert_array_equal(windows[split].y, expected)
+
+
+def covariate_config(**window: object) -> object:
+    return config_from_dict(
+        {
+            "name": "cov",
+            "source": {
+                "path": "unused",
+                "series_id": "id",
+                "target": ["y"],
+                "future_features": ["promo"],
+                "static_features": ["size"],
+                "timezone": "Europe/Berlin",
+            },
+            "window": {"lookback": 4, "horizon": 3, "normalize": "none", **window},
+            "split": {"by": "time", "val": 0.2, "test": 0.2},
+        }
+    )
+
+
+def covariate_frame(n_series: int = 2, n_steps: int = 60) -> pd.DataFrame:
+    """Arithmetic series plus a known-future column ``promo`` = y + 0.5 and ``size`` = s."""
+    frame = arithmetic_frame(n_series, n_steps)
+    frame["promo"] = frame["y"] + 0.5
+    frame["size"] = frame["id"].str[1:].astype(float) * 10.0
+    return frame
+
+
+def test_known_future_covariates_are_those_of_the_forecast_steps() -> None:
+    windows, _, layout = build_windows(
+        covariate_frame(), covariate_config(calendar=["hour_of_day", "day_of_week"]), "id"
+    )
+    assert layout.future_columns == [
+        "promo",
+        "hour_of_day_sin",
+        "hour_of_day_cos",
+        "day_of_week_sin",
+        "day_of_week_cos",
+    ]
+    for split in SPLITS:
+        w = windows[split]
+        assert w.future.shape == (len(w), 3, 5)  # (windows, horizon, n_future)
+        # promo is y + 0.5 row by row: the covariate of forecast step k is that of target k.
+        np.testing.assert_array_equal(w.future[..., 0], w.y[..., 0] + 0.5)
+        # Calendar features of target step k, in the source timezone (Berlin: UTC+1 in January).
+        steps = pd.to_datetime(w.origin, utc=True)
+        for k in range(3):
+            local = (steps + pd.Timedelta(hours=k + 1)).tz_convert("Europe/Berlin")
+            hour = local.hour.to_numpy()
+            np.testing.assert_allclose(w.future[:, k, 1], np.sin(2 * np.pi * hour / 24), atol=1e-6)
+            np.testing.assert_allclose(w.future[:, k, 2], np.cos(2 * np.pi * hour / 24), atol=1e-6)
+            day = (local.day_of_week.to_numpy() + hour / 24) / 7
+            np.testing.assert_allclose(w.future[:, k, 3], np.sin(2 * np.pi * day), atol=1e-6)
+
+
+def test_static_features_follow_their_series_and_must_be_constant() -> None:
+    frame = covariate_frame(n_series=3)
+    windows, _, layout = build_windows(frame, covariate_config(), "id")
+    assert layout.static_columns == ["size"]
+    assert layout.static_mean == [pytest.approx(10.0)]
+    for split in SPLITS:
+        w = windows[split]
+        expected = [float(s[1:]) * 10.0 for s in w.series]
+        np.testing.assert_array_equal(w.static[:, 0], expected)
+    frame.loc[5, "size"] = 99.0
+    with pytest.raises(DataContractError, match=r"series 's0': static feature 'size'"):
+        build_windows(frame, covariate_config(), "id")
+
+
+def test_future_covariates_need_a_horizon() -> None:
+    with pytest.raises(ConfigError, match="known-future"):
+        config_from_dict(
+            {
+                "name": "x",
+                "task": "classify",
+                "source": {"path": "u", "target": ["l"], "features": ["a"]},
+                "window": {"horizon": 0, "calendar": ["hour_of_day"]},
+            }
+        )
+
+
+def gappy_frame() -> pd.DataFrame:
+    """One series of 80 hourly steps with a 1-step hole at t=30 and a 4-step hole at 50..53."""
+    frame = arithmetic_frame(n_series=1, n_steps=80)
+    return frame.drop(index=[30, 50, 51, 52, 53]).reset_index(drop=True)
+
+
+def test_short_gaps_are_filled_and_long_ones_never_spanned() -> None:
+    cfg = config(lookback=4, horizon=2, val=0.2, test=0.2)
+    filled = cfg.model_copy(update={"window": cfg.window.model_copy(update={"fill_gaps": 2})})
+    windows, _, _ = build_windows(gappy_frame(), filled, "id")
+    whole = np.concatenate(
+        [np.concatenate([windows[s].x[..., 0], windows[s].y[..., 0]], axis=1) for s in SPLITS]
+    )
+    assert (np.diff(whole, axis=1) == 1).all()  # linear fill restores y = t exactly
+    assert (whole == 30).any()  # the 1-step hole was filled and used
+    assert not ((whole >= 50) & (whole <= 53)).any()  # the 4-step hole was not
+    unfilled, _, _ = build_windows(gappy_frame(), cfg, "id")
+    assert not any((unfilled[s].x[..., 0] == 30).any() for s in SPLITS)
+
+
+def test_forward_fill_carries_the_last_value() -> None:
+    cfg = config(lookback=4, horizon=2)
+    ffill = cfg.model_copy(
+        update={"window": cfg.window.model_copy(update={"fill_gaps": 1, "fill_method": "ffill"})}
+    )
+    windows, _, _ = build_windows(gappy_frame(), ffill, "id")
+    x = np.concatenate([windows[s].x[..., 0] for s in SPLITS])
+    values = np.arange(80.0)
+    values[30] = 29.0  # step 30 repeats step 29's value
+    allowed = {tuple(values[g : g + 4]) for g in range(77) if not 47 <= g <= 53}
+    assert {tuple(row) for row in x} <= allowed
+    assert (27.0, 28.0, 29.0, 29.0) in {tuple(row) for row in x}
+
+
+def test_rows_are_placed_on_the_configured_frequency() -> None:
+    frame = arithmetic_frame(n_series=1, n_steps=40)
+    cfg = config_from_dict(
+        {
+            "name": "f",
+            "source": {
+                "path": "u",
+                "series_id": "id",
+                "target": ["y"],
+                "frequency": "30min",
+            },
+            "window": {"lookback": 2, "horizon": 1, "normalize": "none"},
+        }
+    )
+    # Hourly rows on a 30-minute grid: every other step is missing, so no window is whole.
+    with pytest.raises(DataContractError, match="split has no windows"):
+        build_windows(frame, cfg, "id")
+    frame.loc[3, "ts"] += pd.Timedelta(minutes=10)
+    hourly = cfg.model_copy(update={"source": cfg.source.model_copy(update={"frequency": "1h"})})
+    with pytest.raises(DataContractError, match=r"series 's0': 1 timestamp\(s\) are off"):
+        build_windows(frame, hourly, "id")
+
+
+def test_stride_counts_grid_steps() -> None:
+    windows, _, _ = build_windows(
+        arithmetic_frame(1, 60), config(lookback=4, horizon=2, stride=3), "id"
+    )
+    starts = np.concatenate([windows[s].x[:, 0, 0] for s in SPLITS])
+    assert (starts % 3 == 0).all() and len(starts) > 0

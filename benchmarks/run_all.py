@@ -1,0 +1,73 @@
+"""`make bench`: run the five benchmark figures and write benchmarks/results.json.
+
+Usage: python -m benchmarks.run_all [--epochs N] [--stride S] [--only 1,2,3,4] [--series N]
+(figure 4 and 5 come from the same flow runs, so ``4`` selects both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_flow import configure_prefect
+
+RESULTS = Path(__file__).parent / "results.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=8, help="figure 5 training epochs")
+    parser.add_argument("--stride", type=int, default=2, help="figure 5 window stride")
+    parser.add_argument("--only", default="1,2,3,4", help="figures to run")
+    parser.add_argument("--work", default=None, help="scratch directory (default: temporary)")
+    parser.add_argument("--series", type=int, default=200, help="1x series (smoke runs: fewer)")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    work = Path(args.work or tempfile.mkdtemp(prefix="seqcast-bench-"))
+    configure_prefect(work / "prefect")
+
+    from benchmarks import bench_flow, bench_input, bench_window
+    from benchmarks.common import load_average, make_frame, save, write_csvs, write_validated
+
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_before": load_average(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    started = time.perf_counter()
+    frame = make_frame(n_series=args.series, seed=1)
+    validated = write_validated(frame, str(work / "validated-1x.parquet"))
+    if "1" in only:
+        results["figure_1"] = bench_window.figure_1(frame, validated, work)
+        results["layout"] = bench_window.layout_comparison(
+            frame, results["figure_1"].pop("store_uri"), work
+        )
+        print("figure 1:", round(results["figure_1"]["ratio"], 3), flush=True)
+    if "2" in only:
+        results["figure_2"] = bench_window.figure_2(validated, work, 10 * args.series)
+        print("figure 2:", round(results["figure_2"]["ratio"], 3), flush=True)
+    if "3" in only:
+        results["figure_3"] = bench_input.figure_3(validated, work)
+        print("figure 3:", round(results["figure_3"]["ratio"], 3), flush=True)
+    if "4" in only or "5" in only:
+        csv_dir = write_csvs(frame, work / "csv")
+        flows = bench_flow.figures_4_and_5(csv_dir, work, args.epochs, args.stride)
+        results["figures_4_5"] = flows
+        print("figure 4:", round(flows["figure_4_ratio"], 4), flush=True)
+        print("figure 5:", round(flows["figure_5_ratio"], 3), flush=True)
+    results["total_s"] = time.perf_counter() - started
+    results["load_after"] = load_average()
+    save(results, RESULTS)
+    print(f"results in {RESULTS} ({results['total_s']:.0f} s); load {results['load_after']}")
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

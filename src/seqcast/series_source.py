@@ -1,0 +1,185 @@
+"""Series one at a time from the validated table, so the window step's memory stays bounded.
+
+The validated Parquet table is sorted by (series, timestamp). `ParquetSeries` reads it in
+record batches of a fixed size and yields each series as soon as its last row has been
+read: memory holds one batch plus the series being assembled, never the table.
+`FrameSeries` does the same over an in-memory frame (tests, small data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seqcast import storage
+from seqcast.config import PipelineConfig
+from seqcast.errors import DataContractError
+from seqcast.series_grid import SeriesRows
+
+_READ_BUFFER = 1 << 20
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """Which columns of the validated table the window step reads, by role."""
+
+    series: str
+    timestamp: str
+    inputs: list[str]
+    label: str | None
+    future: list[str]
+    static: list[str]
+
+    def columns(self, light: bool = False) -> list[str]:
+        """Columns to read; ``light``: only series and timestamp (a survey pass)."""
+        if light:
+            return [self.series, self.timestamp]
+        label = [self.label] if self.label else []
+        return [self.series, self.timestamp, *self.inputs, *label, *self.future, *self.static]
+
+
+def column_roles(config: PipelineConfig, series_column: str) -> ColumnRoles:
+    source = config.source
+    classify = config.task == "classify"
+    return ColumnRoles(
+        series=series_column,
+        timestamp=source.timestamp,
+        inputs=list(source.features) if classify else source.value_columns,
+        label=source.target[0] if classify else None,
+        future=list(source.future_features),
+        static=list(source.static_features),
+    )
+
+
+def _matrix(columns: dict[str, np.ndarray], names: list[str], rows: int) -> np.ndarray:
+    if not names:
+        return np.zeros((rows, 0), np.float64)
+    return np.column_stack([columns[n].astype(np.float64, copy=False) for n in names])
+
+
+def series_rows(series: str, columns: dict[str, np.ndarray], roles: ColumnRoles) -> SeriesRows:
+    """Arrange one series' column arrays by role (columns absent in a light read are empty)."""
+    stamps = columns[roles.timestamp]
+    n = len(stamps)
+    return SeriesRows(
+        series=series,
+        stamps=stamps,
+        values=_matrix(columns, [c for c in roles.inputs if c in columns], n),
+        labels=columns[roles.label] if roles.label and roles.label in columns else None,
+        future=_matrix(columns, [c for c in roles.future if c in columns], n),
+        static=_matrix(columns, [c for c in roles.static if c in columns], n),
+    )
+
+
+def _arrow_to_numpy(array: pa.ChunkedArray | pa.Array, timestamp: bool) -> np.ndarray:
+    if timestamp:
+        return array.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return array.to_numpy(zero_copy_only=False).astype(object)
+    return array.to_numpy(zero_copy_only=False)
+
+
+class _Assembler:
+    """Cuts a stream of column batches into whole series; checks each series is contiguous."""
+
+    def __init__(self, roles: ColumnRoles, where: str) -> None:
+        self.roles = roles
+        self.where = where
+        self.pending: list[dict[str, np.ndarray]] = []
+        self.pending_id: str | None = None
+        self.seen: set[str] = set()
+
+    def _finish(self) -> SeriesRows | None:
+        if self.pending_id is None:
+            return None
+        parts = self.pending
+        columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        series = self.pending_id
+        self.pending, self.pending_id = [], None
+        return series_rows(series, columns, self.roles)
+
+    def add(self, columns: dict[str, np.ndarray]) -> Iterator[SeriesRows]:
+        ids = columns[self.roles.series]
+        if len(ids) == 0:
+            return
+        cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+        bounds = [0, *cuts.tolist(), len(ids)]
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            series = str(ids[lo])
+            if series != self.pending_id:
+                finished = self._finish()
+                if finished is not None:
+                    yield finished
+                if series in self.seen:
+                    raise DataContractError(
+                        f"{self.where}: the rows of series {series!r} are not contiguous; the "
+                        f"validated table must be sorted by ({self.roles.series}, "
+                        f"{self.roles.timestamp})."
+                    )
+                self.seen.add(series)
+                self.pending_id = series
+            self.pending.append({k: v[lo:hi] for k, v in columns.items()})
+
+    def close(self) -> Iterator[SeriesRows]:
+        finished = self._finish()
+        if finished is not None:
+            yield finished
+
+
+class ParquetSeries:
+    """Re-iterable source of the series of a sorted Parquet table, read in bounded batches."""
+
+    def __init__(self, uri: str, roles: ColumnRoles, batch_rows: int = 65_536) -> None:
+        if batch_rows <= 0:
+            raise ValueError(f"`batch_rows` must be positive. Received: batch_rows={batch_rows}")
+        self.uri = uri
+        self.roles = roles
+        self.batch_rows = batch_rows
+
+    def __call__(self, light: bool = False) -> Iterator[SeriesRows]:
+        names = self.roles.columns(light)
+        assembler = _Assembler(self.roles, self.uri)
+        fs, path = storage.filesystem(self.uri)
+        with fs.open(path, "rb") as handle:
+            # No pre-buffering: it would read many row groups ahead, so memory would grow
+            # with the file; 1 MiB buffered reads keep it to one batch.
+            table = pq.ParquetFile(handle, pre_buffer=False, buffer_size=_READ_BUFFER)
+            missing = sorted(set(names) - set(table.schema_arrow.names))
+            if missing:
+                raise DataContractError(
+                    f"{self.uri} lacks the column(s) {missing} that the window step reads; "
+                    f"check source.* in the config against the validated table."
+                )
+            for batch in table.iter_batches(batch_size=self.batch_rows, columns=names):
+                columns = {
+                    name: _arrow_to_numpy(batch.column(name), name == self.roles.timestamp)
+                    for name in names
+                }
+                yield from assembler.add(columns)
+        yield from assembler.close()
+
+
+class FrameSeries:
+    """Re-iterable source of the series of an in-memory frame (sorted here by series, time)."""
+
+    def __init__(self, frame: pd.DataFrame, roles: ColumnRoles) -> None:
+        self.frame = frame.sort_values([roles.series, roles.timestamp], kind="stable")
+        self.roles = roles
+
+    def __call__(self, light: bool = False) -> Iterator[SeriesRows]:
+        names = self.roles.columns(light)
+        stamps = pd.to_datetime(self.frame[self.roles.timestamp], utc=True)
+        ns = pd.DatetimeIndex(stamps).as_unit("ns").asi8
+        columns = {
+            name: ns if name == self.roles.timestamp else self.frame[name].to_numpy()
+            for name in names
+        }
+        columns[self.roles.series] = self.frame[self.roles.series].astype(str).to_numpy(object)
+        assembler = _Assembler(self.roles, "frame")
+        yield from assembler.add(columns)
+        yield from assembler.close()

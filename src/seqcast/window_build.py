@@ -1,0 +1,320 @@
+"""Build windows from a series source in three streaming passes of bounded memory.
+
+1. survey: series ids and, unless ``source.frequency`` is set, the most common step
+   (reads two columns);
+2. fit: each series on its grid, split by time (or whole series), statistics of the
+   train rows only: the scaler, the classes, the covariates' mean and std;
+3. windows: each series scaled, with its calendar covariates and its window start rows
+   per split (`SeriesWindows`), handed to a consumer as soon as it is ready.
+
+Each pass holds one series at a time plus per-series statistics (a few numbers per
+series), so peak memory does not grow with the number of series. `build_windows`
+materialises every window in memory (tests, small data); `write_windows` streams them
+into the window store in blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqcast import storage
+from seqcast.config import PipelineConfig
+from seqcast.covariates import calendar_features
+from seqcast.errors import DataContractError
+from seqcast.scaling import RunningStats, Scaler, Stats
+from seqcast.series_grid import (
+    NS_PER_SECOND,
+    GridRows,
+    SeriesRows,
+    StepCounter,
+    step_nanoseconds,
+    to_grid,
+)
+from seqcast.series_source import ColumnRoles, FrameSeries, ParquetSeries, column_roles
+from seqcast.window_publish import WindowStore, code_version, ensure_windows, windows_fingerprint
+from seqcast.window_store import BlockWriter, read_manifest
+from seqcast.windowing import (
+    SPLITS,
+    SeriesWindows,
+    WindowArrays,
+    WindowLayout,
+    assign_series_splits,
+    concat_series_windows,
+    concat_windows,
+    cut_windows,
+    make_layout,
+    series_windows,
+    split_bounds,
+    time_split_of_steps,
+)
+
+logger = logging.getLogger(__name__)
+
+SeriesSource = Callable[..., Iterator[SeriesRows]]
+"""Called as ``source(light=False)``, yields each series once, in any order; re-iterable."""
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """What the survey and fit passes learned: everything pass 3 needs."""
+
+    layout: WindowLayout
+    scaler: Scaler
+    step_ns: int
+    series_split: dict[str, str] | None
+    class_index: dict[str, int]
+
+
+def window_settings(config: PipelineConfig) -> dict[str, Any]:
+    """Every setting that shapes the windows: part of their cache key."""
+    return {
+        "task": config.task,
+        "source": config.source.model_dump(),
+        "window": config.window.model_dump(),
+        "split": config.split.model_dump(),
+        "normalize": config.normalize,
+    }
+
+
+def _grid(rows: SeriesRows, step_ns: int, config: PipelineConfig) -> GridRows:
+    window = config.window
+    return to_grid(rows, step_ns, window.fill_gaps, window.fill_method)
+
+
+def _train_rows(grid: GridRows, config: PipelineConfig, series_split: dict | None) -> np.ndarray:
+    """Mask of the observed (not filled) rows of the training split."""
+    if series_split is not None:
+        in_train = np.full(len(grid.position), series_split[grid.rows.series] == "train")
+    else:
+        val_start, _ = split_bounds(grid.n_steps, config.split.val, config.split.test)
+        in_train = grid.position < val_start
+    return in_train & ~grid.filled
+
+
+def _check_static(grid: GridRows, roles: ColumnRoles) -> np.ndarray:
+    """The series' static features, (n_static,); raises if one varies within the series."""
+    static = grid.rows.static
+    if static.shape[1] == 0 or len(static) == 0:
+        return np.zeros(static.shape[1], np.float64)
+    varies = np.flatnonzero(np.ptp(static, axis=0) > 0)
+    if varies.size:
+        column = roles.static[int(varies[0])]
+        raise DataContractError(
+            f"series {grid.rows.series!r}: static feature {column!r} takes more than one "
+            f"value; a static feature must be constant within each series (move it to "
+            f"source.features if it changes over time)."
+        )
+    return static[0]
+
+
+def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: str) -> WindowPlan:
+    """Passes 1 and 2: the grid step, the split of each series and the train statistics."""
+    roles = column_roles(config, series_column)
+    steps = StepCounter()
+    series_ids: list[str] = []
+    for rows in source(light=True):
+        series_ids.append(rows.series)
+        if config.source.frequency is None:
+            steps.add(rows.stamps)
+    if not series_ids:
+        raise DataContractError("the validated table has no rows to cut windows from")
+    step_ns = step_nanoseconds(config.source.frequency, steps.most_common_seconds())
+    split = config.split
+    series_split = (
+        assign_series_splits(series_ids, split.val, split.test) if split.by == "series" else None
+    )
+    kind = config.normalize
+    overall = RunningStats(len(roles.inputs))
+    future = RunningStats(len(roles.future))
+    static = RunningStats(len(roles.static))
+    per_series: dict[str, Stats] = {}
+    labels: set[str] = set()
+    for rows in source():
+        grid = _grid(rows, step_ns, config)
+        train = _train_rows(grid, config, series_split)
+        static_values = _check_static(grid, roles)
+        if not train.any():
+            continue
+        stats = overall.add(grid.rows.values[train])
+        future.add(grid.rows.future[train])
+        static.add(static_values[None, :])
+        if kind == "series" and stats is not None:
+            per_series[grid.rows.series] = stats
+        if grid.rows.labels is not None:
+            labels.update(str(v) for v in pd.unique(grid.rows.labels[train]))
+    classes: list[str] = []
+    if config.task == "classify":
+        classes = sorted(labels)
+        if len(classes) < 2:
+            raise DataContractError(
+                f"classify needs at least two classes in the training split of column "
+                f"{roles.label!r}; found {classes}"
+            )
+    future_stats, static_stats = future.stats(), static.stats()
+    layout = make_layout(
+        config,
+        series_column,
+        step_ns / NS_PER_SECOND,
+        classes,
+        (future_stats.mean, future_stats.std),
+        (static_stats.mean, static_stats.std),
+    )
+    scaler = Scaler(
+        kind=kind if roles.inputs else "none",
+        columns=list(roles.inputs),
+        global_stats=overall.stats(),
+        series_stats=per_series,
+    )
+    return WindowPlan(layout, scaler, step_ns, series_split, {c: i for i, c in enumerate(classes)})
+
+
+def iter_series_windows(
+    source: SeriesSource, plan: WindowPlan, config: PipelineConfig
+) -> Iterator[SeriesWindows]:
+    """Pass 3: each series' scaled rows and window starts; series without windows skipped."""
+    layout = plan.layout
+    calendar = list(config.window.calendar)
+    for rows in source():
+        grid = _grid(rows, plan.step_ns, config)
+        if grid.n_steps < layout.span:
+            continue
+        regular = grid.rows
+        inputs = plan.scaler.transform(regular.values.astype(np.float32), regular.series)
+        future = np.concatenate(
+            [
+                regular.future.astype(np.float32),
+                calendar_features(regular.stamps, calendar, layout.timezone),
+            ],
+            axis=1,
+        )
+        if regular.labels is not None:
+            codes = pd.Series(regular.labels).map(plan.class_index)
+            labels = codes.fillna(-1).to_numpy(np.int32)
+        else:
+            labels = np.empty(0, np.int32)
+        if plan.series_split is not None:
+            split_of_step: np.ndarray | str = plan.series_split[regular.series]
+        else:
+            split_of_step = time_split_of_steps(
+                grid.n_steps, layout, config.split.val, config.split.test
+            )
+        static = regular.static[0] if len(regular) else np.zeros(layout.n_static)
+        windows = series_windows(grid, layout, inputs, future, labels, static, split_of_step)
+        if any(windows.count(s) for s in SPLITS):
+            yield windows
+
+
+def _require_every_split(counts: dict[str, int], layout: WindowLayout) -> None:
+    for name in SPLITS:
+        if counts[name] == 0:
+            raise DataContractError(
+                f"the {name} split has no windows: each series needs more than "
+                f"lookback + horizon = {layout.span} rows in its {name} part. Use more data, "
+                f"a shorter window, or change split.val / split.test."
+            )
+
+
+def build_windows(
+    frame: pd.DataFrame, config: PipelineConfig, series_column: str
+) -> tuple[dict[str, WindowArrays], Scaler, WindowLayout]:
+    """Split, scale and window a validated frame, with every window in memory.
+
+    Returns:
+        The windows per split, the scaler fitted on train rows, and the layout.
+    """
+    source = FrameSeries(frame, column_roles(config, series_column))
+    plan = plan_windows(source, config, series_column)
+    parts = list(iter_series_windows(source, plan, config))
+    counts = {s: sum(p.count(s) for p in parts) for s in SPLITS}
+    _require_every_split(counts, plan.layout)
+    windows = {
+        s: concat_windows([cut_windows(p, p.starts[s], plan.layout) for p in parts]) for s in SPLITS
+    }
+    return windows, plan.scaler, plan.layout
+
+
+def write_windows(
+    source: SeriesSource,
+    config: PipelineConfig,
+    series_column: str,
+    uri: str,
+    block_rows: int = 65_536,
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Stream every series' rows and window starts into the store directory ``uri``.
+
+    Series are grouped into blocks of about ``block_rows`` rows (a block holds whole
+    series, so no window crosses blocks); each block is written as it fills. The layout
+    and the scaler are written beside the blocks.
+
+    Returns:
+        Windows per split, and a summary of each block (rows, series, windows per split).
+    """
+    plan = plan_windows(source, config, series_column)
+    with BlockWriter(uri, plan.layout, plan.scaler) as writer:
+        block: list[SeriesWindows] = []
+        rows = 0
+        for windows in iter_series_windows(source, plan, config):
+            block.append(windows)
+            rows += len(windows)
+            if rows >= block_rows:
+                writer.write(concat_series_windows(block, plan.layout))
+                block, rows = [], 0
+        if block:
+            writer.write(concat_series_windows(block, plan.layout))
+        _require_every_split(writer.counts, plan.layout)
+    logger.info("windows per split: %s in %d block(s)", writer.counts, len(writer.blocks))
+    return dict(writer.counts), writer.blocks
+
+
+@dataclass(frozen=True)
+class WindowsBuilt:
+    """Where the windows for a config and validated table are, and whether they were reused."""
+
+    uri: str
+    key: str
+    reused: bool
+    counts: dict[str, int]
+
+
+def build_or_reuse(
+    config: PipelineConfig,
+    validated_uri: str,
+    data_fingerprint: str,
+    series_column: str,
+    code: str | None = None,
+    block_rows: int = 65_536,
+    source: SeriesSource | None = None,
+) -> WindowsBuilt:
+    """The window step: reuse the published build for these inputs, or stream a new one.
+
+    The key covers the validated data's fingerprint, every window, split and scaling
+    setting and the code version (``code`` overrides it, for tests).
+
+    Args:
+        source: where the rows come from; default: the validated table, read in batches.
+    """
+    settings = window_settings(config)
+    code = code or code_version()
+    key = windows_fingerprint(data_fingerprint, settings, code)
+    store = WindowStore(storage.join(config.pipeline_root, "windows"))
+    if source is None:
+        source = ParquetSeries(validated_uri, column_roles(config, series_column))
+    inputs = {
+        "data_fingerprint": data_fingerprint,
+        "validated_uri": validated_uri,
+        "settings": settings,
+        "code_version": code,
+    }
+    uri, reused = ensure_windows(
+        store,
+        key,
+        inputs,
+        lambda out: write_windows(source, config, series_column, out, block_rows),
+    )
+    return WindowsBuilt(uri=uri, key=key, reused=reused, counts=read_manifest(uri)["counts"])

@@ -1,0 +1,256 @@
+"""The window store: same windows as in memory, cached by its inputs, published atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqcast import storage, window_store
+from seqcast.config import PipelineConfig
+from seqcast.errors import DataContractError
+from seqcast.sample_data import activity_series, load_series
+from seqcast.series_source import ParquetSeries, column_roles
+from seqcast.window_build import build_or_reuse, build_windows
+from seqcast.window_publish import WindowStore, verify
+from seqcast.window_store import read_split
+from seqcast.windowing import SPLITS
+from tests.conftest import tiny_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def validated(tmp_path: Path, frame: pd.DataFrame, name: str = "validated.parquet") -> str:
+    uri = str(tmp_path / name)
+    storage.write_frame(frame.sort_values(["sensor", "ts"], kind="stable"), uri)
+    return uri
+
+
+def load_frame(n_series: int = 4, n_steps: int = 200, seed: int = 1) -> pd.DataFrame:
+    frame = load_series(n_series=n_series, n_steps=n_steps, seed=seed)
+    frame["holiday"] = (frame["ts"].dt.day_of_week >= 5).astype(float)
+    frame["capacity"] = frame["sensor"].str[-1].astype(float)
+    return frame
+
+
+def load_config(root: Path, **overrides: object) -> PipelineConfig:
+    base: dict[str, object] = {
+        "source": {
+            "path": "unused",
+            "timestamp": "ts",
+            "series_id": "sensor",
+            "target": ["load"],
+            "features": ["temperature"],
+            "future_features": ["holiday"],
+            "static_features": ["capacity"],
+        },
+        "window__lookback": 12,
+        "window__horizon": 4,
+        "window__calendar": ["hour_of_day"],
+    }
+    return tiny_config(root, root / "root", **{**base, **overrides})
+
+
+def assert_same_windows(stored: object, expected: object) -> None:
+    for field in ("x", "y", "future", "static", "origin"):
+        np.testing.assert_array_equal(getattr(stored, field), getattr(expected, field))
+    assert list(stored.series) == list(expected.series)  # type: ignore[attr-defined]
+
+
+def test_store_holds_the_same_windows_as_memory_across_blocks_and_batches(
+    tmp_path: Path,
+) -> None:
+    frame = load_frame()
+    config = load_config(tmp_path)
+    uri = validated(tmp_path, frame)
+    # Tiny read batches and blocks: series are stitched across batches, split across blocks.
+    source = ParquetSeries(uri, column_roles(config, "sensor"), batch_rows=37)
+    built = build_or_reuse(config, uri, "fp", "sensor", block_rows=250, source=source)
+    assert [b["series"] for b in window_store.read_manifest(built.uri)["blocks"]] == [2, 2]
+    expected, _, _ = build_windows(frame, config, "sensor")
+    for split in SPLITS:
+        assert built.counts[split] == len(expected[split])
+        assert_same_windows(read_split(built.uri, split), expected[split])
+
+
+def test_classify_windows_round_trip(tmp_path: Path) -> None:
+    frame = activity_series(n_series=2, n_steps=400, seed=3).rename(columns={"device": "sensor"})
+    config = tiny_config(
+        tmp_path,
+        tmp_path / "root",
+        task="classify",
+        source={"path": "u", "series_id": "sensor", "target": ["activity"], "features": ["accel"]},
+        window={"lookback": 16, "horizon": 2, "stride": 4},
+    )
+    built = build_or_reuse(config, validated(tmp_path, frame), "fp", "sensor", block_rows=300)
+    expected, _, layout = build_windows(frame, config, "sensor")
+    for split in SPLITS:
+        assert_same_windows(read_split(built.uri, split), expected[split])
+    counts = window_store.label_counts(built.uri, "train")
+    np.testing.assert_array_equal(
+        counts, np.bincount(expected["train"].y, minlength=len(layout.classes))
+    )
+
+
+def test_manifest_lists_every_file_with_rows_schema_and_checksum(tmp_path: Path) -> None:
+    config = load_config(tmp_path)
+    built = build_or_reuse(config, validated(tmp_path, load_frame()), "fp-1", "sensor")
+    manifest = window_store.read_manifest(built.uri)
+    assert set(manifest["files"]) == set(window_store.PAYLOAD)
+    segments = manifest["files"]["segments.parquet"]
+    assert segments["rows"] == 4 * 200 and "inputs" in segments["schema"]
+    assert manifest["inputs"]["data_fingerprint"] == "fp-1"
+    assert manifest["inputs"]["settings"]["window"]["lookback"] == 12
+    assert manifest["counts"] == built.counts
+    assert verify(built.uri) == []
+    index = Path(built.uri) / "index.parquet"
+    data = bytearray(index.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    index.write_bytes(bytes(data))
+    assert verify(built.uri) == [f"{built.uri}/index.parquet: sha256 differs from the manifest"]
+
+
+def test_unchanged_inputs_reuse_the_published_build(tmp_path: Path) -> None:
+    config = load_config(tmp_path)
+    uri = validated(tmp_path, load_frame())
+    first = build_or_reuse(config, uri, "fp-1", "sensor")
+    second = build_or_reuse(config, uri, "fp-1", "sensor")
+    assert not first.reused and second.reused
+    assert second.uri == first.uri and second.key == first.key
+    assert len(list((tmp_path / "root" / "tiny" / "windows" / "builds").iterdir())) == 1
+    current = json.loads((tmp_path / "root" / "tiny" / "windows" / "current.json").read_text())
+    assert current["key"] == first.key
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"data": "fp-2"},
+        {"config": {"window__lookback": 8}},
+        {"config": {"window__calendar": []}},
+        {"config": {"split__val": 0.2}},
+        {"config": {"window__normalize": "global"}},
+        {"code": "0.1.0+different"},
+    ],
+    ids=["data", "window", "calendar", "split", "scaler", "code"],
+)
+def test_any_changed_input_builds_new_windows(tmp_path: Path, change: dict) -> None:
+    config = load_config(tmp_path)
+    uri = validated(tmp_path, load_frame())
+    first = build_or_reuse(config, uri, "fp-1", "sensor")
+    changed_config = load_config(tmp_path, **change.get("config", {}))
+    second = build_or_reuse(
+        changed_config, uri, change.get("data", "fp-1"), "sensor", code=change.get("code")
+    )
+    assert not second.reused and second.key != first.key and second.uri != first.uri
+    assert verify(first.uri) == []  # the earlier windows stay published and whole
+    assert build_or_reuse(config, uri, "fp-1", "sensor").reused
+
+
+def test_a_damaged_build_is_rebuilt(tmp_path: Path) -> None:
+    config = load_config(tmp_path)
+    uri = validated(tmp_path, load_frame())
+    first = build_or_reuse(config, uri, "fp-1", "sensor")
+    (Path(first.uri) / "segments.parquet").write_bytes(b"truncated")
+    again = build_or_reuse(config, uri, "fp-1", "sensor")
+    assert not again.reused and again.uri != first.uri
+    assert verify(again.uri) == []
+
+
+def test_rows_of_a_series_out_of_order_are_refused(tmp_path: Path) -> None:
+    frame = load_frame(n_series=2, n_steps=50)
+    shuffled = pd.concat([frame.iloc[:20], frame.iloc[50:], frame.iloc[20:50]])
+    uri = str(tmp_path / "bad.parquet")
+    storage.write_frame(shuffled, uri)
+    config = load_config(tmp_path)
+    source = ParquetSeries(uri, column_roles(config, "sensor"))
+    with pytest.raises(DataContractError, match="'sensor-1' are not contiguous"):
+        list(source(light=True))
+
+
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+from seqcast.config import PipelineConfig
+from seqcast.series_source import ParquetSeries, column_roles
+from seqcast.window_build import build_or_reuse
+
+config = PipelineConfig.model_validate_json(Path(sys.argv[1]).read_text())
+root = Path(config.pipeline_root) / "windows" / "builds"
+
+class SlowSource(ParquetSeries):
+    # The table outgrows the machine: once blocks are being written, reading stalls.
+    def __call__(self, light=False):
+        for rows in super().__call__(light):
+            segments = root.glob("*/segments.parquet")
+            writing = [p for p in segments if (p.parent / "_writer.json").exists()]
+            if writing and writing[0].stat().st_size > 0:
+                print("WRITING", flush=True)
+                time.sleep(600)
+            yield rows
+
+source = SlowSource(sys.argv[2], column_roles(config, "sensor"))
+build_or_reuse(config, sys.argv[2], "fp-2", "sensor", block_rows=50, source=source)
+"""
+
+
+def test_a_writer_killed_midway_leaves_the_old_windows_and_is_cleaned_up(
+    tmp_path: Path,
+) -> None:
+    config = load_config(tmp_path)
+    old = build_or_reuse(config, validated(tmp_path, load_frame()), "fp-1", "sensor")
+    new_data = validated(tmp_path, load_frame(seed=2), "validated-2.parquet")
+    config_file = tmp_path / "config.json"
+    config_file.write_text(config.model_dump_json())
+    script = tmp_path / "writer.py"
+    script.write_text(textwrap.dedent(KILLED_WRITER))
+    writer = subprocess.Popen(
+        [sys.executable, str(script), str(config_file), new_data],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "WRITING"
+        os.kill(writer.pid, signal.SIGKILL)
+    finally:
+        writer.wait(timeout=60)
+    assert writer.returncode == -signal.SIGKILL
+    store = WindowStore(str(tmp_path / "root" / "tiny" / "windows"))
+    builds = sorted(p.name for p in (Path(store.root) / "builds").iterdir())
+    assert len(builds) == 2  # the published one and the half-written one
+    half = next(Path(store.root) / "builds" / b for b in builds if not old.uri.endswith(b))
+    assert (half / "_writer.json").exists() and not (half / "manifest.json").exists()
+    assert (half / "segments.parquet").stat().st_size > 0
+    # Readers still get the old windows, whole.
+    current = json.loads((Path(store.root) / "current.json").read_text())
+    assert current["key"] == old.key
+    assert verify(old.uri) == []
+    assert len(read_split(old.uri, "train")) == old.counts["train"]
+    # The next run removes the leftover and publishes the new windows.
+    rerun = build_or_reuse(config, new_data, "fp-2", "sensor")
+    assert not rerun.reused and not half.exists()
+    assert sorted(p.name for p in (Path(store.root) / "builds").iterdir()) == sorted(
+        [Path(old.uri).name, Path(rerun.uri).name]
+    )
+
+
+def test_cleaning_keeps_live_writers_and_recent_unpublished_builds(tmp_path: Path) -> None:
+    store = WindowStore(str(tmp_path / "windows"))
+    live = store.begin("a" * 64)  # this process: alive
+    dead = store.begin("b" * 64)
+    marker = json.loads((Path(dead) / "_writer.json").read_text())
+    (Path(dead) / "_writer.json").write_text(json.dumps({**marker, "pid": 2**22 + 1}))
+    assert store.clean() == [dead]
+    assert Path(live).exists()
+    assert store.clean(grace_seconds=-1) == [live]  # past the grace, even a live one goes
