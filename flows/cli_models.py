@@ -1,0 +1,85 @@
+"""`seqcast models …`: inspect the model registry, promote and roll back by hand."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli_support import ConfigOption, SetOption, config_or_exit, run_or_exit
+
+models_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def models_list(
+    config: ConfigOption,
+    set_: SetOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List model versions with their test metrics; the champion is marked."""
+    cfg = config_or_exit(config, set_)
+    from seqcast.registry import list_versions
+
+    rows = run_or_exit(lambda: list_versions(cfg.pipeline_root))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no model versions under {cfg.pipeline_root}/registry")
+        return
+    for row in rows:
+        scores = row["metrics"]["scores"]
+        primary = row["metrics"]["primary_metric"]
+        mark = "*" if row["champion"] else " "
+        others = ", ".join(f"{k}={v[primary]:.4f}" for k, v in scores.items() if k != "model")
+        typer.echo(f"{mark} {row['version']}  {primary}={scores['model'][primary]:.4f}  ({others})")
+
+
+@models_app.command("show")
+def models_show(
+    version: Annotated[str, typer.Argument(help="Version id (see `seqcast models list`).")],
+    config: ConfigOption,
+    set_: SetOption = None,
+) -> None:
+    """Print a version's manifest and metrics as JSON."""
+    cfg = config_or_exit(config, set_)
+    from seqcast import registry, storage
+
+    def show() -> dict[str, Any]:
+        manifest = registry.read_manifest(cfg.pipeline_root, version)
+        metrics = storage.read_json(
+            storage.join(registry.version_uri(cfg.pipeline_root, version), "metrics.json")
+        )
+        champion = registry.champion_version(cfg.pipeline_root) == version
+        return {"champion": champion, "manifest": manifest, "metrics": metrics}
+
+    typer.echo(json.dumps(run_or_exit(show), indent=2))
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="Version id to make champion.")],
+    config: ConfigOption,
+    set_: SetOption = None,
+) -> None:
+    """Make VERSION the champion by hand (recorded in the audit log)."""
+    cfg = config_or_exit(config, set_)
+    from seqcast import registry
+
+    run_or_exit(lambda: registry.verify_version(cfg.pipeline_root, version))
+    run_or_exit(
+        lambda: registry.set_champion(cfg.pipeline_root, version, {"reason": "manual promote"})
+    )
+    typer.echo(f"champion: {version}")
+
+
+@models_app.command("rollback")
+def models_rollback(config: ConfigOption, set_: SetOption = None) -> None:
+    """Restore the previous champion (recorded in the audit log)."""
+    cfg = config_or_exit(config, set_)
+    from seqcast import registry
+
+    restored = run_or_exit(lambda: registry.rollback(cfg.pipeline_root))
+    typer.echo(f"champion: {restored} (restored)")

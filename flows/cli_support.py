@@ -1,0 +1,109 @@
+"""What every `seqcast` command shares: Prefect defaults, options and error handling.
+
+Prefect defaults are set on import, before anything imports Prefect (a user's own settings
+win): runs go to the ephemeral API with its database under ``.seqcast/prefect`` so they can
+be browsed later with ``prefect server start``, and telemetry and TensorFlow's start-up
+chatter are off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+PREFECT_DEFAULTS = {
+    "PREFECT_HOME": str(Path(".seqcast/prefect").resolve()),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "seqcast",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TQDM_DISABLE": "1",
+}
+for _key, _value in PREFECT_DEFAULTS.items():
+    os.environ.setdefault(_key, _value)
+Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+
+from seqcast.config import PipelineConfig, load_config  # noqa: E402
+from seqcast.errors import SeqcastError  # noqa: E402
+
+state = {"debug": False}
+"""Set by the global --debug option."""
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=False)
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set model.cell=gru --set model.epochs=5 "
+        "(repeatable; values are YAML).",
+    ),
+]
+
+
+class _BriefKnownErrors(logging.Formatter):
+    """Console formatter that drops the traceback of a `SeqcastError`: its message says it all.
+
+    The traceback still reaches the Prefect API's run log; ``--debug`` keeps it here too.
+    """
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and isinstance(record.exc_info[1], SeqcastError):
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return self.inner.format(record)
+
+
+def _quiet_known_tracebacks() -> None:
+    """Wrap the formatter of Prefect's console handlers (Prefect must be imported first)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(n) for n in logging.root.manager.loggerDict),
+    ]
+    for handler in {h for lg in loggers for h in getattr(lg, "handlers", [])}:
+        if (
+            isinstance(handler, PrefectConsoleHandler)
+            and handler.formatter is not None
+            and not isinstance(handler.formatter, _BriefKnownErrors)
+        ):
+            handler.setFormatter(_BriefKnownErrors(handler.formatter))
+
+
+def fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def run_or_exit(action: Any) -> Any:
+    """Run ``action``, turning any failure into a short message and exit code 1."""
+    if not state["debug"] and "prefect" in sys.modules:
+        _quiet_known_tracebacks()
+    try:
+        return action()
+    except SeqcastError as exc:
+        if state["debug"]:
+            raise
+        fail(str(exc))
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary: report, don't dump
+        if state["debug"]:
+            raise
+        fail(f"{type(exc).__name__}: {exc}\n(run with --debug for the traceback)")
+
+
+def config_or_exit(path: Path, overrides: list[str] | None) -> PipelineConfig:
+    return run_or_exit(lambda: load_config(path, overrides or []))
