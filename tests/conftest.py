@@ -18,6 +18,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 # its API log handler would warn (an error here) about every library warning logged then.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
@@ -80,3 +81,20 @@ def tiny_load_csv(tmp_path: Path) -> Path:
     directory = tmp_path / "source"
     write_csv_per_series(frame, "sensor", directory)
     return directory
+
+
+def arithmetic_frame(n_series: int, n_steps: int) -> pd.DataFrame:
+    """Series s holds value 1000*s + t at step t: every window can be checked by eye."""
+    frames = []
+    for s in range(n_series):
+        t = np.arange(n_steps)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "id": f"s{s}",
+                    "ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(t, unit="h"),
+                    "y": (1000.0 * s + t),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

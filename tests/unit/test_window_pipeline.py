@@ -22,27 +22,17 @@ from seqcast.sample_data import load_series
 from seqcast.training import train
 from seqcast.window_build import WindowsBuilt, build_or_reuse
 from seqcast.window_store import read_layout, read_manifest, read_scaler, read_split
+from tests.conftest import arithmetic_frame
 
 
 def arithmetic_store(
     tmp_path: Path, n_series: int = 5, n_steps: int = 120, block_series: int = 2, **window: object
 ) -> tuple[PipelineConfig, WindowsBuilt]:
     """Series s holds 1000*s + t (unscaled), so a window is named by its first input value."""
-    frames = []
-    for s in range(n_series):
-        t = np.arange(n_steps)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "id": f"s{s}",
-                    "ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(t, unit="h"),
-                    "y": 1000.0 * s + t,
-                    "promo": (t % 7 == 0).astype(float),
-                }
-            )
-        )
+    frame = arithmetic_frame(n_series, n_steps)
+    frame["promo"] = (frame.groupby("id").cumcount() % 7 == 0).astype(float)
     uri = str(tmp_path / "validated.parquet")
-    storage.write_frame(pd.concat(frames, ignore_index=True), uri)
+    storage.write_frame(frame, uri)
     config = config_from_dict(
         {
             "name": "arith",

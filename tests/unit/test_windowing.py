@@ -12,23 +12,7 @@ from seqcast.config import config_from_dict
 from seqcast.errors import ConfigError, DataContractError
 from seqcast.window_build import build_windows
 from seqcast.windowing import SPLITS, split_bounds, window_starts
-
-
-def arithmetic_frame(n_series: int, n_steps: int) -> pd.DataFrame:
-    """Series s holds value 1000*s + t at step t: every window can be checked by eye."""
-    frames = []
-    for s in range(n_series):
-        t = np.arange(n_steps)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "id": f"s{s}",
-                    "ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(t, unit="h"),
-                    "y": (1000.0 * s + t),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+from tests.conftest import arithmetic_frame
 
 
 def config(
