@@ -69,9 +69,9 @@ def forecast_examples(
 ) -> list[plots.ForecastExample]:
     """The last test window of a few series, first target, in original units."""
     target = layout.target_columns[:1]
-    baseline_name, baseline = next(
-        iter(reversed(evaluation.naive_forecasts(test, layout, season).items()))
-    )
+    # The strongest naive forecast shown: seasonal naive when a season is set.
+    baseline_name = f"seasonal_naive_{season}" if season else "last_value"
+    baseline = evaluation.naive_forecasts(test, layout, season)[baseline_name]
     examples = []
     for series in list(dict.fromkeys(test.series))[:_EXAMPLES]:
         i = int(np.flatnonzero(test.series == series)[-1])

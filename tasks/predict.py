@@ -47,7 +47,7 @@ def predict(
     get_run_logger().info(
         "%d prediction rows for %d series from champion %s written to %s",
         len(predictions),
-        predictions.iloc[:, 0].nunique(),
+        frame[champion.layout.series_column].nunique(),
         champion.version,
         uri,
     )

@@ -65,8 +65,7 @@ def contract_origin(config: PipelineConfig) -> str:
 def docs_directory(config: PipelineConfig) -> str | None:
     """GX Data Docs need a local directory: ``{pipeline_root}/data_docs`` when local."""
     fs, path = storage.filesystem(storage.join(config.pipeline_root, "data_docs"))
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return path if protocol in ("file", "local") else None
+    return path if storage.is_local(fs) else None
 
 
 def publish(config: PipelineConfig, predicting: bool, rows: list[dict], files: ReportFiles) -> None:

@@ -127,13 +127,6 @@ def model_inputs(
     return inputs
 
 
-def window_starts(n_rows: int, span: int, stride: int) -> np.ndarray:
-    """Start rows of every full window in a segment of ``n_rows`` rows."""
-    if n_rows < span:
-        return np.empty(0, dtype=np.int64)
-    return np.arange(0, n_rows - span + 1, stride, dtype=np.int64)
-
-
 def split_bounds(n_rows: int, val: float, test: float) -> tuple[int, int]:
     """Row indices where val and test start in a series of ``n_rows`` rows."""
     test_start = n_rows - int(round(n_rows * test))

@@ -11,7 +11,7 @@ import pytest
 from seqcast.config import config_from_dict
 from seqcast.errors import ConfigError, DataContractError
 from seqcast.window_build import build_windows
-from seqcast.windowing import SPLITS, split_bounds, window_starts
+from seqcast.windowing import SPLITS, split_bounds
 from tests.conftest import arithmetic_frame
 
 
@@ -31,11 +31,6 @@ def config(
             "split": {"by": "time", "val": split.get("val", 0.2), "test": split.get("test", 0.2)},
         }
     )
-
-
-def test_window_starts_cover_every_full_window() -> None:
-    assert window_starts(10, span=6, stride=2).tolist() == [0, 2, 4]
-    assert window_starts(5, span=6, stride=1).tolist() == []
 
 
 def test_windows_match_keras_timeseries_dataset() -> None:
