@@ -11,6 +11,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
+from seqcast.distribution import global_batch_size, training_strategy
 from seqcast.input_pipeline import stream_windows
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.training import EpochHook, TrainingResult
@@ -52,10 +53,12 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     logger = get_run_logger()
     layout = window_store.read_layout(windows.uri)
     spec = config.model
+    strategy = training_strategy()
+    batch = global_batch_size(spec.batch_size, strategy)
     train_split = stream_windows(
-        windows.uri, "train", spec.batch_size, spec.shuffle_buffer, seed=spec.seed
+        windows.uri, "train", batch, spec.shuffle_buffer, seed=spec.seed, strategy=strategy
     )
-    val_split = stream_windows(windows.uri, "val", spec.batch_size)
+    val_split = stream_windows(windows.uri, "val", batch, strategy=strategy)
     options = config.window_relative_options
     logger.info(
         "Training %s %s on %d windows (%d validation) streamed from %s, up to %d epochs%s",
@@ -80,6 +83,7 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
             on_epoch_end=progress_hook(
                 config.model.epochs * len(options), config.model.epochs * index
             ),
+            strategy=strategy,
         )
         if result.first_epoch:
             logger.info("Resumed from the checkpoint of epoch %d", result.first_epoch)

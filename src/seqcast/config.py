@@ -182,7 +182,11 @@ class ModelSpec(_Spec):
         "or last-value forecast, starting from it.",
     )
     epochs: int = Field(default=20, gt=0)
-    batch_size: int = Field(default=256, gt=0)
+    batch_size: int = Field(
+        default=256,
+        gt=0,
+        description="Windows per batch on each device; with N GPUs a step takes N x this.",
+    )
     learning_rate: float = Field(default=1e-3, gt=0.0)
     patience: int = Field(default=3, ge=0, description="Early stopping on validation loss.")
     seed: int = 0

@@ -67,6 +67,9 @@ class WindowStream:
         chunk: windows per element yielded (default ``batch_size``); `window_dataset`
             yields chunks of many batches and lets tf.data re-batch them in C++, so the
             Python generator runs a few times per epoch instead of once per batch.
+        shard: ``(index, count)``: read only every count-th block (file row group) of the
+            split, starting at ``index``; the input pipelines of a distributed fit each
+            read their own blocks (shard by file) instead of all reading everything.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class WindowStream:
         shuffle_buffer: int | None = None,
         seed: int = 0,
         chunk: int | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
@@ -86,6 +90,9 @@ class WindowStream:
             raise ValueError(
                 f"`shuffle_buffer` must be positive or None. Received: {shuffle_buffer}"
             )
+        index, count = shard
+        if not 0 <= index < count:
+            raise ValueError(f"`shard` must be (index, count) with 0 <= index < count: {shard}")
         self.uri = uri
         self.split = split
         self.batch_size = batch_size
@@ -94,8 +101,9 @@ class WindowStream:
         self.chunk = chunk or batch_size
         reader = StoreReader(uri)
         self.layout: WindowLayout = reader.layout
-        self.n_windows = reader.count(split)
-        self.blocks = [k for k in range(reader.n_blocks) if reader.count(split, k)]
+        blocks = [k for k in range(reader.n_blocks) if reader.count(split, k)]
+        self.blocks = blocks[index::count]
+        self.n_windows = sum(reader.count(split, k) for k in self.blocks)
         self.peak_pooled = 0  # most windows held at once (for tests and benchmarks)
 
     @property
@@ -218,7 +226,7 @@ class StreamedWindows:
     fill. A fresh iterator per epoch (a finite dataset) would stall at every epoch start.
     """
 
-    dataset: tf.data.Dataset
+    dataset: tf.data.Dataset | tf.distribute.DistributedDataset
     steps: int
     windows: int
 
@@ -232,17 +240,45 @@ def stream_windows(
     first_epoch: int = 0,
     prefetch: int = 8,
     batches_per_chunk: int = 32,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> StreamedWindows:
     """The split ``split`` of the window store ``uri`` streamed for training.
 
     Epoch ``k`` of a fit draws its order from ``(seed, first_epoch + k)``; a resumed fit
     passes the epoch it resumes at to continue the same sequence.
+
+    Under a `strategy` with several replicas, ``batch_size`` is the global batch of a step:
+    each input pipeline (one per worker machine) reads its own share of the blocks and
+    emits per-replica batches (`tf.distribute.Strategy.distribute_datasets_from_function`).
     """
-    stream = WindowStream(
-        uri, split, batch_size, shuffle_buffer, seed, chunk=batch_size * batches_per_chunk
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        stream = WindowStream(
+            uri, split, batch_size, shuffle_buffer, seed, chunk=batch_size * batches_per_chunk
+        )
+        dataset = _dataset(stream, first_epoch, repeat=True, prefetch=prefetch)
+        return StreamedWindows(dataset=dataset, steps=stream.n_batches, windows=stream.n_windows)
+
+    def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        per_replica = context.get_per_replica_batch_size(batch_size)
+        stream = WindowStream(
+            uri,
+            split,
+            per_replica,
+            shuffle_buffer,
+            seed,
+            chunk=per_replica * batches_per_chunk,
+            shard=(context.input_pipeline_id, context.num_input_pipelines),
+        )
+        return _dataset(stream, first_epoch, repeat=True, prefetch=prefetch)
+
+    reader = StoreReader(uri)
+    windows = reader.count(split)
+    reader.close()
+    return StreamedWindows(
+        dataset=strategy.distribute_datasets_from_function(pipeline),
+        steps=-(-windows // batch_size),
+        windows=windows,
     )
-    dataset = _dataset(stream, first_epoch, repeat=True, prefetch=prefetch)
-    return StreamedWindows(dataset=dataset, steps=stream.n_batches, windows=stream.n_windows)
 
 
 TrainingData = WindowArrays | StreamedWindows | tf.data.Dataset

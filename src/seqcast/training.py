@@ -76,17 +76,21 @@ def train(
     season: int | None = None,
     backup_dir: str | None = None,
     on_epoch_end: EpochHook | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> TrainingResult:
     """Fit a fresh model; the best epoch's weights (by validation loss) are kept.
 
     The windows are in-memory arrays or streamed from the window store
-    (`seqcast.input_pipeline.stream_windows`).
+    (`seqcast.input_pipeline.stream_windows`, given the same ``strategy``). The model is
+    built under ``strategy`` (default: TensorFlow's current one, a single device), so a
+    `MirroredStrategy` from `seqcast.distribution.training_strategy` trains on every GPU.
 
     Raises:
         TrainingDivergedError: the loss became NaN or infinite.
     """
     seed_everything(spec)
-    model = build_model(layout, spec, window_relative=window_relative, season=season)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = build_model(layout, spec, window_relative=window_relative, season=season)
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=spec.patience, restore_best_weights=True
