@@ -100,3 +100,51 @@ def test_compose_wires_database_auth_ui_and_heartbeats() -> None:
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
     for needed in ("flows", "configs", "schemas", "deploy"):
         assert f"COPY --chown=seqcast {needed} ./{needed}" in dockerfile
+
+
+K8S = REPO / "deploy" / "kubernetes"
+
+
+def rendered_job(job_variables: dict) -> dict:
+    """The Job manifest a Kubernetes worker would submit, rendered the way Prefect's
+    worker does: the template's defaults (None dropped), then the deployment's values."""
+    import json
+
+    from prefect.utilities.templating import apply_values
+    from prefect.workers.base import BaseJobConfiguration
+
+    template = json.loads((K8S / "base-job-template.json").read_text())
+    values = BaseJobConfiguration._get_base_config_defaults(template["variables"]["properties"])
+    values.update(job_variables)
+    return apply_values(template["job_configuration"], values)["job_manifest"]
+
+
+def test_kubernetes_template_declares_every_placeholder() -> None:
+    import json
+
+    from prefect.utilities.templating import find_placeholders
+
+    template = json.loads((K8S / "base-job-template.json").read_text())
+    used = {p.name for p in find_placeholders(template["job_configuration"])}
+    assert used <= set(template["variables"]["properties"])
+
+
+@pytest.mark.parametrize(
+    ("name", "cpu", "memory"), [("nightly-retrain", "4", "8Gi"), ("batch-predict", "2", "4Gi")]
+)
+def test_kubernetes_deployments_request_their_resources(name: str, cpu: str, memory: str) -> None:
+    deployments = yaml.safe_load((K8S / "prefect.yaml").read_text())["deployments"]
+    deployment = next(d for d in deployments if d["name"] == name)
+    assert deployment["work_pool"]["name"] == "seqcast-k8s"
+    assert deployment["entrypoint"] in {d["entrypoint"] for d in PREFECT_FILE["deployments"]}
+    PipelineConfig.model_validate(deployment["parameters"]["config"])
+    job = rendered_job(deployment["work_pool"]["job_variables"])
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"] == {"cpu": cpu, "memory": memory}
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]  # CPU unless asked
+    assert container["image"].endswith("seqcast:0.1.0")
+    gpu = rendered_job({**deployment["work_pool"]["job_variables"], "gpu_limit": "2"})
+    assert (
+        gpu["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+        == "2"
+    )
