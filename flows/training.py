@@ -1,12 +1,14 @@
-"""The nightly training flow: ingest -> validate -> window -> train -> evaluate -> register."""
+"""The nightly training flow: ingest -> validate -> window -> train -> evaluate -> register,
+then (with `evaluate.backtest_folds`) the rolling-origin backtest folds."""
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, unmapped
 
 from seqcast import publications
 from seqcast.config import PipelineConfig
 from seqcast.records import TrainingOutcome
+from tasks.backtest import backtest_fold, plan_backtest, summarise_backtest
 from tasks.common import already_published, current_run_id, logical_date
 from tasks.evaluate import evaluate
 from tasks.ingest import ingest
@@ -32,7 +34,12 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     trained = train(config, windows)
     evaluation = evaluate(config, windows, trained)
     version = register(config, windows, trained, evaluation, validated)
-    outcome = TrainingOutcome(evaluation=evaluation, version=version)
+    backtested = None
+    if config.evaluate.backtest_folds:
+        folds = plan_backtest(config, validated, windows)
+        results = backtest_fold.map(unmapped(config), unmapped(validated), folds, unmapped(trained))
+        backtested = summarise_backtest(config, results, trained)
+    outcome = TrainingOutcome(evaluation=evaluation, version=version, backtest=backtested)
     publications.record(
         config.pipeline_root,
         "training",

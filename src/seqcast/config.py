@@ -11,7 +11,15 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from seqcast.errors import ConfigError
 
@@ -152,6 +160,16 @@ class SplitSpec(_Spec):
     )
     val: float = Field(default=0.1, ge=0.0, lt=1.0)
     test: float = Field(default=0.2, gt=0.0, lt=1.0)
+    test_from: AwareDatetime | None = Field(
+        default=None,
+        description="time split: the test part starts at this instant in every series "
+        "(instead of the last `test` fraction); validation is the `val` fraction before it. "
+        "Backtest folds set it.",
+    )
+    until: AwareDatetime | None = Field(
+        default=None,
+        description="Ignore rows at or after this instant (a backtest fold's end).",
+    )
 
     @model_validator(mode="after")
     def _train_left(self) -> SplitSpec:
@@ -159,6 +177,13 @@ class SplitSpec(_Spec):
             raise ValueError(
                 f"`val` + `test` must leave at least 10% for training. "
                 f"Received: val={self.val}, test={self.test}"
+            )
+        if self.test_from is not None and self.by != "time":
+            raise ValueError("`test_from` needs split.by=time")
+        if self.test_from and self.until and self.until <= self.test_from:
+            raise ValueError(
+                f"`until` must be after `test_from`. Received: test_from={self.test_from}, "
+                f"until={self.until}"
             )
         return self
 
@@ -218,6 +243,19 @@ class EvaluateSpec(_Spec):
         default=0.01,
         ge=0.0,
         description="Relative improvement the challenger needs over the champion and baseline.",
+    )
+    backtest_folds: int = Field(
+        default=0,
+        ge=0,
+        description="Rolling-origin backtest: this many successive test periods, each "
+        "scored by a model trained only on data before it (0: off). Finished folds are "
+        "cached, so the next night computes only the new one.",
+    )
+    backtest_steps: int | None = Field(
+        default=None,
+        gt=0,
+        description="Length of one backtest period in steps (default: window.horizon, at "
+        "least 1). Periods are aligned to multiples of it since 1970-01-01 UTC.",
     )
 
 

@@ -90,11 +90,12 @@ def mase_scales(
     """Each window's MASE denominator: its series' (seasonal) naive MAE on observed history.
 
     Measured on the windows' own inputs (the history before each forecast origin) in
-    original units, averaged per series, so no other split needs loading; lag = season or
-    1. Returns (windows, 1, n_targets).
+    original units, averaged per series, so no other split needs loading; lag = season,
+    or 1 without a season or when the season fills the whole input window (no pair of
+    values one season apart to compare). Returns (windows, 1, n_targets).
     """
     n_targets = len(layout.target_columns)
-    lag = season or 1
+    lag = season if season and season < layout.lookback else 1
     history = to_original_units(
         windows.x[:, :, :n_targets], windows.series, scaler, layout.target_columns
     )

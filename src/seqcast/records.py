@@ -84,8 +84,32 @@ class PredictionsRef(_Record):
     model_version: str
 
 
+class BacktestFoldRef(_Record):
+    """One rolling-origin fold: its test period, where its result is, its primary metric."""
+
+    fold: int
+    test_from: str
+    until: str
+    result_uri: str
+    model: float
+    baselines: dict[str, float]
+    cached: bool
+
+
+class BacktestRef(_Record):
+    """The backtest's folds and the spread of the primary metric over them."""
+
+    primary_metric: str
+    folds: list[BacktestFoldRef]
+    model_mean: float
+    model_std: float
+    summary_uri: str
+
+
 class TrainingOutcome(_Record):
-    """What the training flow returns: the evaluation and the registered version."""
+    """What the training flow returns: the evaluation, the registered version and, when
+    `evaluate.backtest_folds` is set, the backtest."""
 
     evaluation: EvaluationRef
     version: ModelVersionRef
+    backtest: BacktestRef | None = None

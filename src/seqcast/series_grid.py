@@ -147,6 +147,11 @@ def to_grid(rows: SeriesRows, step_ns: int, fill_gaps: int, fill_method: str) ->
     return GridRows(rows, position, run, filled, int(position[-1]) + 1)
 
 
+def rows_before(rows: SeriesRows, stamp_ns: int) -> SeriesRows:
+    """The rows stamped before ``stamp_ns`` (a backtest fold ends there)."""
+    return _select(rows, rows.stamps < stamp_ns)
+
+
 def _select(rows: SeriesRows, mask: np.ndarray) -> SeriesRows:
     return SeriesRows(
         series=rows.series,

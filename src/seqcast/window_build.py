@@ -33,6 +33,7 @@ from seqcast.series_grid import (
     GridRows,
     SeriesRows,
     StepCounter,
+    rows_before,
     step_nanoseconds,
     to_grid,
 )
@@ -48,9 +49,9 @@ from seqcast.windowing import (
     concat_series_windows,
     concat_windows,
     cut_windows,
+    grid_split_bounds,
     make_layout,
     series_windows,
-    split_bounds,
     time_split_of_steps,
 )
 
@@ -77,22 +78,34 @@ def window_settings(config: PipelineConfig) -> dict[str, Any]:
         "task": config.task,
         "source": config.source.model_dump(),
         "window": config.window.model_dump(),
-        "split": config.split.model_dump(),
+        "split": config.split.model_dump(mode="json"),
         "normalize": config.normalize,
     }
 
 
 def _grid(rows: SeriesRows, step_ns: int, config: PipelineConfig) -> GridRows:
     window = config.window
+    if config.split.until is not None:
+        rows = rows_before(rows, pd.Timestamp(config.split.until).value)
     return to_grid(rows, step_ns, window.fill_gaps, window.fill_method)
 
 
-def _train_rows(grid: GridRows, config: PipelineConfig, series_split: dict | None) -> np.ndarray:
+def _bounds(grid: GridRows, step_ns: int, config: PipelineConfig) -> tuple[int, int]:
+    """Grid steps where this series' val and test parts start (time split)."""
+    if len(grid.position) == 0:
+        return 0, 0
+    origin = int(grid.rows.stamps[0]) - int(grid.position[0]) * step_ns
+    return grid_split_bounds(grid.n_steps, origin, step_ns, config.split)
+
+
+def _train_rows(
+    grid: GridRows, step_ns: int, config: PipelineConfig, series_split: dict | None
+) -> np.ndarray:
     """Mask of the observed (not filled) rows of the training split."""
     if series_split is not None:
         in_train = np.full(len(grid.position), series_split[grid.rows.series] == "train")
     else:
-        val_start, _ = split_bounds(grid.n_steps, config.split.val, config.split.test)
+        val_start, _ = _bounds(grid, step_ns, config)
         in_train = grid.position < val_start
     return in_train & ~grid.filled
 
@@ -137,7 +150,7 @@ def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: st
     labels: set[str] = set()
     for rows in source():
         grid = _grid(rows, step_ns, config)
-        train = _train_rows(grid, config, series_split)
+        train = _train_rows(grid, step_ns, config, series_split)
         static_values = _check_static(grid, roles)
         if not train.any():
             continue
@@ -202,7 +215,7 @@ def iter_series_windows(
             split_of_step: np.ndarray | str = plan.series_split[regular.series]
         else:
             split_of_step = time_split_of_steps(
-                grid.n_steps, layout, config.split.val, config.split.test
+                grid.n_steps, layout, _bounds(grid, plan.step_ns, config)
             )
         static = regular.static[0] if len(regular) else np.zeros(layout.n_static)
         windows = series_windows(grid, layout, inputs, future, labels, static, split_of_step)
@@ -290,6 +303,7 @@ def build_or_reuse(
     code: str | None = None,
     block_rows: int = 65_536,
     source: SeriesSource | None = None,
+    store_uri: str | None = None,
 ) -> WindowsBuilt:
     """The window step: reuse the published build for these inputs, or stream a new one.
 
@@ -298,11 +312,13 @@ def build_or_reuse(
 
     Args:
         source: where the rows come from; default: the validated table, read in batches.
+        store_uri: the window store; default ``{pipeline_root}/windows`` (backtest folds
+            keep theirs apart).
     """
     settings = window_settings(config)
     code = code or code_version()
     key = windows_fingerprint(data_fingerprint, settings, code)
-    store = WindowStore(storage.join(config.pipeline_root, "windows"))
+    store = WindowStore(store_uri or storage.join(config.pipeline_root, "windows"))
     if source is None:
         source = ParquetSeries(validated_uri, column_roles(config, series_column))
     inputs = {

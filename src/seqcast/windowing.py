@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqcast.config import PipelineConfig
+from seqcast.config import PipelineConfig, SplitSpec
 from seqcast.covariates import calendar_columns
 from seqcast.errors import DataContractError
 from seqcast.series_grid import GridRows
@@ -134,6 +134,22 @@ def split_bounds(n_rows: int, val: float, test: float) -> tuple[int, int]:
     return val_start, test_start
 
 
+def grid_split_bounds(
+    n_steps: int, first_stamp_ns: int, step_ns: int, split: SplitSpec
+) -> tuple[int, int]:
+    """Grid steps where val and test start in one series (grid step 0 at ``first_stamp_ns``).
+
+    By fractions of the series (`split_bounds`), or, with ``split.test_from``, test from
+    the first step at or after that instant and val the ``val`` fraction before it, so
+    every series' test part covers the same period (a backtest fold).
+    """
+    if split.test_from is None:
+        return split_bounds(n_steps, split.val, split.test)
+    offset = pd.Timestamp(split.test_from).value - first_stamp_ns
+    test_start = int(np.clip(-(-offset // step_ns), 0, n_steps))
+    return test_start - int(round(test_start * split.val)), test_start
+
+
 def assign_series_splits(series_ids: list[str], val: float, test: float) -> dict[str, str]:
     """Whole series to splits, in sorted order: the last ones go to val then test."""
     ordered = sorted(series_ids)
@@ -155,12 +171,13 @@ def segment_ids(stamps: pd.Series, step_seconds: float) -> np.ndarray:
     return np.cumsum(gaps)
 
 
-def time_split_of_steps(n_steps: int, layout: WindowLayout, val: float, test: float) -> np.ndarray:
+def time_split_of_steps(n_steps: int, layout: WindowLayout, bounds: tuple[int, int]) -> np.ndarray:
     """For a window starting at each grid step, the split holding all its targets ('' if none).
 
+    ``bounds``: the steps where val and test start (`grid_split_bounds`).
     Returns an (n_steps,) array of split indices into `SPLITS`, -1 where none.
     """
-    val_start, test_start = split_bounds(n_steps, val, test)
+    val_start, test_start = bounds
     starts = np.arange(n_steps)
     first_target = starts + (
         layout.lookback if layout.task == "forecast" else layout.lookback - 1 + layout.horizon

@@ -9,6 +9,7 @@ from seqcast.evaluation import (
     confusion,
     evaluate_forecast,
     is_better,
+    mase_scales,
     naive_forecasts,
     per_class_metrics,
 )
@@ -51,6 +52,15 @@ def test_metrics_are_in_original_units() -> None:
     assert scored["model"]["smape"] == pytest.approx(100 * 2 * 5 / 225)
     assert report.per_step_mae["model"] == [5.0, 5.0, 5.0]
     assert report.per_series_mae == {"a": {"model": 5.0, "last_value": 10.0}}
+
+
+def test_mase_scale_when_the_season_fills_the_input_window() -> None:
+    scaler = Scaler(kind="none", columns=["y"], global_stats=Stats([0.0], [1.0]))
+    x = np.array([0, 2, 4, 6, 8, 10], np.float32).reshape(1, 6, 1)  # steps of 2
+    windows = WindowArrays(x=x, y=np.zeros((1, 3, 1)), series=np.array(["a"], object), origin=[0])
+    assert mase_scales(windows, layout(), scaler, season=3)[0, 0, 0] == 6.0  # lag 3
+    # season == lookback: no pair one season apart in the window, so lag 1 (was NaN)
+    assert mase_scales(windows, layout(), scaler, season=6)[0, 0, 0] == 2.0
 
 
 def test_confusion_and_per_class_metrics() -> None:

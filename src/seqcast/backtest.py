@@ -1,0 +1,220 @@
+"""Rolling-origin backtest: k successive test periods, each scored by a model trained only
+on the data before it, so the spread of the metrics says how much one night's test score
+can be trusted.
+
+Periods are ``backtest_steps`` grid steps long and aligned to multiples of that length
+since the Unix epoch (hourly data with 24 steps: UTC days). A fold's result is keyed by a
+fingerprint of the rows it reads (those before its end) plus every setting that shapes
+it, and stored under ``{pipeline_root}/backtest/folds/``: when tomorrow's data adds one
+period, the older folds' rows are unchanged, their results are read back, and only the
+new fold trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from seqcast import evaluation, storage, window_store
+from seqcast.config import PipelineConfig
+from seqcast.errors import DataContractError
+from seqcast.input_pipeline import stream_windows
+from seqcast.training import train
+from seqcast.window_build import build_or_reuse
+from seqcast.window_publish import code_version
+
+logger = logging.getLogger(__name__)
+
+_TRAINING = threading.Lock()
+"""One fold trains at a time per process: Keras seeds are process-global, so folds on a
+thread runner would otherwise perturb each other's random streams (TensorFlow uses every
+core for one fit anyway). Dask workers are processes: folds there run side by side."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One test period: the model sees rows before ``test_from``; it is scored on windows
+    whose targets lie in [test_from, until)."""
+
+    number: int
+    test_from: datetime
+    until: datetime
+
+
+def fold_steps(config: PipelineConfig) -> int:
+    return config.evaluate.backtest_steps or max(config.window.horizon, 1)
+
+
+def plan_folds(last_stamp_ns: int, step_ns: int, folds: int, steps: int) -> list[Fold]:
+    """The ``folds`` latest whole periods of ``steps`` steps ending by the last row, oldest
+    first (fold 1)."""
+    period = steps * step_ns
+    end = (last_stamp_ns + step_ns) // period * period
+    at = [end - (folds - i) * period for i in range(folds + 1)]
+
+    def stamp(ns: int) -> datetime:
+        return pd.Timestamp(ns, tz="UTC").to_pydatetime()
+
+    return [Fold(i + 1, stamp(at[i]), stamp(at[i + 1])) for i in range(folds)]
+
+
+def last_stamp_ns(validated_uri: str, timestamp: str) -> int:
+    """The latest timestamp of the validated table (from row-group statistics when present)."""
+    fs, path = storage.filesystem(validated_uri)
+    with fs.open(path, "rb") as handle:
+        meta = pq.ParquetFile(handle).metadata
+        column = meta.schema.to_arrow_schema().get_field_index(timestamp)
+        stats = [meta.row_group(i).column(column).statistics for i in range(meta.num_row_groups)]
+    if stats and all(s is not None and s.has_min_max for s in stats):
+        return max(pd.Timestamp(s.max).as_unit("ns").value for s in stats)
+    table = storage.read_parquet(validated_uri, columns=[timestamp])
+    return pd.Timestamp(pc.max(table[timestamp]).as_py()).as_unit("ns").value
+
+
+def rows_fingerprint(validated_uri: str, timestamp: str, until: datetime) -> str:
+    """sha256 of the rows stamped before ``until``, independent of how they are batched:
+    a per-row hash, in table order (sorted by series and time, so appended days do not
+    reorder earlier rows)."""
+    digest = hashlib.sha256()
+    fs, path = storage.filesystem(validated_uri)
+    bound = pd.Timestamp(until)
+    with fs.open(path, "rb") as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=65_536):
+            keep = pc.less(batch.column(timestamp), bound)
+            frame = batch.filter(keep).to_pandas()
+            if len(frame):
+                digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fold_config(config: PipelineConfig, fold: Fold) -> PipelineConfig:
+    split = config.split.model_copy(
+        update={"by": "time", "test_from": fold.test_from, "until": fold.until}
+    )
+    return config.model_copy(update={"split": split})
+
+
+def fold_key(config: PipelineConfig, fold: Fold, rows: str, window_relative: bool) -> str:
+    payload = {
+        "rows": rows,
+        "fold": [fold.test_from.isoformat(), fold.until.isoformat()],
+        "config": fold_config(config, fold).model_dump(
+            mode="json", include={"task", "source", "window", "split", "model", "evaluate"}
+        ),
+        "window_relative": window_relative,
+        "code": code_version(),
+    }
+    # The fold count does not change what one fold computes.
+    payload["config"]["evaluate"].pop("backtest_folds", None)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def fold_result_uri(config: PipelineConfig, key: str) -> str:
+    return storage.join(config.pipeline_root, "backtest", "folds", f"{key[:24]}.json")
+
+
+def _scores(config: PipelineConfig, windows_uri: str, model: Any) -> dict[str, dict[str, float]]:
+    layout = window_store.read_layout(windows_uri)
+    scaler = window_store.read_scaler(windows_uri)
+    test = window_store.read_split(windows_uri, "test", layout)
+    outputs = model.predict(test.model_inputs(), verbose=0, batch_size=1024)
+    season = config.evaluate.season
+    if layout.task == "forecast":
+        scale = evaluation.mase_scales(test, layout, scaler, season)
+        report = evaluation.evaluate_forecast(outputs, test, layout, scaler, season, scale)
+        return {s.name: s.metrics for s in report.scored}
+    majority = int(window_store.label_counts(windows_uri, "train").argmax())
+    return {
+        s.name: s.metrics for s in evaluation.evaluate_classify(outputs, test, layout, majority)
+    }
+
+
+def run_fold(
+    config: PipelineConfig,
+    validated_uri: str,
+    series_column: str,
+    fold: Fold,
+    window_relative: bool = False,
+) -> dict[str, Any]:
+    """Train on the rows before the fold and score its test period; cached by content.
+
+    Returns the fold's result document (also stored at its ``result_uri``), with
+    ``cached`` telling whether it was read back instead of computed.
+    """
+    timestamp = config.source.timestamp
+    rows = rows_fingerprint(validated_uri, timestamp, fold.until)
+    key = fold_key(config, fold, rows, window_relative)
+    uri = fold_result_uri(config, key)
+    if storage.exists(uri):
+        return {**storage.read_json(uri), "cached": True}
+    settings = fold_config(config, fold)
+    try:
+        built = build_or_reuse(
+            settings,
+            validated_uri,
+            rows,
+            series_column,
+            store_uri=storage.join(config.pipeline_root, "backtest", "windows"),
+        )
+    except DataContractError as exc:
+        raise DataContractError(
+            f"backtest fold {fold.number} ({fold.test_from:%Y-%m-%d %H:%M} to "
+            f"{fold.until:%Y-%m-%d %H:%M} UTC): {exc} Lower evaluate.backtest_folds or "
+            "evaluate.backtest_steps, or use more history."
+        ) from exc
+    spec = config.model
+    with _TRAINING:
+        fitted = train(
+            stream_windows(built.uri, "train", spec.batch_size, spec.shuffle_buffer, spec.seed),
+            stream_windows(built.uri, "val", spec.batch_size),
+            window_store.read_layout(built.uri),
+            spec,
+            window_relative=window_relative,
+            season=config.evaluate.season,
+        )
+        scores = _scores(config, built.uri, fitted.model)
+    document = {
+        "fold": fold.number,
+        "test_from": fold.test_from.isoformat(),
+        "until": fold.until.isoformat(),
+        "windows": built.counts,
+        "epochs_run": fitted.epochs_run,
+        "scores": scores,
+        "computed_at": datetime.now(UTC).isoformat(),
+        "result_uri": uri,
+    }
+    storage.write_json(uri, document)
+    logger.info(
+        "backtest fold %d (%s to %s): %s",
+        fold.number,
+        document["test_from"],
+        document["until"],
+        {k: round(v[next(iter(v))], 4) for k, v in scores.items()},
+    )
+    return {**document, "cached": False}
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per predictor and metric: mean, standard deviation, min and max over the folds."""
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for predictor in results[0]["scores"]:
+        summary[predictor] = {}
+        for metric in results[0]["scores"][predictor]:
+            values = np.array([r["scores"][predictor][metric] for r in results], dtype=float)
+            summary[predictor][metric] = {
+                "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
+    return summary
