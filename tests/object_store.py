@@ -7,6 +7,7 @@ test credentials) for that test only, so s3fs finds the server the way it would 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -21,6 +22,7 @@ def moto_endpoint() -> Iterator[str]:
     """URL of a moto S3 server on 127.0.0.1 (a free port), stopped after the session."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a log line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
