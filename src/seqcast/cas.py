@@ -131,7 +131,7 @@ def _swap_s3(fs: Any, path: str, change: Change, uri: str) -> bytes:
         condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
         try:
             fs.pipe_file(path, new, **condition)
-        except (OSError, FileNotFoundError) as exc:
+        except OSError as exc:  # s3fs turns S3's answers into OSError subclasses
             if _lost_race(exc):
                 logger.info("%s changed while it was being updated; reading it again", uri)
                 continue
