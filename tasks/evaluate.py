@@ -149,9 +149,8 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
     layout = window_store.read_layout(windows.uri)
     scaler = window_store.read_scaler(windows.uri)
     test = window_store.read_split(windows.uri, "test", layout)
-    model = keras.saving.load_model(
-        storage.local_path(trained.model_uri, ".keras"), safe_mode=True, compile=False
-    )
+    with storage.local_copy(trained.model_uri, ".keras") as path:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
     outputs = _score(model, test.model_inputs())
     champion_version, champion = load_comparable_champion(config, layout)
     champion_outputs = None

@@ -98,9 +98,14 @@ def validate(
         f"{snapshot.fingerprint}{contract.model_dump_json()}{config.source.model_dump_json()}".encode()
     ).hexdigest()
     raw = storage.read_parquet(snapshot.uri).to_pandas()
-    report = validate_table(
-        raw, contract, config.source, snapshot.files, docs_dir=docs_directory(config)
-    )
+    docs_dir = docs_directory(config)
+    if docs_dir is None:
+        logger.info(
+            "Great Expectations Data Docs are built only under a local data_root; %s is "
+            "not local, so the report and summary files are the record of this check",
+            config.data_root,
+        )
+    report = validate_table(raw, contract, config.source, snapshot.files, docs_dir=docs_dir)
     files = save_report(report, config.pipeline_root, fingerprint[:16])
     publish(config, predicting, artifact_rows(report), files)
     if report.outcome == "fail":

@@ -26,6 +26,8 @@ from seqcast.config import PipelineConfig, config_from_dict  # noqa: E402
 from seqcast.sample_data import load_series, write_csv_per_series  # noqa: E402
 from seqcast.windowing import WindowLayout  # noqa: E402
 
+pytest_plugins = ["tests.object_store"]  # s3_root, memory_root, object_root fixtures
+
 
 def forecast_layout(lookback: int, horizon: int, inputs: tuple[str, ...] = ("y",)) -> WindowLayout:
     """The layout of a one-target ("y") forecast over ``inputs``, hourly steps."""

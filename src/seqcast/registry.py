@@ -3,23 +3,23 @@
 Layout under ``{pipeline_root}/registry/``::
 
     versions/{version}/model.keras, scaler.json, layout.json, metrics.json, manifest.json
-    champion.json      pointer to the champion version, replaced atomically
+    champion.json      pointer to the champion version, replaced by compare-and-swap
     audit.jsonl        one line per promotion decision
 
-A version directory is written under a staging name and renamed into place, so a reader
-never sees a half-written version; the manifest holds the sha256 of every file and is
-checked before a model is loaded.
+A version's files are written under its final (unique) name and its ``manifest.json``
+last: the manifest is the commit point, on a local disk and on an object store alike
+(where renaming a directory would be a copy, not atomic). A directory without one is an
+unfinished write that every reader ignores. The manifest holds the sha256 of every file
+and is checked before a model is loaded. The champion pointer changes only through
+`seqcast.cas.swap`, so two promotions can never both win (see `seqcast.cas` for how on
+each kind of store).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
 import platform
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import keras
 
 import seqcast.models  # noqa: F401 - registers the custom layers saved models use
-from seqcast import __version__, storage
+from seqcast import __version__, cas, storage
 from seqcast.errors import RegistryError
 from seqcast.scaling import Scaler
 from seqcast.windowing import WindowLayout
@@ -86,26 +86,28 @@ def register_version(
     metrics: dict[str, Any],
     info: dict[str, Any],
 ) -> str:
-    """Copy a trained model and its windows' scaler and layout into a new immutable version."""
+    """Copy a trained model and its windows' scaler and layout into a new immutable version.
+
+    The payload is written first and the manifest last (the commit point): until it exists
+    the version does not, for every reader.
+    """
     model_sha = storage.sha256_of(model_file)
     version = new_version_id(model_sha)
-    final = version_uri(pipeline_root, version)
-    staging = storage.staging_uri(final)
-    storage.write_bytes(storage.join(staging, MODEL_FILE), storage.read_bytes(model_file))
+    root = version_uri(pipeline_root, version)
+    storage.write_bytes(storage.join(root, MODEL_FILE), storage.read_bytes(model_file))
     for name in ("scaler.json", "layout.json"):
         storage.write_bytes(
-            storage.join(staging, name), storage.read_bytes(storage.join(windows_uri, name))
+            storage.join(root, name), storage.read_bytes(storage.join(windows_uri, name))
         )
-    storage.write_json(storage.join(staging, "metrics.json"), metrics)
+    storage.write_json(storage.join(root, "metrics.json"), metrics)
     manifest = {
         "version": version,
         "created": datetime.now(UTC).isoformat(),
-        "sha256": {name: storage.sha256_of(storage.join(staging, name)) for name in _PAYLOAD},
+        "sha256": {name: storage.sha256_of(storage.join(root, name)) for name in _PAYLOAD},
         "libraries": library_versions(),
         **info,
     }
-    storage.write_json(storage.join(staging, "manifest.json"), manifest)
-    storage.publish_directory(staging, final)
+    storage.write_json(storage.join(root, "manifest.json"), manifest)
     return version
 
 
@@ -130,31 +132,13 @@ ANY_CHAMPION = object()
 """`set_champion(expected=ANY_CHAMPION)`: promote whatever the current champion is."""
 
 
-@contextmanager
-def champion_lock(pipeline_root: str) -> Iterator[None]:
-    """Hold an exclusive lock on the champion pointer while it is read and replaced.
-
-    An ``flock`` on ``registry/champion.lock``: it serialises processes on one machine
-    (and on network filesystems that honour flock). Object stores have no such lock; there
-    the deployment's concurrency limit of 1 is what keeps promotions apart.
-    """
-    fs, path = storage.filesystem(storage.join(registry_root(pipeline_root), "champion.lock"))
-    if not storage.is_local(fs):
-        yield
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _pointer(data: bytes | None) -> dict[str, Any]:
+    return json.loads(data) if data is not None else {"previous": []}
 
 
-def _write_pointer(pipeline_root: str, version: str, previous: list[str]) -> None:
-    storage.write_json(
-        _pointer_uri(pipeline_root),
-        {"version": version, "since": datetime.now(UTC).isoformat(), "previous": previous},
+def _pointer_bytes(version: str, previous: list[str]) -> bytes:
+    return storage.json_bytes(
+        {"version": version, "since": datetime.now(UTC).isoformat(), "previous": previous}
     )
 
 
@@ -164,26 +148,30 @@ def set_champion(
     decision: dict[str, Any],
     expected: str | None | object = ANY_CHAMPION,
 ) -> None:
-    """Point the champion at ``version`` (one atomic file replace) and audit the decision.
+    """Point the champion at ``version`` (one compare-and-swap) and audit the decision.
 
-    ``expected`` makes it a compare-and-swap: the version the challenger was compared with
-    (None: there was no champion). If another run promoted a model since, nothing changes
-    and `ChampionChanged` says so, so two runs can never both believe they won. The pointer
-    keeps the earlier champions, newest first, so `rollback` can restore them.
+    ``expected`` makes it a conditional promotion: the version the challenger was compared
+    with (None: there was no champion). If another run promoted a model since, nothing
+    changes and `ChampionChanged` says so, so two runs can never both believe they won. The
+    pointer keeps the earlier champions, newest first, so `rollback` can restore them.
     """
     read_manifest(pipeline_root, version)  # raises for an unknown version
-    with champion_lock(pipeline_root):
-        pointer = _read_pointer(pipeline_root)
+    uri = _pointer_uri(pipeline_root)
+
+    def promote(data: bytes | None) -> bytes:
+        pointer = _pointer(data)
         current = pointer.get("version")
         if expected is not ANY_CHAMPION and current != expected:
             raise ChampionChanged(
-                f"{_pointer_uri(pipeline_root)}: the champion is now {current!r}, but version "
-                f"{version} was compared with {expected!r}; it was not promoted. Run the "
-                "training again to compare it with the new champion."
+                f"{uri}: the champion is now {current!r}, but version {version} was compared "
+                f"with {expected!r}; it was not promoted. Run the training again to compare "
+                "it with the new champion."
             )
         previous = [v for v in [current, *pointer["previous"]] if v and v != version]
-        _write_pointer(pipeline_root, version, previous)
-        append_audit(pipeline_root, {**decision, "version": version, "promoted": True})
+        return _pointer_bytes(version, previous)
+
+    cas.swap(uri, promote)
+    append_audit(pipeline_root, {**decision, "version": version, "promoted": True})
 
 
 def rollback(pipeline_root: str) -> str:
@@ -192,8 +180,11 @@ def rollback(pipeline_root: str) -> str:
     Raises:
         RegistryError: there is no earlier champion to return to.
     """
-    with champion_lock(pipeline_root):
-        pointer = _read_pointer(pipeline_root)
+    uri = _pointer_uri(pipeline_root)
+    replaced: dict[str, Any] = {}
+
+    def restore(data: bytes | None) -> bytes:
+        pointer = _pointer(data)
         if not pointer["previous"]:
             raise RegistryError(
                 "no earlier champion to roll back to; `seqcast models promote VERSION` picks "
@@ -201,24 +192,25 @@ def rollback(pipeline_root: str) -> str:
             )
         restored, *older = pointer["previous"]
         read_manifest(pipeline_root, restored)
-        _write_pointer(pipeline_root, restored, older)
-        append_audit(
-            pipeline_root,
-            {
-                "version": restored,
-                "promoted": True,
-                "reason": f"rollback from {pointer.get('version')}",
-            },
-        )
-    return restored
+        replaced.update(version=pointer.get("version"), restored=restored)
+        return _pointer_bytes(restored, older)
+
+    cas.swap(uri, restore)
+    append_audit(
+        pipeline_root,
+        {
+            "version": replaced["restored"],
+            "promoted": True,
+            "reason": f"rollback from {replaced['version']}",
+        },
+    )
+    return str(replaced["restored"])
 
 
 def append_audit(pipeline_root: str, entry: dict[str, Any]) -> None:
-    fs, path = storage.filesystem(storage.join(registry_root(pipeline_root), "audit.jsonl"))
-    fs.makedirs(path.rpartition("/")[0], exist_ok=True)
+    """Add one decision to the audit log (no concurrent writer's line is lost)."""
     line = json.dumps({"at": datetime.now(UTC).isoformat(), **entry}, default=str)
-    with fs.open(path, "a") as handle:
-        handle.write(line + "\n")
+    cas.append_line(storage.join(registry_root(pipeline_root), "audit.jsonl"), line)
 
 
 def read_audit(pipeline_root: str) -> list[dict[str, Any]]:
@@ -238,15 +230,12 @@ def read_manifest(pipeline_root: str, version: str) -> dict[str, Any]:
 
 def list_versions(pipeline_root: str) -> list[dict[str, Any]]:
     """Every version, oldest first: id, created, champion flag and test metrics."""
-    fs, path = storage.filesystem(storage.join(registry_root(pipeline_root), "versions"))
-    if not fs.exists(path):
-        return []
     champion = champion_version(pipeline_root)
     rows = []
-    for entry in sorted(fs.ls(path, detail=False)):
-        version = entry.rstrip("/").rsplit("/", 1)[-1]
-        if version.startswith("."):
-            continue  # an unfinished staging directory
+    for version in storage.listdir(storage.join(registry_root(pipeline_root), "versions")):
+        root = version_uri(pipeline_root, version)
+        if version.startswith(".") or not storage.exists(storage.join(root, "manifest.json")):
+            continue  # unfinished: its writer died before the manifest (or is writing now)
         manifest = read_manifest(pipeline_root, version)
         metrics = storage.read_json(
             storage.join(version_uri(pipeline_root, version), "metrics.json")
@@ -280,11 +269,8 @@ def load_version(pipeline_root: str, version: str) -> LoadedModel:
     """Load a version after checking its files (`.keras` only, Keras safe mode)."""
     verify_version(pipeline_root, version)
     root = version_uri(pipeline_root, version)
-    model = keras.saving.load_model(
-        storage.local_path(storage.join(root, MODEL_FILE), suffix=".keras"),
-        safe_mode=True,
-        compile=False,
-    )
+    with storage.local_copy(storage.join(root, MODEL_FILE), suffix=".keras") as path:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
     return LoadedModel(
         version=version,
         model=model,

@@ -1,19 +1,33 @@
 """Reads and atomic writes through fsspec, so a data root may be a local path or a URL.
 
-Every write goes to a temporary name beside its target and is then moved into place, so
-a reader sees the old file or the new one, never half of one. On a local filesystem the
-move is an atomic rename; object stores are covered by the scale-out work (issue 7).
+A reader sees the old file or the new one, never half of one:
+
+- on a local disk a write goes to a temporary name beside its target and is renamed onto
+  it (an atomic rename);
+- on an object store (``s3://``, ``gs://``, ``memory://``) a single PUT is already atomic,
+  so the bytes are assembled in memory and sent in one call to the target. A rename there
+  would be a copy and a delete, which is neither atomic nor cheap for a directory.
+
+A directory is therefore never published by renaming it: every multi-file output has a
+commit marker or pointer written last (the raw snapshot's and a model version's
+``manifest.json``, the window store's pointer files). Small files that several runs update
+(the champion pointer, the audit log) are changed with a compare-and-swap, `seqcast.cas`.
+
+Listings are never cached (``use_listings_cache=False``): another process may have
+written since, and a stale listing would hide its files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 import fsspec
 import pandas as pd
@@ -30,15 +44,24 @@ def join(base: str, *parts: str) -> str:
 
 
 def filesystem(uri: str) -> tuple[AbstractFileSystem, str]:
-    """The fsspec filesystem serving ``uri`` and the path within it."""
-    fs, path = fsspec.core.url_to_fs(uri)
+    """The fsspec filesystem serving ``uri`` and the path within it.
+
+    Endpoints and credentials come from the environment the way each backend reads them
+    (for S3: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, ... or
+    fsspec's ``FSSPEC_S3_*`` settings), never from code.
+    """
+    fs, path = fsspec.core.url_to_fs(uri, use_listings_cache=False)
     return fs, path
+
+
+def protocol(fs: AbstractFileSystem) -> str:
+    """The filesystem's main protocol name: ``file``, ``s3``, ``memory``, ..."""
+    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
 
 
 def is_local(fs: AbstractFileSystem) -> bool:
     """Whether ``fs`` is the local disk (renames are atomic; libraries can open paths)."""
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol in ("file", "local")
+    return protocol(fs) in ("file", "local")
 
 
 def exists(uri: str) -> bool:
@@ -52,21 +75,32 @@ def _temp_sibling(path: str) -> str:
 
 
 @contextmanager
-def atomic_path(uri: str) -> Iterator[tuple[AbstractFileSystem, str]]:
-    """Yield a temporary path beside ``uri``; move it onto ``uri`` only if the block succeeds."""
+def atomic_writer(uri: str) -> Iterator[BinaryIO]:
+    """A binary handle whose bytes replace ``uri`` only if the block succeeds.
+
+    Local disk: a temporary file beside the target, renamed onto it. Object store: an
+    in-memory buffer sent in one PUT after the block (writing through ``fs.open`` instead
+    would publish a partial object if the block raised: closing such a file commits it).
+    """
     fs, path = filesystem(uri)
+    if not is_local(fs):
+        buffer = io.BytesIO()
+        yield buffer
+        fs.pipe_file(path, buffer.getvalue())
+        return
     fs.makedirs(path.rpartition("/")[0], exist_ok=True)
     temp = _temp_sibling(path)
     try:
-        yield fs, temp
+        with fs.open(temp, "wb") as handle:
+            yield handle
         fs.mv(temp, path)
     finally:
         if fs.exists(temp):
-            fs.rm(temp, recursive=True)
+            fs.rm(temp)
 
 
 def write_bytes(uri: str, data: bytes) -> None:
-    with atomic_path(uri) as (fs, temp), fs.open(temp, "wb") as handle:
+    with atomic_writer(uri) as handle:
         handle.write(data)
 
 
@@ -77,7 +111,12 @@ def read_bytes(uri: str) -> bytes:
 
 
 def write_json(uri: str, obj: Any) -> None:
-    write_bytes(uri, json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8"))
+    write_bytes(uri, json_bytes(obj))
+
+
+def json_bytes(obj: Any) -> bytes:
+    """The one JSON encoding of every small file seqcast writes."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8")
 
 
 def read_json(uri: str) -> Any:
@@ -86,7 +125,7 @@ def read_json(uri: str) -> Any:
 
 def write_parquet(table: pa.Table, uri: str, row_group_size: int = 64_000) -> None:
     """Write ``table`` to ``uri`` atomically."""
-    with atomic_path(uri) as (fs, temp), fs.open(temp, "wb") as handle:
+    with atomic_writer(uri) as handle:
         pq.write_table(table, handle, row_group_size=row_group_size, compression="zstd")
 
 
@@ -110,34 +149,29 @@ def sha256_of(uri: str) -> str:
     return digest.hexdigest()
 
 
-def publish_directory(staging_uri: str, final_uri: str) -> bool:
-    """Move a fully written staging directory to its final name.
+def listdir(uri: str) -> list[str]:
+    """Names (not paths) of the entries directly under ``uri``; empty if it is absent."""
+    fs, path = filesystem(uri)
+    if not fs.exists(path):
+        return []
+    return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False))
 
-    Returns False (and removes the staging copy) when ``final_uri`` already exists, which
-    makes publishing content-addressed outputs idempotent.
+
+@contextmanager
+def local_copy(uri: str, suffix: str = "") -> Iterator[str]:
+    """A local path holding ``uri``'s bytes while the block runs.
+
+    The path itself on a local disk; else a temporary copy, removed afterwards (Keras and
+    some other libraries only open local paths).
     """
-    fs, staging = filesystem(staging_uri)
-    _, final = filesystem(final_uri)
-    if fs.exists(final):
-        fs.rm(staging, recursive=True)
-        return False
-    fs.mv(staging, final, recursive=True)
-    return True
-
-
-def staging_uri(final_uri: str) -> str:
-    """A unique temporary directory beside ``final_uri`` for a publish_directory()."""
-    parent, _, name = final_uri.rstrip("/").rpartition("/")
-    return f"{parent}/.staging-{uuid.uuid4().hex[:12]}-{name}"
-
-
-def local_path(uri: str, suffix: str = "") -> str:
-    """A local path holding ``uri``'s bytes: the path itself on a local filesystem, else a
-    temporary copy (libraries such as Keras only load from local paths)."""
     fs, path = filesystem(uri)
     if is_local(fs):
-        return path
-    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as handle:
-        local = handle.name
-    fs.get(path, local)
-    return local
+        yield path
+        return
+    handle, local = tempfile.mkstemp(suffix=suffix, prefix="seqcast-")
+    os.close(handle)
+    try:
+        fs.get_file(path, local)
+        yield local
+    finally:
+        os.remove(local)

@@ -9,10 +9,13 @@ Layout of one pipeline's windows (``{pipeline_root}/windows/``)::
     current.json            the pointer to the latest published build
 
 A build is written in place under a fresh name, checksummed into its manifest, and
-published by writing its key's pointer (one small atomic file write; on an object store a
-single PUT, where a directory rename would be a copy). A writer that dies leaves an
-unreferenced build that readers never see; `WindowStore.clean` removes it on the next
-run: at once if its writer's process is gone, else after a grace period.
+published by writing its key's pointer (one small atomic file write: a rename on a local
+disk, a single PUT on an object store, where a directory rename would be a copy). A writer
+that dies leaves an unreferenced build that readers never see; `WindowStore.clean` removes
+it on the next run: at once if its writer's process is gone, else after a grace period.
+On S3 a killed writer's large files may also leave an unfinished multipart upload, which
+is invisible to readers; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes
+those.
 """
 
 from __future__ import annotations
