@@ -8,7 +8,7 @@ from seqcast import window_store
 from seqcast.config import PipelineConfig
 from seqcast.records import ValidatedRef, WindowsRef
 from seqcast.validation import series_column
-from seqcast.window_build import build_or_reuse
+from seqcast.window_step import build_or_reuse
 from tasks.common import STEP_OPTIONS
 
 

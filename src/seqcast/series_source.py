@@ -2,12 +2,15 @@
 
 The validated Parquet table is sorted by (series, timestamp). `ParquetSeries` reads it in
 record batches of a fixed size and yields each series as soon as its last row has been
-read: memory holds one batch plus the series being assembled, never the table.
+read: memory holds one batch plus the series being assembled, never the table. A shard
+of series is a row range of that table (`ParquetSeries.rows`): only the row groups that
+overlap it are read.
 `FrameSeries` does the same over an in-memory frame (tests, small data).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -140,6 +143,40 @@ class ParquetSeries:
         self.uri = uri
         self.roles = roles
         self.batch_rows = batch_rows
+        self.row_range: tuple[int, int] | None = None
+
+    def rows(self, first: int, count: int) -> ParquetSeries:
+        """The same source limited to table rows ``[first, first + count)`` (whole series)."""
+        if first < 0 or count < 0:
+            raise ValueError(
+                f"`first` and `count` must not be negative. Received: first={first}, count={count}"
+            )
+        limited = copy.copy(self)
+        limited.row_range = (first, first + count)
+        return limited
+
+    def _batches(self, table: pq.ParquetFile, names: list[str]) -> Iterator[pa.RecordBatch]:
+        """Record batches of the row range: whole row groups that overlap it, trimmed."""
+        if self.row_range is None:
+            yield from table.iter_batches(batch_size=self.batch_rows, columns=names)
+            return
+        lo, hi = self.row_range
+        groups, position, start = [], 0, None
+        for group in range(table.metadata.num_row_groups):
+            size = table.metadata.row_group(group).num_rows
+            if position < hi and position + size > lo:
+                groups.append(group)
+                start = position if start is None else start
+            position += size
+        if not groups or start is None:
+            return
+        for batch in table.iter_batches(
+            batch_size=self.batch_rows, row_groups=groups, columns=names
+        ):
+            begin, end = max(lo - start, 0), min(hi - start, batch.num_rows)
+            if end > begin:
+                yield batch.slice(begin, end - begin)
+            start += batch.num_rows
 
     def __call__(self, light: bool = False) -> Iterator[SeriesRows]:
         names = self.roles.columns(light)
@@ -155,7 +192,7 @@ class ParquetSeries:
                     f"{self.uri} lacks the column(s) {missing} that the window step reads; "
                     f"check source.* in the config against the validated table."
                 )
-            for batch in table.iter_batches(batch_size=self.batch_rows, columns=names):
+            for batch in self._batches(table, names):
                 columns = {
                     name: _arrow_to_numpy(batch.column(name), name == self.roles.timestamp)
                     for name in names
