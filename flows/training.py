@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.runners import on_runner
+from flows.sharded import window_shards
 from seqcast import publications
 from seqcast.config import PipelineConfig
 from seqcast.records import TrainingOutcome
@@ -13,7 +15,6 @@ from tasks.ingest import ingest
 from tasks.register import register
 from tasks.train import train
 from tasks.validate import validate
-from tasks.window import window
 
 
 @flow(name="training", flow_run_name="train-{config.name}", validate_parameters=True)
@@ -28,7 +29,7 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
         return TrainingOutcome.model_validate(done["outcome"])
     snapshot = ingest(config)
     validated = validate(config, snapshot)
-    windows = window(config, validated)
+    windows = on_runner(window_shards, config)(config, validated)
     trained = train(config, windows)
     evaluation = evaluate(config, windows, trained)
     version = register(config, windows, trained, evaluation, validated)

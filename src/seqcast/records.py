@@ -94,6 +94,14 @@ class ModelVersionRef(_Record):
     reason: str
 
 
+class PredictionPlanRef(_Record):
+    """A batch prediction in progress: the model every shard uses and where parts go."""
+
+    model_version: str
+    staging_uri: str
+    shards: list[ShardRef]
+
+
 class PredictionPartRef(_Record):
     """One shard's predictions, staged until they are combined into one file."""
 

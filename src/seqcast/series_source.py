@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from seqcast import storage
 from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
+from seqcast.records import ShardRef
 from seqcast.series_grid import SeriesRows
 
 _READ_BUFFER = 1 << 20
@@ -134,6 +135,78 @@ class _Assembler:
             yield finished
 
 
+def row_range_batches(
+    table: pq.ParquetFile, lo: int, hi: int, columns: list[str] | None, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of rows ``[lo, hi)``: only the row groups that overlap them, trimmed."""
+    groups, position, start = [], 0, -1
+    for group in range(table.metadata.num_row_groups):
+        size = table.metadata.row_group(group).num_rows
+        if position < hi and position + size > lo:
+            groups.append(group)
+            start = position if start < 0 else start
+        position += size
+    if not groups:
+        return
+    for batch in table.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
+        begin, end = max(lo - start, 0), min(hi - start, batch.num_rows)
+        if end > begin:
+            yield batch.slice(begin, end - begin)
+        start += batch.num_rows
+
+
+def read_rows(uri: str, first: int, count: int, columns: list[str] | None = None) -> pa.Table:
+    """Rows ``[first, first + count)`` of a Parquet file, reading only their row groups."""
+    fs, path = storage.filesystem(uri)
+    with fs.open(path, "rb") as handle:
+        table = pq.ParquetFile(handle, pre_buffer=False, buffer_size=_READ_BUFFER)
+        batches = list(row_range_batches(table, first, first + count, columns, 65_536))
+        schema = table.schema_arrow if columns is None else None
+        if not batches:
+            return (schema or table.schema_arrow).empty_table()
+        return pa.Table.from_batches(batches)
+
+
+def series_row_counts(uri: str, series_column: str) -> list[int]:
+    """Rows of each series of a table sorted by series, in table order (reads one column)."""
+    fs, path = storage.filesystem(uri)
+    counts: list[int] = []
+    last = None
+    with fs.open(path, "rb") as handle:
+        table = pq.ParquetFile(handle, pre_buffer=False, buffer_size=_READ_BUFFER)
+        for batch in table.iter_batches(batch_size=65_536, columns=[series_column]):
+            ids = _arrow_to_numpy(batch.column(0), timestamp=False).astype(str)
+            if len(ids) == 0:
+                continue
+            starts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+            lengths = np.diff([0, *starts.tolist(), len(ids)]).tolist()
+            if counts and ids[0] == last:
+                counts[-1] += lengths.pop(0)
+            counts.extend(lengths)
+            last = ids[-1]
+    return counts
+
+
+def make_shards(rows: list[int], series_per_shard: int) -> list[ShardRef]:
+    """Contiguous shards of ``series_per_shard`` series, from each series' row count.
+
+    A shard is a row range of the sorted table, so a task reads only its own row groups;
+    it depends on the data and the shard size only, never on where the shards run.
+    """
+    if series_per_shard <= 0:
+        raise ValueError(
+            f"`series_per_shard` must be positive. Received: series_per_shard={series_per_shard}"
+        )
+    shards, first = [], 0
+    for number, lo in enumerate(range(0, len(rows), series_per_shard)):
+        counts = rows[lo : lo + series_per_shard]
+        shards.append(
+            ShardRef(number=number, first_row=first, rows=sum(counts), series=len(counts))
+        )
+        first += sum(counts)
+    return shards
+
+
 class ParquetSeries:
     """Re-iterable source of the series of a sorted Parquet table, read in bounded batches."""
 
@@ -156,27 +229,10 @@ class ParquetSeries:
         return limited
 
     def _batches(self, table: pq.ParquetFile, names: list[str]) -> Iterator[pa.RecordBatch]:
-        """Record batches of the row range: whole row groups that overlap it, trimmed."""
         if self.row_range is None:
             yield from table.iter_batches(batch_size=self.batch_rows, columns=names)
-            return
-        lo, hi = self.row_range
-        groups, position, start = [], 0, None
-        for group in range(table.metadata.num_row_groups):
-            size = table.metadata.row_group(group).num_rows
-            if position < hi and position + size > lo:
-                groups.append(group)
-                start = position if start is None else start
-            position += size
-        if not groups or start is None:
-            return
-        for batch in table.iter_batches(
-            batch_size=self.batch_rows, row_groups=groups, columns=names
-        ):
-            begin, end = max(lo - start, 0), min(hi - start, batch.num_rows)
-            if end > begin:
-                yield batch.slice(begin, end - begin)
-            start += batch.num_rows
+        else:
+            yield from row_range_batches(table, *self.row_range, names, self.batch_rows)
 
     def __call__(self, light: bool = False) -> Iterator[SeriesRows]:
         names = self.roles.columns(light)

@@ -25,7 +25,7 @@ from typing import Any
 from seqcast import storage
 from seqcast.config import PipelineConfig
 from seqcast.records import ShardRef, WindowBuildRef
-from seqcast.series_source import ParquetSeries, column_roles
+from seqcast.series_source import ParquetSeries, column_roles, make_shards
 from seqcast.window_build import (
     SeriesFit,
     Survey,
@@ -59,21 +59,6 @@ def window_settings(config: PipelineConfig) -> dict[str, Any]:
         "split": config.split.model_dump(),
         "normalize": config.normalize,
     }
-
-
-def make_shards(rows: list[int], series_per_shard: int) -> list[ShardRef]:
-    """Contiguous shards of ``series_per_shard`` series, from each series' row count."""
-    if series_per_shard <= 0:
-        raise ValueError(
-            f"`series_per_shard` must be positive. Received: series_per_shard={series_per_shard}"
-        )
-    shards, first = [], 0
-    for number, lo in enumerate(range(0, len(rows), series_per_shard)):
-        count = sum(rows[lo : lo + series_per_shard])
-        series = len(rows[lo : lo + series_per_shard])
-        shards.append(ShardRef(number=number, first_row=first, rows=count, series=series))
-        first += count
-    return shards
 
 
 def _work(uri: str, name: str) -> str:
