@@ -7,11 +7,12 @@ runner for: ``on_runner(window_shards, config)(config, validated)``.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from prefect import Flow
-from prefect.filesystems import LocalFileSystem, RemoteFileSystem, WritableFileSystem
+from prefect.filesystems import RemoteFileSystem, WritableFileSystem
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from seqcast import storage
@@ -39,13 +40,19 @@ def task_runner(spec: RunnerSpec) -> TaskRunner[Any]:
     )
 
 
-def result_storage(config: PipelineConfig) -> WritableFileSystem:
-    """``{data_root}/.prefect-results``: where a retry on another worker finds results."""
+def result_storage(config: PipelineConfig) -> Path | WritableFileSystem:
+    """``{data_root}/.prefect-results``: where a retry on another worker finds results.
+
+    A local root is passed as a path; a URL root as a `RemoteFileSystem` block saved under
+    a name derived from the URL (Prefect wants result storage blocks saved server-side).
+    """
     uri = storage.join(config.data_root, RESULTS_FOLDER)
     fs, path = storage.filesystem(uri)
     if storage.is_local(fs):
-        return LocalFileSystem(basepath=str(Path(path).resolve()))
-    return RemoteFileSystem(basepath=uri)
+        return Path(path).resolve()
+    block = RemoteFileSystem(basepath=uri)
+    block.save(f"seqcast-results-{hashlib.sha256(uri.encode()).hexdigest()[:12]}", overwrite=True)
+    return block
 
 
 def on_runner(subflow: Flow[Any, Any], config: PipelineConfig) -> Flow[Any, Any]:
