@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.runners import on_runner
+from flows.runners import run_sharded
 from flows.sharded import predict_shards
 from seqcast import publications
 from seqcast.config import PipelineConfig
@@ -26,7 +26,7 @@ def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef
         return PredictionsRef.model_validate(done["predictions"])
     snapshot = ingest(config)
     validated = validate(config, snapshot, predicting=True)
-    result = on_runner(predict_shards, config)(config, validated, day, current_run_id())
+    result = run_sharded(predict_shards, config, validated, day, current_run_id())
     publications.record(
         config.pipeline_root,
         "predictions",

@@ -2,21 +2,31 @@
 
 A flow's task runner is fixed where the flow is defined, and a deployment imports the
 flow object from its entrypoint; so the sharded steps are subflows that each run picks a
-runner for: ``on_runner(window_shards, config)(config, validated)``.
+runner for: ``run_sharded(window_shards, config, validated)``.
+
+Dask workers are other processes: they report their task runs to the flow's Prefect API.
+Where that is the ephemeral one this process started (no ``PREFECT_API_URL``: the CLI,
+tests), its address is handed to them, else each worker would start a server of its own.
+Workers on other machines need a real server (``PREFECT_API_URL``), as deployments have.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import Flow
 from prefect.filesystems import RemoteFileSystem, WritableFileSystem
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from seqcast import storage
 from seqcast.config import PipelineConfig, RunnerSpec
+
+R = TypeVar("R")
 
 RESULTS_FOLDER = ".prefect-results"
 """Task results of distributed runs, under the data root: every worker reaches it."""
@@ -53,6 +63,26 @@ def result_storage(config: PipelineConfig) -> Path | WritableFileSystem:
     block = RemoteFileSystem(basepath=uri)
     block.save(f"seqcast-results-{hashlib.sha256(uri.encode()).hexdigest()[:12]}", overwrite=True)
     return block
+
+
+@contextmanager
+def _api_for_workers(spec: RunnerSpec) -> Iterator[None]:
+    """Point Dask workers at this process's ephemeral Prefect API, if that is the one used."""
+    if spec.kind != "dask" or PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the process's one ephemeral server
+    server.start()  # a no-op once running
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
+
+
+def run_sharded(subflow: Flow[..., R], config: PipelineConfig, *args: Any) -> R:
+    """Run ``subflow(config, *args)`` on the task runner ``config.runner`` names."""
+    with _api_for_workers(config.runner):
+        return on_runner(subflow, config)(config, *args)
 
 
 def on_runner(subflow: Flow[Any, Any], config: PipelineConfig) -> Flow[Any, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.runners import on_runner
+from flows.runners import run_sharded
 from flows.sharded import window_shards
 from seqcast import publications
 from seqcast.config import PipelineConfig
@@ -29,7 +29,7 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
         return TrainingOutcome.model_validate(done["outcome"])
     snapshot = ingest(config)
     validated = validate(config, snapshot)
-    windows = on_runner(window_shards, config)(config, validated)
+    windows = run_sharded(window_shards, config, validated)
     trained = train(config, windows)
     evaluation = evaluate(config, windows, trained)
     version = register(config, windows, trained, evaluation, validated)

@@ -17,8 +17,7 @@ from seqcast.records import (
     ShardRef,
     ValidatedRef,
 )
-from seqcast.series_source import make_shards, series_row_counts
-from seqcast.validation import series_column
+from seqcast.series_source import make_shards, series_column, series_row_counts
 from tasks.common import STEP_OPTIONS
 
 

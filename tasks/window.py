@@ -13,8 +13,7 @@ from prefect import get_run_logger, task
 from seqcast import window_store
 from seqcast.config import PipelineConfig
 from seqcast.records import ShardRef, ValidatedRef, WindowBuildRef, WindowsRef
-from seqcast.series_source import ParquetSeries, column_roles
-from seqcast.validation import series_column
+from seqcast.series_source import ParquetSeries, column_roles, series_column
 from seqcast.window_step import (
     abandon_build,
     build_inputs,

@@ -10,7 +10,7 @@ import pytest
 from prefect_dask import DaskTaskRunner
 
 from flows.prediction import batch_predict
-from flows.runners import RESULTS_FOLDER, on_runner, task_runner
+from flows.runners import RESULTS_FOLDER, run_sharded, task_runner
 from flows.sharded import window_shards
 from flows.training import nightly_training
 from seqcast.config import PipelineConfig, RunnerSpec
@@ -48,7 +48,7 @@ def test_thread_and_dask_runners_write_identical_windows_and_predictions(
     on_threads = nightly_training(threads)
     # The training flow's window step, alone (the flow calls it so), on a local Dask cluster.
     validated = validate(dask, ingest(dask))
-    on_dask = on_runner(window_shards, dask)(dask, validated)
+    on_dask = run_sharded(window_shards, dask, validated)
 
     # Windows: every file of the two builds has the same bytes (the manifest's sha256).
     thread_windows = read_manifest(_windows_uri(threads))
