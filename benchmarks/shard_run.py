@@ -1,6 +1,7 @@
 """One side of figure 6 in a fresh process: the sharded window build then batch prediction.
 
 Usage: python -m benchmarks.shard_run {thread|dask} VALIDATED_URI WORK N_SERIES ROWS REPEATS
+       [SERIES_PER_SHARD]
 Prints one JSON line. ``thread``: ThreadPoolTaskRunner with one thread. ``dask``: a local
 cluster of 2 worker processes x 1 thread, started first (its start-up is reported on its
 own) and passed by address, so its workers can be asked for their peak memory afterwards.
@@ -38,7 +39,15 @@ def _champion(config: Any, windows_uri: str, work: Path) -> None:
     registry.set_champion(config.pipeline_root, version, {"reason": "benchmark"})
 
 
-def main(side: str, validated_uri: str, work: Path, n_series: int, rows: int, repeats: int) -> None:
+def main(
+    side: str,
+    validated_uri: str,
+    work: Path,
+    n_series: int,
+    rows: int,
+    repeats: int,
+    series_per_shard: int = 500,
+) -> None:
     configure_prefect(work / f"prefect-{side}")
     from prefect import flow
 
@@ -54,7 +63,11 @@ def main(side: str, validated_uri: str, work: Path, n_series: int, rows: int, re
 
     warm_up()
     out: dict[str, Any] = {"side": side, "runs": []}
-    runner: dict[str, Any] = {"kind": "thread", "n_workers": 1}
+    runner: dict[str, Any] = {
+        "kind": "thread",
+        "n_workers": 1,
+        "series_per_shard": series_per_shard,
+    }
     client = None
     if side == "dask":
         from distributed import Client, LocalCluster
@@ -65,7 +78,11 @@ def main(side: str, validated_uri: str, work: Path, n_series: int, rows: int, re
         )
         client = Client(cluster)
         out["cluster_start_s"] = time.perf_counter() - started
-        runner = {"kind": "dask", "address": cluster.scheduler_address}
+        runner = {
+            "kind": "dask",
+            "address": cluster.scheduler_address,
+            "series_per_shard": series_per_shard,
+        }
     validated = ValidatedRef(uri=validated_uri, rows=rows, fingerprint="fig6", series=n_series)
     for repeat in range(repeats):
         config = bench_config(work / f"fig6-{side}-{repeat}", runner=runner)
@@ -99,4 +116,5 @@ def main(side: str, validated_uri: str, work: Path, n_series: int, rows: int, re
 
 if __name__ == "__main__":
     side, uri, work, n_series, rows, repeats = sys.argv[1:7]
-    main(side, uri, Path(work), int(n_series), int(rows), int(repeats))
+    shard_size = int(sys.argv[7]) if len(sys.argv) > 7 else 500
+    main(side, uri, Path(work), int(n_series), int(rows), int(repeats), shard_size)

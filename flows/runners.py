@@ -20,7 +20,11 @@ from typing import Any, TypeVar
 
 from prefect import Flow
 from prefect.filesystems import RemoteFileSystem, WritableFileSystem
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    temporary_settings,
+)
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from seqcast import storage
@@ -80,8 +84,14 @@ def _api_for_workers(spec: RunnerSpec) -> Iterator[None]:
 
 
 def run_sharded(subflow: Flow[..., R], config: PipelineConfig, *args: Any) -> R:
-    """Run ``subflow(config, *args)`` on the task runner ``config.runner`` names."""
-    with _api_for_workers(config.runner):
+    """Run ``subflow(config, *args)`` on the task runner ``config.runner`` names.
+
+    Without a heartbeat of its own: Prefect joins a flow run's heartbeat thread at exit,
+    which sleeps in 1 s steps, so each subflow would end up to a second late; the subflow
+    runs in its parent's process, whose heartbeat already tells a crash.
+    """
+    no_heartbeat = temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    with _api_for_workers(config.runner), no_heartbeat:
         return on_runner(subflow, config)(config, *args)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from seqcast import storage
@@ -176,22 +177,27 @@ def read_rows(uri: str, first: int, count: int, columns: list[str] | None = None
 
 
 def series_row_counts(uri: str, series_column: str) -> list[int]:
-    """Rows of each series of a table sorted by series, in table order (reads one column)."""
+    """Rows of each series of a table sorted by series, in table order (reads one column).
+
+    Run boundaries are found by Arrow's vectorised compare: no Python object per row.
+    """
     fs, path = storage.filesystem(uri)
     counts: list[int] = []
     last = None
     with fs.open(path, "rb") as handle:
         table = pq.ParquetFile(handle, pre_buffer=False, buffer_size=_READ_BUFFER)
         for batch in table.iter_batches(batch_size=65_536, columns=[series_column]):
-            ids = _arrow_to_numpy(batch.column(0), timestamp=False).astype(str)
-            if len(ids) == 0:
+            ids = batch.column(0).cast(pa.string())
+            n = len(ids)
+            if n == 0:
                 continue
-            starts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
-            lengths = np.diff([0, *starts.tolist(), len(ids)]).tolist()
-            if counts and ids[0] == last:
+            changed = pc.not_equal(ids.slice(1), ids.slice(0, n - 1))
+            starts = np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1
+            lengths = np.diff([0, *starts.tolist(), n]).tolist()
+            if counts and ids[0].as_py() == last:
                 counts[-1] += lengths.pop(0)
             counts.extend(lengths)
-            last = ids[-1]
+            last = ids[n - 1].as_py()
     return counts
 
 

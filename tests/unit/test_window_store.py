@@ -19,7 +19,7 @@ from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
 from seqcast.sample_data import activity_series, load_series
-from seqcast.series_source import ParquetSeries, column_roles
+from seqcast.series_source import ParquetSeries, column_roles, series_row_counts
 from seqcast.window_build import build_windows
 from seqcast.window_publish import WindowStore, verify
 from seqcast.window_step import build_or_reuse
@@ -102,6 +102,7 @@ def test_shards_write_the_same_windows_and_statistics_as_one_pass(tmp_path: Path
         assert sharded.counts[split] == whole.counts[split] == len(expected[split])
         assert_same_windows(read_split(sharded.uri, split), expected[split])
     assert not (Path(sharded.uri) / "_shards").exists()
+    assert series_row_counts(uri, "sensor") == [200] * 5  # runs that span row groups
     assert verify(sharded.uri) == []
 
 
@@ -205,7 +206,7 @@ KILLED_WRITER = """
 import sys, time
 from pathlib import Path
 from seqcast.config import PipelineConfig
-from seqcast.series_source import ParquetSeries, column_roles
+from seqcast.series_source import ParquetSeries, column_roles, series_row_counts
 from seqcast.window_step import build_or_reuse
 
 config = PipelineConfig.model_validate_json(Path(sys.argv[1]).read_text())
