@@ -19,7 +19,12 @@ from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
 from seqcast.sample_data import activity_series, load_series
-from seqcast.series_source import ParquetSeries, column_roles, series_row_counts
+from seqcast.series_source import (
+    ParquetSeries,
+    column_roles,
+    make_shards,
+    series_row_counts,
+)
 from seqcast.window_build import build_windows
 from seqcast.window_publish import WindowStore, verify
 from seqcast.window_step import build_or_reuse
@@ -104,6 +109,14 @@ def test_shards_write_the_same_windows_and_statistics_as_one_pass(tmp_path: Path
     assert not (Path(sharded.uri) / "_shards").exists()
     assert series_row_counts(uri, "sensor") == [200] * 5  # runs that span row groups
     assert verify(sharded.uri) == []
+
+
+def test_shards_are_contiguous_row_ranges_of_whole_series() -> None:
+    shards = make_shards([3, 5, 2, 4, 1], series_per_shard=2)
+    assert [(s.first_row, s.rows, s.series) for s in shards] == [(0, 8, 2), (8, 6, 2), (14, 1, 1)]
+    assert [s.number for s in shards] == [0, 1, 2]
+    with pytest.raises(ValueError, match="series_per_shard"):
+        make_shards([3], series_per_shard=0)
 
 
 def test_classify_windows_round_trip(tmp_path: Path) -> None:
@@ -206,7 +219,12 @@ KILLED_WRITER = """
 import sys, time
 from pathlib import Path
 from seqcast.config import PipelineConfig
-from seqcast.series_source import ParquetSeries, column_roles, series_row_counts
+from seqcast.series_source import (
+    ParquetSeries,
+    column_roles,
+    make_shards,
+    series_row_counts,
+)
 from seqcast.window_step import build_or_reuse
 
 config = PipelineConfig.model_validate_json(Path(sys.argv[1]).read_text())
