@@ -27,7 +27,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tasks flows tests benchmarks
 
-# The five figures of benchmarks/README.md (about 10 minutes on 2 cores); results.json.
+# The six figures of benchmarks/README.md (about 12 minutes on 2 cores); results.json.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 

@@ -19,7 +19,7 @@ import numpy as np
 from benchmarks.common import bench_config
 from seqcast.input_pipeline import WindowStream, fit_arguments, stream_windows
 from seqcast.models import build_model
-from seqcast.window_build import build_or_reuse
+from seqcast.window_step import build_or_reuse
 from seqcast.window_store import read_layout, read_split
 
 

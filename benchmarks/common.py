@@ -76,6 +76,7 @@ def write_csvs(frame: pd.DataFrame, directory: Path) -> Path:
 def bench_config(data_root: Path, source: str = "unused", **model: Any) -> PipelineConfig:
     """The forecast pipeline every benchmark uses: lookback 48 -> horizon 24 of load."""
     window = model.pop("window", {})
+    runner = model.pop("runner", {})
     return config_from_dict(
         {
             "name": "bench",
@@ -97,6 +98,7 @@ def bench_config(data_root: Path, source: str = "unused", **model: Any) -> Pipel
             },
             "split": {"by": "time", "val": 0.1, "test": 0.2},
             "model": {"units": [32], "batch_size": 256, "learning_rate": 1e-3, **model},
+            "runner": runner,
         }
     )
 

@@ -1,12 +1,15 @@
-"""`make bench`: run the five benchmark figures and write benchmarks/results.json.
+"""`make bench`: run the benchmark figures and write benchmarks/results.json.
 
-Usage: python -m benchmarks.run_all [--epochs N] [--stride S] [--only 1,2,3,4] [--series N]
-(figure 4 and 5 come from the same flow runs, so ``4`` selects both).
+Usage: python -m benchmarks.run_all [--epochs N] [--stride S] [--only 1,2,3,4,6] [--series N]
+(figure 4 and 5 come from the same flow runs, so ``4`` selects both; 6 is the sharded
+window build + prediction on Dask vs threads). A run of some figures keeps the others'
+recorded results.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -24,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=8, help="figure 5 training epochs")
     parser.add_argument("--stride", type=int, default=2, help="figure 5 window stride")
-    parser.add_argument("--only", default="1,2,3,4", help="figures to run")
+    parser.add_argument("--only", default="1,2,3,4,6", help="figures to run")
     parser.add_argument("--work", default=None, help="scratch directory (default: temporary)")
     parser.add_argument("--series", type=int, default=200, help="1x series (smoke runs: fewer)")
     args = parser.parse_args()
@@ -32,7 +35,7 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="seqcast-bench-"))
     configure_prefect(work / "prefect")
 
-    from benchmarks import bench_flow, bench_input, bench_window
+    from benchmarks import bench_flow, bench_input, bench_shards, bench_window
     from benchmarks.common import load_average, make_frame, save, write_csvs, write_validated
 
     results: dict[str, Any] = {
@@ -41,8 +44,9 @@ def main() -> None:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     started = time.perf_counter()
-    frame = make_frame(n_series=args.series, seed=1)
-    validated = write_validated(frame, str(work / "validated-1x.parquet"))
+    if only & {"1", "2", "3", "4", "5"}:
+        frame = make_frame(n_series=args.series, seed=1)
+        validated = write_validated(frame, str(work / "validated-1x.parquet"))
     if "1" in only:
         results["figure_1"] = bench_window.figure_1(frame, validated, work)
         results["layout"] = bench_window.layout_comparison(
@@ -61,8 +65,13 @@ def main() -> None:
         results["figures_4_5"] = flows
         print("figure 4:", round(flows["figure_4_ratio"], 4), flush=True)
         print("figure 5:", round(flows["figure_5_ratio"], 3), flush=True)
+    if "6" in only:
+        results["figure_6"] = bench_shards.figure_6(work, n_series=10 * args.series)
+        print("figure 6:", round(results["figure_6"]["speedup"], 3), flush=True)
     results["total_s"] = time.perf_counter() - started
     results["load_after"] = load_average()
+    if RESULTS.exists():  # keep the figures this run did not redo
+        results = {**json.loads(RESULTS.read_text()), **results}
     save(results, RESULTS)
     print(f"results in {RESULTS} ({results['total_s']:.0f} s); load {results['load_after']}")
     if args.work is None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.runners import run_sharded
+from flows.sharded import predict_shards
 from seqcast import publications
 from seqcast.config import PipelineConfig
 from seqcast.records import PredictionsRef
 from tasks.common import already_published, current_run_id, logical_date
 from tasks.ingest import ingest
-from tasks.predict import predict
 from tasks.validate import validate
 
 
@@ -25,7 +26,7 @@ def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef
         return PredictionsRef.model_validate(done["predictions"])
     snapshot = ingest(config)
     validated = validate(config, snapshot, predicting=True)
-    result = predict(config, validated, day)
+    result = run_sharded(predict_shards, config, validated, day, current_run_id())
     publications.record(
         config.pipeline_root,
         "predictions",

@@ -3,19 +3,19 @@ then (with `evaluate.backtest_folds`) the rolling-origin backtest folds."""
 
 from __future__ import annotations
 
-from prefect import flow, unmapped
+from prefect import flow
 
+from flows.runners import run_sharded
+from flows.sharded import backtest_folds, window_shards
 from seqcast import publications
 from seqcast.config import PipelineConfig
 from seqcast.records import TrainingOutcome
-from tasks.backtest import backtest_fold, plan_backtest, summarise_backtest
 from tasks.common import already_published, current_run_id, logical_date
 from tasks.evaluate import evaluate
 from tasks.ingest import ingest
 from tasks.register import register
 from tasks.train import train
 from tasks.validate import validate
-from tasks.window import window
 
 
 @flow(name="training", flow_run_name="train-{config.name}", validate_parameters=True)
@@ -30,15 +30,13 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
         return TrainingOutcome.model_validate(done["outcome"])
     snapshot = ingest(config)
     validated = validate(config, snapshot)
-    windows = window(config, validated)
+    windows = run_sharded(window_shards, config, validated)
     trained = train(config, windows)
     evaluation = evaluate(config, windows, trained)
     version = register(config, windows, trained, evaluation, validated)
     backtested = None
     if config.evaluate.backtest_folds:
-        folds = plan_backtest(config, validated, windows)
-        results = backtest_fold.map(unmapped(config), unmapped(validated), folds, unmapped(trained))
-        backtested = summarise_backtest(config, results, trained)
+        backtested = run_sharded(backtest_folds, config, validated, windows, trained)
     outcome = TrainingOutcome(evaluation=evaluation, version=version, backtest=backtested)
     publications.record(
         config.pipeline_root,

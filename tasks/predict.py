@@ -1,16 +1,24 @@
-"""Step 7, predict: the champion's forecasts for every series, written as Parquet."""
+"""Step 7, predict: the champion's forecasts for every series, per shard, then one Parquet file."""
 
 from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
 from prefect import get_run_logger, task
 
 from seqcast import registry, storage
 from seqcast.config import PipelineConfig
-from seqcast.prediction import predict_frame
-from seqcast.records import PredictionsRef, ValidatedRef
-from tasks.common import STEP_OPTIONS, current_run_id, logical_date
+from seqcast.prediction import champion_to_use, combine_parts, predict_part
+from seqcast.records import (
+    PredictionPartRef,
+    PredictionPlanRef,
+    PredictionsRef,
+    ShardRef,
+    ValidatedRef,
+)
+from seqcast.series_source import make_shards, series_column, series_row_counts
+from tasks.common import STEP_OPTIONS
 
 
 def replace_earlier(folder: str, keep: str) -> None:
@@ -23,32 +31,56 @@ def replace_earlier(folder: str, keep: str) -> None:
             fs.rm(entry)
 
 
-@task(name="predict", **STEP_OPTIONS)
-def predict(
-    config: PipelineConfig, validated: ValidatedRef, day: date | None = None
-) -> PredictionsRef:
-    """Load the champion, predict from each series' latest window and write the predictions.
+@task(name="predict-plan", **STEP_OPTIONS)
+def plan_prediction(
+    config: PipelineConfig, validated: ValidatedRef, flow_run_id: str
+) -> PredictionPlanRef:
+    """Pick the champion once and cut the validated table into shards of series."""
+    version = champion_to_use(config.pipeline_root)
+    counts = series_row_counts(validated.uri, series_column(config.source))
+    staging = storage.join(config.pipeline_root, "predictions", f".staging-{flow_run_id}")
+    shards = make_shards(counts, config.runner.series_per_shard)
+    get_run_logger().info("Predicting %d series in %d shard(s)", len(counts), len(shards))
+    return PredictionPlanRef(model_version=version, staging_uri=staging, shards=shards)
 
-    They go under ``predictions/date={day}/`` (the run's logical date) and replace any
-    earlier predictions for that day.
+
+@task(name="predict-shard", **STEP_OPTIONS)
+def predict_shard(
+    config: PipelineConfig,
+    validated: ValidatedRef,
+    plan: PredictionPlanRef,
+    shard: ShardRef,
+    flow_run_id: str,
+) -> PredictionPartRef:
+    """Predict one shard's series from their latest windows; stage them as one Parquet part."""
+    champion = registry.load_version(config.pipeline_root, plan.model_version)
+    out = storage.join(plan.staging_uri, f"part-{shard.number:05d}.parquet")
+    return predict_part(validated.uri, shard, champion, out, flow_run_id)
+
+
+@task(name="predict-combine", **STEP_OPTIONS)
+def combine_predictions(
+    config: PipelineConfig, plan: PredictionPlanRef, parts: list[PredictionPartRef], day: date
+) -> PredictionsRef:
+    """Combine the parts into one file under ``predictions/date={day}/``; drop the staging.
+
+    The file replaces any earlier predictions for that day (a forced rerun).
     """
-    day = day or logical_date()
-    champion = registry.load_champion(config.pipeline_root)
-    frame = storage.read_parquet(validated.uri).to_pandas()
-    predictions = predict_frame(frame, champion)
-    predictions["model_version"] = champion.version
-    predictions["flow_run_id"] = current_run_id()
-    origin = frame[champion.layout.timestamp].max()
-    name = f"origin={origin:%Y%m%dT%H%M%SZ}__model={champion.version}.parquet"
+    parts = sorted(parts, key=lambda p: p.uri)  # part-{shard} names: shard order
+    origin = max(pd.Timestamp(p.origin) for p in parts)
+    name = f"origin={origin:%Y%m%dT%H%M%SZ}__model={plan.model_version}.parquet"
     folder = storage.join(config.pipeline_root, "predictions", f"date={day.isoformat()}")
     uri = storage.join(folder, name)
-    storage.write_frame(predictions, uri)
+    rows = combine_parts(parts, uri)
+    fs, staging = storage.filesystem(plan.staging_uri)
+    if fs.exists(staging):
+        fs.rm(staging, recursive=True)
     replace_earlier(folder, keep=uri)
     get_run_logger().info(
         "%d prediction rows for %d series from champion %s written to %s",
-        len(predictions),
-        frame[champion.layout.series_column].nunique(),
-        champion.version,
+        rows,
+        sum(p.series for p in parts),
+        plan.model_version,
         uri,
     )
-    return PredictionsRef(uri=uri, rows=len(predictions), model_version=champion.version)
+    return PredictionsRef(uri=uri, rows=rows, model_version=plan.model_version)

@@ -30,8 +30,8 @@ from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
 from seqcast.input_pipeline import stream_windows
 from seqcast.training import train
-from seqcast.window_build import build_or_reuse
 from seqcast.window_publish import code_version
+from seqcast.window_step import build_or_reuse
 
 logger = logging.getLogger(__name__)
 

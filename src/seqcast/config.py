@@ -259,6 +259,48 @@ class EvaluateSpec(_Spec):
     )
 
 
+class RunnerSpec(_Spec):
+    """Where the sharded steps (window build, batch prediction) run: threads or Dask.
+
+    The shards come from the data (`series_per_shard`), never from the runner, so every
+    runner writes the same windows and predictions.
+    """
+
+    kind: Literal["thread", "dask"] = Field(
+        default="thread",
+        description="thread: shard tasks run in threads of the flow's process; dask: on a Dask "
+        "cluster (a local one of `n_workers` processes unless `address` is set).",
+    )
+    address: str | None = Field(
+        default=None,
+        description="dask: scheduler of a running cluster (e.g. tcp://host:8786); omitted: a "
+        "local cluster is started for the run and stopped after it.",
+    )
+    n_workers: int = Field(
+        default=2,
+        gt=0,
+        description="Shard tasks at once: threads (thread) or local worker processes (dask).",
+    )
+    threads_per_worker: int = Field(
+        default=1, gt=0, description="dask local cluster: threads in each worker process."
+    )
+    series_per_shard: int = Field(
+        default=500,
+        gt=0,
+        description="Series per shard task; a shard's rows are read, windowed and predicted "
+        "by one task, so this bounds a task's memory and sets the parallel grain.",
+    )
+
+    @model_validator(mode="after")
+    def _address_for_dask(self) -> RunnerSpec:
+        if self.address is not None and self.kind != "dask":
+            raise ValueError(
+                f"`address` is a Dask scheduler address; it needs kind=dask. "
+                f"Received: kind={self.kind!r}, address={self.address!r}"
+            )
+        return self
+
+
 class PipelineConfig(_Spec):
     """Everything one pipeline needs: data, windows, model, evaluation."""
 
@@ -274,6 +316,10 @@ class PipelineConfig(_Spec):
     split: SplitSpec = Field(default_factory=SplitSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    runner: RunnerSpec = Field(
+        default_factory=RunnerSpec,
+        description="Task runner of the sharded steps (window build, batch prediction).",
+    )
 
     @model_validator(mode="after")
     def _task_fits(self) -> PipelineConfig:

@@ -1,4 +1,10 @@
-"""Predict: the champion's forecast (or class) from the latest ``lookback`` steps of each series."""
+"""Predict: the champion's forecast (or class) from the latest ``lookback`` steps of each series.
+
+Batch prediction runs per shard of series (`predict_part`: one row range of the sorted
+validated table, one staged Parquet part); `combine_parts` then streams the parts, in
+shard order, into the one output file, so the output does not depend on how many tasks
+ran or where.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,15 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
+from seqcast import registry, storage
 from seqcast.covariates import calendar_features
-from seqcast.errors import DataContractError
+from seqcast.errors import DataContractError, RegistryError
+from seqcast.records import PredictionPartRef, ShardRef
 from seqcast.registry import LoadedModel
 from seqcast.series_grid import NS_PER_SECOND
+from seqcast.series_source import read_rows
 from seqcast.windowing import segment_ids
 
 logger = logging.getLogger(__name__)
@@ -105,3 +115,60 @@ def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
         part.insert(0, series_name, row["series"])
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def champion_to_use(pipeline_root: str) -> str:
+    """The champion's version, read once per run so every shard predicts with the same model
+    even if a training run promotes another one meanwhile."""
+    version = registry.champion_version(pipeline_root)
+    if version is None:
+        raise RegistryError(
+            f"no champion model under {registry.registry_root(pipeline_root)}: run `seqcast "
+            "train` first (a model becomes champion only if it beats the baselines)"
+        )
+    return version
+
+
+def predict_part(
+    validated_uri: str,
+    shard: ShardRef,
+    champion: LoadedModel,
+    out_uri: str,
+    flow_run_id: str,
+) -> PredictionPartRef:
+    """Predict the series of one shard of the validated table; write them to ``out_uri``."""
+    frame = read_rows(validated_uri, shard.first_row, shard.rows).to_pandas()
+    predictions = predict_frame(frame, champion)
+    predictions["model_version"] = champion.version
+    predictions["flow_run_id"] = flow_run_id
+    storage.write_frame(predictions, out_uri)
+    origin = pd.Timestamp(frame[champion.layout.timestamp].max())
+    return PredictionPartRef(
+        uri=out_uri, rows=len(predictions), series=shard.series, origin=origin.isoformat()
+    )
+
+
+def combine_parts(parts: list[PredictionPartRef], uri: str) -> int:
+    """Stream the parts' row groups, in order, into one Parquet file written atomically.
+
+    Returns:
+        The rows written.
+    """
+    if not parts:
+        raise ValueError("`parts` must name at least one staged prediction file")
+    rows = 0
+    with storage.atomic_path(uri) as (fs, temp), fs.open(temp, "wb") as handle:
+        writer = None
+        for part in parts:
+            part_fs, path = storage.filesystem(part.uri)
+            with part_fs.open(path, "rb") as source:
+                table = pq.ParquetFile(source)
+                if writer is None:
+                    writer = pq.ParquetWriter(handle, table.schema_arrow, compression="zstd")
+                for group in range(table.num_row_groups):
+                    chunk = table.read_row_group(group)
+                    writer.write_table(chunk)
+                    rows += chunk.num_rows
+        assert writer is not None
+        writer.close()
+    return rows

@@ -35,6 +35,24 @@ class ValidatedRef(_Record):
     report_uri: str = ""
 
 
+class ShardRef(_Record):
+    """A shard of series: a contiguous row range of the validated table (sorted by series)."""
+
+    number: int
+    first_row: int
+    rows: int
+    series: int
+
+
+class WindowBuildRef(_Record):
+    """A window build in progress (or found published: ``reused``) and its shards."""
+
+    uri: str
+    key: str
+    reused: bool
+    shards: list[ShardRef] = []
+
+
 class WindowsRef(_Record):
     """Windows written as Parquet, with the scaler and spec that produced them."""
 
@@ -74,6 +92,23 @@ class ModelVersionRef(_Record):
     uri: str
     promoted: bool
     reason: str
+
+
+class PredictionPlanRef(_Record):
+    """A batch prediction in progress: the model every shard uses and where parts go."""
+
+    model_version: str
+    staging_uri: str
+    shards: list[ShardRef]
+
+
+class PredictionPartRef(_Record):
+    """One shard's predictions, staged until they are combined into one file."""
+
+    uri: str
+    rows: int
+    series: int
+    origin: str
 
 
 class PredictionsRef(_Record):

@@ -62,6 +62,34 @@ class Scaler:
         )
 
 
+@dataclass(frozen=True)
+class Moments:
+    """Row count, per-column mean and sum of squared deviations of one batch of rows.
+
+    Plain floats, so a shard can hand them to the merge step as JSON (which round-trips
+    floats exactly): merged in the same order, they give bit-identical statistics.
+    """
+
+    count: int
+    mean: list[float]
+    m2: list[float]
+
+    def stats(self) -> Stats:
+        """Mean and population std of these rows alone (a constant column gets std 1)."""
+        std = np.sqrt(np.asarray(self.m2) / self.count)
+        std = np.where(std < _MIN_STD, 1.0, std)
+        return Stats(mean=list(self.mean), std=[float(v) for v in std])
+
+
+def moments(values: np.ndarray) -> Moments | None:
+    """The moments of ``values`` of shape (rows, columns); None if it holds no value."""
+    if values.size == 0:
+        return None
+    mean = values.mean(axis=0)
+    m2 = ((values - mean) ** 2).sum(axis=0)
+    return Moments(len(values), [float(v) for v in mean], [float(v) for v in m2])
+
+
 class RunningStats:
     """Per-column count, mean and sum of squared deviations, merged batch by batch.
 
@@ -82,17 +110,17 @@ class RunningStats:
             The statistics of ``values`` alone (None if empty), so a caller that also
             wants them (per-series scaling) does not compute them twice.
         """
-        if values.size == 0:
+        part = moments(values)
+        if part is None:
             return None
-        count = np.full(values.shape[1], float(len(values)))
-        mean = values.mean(axis=0)
-        m2 = ((values - mean) ** 2).sum(axis=0)
-        self._merge(count, mean, m2)
-        std = np.sqrt(m2 / len(values))
-        std = np.where(std < _MIN_STD, 1.0, std)
-        return Stats(mean=[float(v) for v in mean], std=[float(v) for v in std])
+        self.merge(part)
+        return part.stats()
 
-    def _merge(self, count: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
+    def merge(self, part: Moments) -> None:
+        """Merge the moments of rows seen elsewhere (another shard of series)."""
+        count = np.full(len(part.mean), float(part.count))
+        mean = np.asarray(part.mean, np.float64)
+        m2 = np.asarray(part.m2, np.float64)
         total = self.count + count
         delta = mean - self.mean
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -2,26 +2,39 @@
 
 The validated Parquet table is sorted by (series, timestamp). `ParquetSeries` reads it in
 record batches of a fixed size and yields each series as soon as its last row has been
-read: memory holds one batch plus the series being assembled, never the table.
+read: memory holds one batch plus the series being assembled, never the table. A shard
+of series is a row range of that table (`ParquetSeries.rows`): only the row groups that
+overlap it are read.
 `FrameSeries` does the same over an in-memory frame (tests, small data).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from seqcast import storage
-from seqcast.config import PipelineConfig
+from seqcast.config import PipelineConfig, SourceSpec
 from seqcast.errors import DataContractError
+from seqcast.records import ShardRef
 from seqcast.series_grid import SeriesRows
 
 _READ_BUFFER = 1 << 20
+
+SINGLE_SERIES = "__series__"
+"""Series column added when the source has a single series and no series_id column."""
+
+
+def series_column(source: SourceSpec) -> str:
+    """The validated table's series column (light to import: shard tasks on workers use it)."""
+    return source.series_id or SINGLE_SERIES
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,83 @@ class _Assembler:
             yield finished
 
 
+def row_range_batches(
+    table: pq.ParquetFile, lo: int, hi: int, columns: list[str] | None, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of rows ``[lo, hi)``: only the row groups that overlap them, trimmed."""
+    groups, position, start = [], 0, -1
+    for group in range(table.metadata.num_row_groups):
+        size = table.metadata.row_group(group).num_rows
+        if position < hi and position + size > lo:
+            groups.append(group)
+            start = position if start < 0 else start
+        position += size
+    if not groups:
+        return
+    for batch in table.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
+        begin, end = max(lo - start, 0), min(hi - start, batch.num_rows)
+        if end > begin:
+            yield batch.slice(begin, end - begin)
+        start += batch.num_rows
+
+
+def read_rows(uri: str, first: int, count: int, columns: list[str] | None = None) -> pa.Table:
+    """Rows ``[first, first + count)`` of a Parquet file, reading only their row groups."""
+    fs, path = storage.filesystem(uri)
+    with fs.open(path, "rb") as handle:
+        table = pq.ParquetFile(handle, pre_buffer=False, buffer_size=_READ_BUFFER)
+        batches = list(row_range_batches(table, first, first + count, columns, 65_536))
+        schema = table.schema_arrow if columns is None else None
+        if not batches:
+            return (schema or table.schema_arrow).empty_table()
+        return pa.Table.from_batches(batches)
+
+
+def series_row_counts(uri: str, series_column: str) -> list[int]:
+    """Rows of each series of a table sorted by series, in table order (reads one column).
+
+    Run boundaries are found by Arrow's vectorised compare: no Python object per row.
+    """
+    fs, path = storage.filesystem(uri)
+    counts: list[int] = []
+    last = None
+    with fs.open(path, "rb") as handle:
+        table = pq.ParquetFile(handle, pre_buffer=False, buffer_size=_READ_BUFFER)
+        for batch in table.iter_batches(batch_size=65_536, columns=[series_column]):
+            ids = batch.column(0).cast(pa.string())
+            n = len(ids)
+            if n == 0:
+                continue
+            changed = pc.not_equal(ids.slice(1), ids.slice(0, n - 1))
+            starts = np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1
+            lengths = np.diff([0, *starts.tolist(), n]).tolist()
+            if counts and ids[0].as_py() == last:
+                counts[-1] += lengths.pop(0)
+            counts.extend(lengths)
+            last = ids[n - 1].as_py()
+    return counts
+
+
+def make_shards(rows: list[int], series_per_shard: int) -> list[ShardRef]:
+    """Contiguous shards of ``series_per_shard`` series, from each series' row count.
+
+    A shard is a row range of the sorted table, so a task reads only its own row groups;
+    it depends on the data and the shard size only, never on where the shards run.
+    """
+    if series_per_shard <= 0:
+        raise ValueError(
+            f"`series_per_shard` must be positive. Received: series_per_shard={series_per_shard}"
+        )
+    shards, first = [], 0
+    for number, lo in enumerate(range(0, len(rows), series_per_shard)):
+        counts = rows[lo : lo + series_per_shard]
+        shards.append(
+            ShardRef(number=number, first_row=first, rows=sum(counts), series=len(counts))
+        )
+        first += sum(counts)
+    return shards
+
+
 class ParquetSeries:
     """Re-iterable source of the series of a sorted Parquet table, read in bounded batches."""
 
@@ -140,6 +230,23 @@ class ParquetSeries:
         self.uri = uri
         self.roles = roles
         self.batch_rows = batch_rows
+        self.row_range: tuple[int, int] | None = None
+
+    def rows(self, first: int, count: int) -> ParquetSeries:
+        """The same source limited to table rows ``[first, first + count)`` (whole series)."""
+        if first < 0 or count < 0:
+            raise ValueError(
+                f"`first` and `count` must not be negative. Received: first={first}, count={count}"
+            )
+        limited = copy.copy(self)
+        limited.row_range = (first, first + count)
+        return limited
+
+    def _batches(self, table: pq.ParquetFile, names: list[str]) -> Iterator[pa.RecordBatch]:
+        if self.row_range is None:
+            yield from table.iter_batches(batch_size=self.batch_rows, columns=names)
+        else:
+            yield from row_range_batches(table, *self.row_range, names, self.batch_rows)
 
     def __call__(self, light: bool = False) -> Iterator[SeriesRows]:
         names = self.roles.columns(light)
@@ -155,7 +262,7 @@ class ParquetSeries:
                     f"{self.uri} lacks the column(s) {missing} that the window step reads; "
                     f"check source.* in the config against the validated table."
                 )
-            for batch in table.iter_batches(batch_size=self.batch_rows, columns=names):
+            for batch in self._batches(table, names):
                 columns = {
                     name: _arrow_to_numpy(batch.column(name), name == self.roles.timestamp)
                     for name in names

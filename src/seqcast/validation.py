@@ -30,11 +30,9 @@ from seqcast.contracts import Contract, duration_seconds, duration_text
 from seqcast.gx_suite import ROW, run_suite
 from seqcast.ingest import SOURCE_FILE, SOURCE_LINE
 from seqcast.parsing import Parsed, ParsedTimestamps, parse_numbers, parse_text, parse_timestamps
+from seqcast.series_source import SINGLE_SERIES, series_column  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
-
-SINGLE_SERIES = "__series__"
-"""Series column added when the source has a single series and no series_id column."""
 
 QUARANTINE_RULE = "_quarantine_rule"
 QUARANTINE_REASON = "_quarantine_reason"
@@ -95,10 +93,6 @@ class ValidationReport:
             for r in self.results
             if r.outcome in ("warn", "quarantine")
         ]
-
-
-def series_column(source: SourceSpec) -> str:
-    return source.series_id or SINGLE_SERIES
 
 
 @dataclass

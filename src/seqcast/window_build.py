@@ -8,26 +8,29 @@
    per split (`SeriesWindows`), handed to a consumer as soon as it is ready.
 
 Each pass holds one series at a time plus per-series statistics (a few numbers per
-series), so peak memory does not grow with the number of series. `build_windows`
-materialises every window in memory (tests, small data); `write_windows` streams them
-into the window store in blocks.
+series), so peak memory does not grow with the number of series. Passes 2 and 3 can run
+on shards of series (row ranges of the source) in parallel: pass 2 keeps each series'
+moments (`SeriesFit`) and `merge_fits` merges them in source order, so the statistics
+do not depend on the sharding. `build_windows` materialises every window in memory
+(tests, small data); `write_part` streams one shard's windows into the window store in
+blocks, and `seqcast.window_step` runs the passes shard by shard.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from seqcast import storage
 from seqcast.config import PipelineConfig
 from seqcast.covariates import calendar_features
 from seqcast.errors import DataContractError
-from seqcast.scaling import RunningStats, Scaler, Stats
+from seqcast.scaling import Moments, RunningStats, Scaler, Stats, moments
 from seqcast.series_grid import (
     NS_PER_SECOND,
     GridRows,
@@ -37,9 +40,8 @@ from seqcast.series_grid import (
     step_nanoseconds,
     to_grid,
 )
-from seqcast.series_source import ColumnRoles, FrameSeries, ParquetSeries, column_roles
-from seqcast.window_publish import WindowStore, code_version, ensure_windows, windows_fingerprint
-from seqcast.window_store import BlockWriter, read_manifest
+from seqcast.series_source import ColumnRoles, FrameSeries, column_roles
+from seqcast.window_store import BlockWriter
 from seqcast.windowing import (
     SPLITS,
     SeriesWindows,
@@ -70,17 +72,6 @@ class WindowPlan:
     step_ns: int
     series_split: dict[str, str] | None
     class_index: dict[str, int]
-
-
-def window_settings(config: PipelineConfig) -> dict[str, Any]:
-    """Every setting that shapes the windows: part of their cache key."""
-    return {
-        "task": config.task,
-        "source": config.source.model_dump(),
-        "window": config.window.model_dump(),
-        "split": config.split.model_dump(mode="json"),
-        "normalize": config.normalize,
-    }
 
 
 def _grid(rows: SeriesRows, step_ns: int, config: PipelineConfig) -> GridRows:
@@ -126,13 +117,45 @@ def _check_static(grid: GridRows, roles: ColumnRoles) -> np.ndarray:
     return static[0]
 
 
-def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: str) -> WindowPlan:
-    """Passes 1 and 2: the grid step, the split of each series and the train statistics."""
-    roles = column_roles(config, series_column)
+@dataclass(frozen=True)
+class Survey:
+    """Pass 1 over a source: its series in order, their row counts, step and split."""
+
+    series: list[str]
+    rows: list[int]
+    step_ns: int
+    series_split: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class SeriesFit:
+    """What pass 2 learned from one series' training rows (moments are None when empty)."""
+
+    series: str
+    inputs: Moments | None
+    future: Moments | None
+    static: Moments | None
+    labels: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SeriesFit:
+        def part(key: str) -> Moments | None:
+            return Moments(**data[key]) if data[key] is not None else None
+
+        return cls(data["series"], part("inputs"), part("future"), part("static"), data["labels"])
+
+
+def survey(source: SeriesSource, config: PipelineConfig) -> Survey:
+    """Pass 1: the series ids in source order, rows per series, grid step and series split."""
     steps = StepCounter()
     series_ids: list[str] = []
+    counts: list[int] = []
     for rows in source(light=True):
         series_ids.append(rows.series)
+        counts.append(len(rows.stamps))
         if config.source.frequency is None:
             steps.add(rows.stamps)
     if not series_ids:
@@ -142,25 +165,58 @@ def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: st
     series_split = (
         assign_series_splits(series_ids, split.val, split.test) if split.by == "series" else None
     )
-    kind = config.normalize
-    overall = RunningStats(len(roles.inputs))
-    future = RunningStats(len(roles.future))
-    static = RunningStats(len(roles.static))
-    per_series: dict[str, Stats] = {}
-    labels: set[str] = set()
+    return Survey(series_ids, counts, step_ns, series_split)
+
+
+def fit_series(
+    source: SeriesSource,
+    config: PipelineConfig,
+    series_column: str,
+    step_ns: int,
+    series_split: dict[str, str] | None,
+) -> Iterator[SeriesFit]:
+    """Pass 2 over (a shard of) the source: each series' train-row moments, in order."""
+    roles = column_roles(config, series_column)
     for rows in source():
         grid = _grid(rows, step_ns, config)
         train = _train_rows(grid, step_ns, config, series_split)
         static_values = _check_static(grid, roles)
         if not train.any():
             continue
-        stats = overall.add(grid.rows.values[train])
-        future.add(grid.rows.future[train])
-        static.add(static_values[None, :])
-        if kind == "series" and stats is not None:
-            per_series[grid.rows.series] = stats
+        labels = []
         if grid.rows.labels is not None:
-            labels.update(str(v) for v in pd.unique(grid.rows.labels[train]))
+            labels = sorted(str(v) for v in pd.unique(grid.rows.labels[train]))
+        yield SeriesFit(
+            series=grid.rows.series,
+            inputs=moments(grid.rows.values[train]),
+            future=moments(grid.rows.future[train]),
+            static=moments(static_values[None, :]),
+            labels=labels,
+        )
+
+
+def merge_fits(
+    fits: Iterable[SeriesFit], config: PipelineConfig, series_column: str, found: Survey
+) -> WindowPlan:
+    """The plan from every series' fit, merged in source order.
+
+    Merging the same per-series moments in the same order gives bit-identical statistics
+    however the series were sharded, so every runner builds the same windows.
+    """
+    roles = column_roles(config, series_column)
+    kind = config.normalize
+    overall = RunningStats(len(roles.inputs))
+    future = RunningStats(len(roles.future))
+    static = RunningStats(len(roles.static))
+    per_series: dict[str, Stats] = {}
+    labels: set[str] = set()
+    for fit in fits:
+        for stats, part in ((overall, fit.inputs), (future, fit.future), (static, fit.static)):
+            if part is not None:
+                stats.merge(part)
+        if kind == "series" and fit.inputs is not None:
+            per_series[fit.series] = fit.inputs.stats()
+        labels.update(fit.labels)
     classes: list[str] = []
     if config.task == "classify":
         classes = sorted(labels)
@@ -173,7 +229,7 @@ def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: st
     layout = make_layout(
         config,
         series_column,
-        step_ns / NS_PER_SECOND,
+        found.step_ns / NS_PER_SECOND,
         classes,
         (future_stats.mean, future_stats.std),
         (static_stats.mean, static_stats.std),
@@ -184,7 +240,15 @@ def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: st
         global_stats=overall.stats(),
         series_stats=per_series,
     )
-    return WindowPlan(layout, scaler, step_ns, series_split, {c: i for i, c in enumerate(classes)})
+    class_index = {c: i for i, c in enumerate(classes)}
+    return WindowPlan(layout, scaler, found.step_ns, found.series_split, class_index)
+
+
+def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: str) -> WindowPlan:
+    """Passes 1 and 2 over the whole source: the grid step, the splits, the statistics."""
+    found = survey(source, config)
+    fits = fit_series(source, config, series_column, found.step_ns, found.series_split)
+    return merge_fits(fits, config, series_column, found)
 
 
 def iter_series_windows(
@@ -223,16 +287,6 @@ def iter_series_windows(
             yield windows
 
 
-def _require_every_split(counts: dict[str, int], layout: WindowLayout) -> None:
-    for name in SPLITS:
-        if counts[name] == 0:
-            raise DataContractError(
-                f"the {name} split has no windows: each series needs more than "
-                f"lookback + horizon = {layout.span} rows in its {name} part. Use more data, "
-                f"a shorter window, or change split.val / split.test."
-            )
-
-
 def build_windows(
     frame: pd.DataFrame, config: PipelineConfig, series_column: str
 ) -> tuple[dict[str, WindowArrays], Scaler, WindowLayout]:
@@ -245,31 +299,31 @@ def build_windows(
     plan = plan_windows(source, config, series_column)
     parts = list(iter_series_windows(source, plan, config))
     counts = {s: sum(p.count(s) for p in parts) for s in SPLITS}
-    _require_every_split(counts, plan.layout)
+    require_every_split(counts, plan.layout)
     windows = {
         s: concat_windows([cut_windows(p, p.starts[s], plan.layout) for p in parts]) for s in SPLITS
     }
     return windows, plan.scaler, plan.layout
 
 
-def write_windows(
+def write_part(
     source: SeriesSource,
+    plan: WindowPlan,
     config: PipelineConfig,
-    series_column: str,
     uri: str,
+    part: int = 0,
     block_rows: int = 65_536,
 ) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    """Stream every series' rows and window starts into the store directory ``uri``.
+    """Pass 3 over (a shard of) the source: its windows into part ``part`` of store ``uri``.
 
     Series are grouped into blocks of about ``block_rows`` rows (a block holds whole
-    series, so no window crosses blocks); each block is written as it fills. The layout
-    and the scaler are written beside the blocks.
+    series, so no window crosses blocks); each block is written as it fills.
 
     Returns:
-        Windows per split, and a summary of each block (rows, series, windows per split).
+        Windows per split, and a summary of each block (part, row group, rows, series,
+        windows per split).
     """
-    plan = plan_windows(source, config, series_column)
-    with BlockWriter(uri, plan.layout, plan.scaler) as writer:
+    with BlockWriter(uri, plan.layout, part) as writer:
         block: list[SeriesWindows] = []
         rows = 0
         for windows in iter_series_windows(source, plan, config):
@@ -280,57 +334,15 @@ def write_windows(
                 block, rows = [], 0
         if block:
             writer.write(concat_series_windows(block, plan.layout))
-        _require_every_split(writer.counts, plan.layout)
-    logger.info("windows per split: %s in %d block(s)", writer.counts, len(writer.blocks))
     return dict(writer.counts), writer.blocks
 
 
-@dataclass(frozen=True)
-class WindowsBuilt:
-    """Where the windows for a config and validated table are, and whether they were reused."""
-
-    uri: str
-    key: str
-    reused: bool
-    counts: dict[str, int]
-
-
-def build_or_reuse(
-    config: PipelineConfig,
-    validated_uri: str,
-    data_fingerprint: str,
-    series_column: str,
-    code: str | None = None,
-    block_rows: int = 65_536,
-    source: SeriesSource | None = None,
-    store_uri: str | None = None,
-) -> WindowsBuilt:
-    """The window step: reuse the published build for these inputs, or stream a new one.
-
-    The key covers the validated data's fingerprint, every window, split and scaling
-    setting and the code version (``code`` overrides it, for tests).
-
-    Args:
-        source: where the rows come from; default: the validated table, read in batches.
-        store_uri: the window store; default ``{pipeline_root}/windows`` (backtest folds
-            keep theirs apart).
-    """
-    settings = window_settings(config)
-    code = code or code_version()
-    key = windows_fingerprint(data_fingerprint, settings, code)
-    store = WindowStore(store_uri or storage.join(config.pipeline_root, "windows"))
-    if source is None:
-        source = ParquetSeries(validated_uri, column_roles(config, series_column))
-    inputs = {
-        "data_fingerprint": data_fingerprint,
-        "validated_uri": validated_uri,
-        "settings": settings,
-        "code_version": code,
-    }
-    uri, reused = ensure_windows(
-        store,
-        key,
-        inputs,
-        lambda out: write_windows(source, config, series_column, out, block_rows),
-    )
-    return WindowsBuilt(uri=uri, key=key, reused=reused, counts=read_manifest(uri)["counts"])
+def require_every_split(counts: dict[str, int], layout: WindowLayout) -> None:
+    """Raise unless every split has at least one window."""
+    for name in SPLITS:
+        if counts[name] == 0:
+            raise DataContractError(
+                f"the {name} split has no windows: each series needs more than "
+                f"lookback + horizon = {layout.span} rows in its {name} part. Use more data, "
+                f"a shorter window, or change split.val / split.test."
+            )

@@ -35,7 +35,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from seqcast import __version__, storage
-from seqcast.window_store import FORMAT, MANIFEST, PAYLOAD, WRITER, read_manifest
+from seqcast.window_store import FORMAT, MANIFEST, WRITER, payload_files, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ _CODE_MODULES = (
     "scaling.py",
     "windowing.py",
     "window_build.py",
+    "window_step.py",
     "window_store.py",
 )
 
@@ -217,7 +218,7 @@ class WindowStore:
             "inputs": inputs,
             "counts": counts,
             "blocks": blocks,
-            "files": {name: _file_entry(storage.join(uri, name)) for name in PAYLOAD},
+            "files": {name: _file_entry(storage.join(uri, name)) for name in payload_files(blocks)},
         }
         storage.write_json(storage.join(uri, MANIFEST), manifest)
         fs, path = storage.filesystem(storage.join(uri, WRITER))

@@ -1,21 +1,25 @@
-"""The window store's format: series rows plus a window index, as Parquet.
+"""The window store's format: series rows plus a window index, as Parquet, in parts.
 
 One build directory (see `seqcast.window_publish` for how builds are published)::
 
-    segments.parquet    one row per grid step of every series that has windows: series
-                        (int32 code), ts, inputs (scaled, fixed-size list), future
-                        (covariates), label (classify); one row group per block of whole
-                        series
-    index.parquet       one row per window: split (int8), start (int32 row of its block);
-                        one row group per block, aligned with segments
-    series.parquet      series id, block and static features per series code
-    scaler.json, layout.json   how the rows were scaled; what a model reads
-    manifest.json       files (bytes, rows, schema, sha256), counts, blocks, inputs
+    segments-{part}.parquet  one row per grid step of every series of one part (a shard of
+                             series, written by one task) that has windows: series (int32
+                             code into the part's series file), ts, inputs (scaled,
+                             fixed-size list), future (covariates), label (classify); one
+                             row group per block of whole series
+    index-{part}.parquet     one row per window: split (int8), start (int32 row of its
+                             block); one row group per block, aligned with segments
+    series-{part}.parquet    series id, row group and static features per series code
+    scaler.json, layout.json how the rows were scaled; what a model reads
+    manifest.json            files (bytes, rows, schema, sha256), counts, blocks (each with
+                             its part and row group), inputs
 
 Windows are not materialised on disk: a window is a start row, cut from its block's rows
 when read (`seqcast.windowing.cut_windows`). The store is as large as the validated data
 instead of ``lookback`` times larger, and a block is the unit of reading: one row group
-of each file. benchmarks/README.md has the numbers behind this layout.
+of each file of its part. Parts let shards of series be written in parallel, each into
+its own files, with no copy afterwards. benchmarks/README.md has the numbers behind this
+layout.
 """
 
 from __future__ import annotations
@@ -38,10 +42,24 @@ from seqcast.windowing import (
     cut_windows,
 )
 
-FORMAT = "seqcast.windows/2"
-SEGMENTS, INDEX, SERIES = "segments.parquet", "index.parquet", "series.parquet"
+FORMAT = "seqcast.windows/3"
+SCALER, LAYOUT = "scaler.json", "layout.json"
 MANIFEST, WRITER = "manifest.json", "_writer.json"
-PAYLOAD = (SEGMENTS, INDEX, SERIES, "scaler.json", "layout.json")
+
+
+def part_files(part: int) -> tuple[str, str, str]:
+    """The segments, index and series file names of one part."""
+    return (
+        f"segments-{part:05d}.parquet",
+        f"index-{part:05d}.parquet",
+        f"series-{part:05d}.parquet",
+    )
+
+
+def payload_files(blocks: list[dict[str, Any]]) -> list[str]:
+    """Every file a build with these block summaries holds (the manifest's ``files``)."""
+    parts = sorted({int(b["part"]) for b in blocks})
+    return [SCALER, LAYOUT, *(name for part in parts for name in part_files(part))]
 
 
 def _fixed_list(values: np.ndarray) -> pa.Array:
@@ -57,18 +75,24 @@ def _matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
 
 
 class BlockWriter:
-    """Writes blocks of whole series (`SeriesWindows`) into a build directory as they come."""
+    """Writes blocks of whole series (`SeriesWindows`) into one part of a build directory.
 
-    def __init__(self, uri: str, layout: WindowLayout, scaler: Scaler) -> None:
+    The part's files are opened at the first block: a shard whose series have no windows
+    leaves no files.
+    """
+
+    def __init__(self, uri: str, layout: WindowLayout, part: int = 0) -> None:
         self.uri = uri
         self.layout = layout
-        self.scaler = scaler
+        self.part = part
         self.counts = dict.fromkeys(SPLITS, 0)
         self.blocks: list[dict[str, Any]] = []
         self._names: list[str] = []
         self._series_block: list[int] = []
         self._static: list[np.ndarray] = []
         self._handles: list[Any] = []
+        self.segments: pq.ParquetWriter | None = None
+        self.index: pq.ParquetWriter | None = None
         fields = [
             ("series", pa.int32()),
             ("ts", pa.timestamp("ns", tz="UTC")),
@@ -93,12 +117,14 @@ class BlockWriter:
     def __enter__(self) -> BlockWriter:
         fs, path = storage.filesystem(self.uri)
         fs.makedirs(path, exist_ok=True)
-        self.segments = self._open(SEGMENTS, self.segment_schema)
-        self.index = self._open(INDEX, self.index_schema)
         return self
 
     def write(self, block: SeriesWindows) -> None:
         """Append one block: its rows as a segments row group, its windows as an index one."""
+        if self.segments is None or self.index is None:
+            segments, index, _ = part_files(self.part)
+            self.segments = self._open(segments, self.segment_schema)
+            self.index = self._open(index, self.index_schema)
         offset = len(self._names)
         columns: dict[str, pa.Array] = {
             "series": pa.array(block.series + offset, pa.int32()),
@@ -115,9 +141,11 @@ class BlockWriter:
         start = np.concatenate([block.starts[s] for s in SPLITS]).astype(np.int32)
         index = pa.table({"split": split, "start": start}, schema=self.index_schema)
         self.index.write_table(index, row_group_size=max(len(index), 1))
-        number = len(self.blocks)
+        group = len(self.blocks)
         self.blocks.append(
             {
+                "part": self.part,
+                "group": group,
                 "rows": len(block),
                 "series": len(block.names),
                 "windows": {s: block.count(s) for s in SPLITS},
@@ -126,38 +154,38 @@ class BlockWriter:
         for s in SPLITS:
             self.counts[s] += block.count(s)
         self._names.extend(block.names)
-        self._series_block.extend([number] * len(block.names))
+        self._series_block.extend([group] * len(block.names))
         self._static.append(block.static)
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.segments.close()
-        self.index.close()
+        for writer in (self.segments, self.index):
+            if writer is not None:
+                writer.close()
         for handle in self._handles:
             handle.close()
-        if exc_type is not None:
+        if exc_type is not None or not self.blocks:
             return
-        static = (
-            np.concatenate(self._static)
-            if self._static
-            else np.empty((0, self.layout.n_static), np.float32)
-        )
         columns: dict[str, Any] = {
             "series": pa.array(self._names, pa.string()),
-            "block": pa.array(self._series_block, pa.int32()),
+            "group": pa.array(self._series_block, pa.int32()),
         }
         if self.layout.n_static:
-            columns["static"] = _fixed_list(static)
-        storage.write_parquet(pa.table(columns), storage.join(self.uri, SERIES))
-        storage.write_json(storage.join(self.uri, "scaler.json"), self.scaler.to_json())
-        storage.write_json(storage.join(self.uri, "layout.json"), dataclasses.asdict(self.layout))
+            columns["static"] = _fixed_list(np.concatenate(self._static))
+        storage.write_parquet(pa.table(columns), storage.join(self.uri, part_files(self.part)[2]))
+
+
+def write_plan(uri: str, layout: WindowLayout, scaler: Scaler) -> None:
+    """Write what every part shares: how rows were scaled and what a model reads."""
+    storage.write_json(storage.join(uri, SCALER), scaler.to_json())
+    storage.write_json(storage.join(uri, LAYOUT), dataclasses.asdict(layout))
 
 
 def read_layout(uri: str) -> WindowLayout:
-    return WindowLayout(**storage.read_json(storage.join(uri, "layout.json")))
+    return WindowLayout(**storage.read_json(storage.join(uri, LAYOUT)))
 
 
 def read_scaler(uri: str) -> Scaler:
-    return Scaler.from_json(storage.read_json(storage.join(uri, "scaler.json")))
+    return Scaler.from_json(storage.read_json(storage.join(uri, SCALER)))
 
 
 def read_manifest(uri: str) -> dict[str, Any]:
@@ -171,17 +199,10 @@ class StoreReader:
         self.uri = uri
         self.layout = read_layout(uri)
         self.manifest = read_manifest(uri)
-        series = storage.read_parquet(storage.join(uri, SERIES))
-        self.names: list[str] = series["series"].to_pylist()
-        self.static = (
-            _matrix(series["static"], self.layout.n_static)
-            if self.layout.n_static
-            else np.zeros((len(self.names), 0), np.float32)
-        )
         fs, _ = storage.filesystem(uri)
         self._fs = fs
-        self._segments: pq.ParquetFile | None = None
-        self._index: pq.ParquetFile | None = None
+        self._parts: dict[int, tuple[pq.ParquetFile, pq.ParquetFile]] = {}
+        self._series: dict[int, tuple[list[str], np.ndarray]] = {}
         self._handles: list[Any] = []
 
     @property
@@ -200,14 +221,31 @@ class StoreReader:
         self._handles.append(handle)
         return pq.ParquetFile(handle, pre_buffer=False, buffer_size=1 << 20)
 
+    def series(self, part: int) -> tuple[list[str], np.ndarray]:
+        """The series ids of one part and their static features, (series, n_static)."""
+        if part not in self._series:
+            table = storage.read_parquet(storage.join(self.uri, part_files(part)[2]))
+            names: list[str] = table["series"].to_pylist()
+            static = (
+                _matrix(table["static"], self.layout.n_static)
+                if self.layout.n_static
+                else np.zeros((len(names), 0), np.float32)
+            )
+            self._series[part] = (names, static)
+        return self._series[part]
+
     def block(self, number: int) -> SeriesWindows:
-        """Rows and window starts of one block (series codes index ``self.names``)."""
-        if self._segments is None:
-            self._segments, self._index = self._file(SEGMENTS), self._file(INDEX)
-        assert self._index is not None
+        """Rows and window starts of one block (series codes index its part's ``names``)."""
+        entry = self.manifest["blocks"][number]
+        part, group = int(entry["part"]), int(entry["group"])
+        if part not in self._parts:
+            segments, index, _ = part_files(part)
+            self._parts[part] = (self._file(segments), self._file(index))
+        segments_file, index_file = self._parts[part]
+        names, static = self.series(part)
         layout = self.layout
-        rows = self._segments.read_row_group(number)
-        index = self._index.read_row_group(number)
+        rows = segments_file.read_row_group(group)
+        index = index_file.read_row_group(group)
         split = index["split"].to_numpy()
         start = index["start"].to_numpy().astype(np.int64)
         n = rows.num_rows
@@ -223,8 +261,8 @@ class StoreReader:
                 rows["label"].to_numpy() if layout.task == "classify" else np.empty(0, np.int32)
             ),
             series=rows["series"].to_numpy(),
-            names=self.names,
-            static=self.static,
+            names=names,
+            static=static,
             starts={s: start[split == i] for i, s in enumerate(SPLITS)},
         )
 
@@ -232,7 +270,7 @@ class StoreReader:
         for handle in self._handles:
             handle.close()
         self._handles = []
-        self._segments = self._index = None
+        self._parts = {}
 
 
 def read_split(uri: str, split: str, layout: WindowLayout | None = None) -> WindowArrays:

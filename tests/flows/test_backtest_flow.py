@@ -1,11 +1,15 @@
-"""The backtest in the nightly flow: mapped fold tasks, a spread table, cached folds."""
+"""The backtest in the nightly flow: a subflow of mapped fold tasks, a spread table, cached
+folds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
 from flows.training import nightly_training
 from tests.conftest import tiny_config
@@ -13,6 +17,20 @@ from tests.flows.test_pipeline import task_run_states
 from tests.flows.test_trust import read_artifacts
 
 pytestmark = pytest.mark.flow
+
+
+def subflow_run_id(parent: object, name: str) -> object:
+    async def read() -> object:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])
+                )
+            )
+            flows = {run.id: (await client.read_flow(run.flow_id)).name for run in runs}
+        return next(run_id for run_id, flow_name in flows.items() if flow_name == name)
+
+    return asyncio.run(read())
 
 
 def test_backtest_folds_run_as_tasks_and_publish_their_spread(
@@ -28,9 +46,10 @@ def test_backtest_folds_run_as_tasks_and_publish_their_spread(
     )
     state = nightly_training(config, return_state=True)
     outcome = state.result()
-    run_id = state.state_details.flow_run_id
+    assert task_run_states(state.state_details.flow_run_id)["backtest"] == "COMPLETED"
+    run_id = subflow_run_id(state.state_details.flow_run_id, "backtest")
     states = task_run_states(run_id)
-    assert {"backtest-plan", "backtest-fold", "backtest-summary"} <= set(states)
+    assert set(states) == {"backtest-plan", "backtest-fold", "backtest-summary"}
     assert set(states.values()) == {"COMPLETED"}
     backtest = outcome.backtest
     assert [f.fold for f in backtest.folds] == [1, 2]

@@ -19,7 +19,7 @@ from seqcast.backtest import (
 )
 from seqcast.config import PipelineConfig, config_from_dict
 from seqcast.sample_data import load_series
-from seqcast.window_build import build_or_reuse
+from seqcast.window_step import build_or_reuse
 from seqcast.window_store import read_split
 from tests.conftest import arithmetic_frame
 

@@ -17,8 +17,8 @@ import pytest
 
 from seqcast import cas, registry, storage
 from seqcast.config import PipelineConfig
-from seqcast.window_build import build_or_reuse
 from seqcast.window_publish import WindowStore, verify
+from seqcast.window_step import build_or_reuse
 from seqcast.window_store import BlockWriter, read_split
 from tests.conftest import tiny_config
 from tests.object_store import every_file
@@ -224,7 +224,7 @@ KILLED_WRITER = """
 import sys, time
 from pathlib import Path
 from seqcast.config import PipelineConfig
-from seqcast.window_build import build_or_reuse
+from seqcast.window_step import build_or_reuse
 from seqcast.window_store import BlockWriter
 
 config = PipelineConfig.model_validate_json(Path(sys.argv[1]).read_text())

@@ -20,7 +20,7 @@ from seqcast.prediction import covariate_inputs, latest_windows, predict_frame
 from seqcast.registry import LoadedModel
 from seqcast.sample_data import load_series
 from seqcast.training import train
-from seqcast.window_build import WindowsBuilt, build_or_reuse
+from seqcast.window_step import WindowsBuilt, build_or_reuse
 from seqcast.window_store import read_layout, read_manifest, read_scaler, read_split
 from tests.conftest import arithmetic_frame
 

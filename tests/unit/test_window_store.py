@@ -12,15 +12,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
 from seqcast.sample_data import activity_series, load_series
-from seqcast.series_source import ParquetSeries, column_roles
-from seqcast.window_build import build_or_reuse, build_windows
+from seqcast.series_source import (
+    ParquetSeries,
+    column_roles,
+    make_shards,
+    series_row_counts,
+)
+from seqcast.window_build import build_windows
 from seqcast.window_publish import WindowStore, verify
+from seqcast.window_step import build_or_reuse
 from seqcast.window_store import read_split
 from seqcast.windowing import SPLITS
 from tests.conftest import tiny_config
@@ -81,6 +88,37 @@ def test_store_holds_the_same_windows_as_memory_across_blocks_and_batches(
         assert_same_windows(read_split(built.uri, split), expected[split])
 
 
+def test_shards_write_the_same_windows_and_statistics_as_one_pass(tmp_path: Path) -> None:
+    frame = load_frame(n_series=5).sort_values(["sensor", "ts"], kind="stable")
+    uri = str(tmp_path / "validated.parquet")
+    # Row groups of 130 rows: a shard's rows start and end inside row groups.
+    storage.write_parquet(pa.Table.from_pandas(frame, preserve_index=False), uri, 130)
+    whole = build_or_reuse(load_config(tmp_path / "a"), uri, "fp", "sensor")
+    config = load_config(tmp_path / "b", runner__series_per_shard=2)
+    # Tiny batches too: a shard's row range starts and ends inside read batches.
+    source = ParquetSeries(uri, column_roles(config, "sensor"), batch_rows=37)
+    sharded = build_or_reuse(config, uri, "fp", "sensor", block_rows=250, source=source)
+    blocks = window_store.read_manifest(sharded.uri)["blocks"]
+    assert [(b["part"], b["series"]) for b in blocks] == [(0, 2), (1, 2), (2, 1)]
+    for name in ("scaler.json", "layout.json"):  # moments merged in order: bit-identical
+        assert (Path(sharded.uri) / name).read_bytes() == (Path(whole.uri) / name).read_bytes()
+    expected, _, _ = build_windows(frame, config, "sensor")
+    for split in SPLITS:
+        assert sharded.counts[split] == whole.counts[split] == len(expected[split])
+        assert_same_windows(read_split(sharded.uri, split), expected[split])
+    assert not (Path(sharded.uri) / "_shards").exists()
+    assert series_row_counts(uri, "sensor") == [200] * 5  # runs that span row groups
+    assert verify(sharded.uri) == []
+
+
+def test_shards_are_contiguous_row_ranges_of_whole_series() -> None:
+    shards = make_shards([3, 5, 2, 4, 1], series_per_shard=2)
+    assert [(s.first_row, s.rows, s.series) for s in shards] == [(0, 8, 2), (8, 6, 2), (14, 1, 1)]
+    assert [s.number for s in shards] == [0, 1, 2]
+    with pytest.raises(ValueError, match="series_per_shard"):
+        make_shards([3], series_per_shard=0)
+
+
 def test_classify_windows_round_trip(tmp_path: Path) -> None:
     frame = activity_series(n_series=2, n_steps=400, seed=3).rename(columns={"device": "sensor"})
     config = tiny_config(
@@ -104,18 +142,19 @@ def test_manifest_lists_every_file_with_rows_schema_and_checksum(tmp_path: Path)
     config = load_config(tmp_path)
     built = build_or_reuse(config, validated(tmp_path, load_frame()), "fp-1", "sensor")
     manifest = window_store.read_manifest(built.uri)
-    assert set(manifest["files"]) == set(window_store.PAYLOAD)
-    segments = manifest["files"]["segments.parquet"]
+    assert set(manifest["files"]) == set(window_store.payload_files(manifest["blocks"]))
+    assert {"scaler.json", "layout.json", "series-00000.parquet"} <= set(manifest["files"])
+    segments = manifest["files"]["segments-00000.parquet"]
     assert segments["rows"] == 4 * 200 and "inputs" in segments["schema"]
     assert manifest["inputs"]["data_fingerprint"] == "fp-1"
     assert manifest["inputs"]["settings"]["window"]["lookback"] == 12
     assert manifest["counts"] == built.counts
     assert verify(built.uri) == []
-    index = Path(built.uri) / "index.parquet"
+    index = Path(built.uri) / "index-00000.parquet"
     data = bytearray(index.read_bytes())
     data[len(data) // 2] ^= 0xFF
     index.write_bytes(bytes(data))
-    assert verify(built.uri) == [f"{built.uri}/index.parquet: sha256 differs from the manifest"]
+    assert verify(built.uri) == [f"{index}: sha256 differs from the manifest"]
 
 
 def test_unchanged_inputs_reuse_the_published_build(tmp_path: Path) -> None:
@@ -159,7 +198,7 @@ def test_a_damaged_build_is_rebuilt(tmp_path: Path) -> None:
     config = load_config(tmp_path)
     uri = validated(tmp_path, load_frame())
     first = build_or_reuse(config, uri, "fp-1", "sensor")
-    (Path(first.uri) / "segments.parquet").write_bytes(b"truncated")
+    (Path(first.uri) / "segments-00000.parquet").write_bytes(b"truncated")
     again = build_or_reuse(config, uri, "fp-1", "sensor")
     assert not again.reused and again.uri != first.uri
     assert verify(again.uri) == []
@@ -180,8 +219,13 @@ KILLED_WRITER = """
 import sys, time
 from pathlib import Path
 from seqcast.config import PipelineConfig
-from seqcast.series_source import ParquetSeries, column_roles
-from seqcast.window_build import build_or_reuse
+from seqcast.series_source import (
+    ParquetSeries,
+    column_roles,
+    make_shards,
+    series_row_counts,
+)
+from seqcast.window_step import build_or_reuse
 
 config = PipelineConfig.model_validate_json(Path(sys.argv[1]).read_text())
 root = Path(config.pipeline_root) / "windows" / "builds"
@@ -190,7 +234,7 @@ class SlowSource(ParquetSeries):
     # The table outgrows the machine: once blocks are being written, reading stalls.
     def __call__(self, light=False):
         for rows in super().__call__(light):
-            segments = root.glob("*/segments.parquet")
+            segments = root.glob("*/segments-*.parquet")
             writing = [p for p in segments if (p.parent / "_writer.json").exists()]
             if writing and writing[0].stat().st_size > 0:
                 print("WRITING", flush=True)
@@ -231,7 +275,7 @@ def test_a_writer_killed_midway_leaves_the_old_windows_and_is_cleaned_up(
     assert len(builds) == 2  # the published one and the half-written one
     half = next(Path(store.root) / "builds" / b for b in builds if not old.uri.endswith(b))
     assert (half / "_writer.json").exists() and not (half / "manifest.json").exists()
-    assert (half / "segments.parquet").stat().st_size > 0
+    assert (half / "segments-00000.parquet").stat().st_size > 0
     # Readers still get the old windows, whole.
     current = json.loads((Path(store.root) / "current.json").read_text())
     assert current["key"] == old.key

@@ -1,0 +1,107 @@
+"""The task runner of the sharded steps, chosen from the config at run time.
+
+A flow's task runner is fixed where the flow is defined, and a deployment imports the
+flow object from its entrypoint; so the sharded steps are subflows that each run picks a
+runner for: ``run_sharded(window_shards, config, validated)``.
+
+Dask workers are other processes: they report their task runs to the flow's Prefect API.
+Where that is the ephemeral one this process started (no ``PREFECT_API_URL``: the CLI,
+tests), its address is handed to them, else each worker would start a server of its own.
+Workers on other machines need a real server (``PREFECT_API_URL``), as deployments have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect import Flow
+from prefect.filesystems import RemoteFileSystem, WritableFileSystem
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    temporary_settings,
+)
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from seqcast import storage
+from seqcast.config import PipelineConfig, RunnerSpec
+
+R = TypeVar("R")
+
+RESULTS_FOLDER = ".prefect-results"
+"""Task results of distributed runs, under the data root: every worker reaches it."""
+
+
+def task_runner(spec: RunnerSpec) -> TaskRunner[Any]:
+    """Threads of this process, a Dask cluster at ``spec.address``, or a local one."""
+    if spec.kind == "thread":
+        return ThreadPoolTaskRunner(max_workers=spec.n_workers)
+    from prefect_dask import DaskTaskRunner  # imported only where Dask is asked for
+
+    if spec.address:
+        return DaskTaskRunner(address=spec.address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": spec.n_workers,
+            "threads_per_worker": spec.threads_per_worker,
+            "processes": True,
+            "dashboard_address": None,
+        }
+    )
+
+
+def result_storage(config: PipelineConfig) -> Path | WritableFileSystem:
+    """``{data_root}/.prefect-results``: where a retry on another worker finds results.
+
+    A local root is passed as a path; a URL root as a `RemoteFileSystem` block saved under
+    a name derived from the URL (Prefect wants result storage blocks saved server-side).
+    """
+    uri = storage.join(config.data_root, RESULTS_FOLDER)
+    fs, path = storage.filesystem(uri)
+    if storage.is_local(fs):
+        return Path(path).resolve()
+    block = RemoteFileSystem(basepath=uri)
+    block.save(f"seqcast-results-{hashlib.sha256(uri.encode()).hexdigest()[:12]}", overwrite=True)
+    return block
+
+
+@contextmanager
+def _api_for_workers(spec: RunnerSpec) -> Iterator[None]:
+    """Point Dask workers at this process's ephemeral Prefect API, if that is the one used."""
+    if spec.kind != "dask" or PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the process's one ephemeral server
+    server.start()  # a no-op once running
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
+
+
+def run_sharded(subflow: Flow[..., R], config: PipelineConfig, *args: Any) -> R:
+    """Run ``subflow(config, *args)`` on the task runner ``config.runner`` names.
+
+    Without a heartbeat of its own: Prefect joins a flow run's heartbeat thread at exit,
+    which sleeps in 1 s steps, so each subflow would end up to a second late; the subflow
+    runs in its parent's process, whose heartbeat already tells a crash.
+    """
+    no_heartbeat = temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    with _api_for_workers(config.runner), no_heartbeat:
+        return on_runner(subflow, config)(config, *args)
+
+
+def on_runner(subflow: Flow[Any, Any], config: PipelineConfig) -> Flow[Any, Any]:
+    """``subflow`` with the task runner ``config.runner`` names.
+
+    On Dask, task results persist to the shared result storage, since the tasks run in
+    other processes (or machines) than the flow.
+    """
+    options: dict[str, Any] = {"task_runner": task_runner(config.runner)}
+    if config.runner.kind == "dask":
+        options.update(persist_result=True, result_storage=result_storage(config))
+    return subflow.with_options(**options)

@@ -1,0 +1,61 @@
+"""Subflows that map one task over shards of series (or backtest folds);
+`flows.runners.on_runner` picks where their tasks run (threads or Dask) from the config."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, unmapped
+
+from seqcast.config import PipelineConfig
+from seqcast.records import BacktestRef, PredictionsRef, TrainedRef, ValidatedRef, WindowsRef
+from tasks.backtest import backtest_fold, plan_backtest, summarise_backtest
+from tasks.predict import combine_predictions, plan_prediction, predict_shard
+from tasks.window import (
+    abandon_windows,
+    fit_windows,
+    plan_windows,
+    publish_windows,
+    start_windows,
+    windows_ref,
+    write_windows,
+)
+
+
+@flow(name="window", flow_run_name="window-{config.name}")
+def window_shards(config: PipelineConfig, validated: ValidatedRef) -> WindowsRef:
+    """Reuse or build the windows: fit then write each shard of series, publish once."""
+    build = start_windows(config, validated)
+    if build.reused:
+        return windows_ref(build)
+    try:
+        common = (unmapped(config), unmapped(validated), unmapped(build))
+        fits = fit_windows.map(*common, build.shards)
+        plan = plan_windows(config, build, fits)
+        written = write_windows.map(*common, build.shards, unmapped(plan))
+        return publish_windows(config, validated, build, written)
+    except BaseException:
+        abandon_windows(config, build)
+        raise
+
+
+@flow(name="predict", flow_run_name="predict-shards-{config.name}")
+def predict_shards(
+    config: PipelineConfig, validated: ValidatedRef, day: date, flow_run_id: str
+) -> PredictionsRef:
+    """Predict each shard of series with one champion version; combine into one file."""
+    plan = plan_prediction(config, validated, flow_run_id)
+    common = (unmapped(config), unmapped(validated), unmapped(plan))
+    parts = predict_shard.map(*common, plan.shards, unmapped(flow_run_id))
+    return combine_predictions(config, plan, parts, day)
+
+
+@flow(name="backtest", flow_run_name="backtest-{config.name}")
+def backtest_folds(
+    config: PipelineConfig, validated: ValidatedRef, windows: WindowsRef, trained: TrainedRef
+) -> BacktestRef:
+    """Train and score each rolling-origin fold (cached ones are read back); their spread."""
+    folds = plan_backtest(config, validated, windows)
+    common = (unmapped(config), unmapped(validated))
+    results = backtest_fold.map(*common, folds, unmapped(trained))
+    return summarise_backtest(config, results, trained)

@@ -1,0 +1,82 @@
+"""The sharded steps give the same windows and predictions on threads and on a Dask cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect_dask import DaskTaskRunner
+
+from flows.prediction import batch_predict
+from flows.runners import RESULTS_FOLDER, run_sharded, task_runner
+from flows.sharded import window_shards
+from flows.training import nightly_training
+from seqcast.config import PipelineConfig, RunnerSpec
+from seqcast.window_store import read_manifest
+from tasks.ingest import ingest
+from tasks.validate import validate
+from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.flow
+
+DASK = {"kind": "dask", "n_workers": 2, "threads_per_worker": 1, "series_per_shard": 1}
+THREAD = {"kind": "thread", "n_workers": 1, "series_per_shard": 1}
+
+
+def small(source: Path, root: Path, runner: dict) -> PipelineConfig:
+    """Three series in three shards; one model variant (normalize=series), a few seconds."""
+    return tiny_config(source, root, runner=runner, model__epochs=3, window__normalize="series")
+
+
+def test_runner_spec_picks_the_task_runner() -> None:
+    local = task_runner(RunnerSpec(kind="dask", n_workers=3))
+    assert isinstance(local, DaskTaskRunner) and local.address is None
+    assert local.cluster_kwargs["n_workers"] == 3 and local.cluster_kwargs["processes"]
+    remote = task_runner(RunnerSpec(kind="dask", address="tcp://scheduler:8786"))
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://scheduler:8786"
+    with pytest.raises(ValueError, match="needs kind=dask"):
+        RunnerSpec(kind="thread", address="tcp://scheduler:8786")
+
+
+def test_thread_and_dask_runners_write_identical_windows_and_predictions(
+    tiny_load_csv: Path, tmp_path: Path
+) -> None:
+    threads = small(tiny_load_csv, tmp_path / "threads", THREAD)
+    dask = small(tiny_load_csv, tmp_path / "dask", DASK)
+    on_threads = nightly_training(threads)
+    # The training flow's window step, alone (the flow calls it so), on a local Dask cluster.
+    validated = validate(dask, ingest(dask))
+    on_dask = run_sharded(window_shards, dask, validated)
+
+    # Windows: every file of the two builds has the same bytes (the manifest's sha256).
+    thread_windows = read_manifest(_windows_uri(threads))
+    dask_windows = read_manifest(_windows_uri(dask))
+    assert len({b["part"] for b in dask_windows["blocks"]}) == 3  # one part per shard
+    assert {n: f["sha256"] for n, f in dask_windows["files"].items()} == {
+        n: f["sha256"] for n, f in thread_windows["files"].items()
+    }
+    assert dask_windows["counts"] == thread_windows["counts"] == on_dask.rows_by_split
+    assert on_threads.version.promoted
+
+    # Predictions: one champion, predicted on threads and then on Dask (a forced rerun).
+    first = batch_predict(threads)
+    by_threads = pd.read_parquet(first.uri).drop(columns="flow_run_id")
+    on_dask_runner = threads.model_copy(update={"runner": RunnerSpec(**DASK)})
+    second = batch_predict(on_dask_runner, force=True)
+    by_dask = pd.read_parquet(second.uri).drop(columns="flow_run_id")
+    assert second.rows == first.rows == 3 * threads.window.horizon
+    pd.testing.assert_frame_equal(by_dask, by_threads, check_exact=True)
+    staged = [p.name for p in (Path(threads.pipeline_root) / "predictions").iterdir()]
+    assert not [name for name in staged if name.startswith(".staging-")]
+
+    # The Dask runs persisted their task results where every worker can read them.
+    results = Path(dask.data_root) / RESULTS_FOLDER
+    assert results.is_dir() and any(results.iterdir())
+
+
+def _windows_uri(config: PipelineConfig) -> str:
+    current = Path(config.pipeline_root) / "windows" / "current.json"
+    pointer = json.loads(current.read_text())
+    return str(current.parent / pointer["build"])
