@@ -30,9 +30,11 @@ def window_shards(config: PipelineConfig, validated: ValidatedRef) -> WindowsRef
         return windows_ref(build)
     try:
         common = (unmapped(config), unmapped(validated), unmapped(build))
-        fits = fit_windows.map(*common, build.shards)
+        # .result() raises a failed shard's error here; passing the futures on would let
+        # the next task skip as NotReady and the subflow end Completed with no result.
+        fits = fit_windows.map(*common, build.shards).result()
         plan = plan_windows(config, build, fits)
-        written = write_windows.map(*common, build.shards, unmapped(plan))
+        written = write_windows.map(*common, build.shards, unmapped(plan)).result()
         return publish_windows(config, validated, build, written)
     except BaseException:
         abandon_windows(config, build)
@@ -46,7 +48,7 @@ def predict_shards(
     """Predict each shard of series with one champion version; combine into one file."""
     plan = plan_prediction(config, validated, flow_run_id)
     common = (unmapped(config), unmapped(validated), unmapped(plan))
-    parts = predict_shard.map(*common, plan.shards, unmapped(flow_run_id))
+    parts = predict_shard.map(*common, plan.shards, unmapped(flow_run_id)).result()
     return combine_predictions(config, plan, parts, day)
 
 
@@ -57,5 +59,5 @@ def backtest_folds(
     """Train and score each rolling-origin fold (cached ones are read back); their spread."""
     folds = plan_backtest(config, validated, windows)
     common = (unmapped(config), unmapped(validated))
-    results = backtest_fold.map(*common, folds, unmapped(trained))
+    results = backtest_fold.map(*common, folds, unmapped(trained)).result()
     return summarise_backtest(config, results, trained)

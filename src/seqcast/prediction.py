@@ -157,7 +157,7 @@ def combine_parts(parts: list[PredictionPartRef], uri: str) -> int:
     if not parts:
         raise ValueError("`parts` must name at least one staged prediction file")
     rows = 0
-    with storage.atomic_path(uri) as (fs, temp), fs.open(temp, "wb") as handle:
+    with storage.atomic_writer(uri) as handle:
         writer = None
         for part in parts:
             part_fs, path = storage.filesystem(part.uri)
