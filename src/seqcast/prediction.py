@@ -104,17 +104,28 @@ def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
                 "probability": outputs[np.arange(len(best)), best].astype(np.float64),
             }
         )
-    parts = []
-    for i, row in index.iterrows():
-        # outputs[i]: (horizon, n_targets), scaled with this series' statistics
-        values = champion.scaler.inverse(outputs[i], row["series"], layout.target_columns)
-        part = pd.DataFrame(values, columns=layout.target_columns).astype(np.float64)
-        part.insert(0, "step", np.arange(1, layout.horizon + 1, dtype=np.int32))
-        part.insert(0, layout.timestamp, row["origin"] + step * part["step"])
-        part.insert(0, "origin", row["origin"])
-        part.insert(0, series_name, row["series"])
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+    # outputs: (series, horizon, n_targets), each row in its series' scale; undone at once.
+    columns = [champion.scaler.columns.index(c) for c in layout.target_columns]
+    stats = [champion.scaler.stats_for(s) for s in index["series"]]
+    mean = np.stack([m[columns] for m, _ in stats])[:, None, :]
+    std = np.stack([d[columns] for _, d in stats])[:, None, :]
+    values = (outputs * std + mean).astype(np.float64).reshape(-1, len(layout.target_columns))
+    n, horizon = len(index), layout.horizon
+    origins = pd.DatetimeIndex(np.repeat(index["origin"].to_numpy(), horizon))
+    steps = np.tile(np.arange(1, horizon + 1, dtype=np.int32), n)
+    result = pd.DataFrame(
+        {
+            series_name: np.repeat(index["series"].to_numpy(object), horizon),
+            "origin": origins,
+            layout.timestamp: (
+                origins + pd.to_timedelta(steps.astype(np.int64) * step.value)
+            ).as_unit(origins.unit),
+            "step": steps,
+        }
+    )
+    for k, column in enumerate(layout.target_columns):
+        result[column] = values[:, k]
+    return result
 
 
 def champion_to_use(pipeline_root: str) -> str:
