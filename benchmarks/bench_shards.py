@@ -3,7 +3,7 @@
 2,000 series x 2,000 steps (the 10x set). Each side runs in a fresh process
 (`benchmarks.shard_run`): the thread runner with one worker thread, then a local Dask
 cluster of 2 worker processes x 1 thread. Both run the same subflows the nightly and
-prediction flows call, on the same shards (``runner.series_per_shard`` = 500: 4 shards),
+prediction flows call, on the same shards (``SERIES_PER_SHARD``, default 1000: 2 shards),
 so their windows must be byte-identical; the figure checks that too. Peak memory per worker
 is measured again on half the series (same shard size): it must not grow with the series.
 Also per-series costs, and an estimate for 100,000 series with figure 3's training rate.
@@ -12,6 +12,7 @@ Also per-series costs, and an estimate for 100,000 series with figure 3's traini
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -23,13 +24,23 @@ import pandas as pd
 from benchmarks.common import make_frame, write_validated
 
 REPO = Path(__file__).resolve().parents[1]
+SERIES_PER_SHARD = int(os.environ.get("SEQCAST_BENCH_SERIES_PER_SHARD", "1000"))
+"""Shard size of figure 6: one shard per worker at 2,000 series (see benchmarks/README.md)."""
 RESULTS = Path(__file__).parent / "results.json"
 
 
-def _side(side: str, validated: str, work: Path, n_series: int, rows: int, repeats: int) -> dict:
+def _side(
+    side: str,
+    validated: str,
+    work: Path,
+    n_series: int,
+    rows: int,
+    repeats: int,
+    series_per_shard: int,
+) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.shard_run", side, validated, str(work)]
-        + [str(n_series), str(rows), str(repeats)],
+        + [str(n_series), str(rows), str(repeats), str(series_per_shard)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -49,20 +60,28 @@ def _training_windows_per_s() -> float | None:
     return figure["train_windows"] / statistics.median(figure["store_epoch_s"])
 
 
-def figure_6(work: Path, n_series: int = 2000, n_steps: int = 2000, repeats: int = 2) -> dict:
+def figure_6(
+    work: Path,
+    n_series: int = 2000,
+    n_steps: int = 2000,
+    repeats: int = 2,
+    series_per_shard: int = SERIES_PER_SHARD,
+) -> dict:
     """Wall seconds of window build + prediction on each runner, speed-up, memory, costs."""
     frame = make_frame(n_series=n_series, n_steps=n_steps, seed=6)
     rows = len(frame)
     validated = write_validated(frame, str(work / "validated-fig6.parquet"))
     del frame
-    thread = _side("thread", validated, work, n_series, rows, repeats)
-    dask = _side("dask", validated, work, n_series, rows, repeats)
+    thread = _side("thread", validated, work, n_series, rows, repeats, series_per_shard)
+    dask = _side("dask", validated, work, n_series, rows, repeats, series_per_shard)
     # Memory per worker must not grow with the series: half of them, same shard size.
     half = make_frame(n_series=n_series // 2, n_steps=n_steps, seed=7)
     half_rows = len(half)
     half_uri = write_validated(half, str(work / "validated-fig6-half.parquet"))
     del half
-    dask_half = _side("dask", half_uri, work / "half", n_series // 2, half_rows, 1)
+    dask_half = _side(
+        "dask", half_uri, work / "half", n_series // 2, half_rows, 1, series_per_shard
+    )
     pairs = list(zip(thread["runs"], dask["runs"], strict=True))
     speedups = [t["total_s"] / d["total_s"] for t, d in pairs]
     same = all(t["windows_sha256"] == d["windows_sha256"] for t, d in pairs)
