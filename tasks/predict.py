@@ -9,7 +9,12 @@ from prefect import get_run_logger, task
 
 from seqcast import registry, storage
 from seqcast.config import PipelineConfig
-from seqcast.prediction import champion_to_use, combine_parts, predict_part
+from seqcast.prediction import (
+    champion_to_use,
+    combine_parts,
+    predict_part,
+    remove_stale_staging,
+)
 from seqcast.records import (
     PredictionPartRef,
     PredictionPlanRef,
@@ -75,6 +80,9 @@ def combine_predictions(
     fs, staging = storage.filesystem(plan.staging_uri)
     if fs.exists(staging):
         fs.rm(staging, recursive=True)
+    stale = remove_stale_staging(storage.join(config.pipeline_root, "predictions"))
+    if stale:
+        get_run_logger().info("Removed staged parts of crashed runs: %s", ", ".join(stale))
     replace_earlier(folder, keep=uri)
     get_run_logger().info(
         "%d prediction rows for %d series from champion %s written to %s",

@@ -9,6 +9,7 @@ ran or where.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -183,3 +184,32 @@ def combine_parts(parts: list[PredictionPartRef], uri: str) -> int:
         assert writer is not None
         writer.close()
     return rows
+
+
+STALE_STAGING_SECONDS = 6 * 3600
+"""Staged prediction parts older than this belong to a run that died: removed."""
+
+
+def remove_stale_staging(predictions_uri: str) -> list[str]:
+    """Remove ``.staging-*`` folders of crashed runs under ``predictions_uri``.
+
+    A folder goes when its newest file is older than `STALE_STAGING_SECONDS` (or it holds
+    none), so a run still predicting beside this one keeps its parts. Returns the removed
+    folders' names.
+    """
+    fs, root = storage.filesystem(predictions_uri)
+    if not fs.exists(root):
+        return []
+    now = datetime.now(UTC)
+    removed = []
+    for entry in fs.ls(root, detail=False):
+        folder = entry.rstrip("/")
+        name = folder.rsplit("/", 1)[-1]
+        if not name.startswith(".staging-"):
+            continue
+        files = fs.find(folder)
+        ages = [(now - fs.modified(f)).total_seconds() for f in files]
+        if not ages or min(ages) > STALE_STAGING_SECONDS:
+            fs.rm(folder, recursive=True)
+            removed.append(name)
+    return removed

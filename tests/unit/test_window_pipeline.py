@@ -188,3 +188,23 @@ def test_batch_prediction_supplies_calendar_and_static_inputs(tmp_path: Path) ->
     with_holiday = dataclasses.replace(layout, future_columns=["holiday", *layout.future_columns])
     with pytest.raises(DataContractError, match="known-future columns \\['holiday'\\]"):
         predict_frame(frame, dataclasses.replace(champion, layout=with_holiday))
+
+
+@pytest.mark.parametrize("root", ["local", "memory"])
+def test_only_stale_staged_prediction_parts_are_removed(tmp_path: Path, root: str) -> None:
+    import os
+    import time
+
+    from seqcast.prediction import STALE_STAGING_SECONDS, remove_stale_staging
+
+    base = str(tmp_path / "predictions") if root == "local" else f"memory://{tmp_path}/p"
+    for name in (".staging-dead", ".staging-alive", "date=2026-11-27"):
+        storage.write_bytes(storage.join(base, name, "part-00000.parquet"), b"x")
+    if root == "local":
+        old = time.time() - STALE_STAGING_SECONDS - 60
+        os.utime(tmp_path / "predictions" / ".staging-dead" / "part-00000.parquet", (old, old))
+    else:
+        fs, path = storage.filesystem(storage.join(base, ".staging-dead", "part-00000.parquet"))
+        fs.store[path].modified = fs.store[path].modified - pd.Timedelta(hours=7)
+    assert remove_stale_staging(base) == [".staging-dead"]
+    assert sorted(storage.listdir(base)) == [".staging-alive", "date=2026-11-27"]
