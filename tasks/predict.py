@@ -9,12 +9,7 @@ from prefect import get_run_logger, task
 
 from seqcast import registry, storage
 from seqcast.config import PipelineConfig
-from seqcast.prediction import (
-    champion_to_use,
-    combine_parts,
-    predict_part,
-    remove_stale_staging,
-)
+from seqcast.prediction import combine_parts, predict_part, remove_stale_staging
 from seqcast.records import (
     PredictionPartRef,
     PredictionPlanRef,
@@ -40,8 +35,12 @@ def replace_earlier(folder: str, keep: str) -> None:
 def plan_prediction(
     config: PipelineConfig, validated: ValidatedRef, flow_run_id: str
 ) -> PredictionPlanRef:
-    """Pick the champion once and cut the validated table into shards of series."""
-    version = champion_to_use(config.pipeline_root)
+    """Pick the champion once and cut the validated table into shards of series.
+
+    Read once per run, so every shard predicts with the same model even if a training run
+    promotes another one meanwhile.
+    """
+    version = registry.required_champion_version(config.pipeline_root)
     counts = series_row_counts(validated.uri, series_column(config.source))
     staging = storage.join(config.pipeline_root, "predictions", f".staging-{flow_run_id}")
     shards = make_shards(counts, config.runner.series_per_shard)

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from seqcast import registry, storage
+from seqcast import storage
 from seqcast.covariates import calendar_features
-from seqcast.errors import DataContractError, RegistryError
+from seqcast.errors import DataContractError
 from seqcast.records import PredictionPartRef, ShardRef
 from seqcast.registry import LoadedModel
 from seqcast.series_grid import NS_PER_SECOND
@@ -127,18 +127,6 @@ def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
     for k, column in enumerate(layout.target_columns):
         result[column] = values[:, k]
     return result
-
-
-def champion_to_use(pipeline_root: str) -> str:
-    """The champion's version, read once per run so every shard predicts with the same model
-    even if a training run promotes another one meanwhile."""
-    version = registry.champion_version(pipeline_root)
-    if version is None:
-        raise RegistryError(
-            f"no champion model under {registry.registry_root(pipeline_root)}: run `seqcast "
-            "train` first (a model becomes champion only if it beats the baselines)"
-        )
-    return version
 
 
 def predict_part(

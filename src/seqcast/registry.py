@@ -280,11 +280,16 @@ def load_version(pipeline_root: str, version: str) -> LoadedModel:
     )
 
 
-def load_champion(pipeline_root: str) -> LoadedModel:
+def required_champion_version(pipeline_root: str) -> str:
+    """The champion's version; raises `RegistryError` saying what to do when there is none."""
     version = champion_version(pipeline_root)
     if version is None:
         raise RegistryError(
             f"no champion model under {registry_root(pipeline_root)}: run `seqcast train` "
             "first (a model becomes champion only if it beats the baselines)"
         )
-    return load_version(pipeline_root, version)
+    return version
+
+
+def load_champion(pipeline_root: str) -> LoadedModel:
+    return load_version(pipeline_root, required_champion_version(pipeline_root))
