@@ -23,12 +23,11 @@ from tasks.common import STEP_OPTIONS
 
 def replace_earlier(folder: str, keep: str) -> None:
     """Remove the predictions an earlier (forced-over) run wrote for the same day."""
-    fs, path = storage.filesystem(folder)
-    _, kept = storage.filesystem(keep)
-    for entry in fs.ls(path, detail=False):
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
-        if entry.rstrip("/") != kept.rstrip("/") and not name.startswith("."):
-            fs.rm(entry)
+    kept = keep.rstrip("/").rsplit("/", 1)[-1]
+    for name in storage.listdir(folder):
+        if name != kept and not name.startswith("."):
+            fs, path = storage.filesystem(storage.join(folder, name))
+            fs.rm(path)
 
 
 @task(name="predict-plan", **STEP_OPTIONS)

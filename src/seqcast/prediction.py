@@ -185,18 +185,14 @@ def remove_stale_staging(predictions_uri: str) -> list[str]:
     none), so a run still predicting beside this one keeps its parts. Returns the removed
     folders' names.
     """
-    fs, root = storage.filesystem(predictions_uri)
-    if not fs.exists(root):
-        return []
+    fs, _ = storage.filesystem(predictions_uri)
     now = datetime.now(UTC)
     removed = []
-    for entry in fs.ls(root, detail=False):
-        folder = entry.rstrip("/")
-        name = folder.rsplit("/", 1)[-1]
+    for name in storage.listdir(predictions_uri):
         if not name.startswith(".staging-"):
             continue
-        files = fs.find(folder)
-        ages = [(now - fs.modified(f)).total_seconds() for f in files]
+        _, folder = storage.filesystem(storage.join(predictions_uri, name))
+        ages = [(now - fs.modified(f)).total_seconds() for f in fs.find(folder)]
         if not ages or min(ages) > STALE_STAGING_SECONDS:
             fs.rm(folder, recursive=True)
             removed.append(name)

@@ -170,9 +170,8 @@ def read_rows(uri: str, first: int, count: int, columns: list[str] | None = None
     with fs.open(path, "rb") as handle:
         table = pq.ParquetFile(handle, pre_buffer=False, buffer_size=_READ_BUFFER)
         batches = list(row_range_batches(table, first, first + count, columns, 65_536))
-        schema = table.schema_arrow if columns is None else None
         if not batches:
-            return (schema or table.schema_arrow).empty_table()
+            return table.schema_arrow.empty_table()
         return pa.Table.from_batches(batches)
 
 

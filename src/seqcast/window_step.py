@@ -61,6 +61,11 @@ def window_settings(config: PipelineConfig) -> dict[str, Any]:
     }
 
 
+def _store(config: PipelineConfig) -> WindowStore:
+    """The pipeline's window store, ``{pipeline_root}/windows``."""
+    return WindowStore(storage.join(config.pipeline_root, "windows"))
+
+
 def _work(uri: str, name: str) -> str:
     return storage.join(uri, WORK, name)
 
@@ -96,7 +101,7 @@ def start_build(
     table) goes to the build's work files, where the shard steps read it.
     """
     key = windows_fingerprint(data_fingerprint, window_settings(config), code or code_version())
-    store = WindowStore(storage.join(config.pipeline_root, "windows"))
+    store = _store(config)
     store.clean()
     found = store.lookup(key)
     if found is not None:
@@ -207,7 +212,7 @@ def publish_build(
     shard_blocks: list[list[dict[str, Any]]],
 ) -> dict[str, int]:
     """Step 5: finish the build and publish it under its key (the commit point)."""
-    store = WindowStore(storage.join(config.pipeline_root, "windows"))
+    store = _store(config)
     counts, blocks = finish_build(build.uri, shard_blocks)
     store.publish(build.key, build.uri, inputs, counts, blocks)
     return counts
@@ -216,7 +221,7 @@ def publish_build(
 def abandon_build(config: PipelineConfig, build: WindowBuildRef) -> None:
     """Remove an unpublished build after a failed step (the next run would, too)."""
     if not build.reused:
-        WindowStore(storage.join(config.pipeline_root, "windows")).abandon(build.uri)
+        _store(config).abandon(build.uri)
 
 
 def write_sharded(
@@ -267,7 +272,7 @@ def build_or_reuse(
     """
     code = code or code_version()
     key = windows_fingerprint(data_fingerprint, window_settings(config), code)
-    store = WindowStore(store_uri or storage.join(config.pipeline_root, "windows"))
+    store = WindowStore(store_uri) if store_uri else _store(config)
     if source is None:
         source = ParquetSeries(validated_uri, column_roles(config, series_column))
     uri, reused = ensure_windows(
