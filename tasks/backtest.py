@@ -17,15 +17,18 @@ from tasks.common import STEP_OPTIONS
 def plan_backtest(
     config: PipelineConfig, validated: ValidatedRef, windows: WindowsRef
 ) -> list[backtest.Fold]:
-    """The latest ``evaluate.backtest_folds`` whole periods of the validated data."""
+    """The latest ``evaluate.backtest_folds`` whole periods of the validated data, each
+    with the fingerprint of the rows it reads (its cache key)."""
     layout = window_store.read_layout(windows.uri)
     last = backtest.last_stamp_ns(validated.uri, config.source.timestamp)
-    folds = backtest.plan_folds(
+    planned = backtest.plan_folds(
         last,
         int(round(layout.step_seconds * NS_PER_SECOND)),
         config.evaluate.backtest_folds,
         backtest.fold_steps(config),
     )
+    # Every fold's rows fingerprint in one pass here, not one pass per fold task.
+    folds = backtest.fingerprint_folds(validated.uri, config.source.timestamp, planned)
     get_run_logger().info(
         "Backtest: %d fold(s) of %d steps, %s to %s",
         len(folds),

@@ -12,6 +12,7 @@ new fold trains.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -49,6 +50,8 @@ class Fold:
     number: int
     test_from: datetime
     until: datetime
+    rows: str = ""
+    """Fingerprint of the rows the fold reads (those before ``until``): `fingerprint_folds`."""
 
 
 def fold_steps(config: PipelineConfig) -> int:
@@ -81,20 +84,31 @@ def last_stamp_ns(validated_uri: str, timestamp: str) -> int:
     return pd.Timestamp(pc.max(table[timestamp]).as_py()).as_unit("ns").value
 
 
-def rows_fingerprint(validated_uri: str, timestamp: str, until: datetime) -> str:
-    """sha256 of the rows stamped before ``until``, independent of how they are batched:
-    a per-row hash, in table order (sorted by series and time, so appended days do not
-    reorder earlier rows)."""
-    digest = hashlib.sha256()
+def rows_fingerprints(validated_uri: str, timestamp: str, untils: list[datetime]) -> list[str]:
+    """sha256 of the rows stamped before each of ``untils``, from one pass over the table.
+
+    Each row is hashed once (a per-row hash, so the result does not depend on how rows are
+    batched) and fed, in table order, to the digest of every end it precedes. The table is
+    sorted by series and time, so appended days do not reorder earlier rows.
+    """
+    digests = [hashlib.sha256() for _ in untils]
+    bounds = [pd.Timestamp(until) for until in untils]
     fs, path = storage.filesystem(validated_uri)
-    bound = pd.Timestamp(until)
     with fs.open(path, "rb") as handle:
         for batch in pq.ParquetFile(handle).iter_batches(batch_size=65_536):
-            keep = pc.less(batch.column(timestamp), bound)
-            frame = batch.filter(keep).to_pandas()
-            if len(frame):
-                digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
+            hashes = pd.util.hash_pandas_object(batch.to_pandas(), index=False).to_numpy()
+            stamps = batch.column(timestamp)
+            for digest, bound in zip(digests, bounds, strict=True):
+                keep = pc.less(stamps, bound).to_numpy(zero_copy_only=False)
+                if keep.any():
+                    digest.update(hashes[keep].tobytes())
+    return [digest.hexdigest() for digest in digests]
+
+
+def fingerprint_folds(validated_uri: str, timestamp: str, folds: list[Fold]) -> list[Fold]:
+    """``folds`` with the fingerprint of the rows each reads (one pass for all of them)."""
+    found = rows_fingerprints(validated_uri, timestamp, [fold.until for fold in folds])
+    return [dataclasses.replace(fold, rows=rows) for fold, rows in zip(folds, found, strict=True)]
 
 
 def fold_config(config: PipelineConfig, fold: Fold) -> PipelineConfig:
@@ -104,9 +118,9 @@ def fold_config(config: PipelineConfig, fold: Fold) -> PipelineConfig:
     return config.model_copy(update={"split": split})
 
 
-def fold_key(config: PipelineConfig, fold: Fold, rows: str, window_relative: bool) -> str:
+def fold_key(config: PipelineConfig, fold: Fold, window_relative: bool) -> str:
     payload = {
-        "rows": rows,
+        "rows": fold.rows,
         "fold": [fold.test_from.isoformat(), fold.until.isoformat()],
         "config": fold_config(config, fold).model_dump(
             mode="json", include={"task", "source", "window", "split", "model", "evaluate"}
@@ -151,9 +165,11 @@ def run_fold(
     Returns the fold's result document (also stored at its ``result_uri``), with
     ``cached`` telling whether it was read back instead of computed.
     """
-    timestamp = config.source.timestamp
-    rows = rows_fingerprint(validated_uri, timestamp, fold.until)
-    key = fold_key(config, fold, rows, window_relative)
+    if not fold.rows:
+        raise ValueError(
+            f"fold {fold.number} has no rows fingerprint: pass it through fingerprint_folds"
+        )
+    key = fold_key(config, fold, window_relative)
     uri = fold_result_uri(config, key)
     if storage.exists(uri):
         return {**storage.read_json(uri), "cached": True}
@@ -162,7 +178,7 @@ def run_fold(
         built = build_or_reuse(
             settings,
             validated_uri,
-            rows,
+            fold.rows,
             series_column,
             store_uri=storage.join(config.pipeline_root, "backtest", "windows"),
         )

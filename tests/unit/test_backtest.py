@@ -10,10 +10,11 @@ import pytest
 
 from seqcast import storage
 from seqcast.backtest import (
+    fingerprint_folds,
     fold_config,
     last_stamp_ns,
     plan_folds,
-    rows_fingerprint,
+    rows_fingerprints,
     run_fold,
     summarise,
 )
@@ -77,6 +78,10 @@ def test_a_fold_split_tests_its_period_and_sees_nothing_after_it(tmp_path: Path)
     assert target_steps("val").min() > target_steps("train").max() - 3  # val just before test
 
 
+def rows_fingerprint(uri: str, timestamp: str, until: pd.Timestamp) -> str:
+    return rows_fingerprints(uri, timestamp, [until])[0]
+
+
 def test_the_rows_fingerprint_covers_exactly_the_rows_before_the_end(tmp_path: Path) -> None:
     frame = arithmetic_frame(2, 48)
     until = ts("2024-01-01 20:00")
@@ -115,7 +120,7 @@ def test_the_next_night_computes_only_the_new_fold(tmp_path: Path) -> None:
     storage.write_frame(full, tomorrow)
 
     def night(uri: str) -> list[dict]:
-        folds = plan_folds(last_stamp_ns(uri, "ts"), HOUR, 2, 24)
+        folds = fingerprint_folds(uri, "ts", plan_folds(last_stamp_ns(uri, "ts"), HOUR, 2, 24))
         return [run_fold(config, uri, "sensor", fold) for fold in folds]
 
     first = night(today)
