@@ -100,3 +100,45 @@ def arithmetic_frame(n_series: int, n_steps: int) -> pd.DataFrame:
             )
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def placeholder_version(root: str, tmp_path: Path, tag: str) -> str:
+    """A registered version from placeholder files (promotion never loads the model)."""
+    from seqcast import registry
+
+    windows = tmp_path / f"windows-{tag}"
+    windows.mkdir()
+    (windows / "scaler.json").write_text("{}")
+    (windows / "layout.json").write_text("{}")
+    model = tmp_path / f"model-{tag}.keras"
+    model.write_bytes(tag.encode())
+    return registry.register_version(root, str(model), str(windows), {"mae": 1.0}, {})
+
+
+def kill_writer_midway(script: str, tmp_path: Path, config: PipelineConfig, data: str) -> None:
+    """Run ``script`` (argv: config file, data) in a subprocess until it prints WRITING,
+    then SIGKILL it: a window writer dying mid-build, as a crash or an OOM kill would."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    repo = Path(__file__).resolve().parents[1]
+    config_file = tmp_path / "config.json"
+    config_file.write_text(config.model_dump_json())
+    path = tmp_path / "writer.py"
+    path.write_text(textwrap.dedent(script))
+    writer = subprocess.Popen(
+        [sys.executable, str(path), str(config_file), data],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "WRITING"
+        os.kill(writer.pid, signal.SIGKILL)
+    finally:
+        writer.wait(timeout=60)
+    assert writer.returncode == -signal.SIGKILL

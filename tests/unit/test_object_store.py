@@ -4,11 +4,6 @@ champion pointer is a real compare-and-swap on S3 (a moto server on a loopback p
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -20,11 +15,9 @@ from seqcast.config import PipelineConfig
 from seqcast.window_publish import WindowStore, verify
 from seqcast.window_step import build_or_reuse
 from seqcast.window_store import BlockWriter, read_split
-from tests.conftest import tiny_config
+from tests.conftest import kill_writer_midway, placeholder_version, tiny_config
 from tests.object_store import every_file
 from tests.unit.test_window_store import load_frame
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_files_round_trip_and_no_temporary_names(object_root: str) -> None:
@@ -84,20 +77,12 @@ def test_s3_swap_creates_only_if_still_absent(s3_root: str) -> None:
     assert seen == [None, b"created meanwhile"]
 
 
-def _version(root: str, tmp_path: Path, tag: str) -> str:
-    """A registered version from placeholder files (promotion never loads the model)."""
-    windows = tmp_path / f"windows-{tag}"
-    windows.mkdir()
-    (windows / "scaler.json").write_text("{}")
-    (windows / "layout.json").write_text("{}")
-    model = tmp_path / f"model-{tag}.keras"
-    model.write_bytes(tag.encode())
-    return registry.register_version(root, str(model), str(windows), {"mae": 1.0}, {})
-
-
 def test_champion_cas_refuses_a_stale_expected(object_root: str, tmp_path: Path) -> None:
     root = storage.join(object_root, "pipe")
-    first, second = _version(root, tmp_path, "a"), _version(root, tmp_path, "b")
+    first, second = (
+        placeholder_version(root, tmp_path, "a"),
+        placeholder_version(root, tmp_path, "b"),
+    )
     registry.set_champion(root, first, {"reason": "first"}, expected=None)
     with pytest.raises(registry.ChampionChanged, match=f"champion is now '{first}'"):
         registry.set_champion(root, second, {"reason": "stale"}, expected=None)
@@ -111,7 +96,7 @@ def test_champion_cas_refuses_a_stale_expected(object_root: str, tmp_path: Path)
 
 def test_racing_promotions_have_exactly_one_winner(object_root: str, tmp_path: Path) -> None:
     root = storage.join(object_root, "pipe")
-    versions = [_version(root, tmp_path, str(i)) for i in range(4)]
+    versions = [placeholder_version(root, tmp_path, str(i)) for i in range(4)]
     start = threading.Barrier(len(versions))
     winners: list[str] = []
 
@@ -135,7 +120,7 @@ def test_racing_promotions_have_exactly_one_winner(object_root: str, tmp_path: P
 
 def test_a_version_without_its_manifest_does_not_exist(object_root: str, tmp_path: Path) -> None:
     root = storage.join(object_root, "pipe")
-    whole = _version(root, tmp_path, "a")
+    whole = placeholder_version(root, tmp_path, "a")
     # A writer that died after the payload, before the manifest (the commit point).
     storage.write_bytes(
         storage.join(registry.version_uri(root, "20990101-dead"), "model.keras"), b"x"
@@ -249,23 +234,7 @@ def test_a_writer_killed_midway_on_s3_is_cleaned_up_next_run(s3_root: str, tmp_p
     store = WindowStore(storage.join(config.pipeline_root, "windows"))
     published = _pointer_files(store)
     new_data = _validated(s3_root, 2, "v2.parquet")
-    config_file = tmp_path / "config.json"
-    config_file.write_text(config.model_dump_json())
-    script = tmp_path / "writer.py"
-    script.write_text(textwrap.dedent(KILLED_WRITER))
-    writer = subprocess.Popen(
-        [sys.executable, str(script), str(config_file), new_data],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert writer.stdout is not None
-        assert writer.stdout.readline().strip() == "WRITING"
-        os.kill(writer.pid, signal.SIGKILL)
-    finally:
-        writer.wait(timeout=60)
+    kill_writer_midway(KILLED_WRITER, tmp_path, config, new_data)
     builds = storage.listdir(storage.join(store.root, "builds"))
     assert len(builds) == 2  # the published one and the killed writer's
     half = next(b for b in builds if not old.uri.endswith(b))

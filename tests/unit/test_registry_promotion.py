@@ -9,17 +9,7 @@ from pathlib import Path
 import pytest
 
 from seqcast import registry
-
-
-def _version(root: str, tmp_path: Path, tag: str) -> str:
-    """A registered version from placeholder files (promotion never loads the model)."""
-    windows = tmp_path / f"windows-{tag}"
-    windows.mkdir()
-    (windows / "scaler.json").write_text("{}")
-    (windows / "layout.json").write_text("{}")
-    model = tmp_path / f"model-{tag}.keras"
-    model.write_bytes(tag.encode())
-    return registry.register_version(root, str(model), str(windows), {"mae": 1.0}, {})
+from tests.conftest import placeholder_version
 
 
 def _audit(root: str) -> list[dict]:
@@ -29,7 +19,10 @@ def _audit(root: str) -> list[dict]:
 
 def test_promotion_refuses_when_the_champion_moved(tmp_path: Path) -> None:
     root = str(tmp_path / "pipe")
-    first, second = _version(root, tmp_path, "a"), _version(root, tmp_path, "b")
+    first, second = (
+        placeholder_version(root, tmp_path, "a"),
+        placeholder_version(root, tmp_path, "b"),
+    )
     registry.set_champion(root, first, {"reason": "first"}, expected=None)
 
     with pytest.raises(registry.ChampionChanged, match=f"champion is now '{first}'"):
@@ -43,7 +36,7 @@ def test_promotion_refuses_when_the_champion_moved(tmp_path: Path) -> None:
 
 def test_racing_promotions_have_exactly_one_winner(tmp_path: Path) -> None:
     root = str(tmp_path / "pipe")
-    versions = [_version(root, tmp_path, str(i)) for i in range(6)]
+    versions = [placeholder_version(root, tmp_path, str(i)) for i in range(6)]
     start = threading.Barrier(len(versions))
     winners: list[str] = []
     losers: list[str] = []

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +25,7 @@ from seqcast.window_publish import WindowStore, verify
 from seqcast.window_step import build_or_reuse
 from seqcast.window_store import read_split
 from seqcast.windowing import SPLITS
-from tests.conftest import tiny_config
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import kill_writer_midway, tiny_config
 
 
 def validated(tmp_path: Path, frame: pd.DataFrame, name: str = "validated.parquet") -> str:
@@ -252,24 +245,7 @@ def test_a_writer_killed_midway_leaves_the_old_windows_and_is_cleaned_up(
     config = load_config(tmp_path)
     old = build_or_reuse(config, validated(tmp_path, load_frame()), "fp-1", "sensor")
     new_data = validated(tmp_path, load_frame(seed=2), "validated-2.parquet")
-    config_file = tmp_path / "config.json"
-    config_file.write_text(config.model_dump_json())
-    script = tmp_path / "writer.py"
-    script.write_text(textwrap.dedent(KILLED_WRITER))
-    writer = subprocess.Popen(
-        [sys.executable, str(script), str(config_file), new_data],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert writer.stdout is not None
-        assert writer.stdout.readline().strip() == "WRITING"
-        os.kill(writer.pid, signal.SIGKILL)
-    finally:
-        writer.wait(timeout=60)
-    assert writer.returncode == -signal.SIGKILL
+    kill_writer_midway(KILLED_WRITER, tmp_path, config, new_data)
     store = WindowStore(str(tmp_path / "root" / "tiny" / "windows"))
     builds = sorted(p.name for p in (Path(store.root) / "builds").iterdir())
     assert len(builds) == 2  # the published one and the half-written one
