@@ -237,9 +237,7 @@ def list_versions(pipeline_root: str) -> list[dict[str, Any]]:
         if version.startswith(".") or not storage.exists(storage.join(root, "manifest.json")):
             continue  # unfinished: its writer died before the manifest (or is writing now)
         manifest = read_manifest(pipeline_root, version)
-        metrics = storage.read_json(
-            storage.join(version_uri(pipeline_root, version), "metrics.json")
-        )
+        metrics = storage.read_json(storage.join(root, "metrics.json"))
         rows.append(
             {
                 "version": version,
