@@ -17,10 +17,10 @@ import keras
 import numpy as np
 
 from benchmarks.common import bench_config
-from seqcast.input_pipeline import WindowStream, fit_arguments, stream_windows
-from seqcast.models import build_model
-from seqcast.window_step import build_or_reuse
-from seqcast.window_store import read_layout, read_split
+from seqcast.modeling.networks import build_model
+from seqcast.windows.input_pipeline import WindowStream, fit_arguments, stream_windows
+from seqcast.windows.step import build_or_reuse
+from seqcast.windows.store import read_layout, read_split
 
 
 class EpochTimer(keras.callbacks.Callback):

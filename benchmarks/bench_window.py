@@ -20,8 +20,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from benchmarks.common import HORIZON, LOOKBACK, VALUES, bench_config, make_frame, timed
 from benchmarks.common import write_validated as write
-from seqcast.input_pipeline import WindowStream
-from seqcast.window_step import build_or_reuse
+from seqcast.windows.input_pipeline import WindowStream
+from seqcast.windows.step import build_or_reuse
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqcast import storage
 from seqcast.config import PipelineConfig, config_from_dict
+from seqcast.io import storage
 
 START = pd.Timestamp("2024-01-01", tz="UTC")
 VALUES = ["load", "temperature", "humidity", "price"]

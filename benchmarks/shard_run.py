@@ -27,9 +27,9 @@ def _champion(config: Any, windows_uri: str, work: Path) -> None:
     depend on the weights, and the model is the same on both sides (seeded)."""
     import keras
 
-    from seqcast import registry
-    from seqcast.models import build_model
-    from seqcast.window_store import read_layout
+    from seqcast.modeling.networks import build_model
+    from seqcast.serving import registry
+    from seqcast.windows.store import read_layout
 
     keras.utils.set_random_seed(config.model.seed)
     model = build_model(read_layout(windows_uri), config.model)
@@ -55,7 +55,7 @@ def main(
     from flows.runners import run_sharded
     from flows.sharded import predict_shards, window_shards
     from seqcast.records import ValidatedRef
-    from seqcast.window_store import read_manifest
+    from seqcast.windows.store import read_manifest
 
     @flow(name="warm-up")
     def warm_up() -> None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import bench_config, peak_rss_mib
-from seqcast.window_step import build_or_reuse
+from seqcast.windows.step import build_or_reuse
 
 
 def main(validated_uri: str, data_root: str) -> None:

@@ -6,8 +6,8 @@ from prefect import flow
 
 from flows.runners import run_sharded
 from flows.sharded import predict_shards
-from seqcast import publications
 from seqcast.config import PipelineConfig
+from seqcast.io import publications
 from seqcast.records import PredictionsRef
 from tasks.common import already_published, current_run_id, logical_date
 from tasks.ingest import ingest

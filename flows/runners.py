@@ -27,8 +27,8 @@ from prefect.settings import (
 )
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from seqcast import storage
 from seqcast.config import PipelineConfig, RunnerSpec
+from seqcast.io import storage
 
 R = TypeVar("R")
 

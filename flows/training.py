@@ -7,8 +7,8 @@ from prefect import flow
 
 from flows.runners import run_sharded
 from flows.sharded import backtest_folds, window_shards
-from seqcast import publications
 from seqcast.config import PipelineConfig
+from seqcast.io import publications
 from seqcast.records import TrainingOutcome
 from tasks.common import already_published, current_run_id, logical_date
 from tasks.evaluate import evaluate

@@ -5,11 +5,12 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from seqcast import backtest, evaluation, storage, window_store
-from seqcast.config import PipelineConfig
+from seqcast.config import PipelineConfig, series_column
+from seqcast.io import storage
+from seqcast.modeling import backtest, evaluation
 from seqcast.records import BacktestFoldRef, BacktestRef, TrainedRef, ValidatedRef, WindowsRef
-from seqcast.series_grid import NS_PER_SECOND
-from seqcast.validation import series_column
+from seqcast.windows import store as window_store
+from seqcast.windows.grid import NS_PER_SECOND
 from tasks.common import STEP_OPTIONS
 
 

@@ -10,9 +10,9 @@ from prefect import get_run_logger
 from prefect.runtime import flow_run
 from pydantic import ValidationError
 
-from seqcast import publications
 from seqcast.config import PipelineConfig
 from seqcast.errors import SeqcastError
+from seqcast.io import publications
 
 
 def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -10,13 +10,16 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-import seqcast.models  # noqa: F401 - registers the custom layers saved models use
-from seqcast import evaluation, plots, registry, storage, window_store
+import seqcast.modeling.networks  # noqa: F401 - registers the custom layers saved models use
 from seqcast.config import PipelineConfig
 from seqcast.errors import RegistryError
+from seqcast.io import storage
+from seqcast.modeling import evaluation, plots
 from seqcast.records import EvaluationRef, TrainedRef, WindowsRef
-from seqcast.scaling import Scaler
-from seqcast.windowing import WindowArrays, WindowLayout
+from seqcast.serving import registry
+from seqcast.windows import store as window_store
+from seqcast.windows.scaling import Scaler
+from seqcast.windows.windowing import WindowArrays, WindowLayout
 from tasks.common import STEP_OPTIONS
 
 _EXAMPLES = 3

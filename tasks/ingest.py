@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from seqcast.config import PipelineConfig
-from seqcast.ingest import snapshot_source
+from seqcast.data.ingest import snapshot_source
 from seqcast.records import SnapshotRef
 from tasks.common import STEP_OPTIONS
 

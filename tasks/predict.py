@@ -7,9 +7,8 @@ from datetime import date
 import pandas as pd
 from prefect import get_run_logger, task
 
-from seqcast import registry, storage
-from seqcast.config import PipelineConfig
-from seqcast.prediction import combine_parts, predict_part, remove_stale_staging
+from seqcast.config import PipelineConfig, series_column
+from seqcast.io import storage
 from seqcast.records import (
     PredictionPartRef,
     PredictionPlanRef,
@@ -17,7 +16,9 @@ from seqcast.records import (
     ShardRef,
     ValidatedRef,
 )
-from seqcast.series_source import make_shards, series_column, series_row_counts
+from seqcast.serving import registry
+from seqcast.serving.prediction import combine_parts, predict_part, remove_stale_staging
+from seqcast.windows.series_source import make_shards, series_row_counts
 from tasks.common import STEP_OPTIONS
 
 

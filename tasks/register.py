@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from seqcast import registry, storage
 from seqcast.config import PipelineConfig
-from seqcast.contracts import PREDICTION_CONTRACT, contract_for, derive_prediction_contract
-from seqcast.evaluation import is_better
+from seqcast.data.contracts import PREDICTION_CONTRACT, contract_for, derive_prediction_contract
+from seqcast.io import storage
+from seqcast.modeling.evaluation import is_better
 from seqcast.records import EvaluationRef, ModelVersionRef, TrainedRef, ValidatedRef, WindowsRef
+from seqcast.serving import registry
 from tasks.common import STEP_OPTIONS, current_run_id
 
 

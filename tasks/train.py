@@ -9,13 +9,14 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
-from seqcast.distribution import global_batch_size, training_strategy
-from seqcast.input_pipeline import stream_windows
+from seqcast.io import storage
+from seqcast.modeling.distribution import global_batch_size, training_strategy
+from seqcast.modeling.training import EpochHook, TrainingResult
+from seqcast.modeling.training import train as fit
 from seqcast.records import TrainedRef, WindowsRef
-from seqcast.training import EpochHook, TrainingResult
-from seqcast.training import train as fit
+from seqcast.windows import store as window_store
+from seqcast.windows.input_pipeline import stream_windows
 from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id
 
 

@@ -9,18 +9,18 @@ import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from seqcast import storage
-from seqcast.config import PipelineConfig
-from seqcast.contracts import PREDICTION_CONTRACT, Contract, contract_for, contract_from_dict
-from seqcast.errors import DataContractError, RegistryError
-from seqcast.records import SnapshotRef, ValidatedRef
-from seqcast.validation import series_column, table_schema, validate_table
-from seqcast.validation_report import (
+from seqcast.config import PipelineConfig, series_column
+from seqcast.data.contracts import PREDICTION_CONTRACT, Contract, contract_for, contract_from_dict
+from seqcast.data.validation import table_schema, validate_table
+from seqcast.data.validation_report import (
     ReportFiles,
     artifact_rows,
     failure_message,
     save_report,
 )
+from seqcast.errors import DataContractError, RegistryError
+from seqcast.io import storage
+from seqcast.records import SnapshotRef, ValidatedRef
 from tasks.common import STEP_OPTIONS
 
 # GX announces every ephemeral context's temporary docs directory at INFO (its module sets
@@ -36,7 +36,7 @@ def artifact_key(config: PipelineConfig, predicting: bool) -> str:
 
 def prediction_contract(config: PipelineConfig) -> tuple[Contract, str]:
     """The champion's stored prediction contract, read without loading the model."""
-    from seqcast import registry  # imports Keras: only the prediction flow needs it
+    from seqcast.serving import registry  # imports Keras: only the prediction flow needs it
 
     version = registry.champion_version(config.pipeline_root)
     if version is None:

@@ -1,6 +1,6 @@
 """Step 3, window: split, scale and index the validated table's windows, shard by shard.
 
-The steps of `seqcast.window_step` as tasks: one start and one publish task around two
+The steps of `seqcast.windows.step` as tasks: one start and one publish task around two
 tasks mapped over the shards (fit, then write), so a Dask runner spreads them over workers.
 """
 
@@ -10,11 +10,11 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from seqcast import window_store
-from seqcast.config import PipelineConfig
+from seqcast.config import PipelineConfig, series_column
 from seqcast.records import ShardRef, ValidatedRef, WindowBuildRef, WindowsRef
-from seqcast.series_source import ParquetSeries, column_roles, series_column
-from seqcast.window_step import (
+from seqcast.windows import store as window_store
+from seqcast.windows.series_source import ParquetSeries, column_roles
+from seqcast.windows.step import (
     abandon_build,
     build_inputs,
     fit_shard,

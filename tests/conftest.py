@@ -23,8 +23,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from seqcast.config import PipelineConfig, config_from_dict  # noqa: E402
-from seqcast.sample_data import load_series, write_csv_per_series  # noqa: E402
-from seqcast.windowing import WindowLayout  # noqa: E402
+from seqcast.data.sample import load_series, write_csv_per_series  # noqa: E402
+from seqcast.windows.windowing import WindowLayout  # noqa: E402
 
 pytest_plugins = ["tests.object_store"]  # s3_root, memory_root, object_root fixtures
 
@@ -104,7 +104,7 @@ def arithmetic_frame(n_series: int, n_steps: int) -> pd.DataFrame:
 
 def placeholder_version(root: str, tmp_path: Path, tag: str) -> str:
     """A registered version from placeholder files (promotion never loads the model)."""
-    from seqcast import registry
+    from seqcast.serving import registry
 
     windows = tmp_path / f"windows-{tag}"
     windows.mkdir()

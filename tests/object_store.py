@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import fsspec
 import pytest
 
-from seqcast import storage
+from seqcast.io import storage
 
 
 @pytest.fixture(scope="session")

@@ -106,6 +106,15 @@ class SourceSpec(_Spec):
         return [*self.future_features, *self.static_features]
 
 
+SINGLE_SERIES = "__series__"
+"""Series column added when the source has a single series and no series_id column."""
+
+
+def series_column(source: SourceSpec) -> str:
+    """The validated table's series column (light to import: shard tasks on workers use it)."""
+    return source.series_id or SINGLE_SERIES
+
+
 class WindowSpec(_Spec):
     """How series are cut into (lookback -> horizon) windows and scaled."""
 

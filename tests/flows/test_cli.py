@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prefect.settings import PREFECT_API_URL
 
-from seqcast.sample_data import load_series
+from seqcast.data.sample import load_series
 
 pytestmark = pytest.mark.flow
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def invoke(*args: str) -> subprocess.CompletedProcess[str]:
     """Run `seqcast ARGS` as a user would, against the session's test Prefect API."""
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "flows.cli.main", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -9,7 +9,8 @@ import pytest
 
 from flows.prediction import batch_predict
 from flows.training import nightly_training
-from seqcast import registry, storage
+from seqcast.io import storage
+from seqcast.serving import registry
 from tests.conftest import tiny_config
 from tests.object_store import every_file
 

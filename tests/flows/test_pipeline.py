@@ -12,9 +12,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.prediction import batch_predict
 from flows.training import nightly_training
-from seqcast import registry
+from seqcast.data.sample import activity_series, write_csv_per_series
 from seqcast.errors import DataContractError
-from seqcast.sample_data import activity_series, write_csv_per_series
+from seqcast.serving import registry
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.flow

@@ -14,7 +14,7 @@ from flows.runners import RESULTS_FOLDER, run_sharded, task_runner
 from flows.sharded import window_shards
 from flows.training import nightly_training
 from seqcast.config import PipelineConfig, RunnerSpec
-from seqcast.window_store import read_manifest
+from seqcast.windows.store import read_manifest
 from tasks.ingest import ingest
 from tasks.validate import validate
 from tests.conftest import tiny_config

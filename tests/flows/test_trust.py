@@ -14,9 +14,10 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.prediction import batch_predict
 from flows.training import nightly_training
-from seqcast import registry, sample_data
 from seqcast.config import config_from_dict
+from seqcast.data import sample as sample_data
 from seqcast.errors import RegistryError
+from seqcast.serving import registry
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.flow

@@ -26,8 +26,8 @@ import yaml
 from postgres import start_postgres, unavailable
 from stack import BIN, REPO, Stack, free_port
 
-from seqcast import registry
-from seqcast.sample_data import load_series, write_csv_per_series
+from seqcast.data.sample import load_series, write_csv_per_series
+from seqcast.serving import registry
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from stack import Stack
 from test_deployments import pipeline_config
 
-from seqcast.sample_data import load_series, write_csv_per_series
+from seqcast.data.sample import load_series, write_csv_per_series
 
 CHROMIUM = [
     "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqcast import storage
-from seqcast.backtest import (
+from seqcast.config import PipelineConfig, config_from_dict
+from seqcast.data.sample import load_series
+from seqcast.io import storage
+from seqcast.modeling.backtest import (
     fingerprint_folds,
     fold_config,
     last_stamp_ns,
@@ -18,10 +20,8 @@ from seqcast.backtest import (
     run_fold,
     summarise,
 )
-from seqcast.config import PipelineConfig, config_from_dict
-from seqcast.sample_data import load_series
-from seqcast.window_step import build_or_reuse
-from seqcast.window_store import read_split
+from seqcast.windows.step import build_or_reuse
+from seqcast.windows.store import read_split
 from tests.conftest import arithmetic_frame
 
 HOUR = 3_600_000_000_000

@@ -17,11 +17,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqcast.config import PipelineConfig, config_from_dict
-from seqcast.contracts import Contract, contract_for, derive_prediction_contract, save_contract
+from seqcast.data.contracts import Contract, contract_for, derive_prediction_contract, save_contract
+from seqcast.data.ingest import read_source_file, resolve_source_files, snapshot_source
+from seqcast.data.validation import (
+    QUARANTINE_REASON,
+    QUARANTINE_RULE,
+    ValidationReport,
+    validate_table,
+)
+from seqcast.data.validation_report import failure_message, save_report
 from seqcast.errors import SourceError
-from seqcast.ingest import read_source_file, resolve_source_files, snapshot_source
-from seqcast.validation import QUARANTINE_REASON, QUARANTINE_RULE, ValidationReport, validate_table
-from seqcast.validation_report import failure_message, save_report
 
 HEADER = "ts,sensor,load,temperature"
 STEPS = 40

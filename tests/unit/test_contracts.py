@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from seqcast.config import config_from_dict, load_config
-from seqcast.contracts import (
+from seqcast.data.contracts import (
     Contract,
     contract_for,
     derive_prediction_contract,
@@ -19,11 +19,11 @@ from seqcast.contracts import (
     load_contract,
     save_contract,
 )
+from seqcast.data.gx_suite import build_suite
+from seqcast.data.ingest import read_sample, read_source_file, resolve_source_files
+from seqcast.data.sample import write_samples
+from seqcast.data.validation import validate_table
 from seqcast.errors import ConfigError
-from seqcast.gx_suite import build_suite
-from seqcast.ingest import read_sample, read_source_file, resolve_source_files
-from seqcast.sample_data import write_samples
-from seqcast.validation import validate_table
 
 ROOT = Path(__file__).resolve().parents[2]
 

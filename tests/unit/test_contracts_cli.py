@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seqcast.contracts import load_contract
-from seqcast.sample_data import write_samples
+from seqcast.data.contracts import load_contract
+from seqcast.data.sample import write_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 SEQCAST = Path(sys.executable).parent / "seqcast"

@@ -53,7 +53,7 @@ def test_served_deployments_follow_the_prefect_file(
     """`seqcast serve` builds its deployments from deploy/prefect.yaml with the given config."""
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
     monkeypatch.chdir(REPO)
-    from flows.scheduling import runner_deployments
+    from flows.cli.scheduling import runner_deployments
 
     config = PipelineConfig.model_validate(
         {"name": "served", "source": {"path": "x.csv", "target": ["y"]}}
@@ -71,7 +71,7 @@ def test_served_deployments_follow_the_prefect_file(
 def test_backfill_dates_cover_the_range_inclusively() -> None:
     from datetime import date
 
-    from flows.scheduling import logical_dates
+    from flows.cli.scheduling import logical_dates
     from seqcast.errors import ConfigError
 
     assert logical_dates(date(2026, 2, 27), date(2026, 3, 1)) == [

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seqcast.distribution import global_batch_size, training_strategy
-from seqcast.input_pipeline import WindowStream
+from seqcast.modeling.distribution import global_batch_size, training_strategy
+from seqcast.windows.input_pipeline import WindowStream
 from tests.unit.test_window_pipeline import arithmetic_store, window_ids
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,10 +52,10 @@ MIRRORED_FIT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from seqcast.distribution import global_batch_size, training_strategy
-    from seqcast.input_pipeline import stream_windows
-    from seqcast.training import train
-    from seqcast.window_store import read_layout
+    from seqcast.modeling.distribution import global_batch_size, training_strategy
+    from seqcast.windows.input_pipeline import stream_windows
+    from seqcast.modeling.training import train
+    from seqcast.windows.store import read_layout
     from tests.unit.test_window_pipeline import arithmetic_store
 
     config, built = arithmetic_store(Path(sys.argv[1]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqcast.evaluation import (
+from seqcast.modeling.evaluation import (
     confusion,
     evaluate_forecast,
     is_better,
@@ -13,8 +13,8 @@ from seqcast.evaluation import (
     naive_forecasts,
     per_class_metrics,
 )
-from seqcast.scaling import Scaler, Stats
-from seqcast.windowing import WindowArrays, WindowLayout
+from seqcast.windows.scaling import Scaler, Stats
+from seqcast.windows.windowing import WindowArrays, WindowLayout
 from tests.conftest import forecast_layout
 
 

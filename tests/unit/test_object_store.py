@@ -10,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seqcast import cas, registry, storage
 from seqcast.config import PipelineConfig
-from seqcast.window_publish import WindowStore, verify
-from seqcast.window_step import build_or_reuse
-from seqcast.window_store import BlockWriter, read_split
+from seqcast.io import cas, storage
+from seqcast.serving import registry
+from seqcast.windows.publish import WindowStore, verify
+from seqcast.windows.step import build_or_reuse
+from seqcast.windows.store import BlockWriter, read_split
 from tests.conftest import kill_writer_midway, placeholder_version, tiny_config
 from tests.object_store import every_file
 from tests.unit.test_window_store import load_frame
@@ -209,8 +210,8 @@ KILLED_WRITER = """
 import sys, time
 from pathlib import Path
 from seqcast.config import PipelineConfig
-from seqcast.window_step import build_or_reuse
-from seqcast.window_store import BlockWriter
+from seqcast.windows.step import build_or_reuse
+from seqcast.windows.store import BlockWriter
 
 config = PipelineConfig.model_validate_json(Path(sys.argv[1]).read_text())
 write = BlockWriter.write

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from seqcast import registry, storage
 from seqcast.config import ModelSpec
 from seqcast.errors import RegistryError
-from seqcast.models import build_model
-from seqcast.scaling import Scaler, Stats
+from seqcast.io import storage
+from seqcast.modeling.networks import build_model
+from seqcast.serving import registry
+from seqcast.windows.scaling import Scaler, Stats
 from tests.conftest import forecast_layout
 
 LAYOUT = forecast_layout(lookback=4, horizon=2)

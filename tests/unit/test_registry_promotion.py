@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seqcast import registry
+from seqcast.serving import registry
 from tests.conftest import placeholder_version
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from seqcast.config import ModelSpec
-from seqcast.models import build_model
-from seqcast.training import TrainingDivergedError, train
-from seqcast.windowing import WindowArrays
+from seqcast.modeling.networks import build_model
+from seqcast.modeling.training import TrainingDivergedError, train
+from seqcast.windows.windowing import WindowArrays
 from tests.conftest import forecast_layout
 
 LAYOUT = forecast_layout(lookback=12, horizon=3, inputs=("y", "x"))
@@ -65,7 +65,7 @@ def test_residual_model_starts_at_the_seasonal_naive_forecast() -> None:
 
 
 def test_recurrent_dropout_warns_about_cudnn(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="seqcast.models"):
+    with caplog.at_level(logging.WARNING, logger="seqcast.modeling.networks"):
         build_model(LAYOUT, ModelSpec(units=[4], recurrent_dropout=0.2))
     assert "cuDNN" in caplog.text
 
@@ -74,7 +74,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import json, os, signal, sys
     sys.path[:0] = {paths!r}
     from tests.unit.test_training import LAYOUT, SPEC, sine_windows
-    from seqcast.training import train
+    from seqcast.modeling.training import train
 
     backup, kill_after = sys.argv[1], int(sys.argv[2])
     spec = SPEC.model_copy(update={{"epochs": 6}})

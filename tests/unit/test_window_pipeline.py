@@ -11,17 +11,22 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from seqcast import storage
 from seqcast.config import PipelineConfig, config_from_dict
+from seqcast.data.sample import load_series
 from seqcast.errors import DataContractError
-from seqcast.input_pipeline import WindowStream, fit_arguments, stream_windows, window_dataset
-from seqcast.models import build_model
-from seqcast.prediction import covariate_inputs, latest_windows, predict_frame
-from seqcast.registry import LoadedModel
-from seqcast.sample_data import load_series
-from seqcast.training import train
-from seqcast.window_step import WindowsBuilt, build_or_reuse
-from seqcast.window_store import read_layout, read_manifest, read_scaler, read_split
+from seqcast.io import storage
+from seqcast.modeling.networks import build_model
+from seqcast.modeling.training import train
+from seqcast.serving.prediction import covariate_inputs, latest_windows, predict_frame
+from seqcast.serving.registry import LoadedModel
+from seqcast.windows.input_pipeline import (
+    WindowStream,
+    fit_arguments,
+    stream_windows,
+    window_dataset,
+)
+from seqcast.windows.step import WindowsBuilt, build_or_reuse
+from seqcast.windows.store import read_layout, read_manifest, read_scaler, read_split
 from tests.conftest import arithmetic_frame
 
 
@@ -195,7 +200,7 @@ def test_only_stale_staged_prediction_parts_are_removed(tmp_path: Path, root: st
     import os
     import time
 
-    from seqcast.prediction import STALE_STAGING_SECONDS, remove_stale_staging
+    from seqcast.serving.prediction import STALE_STAGING_SECONDS, remove_stale_staging
 
     base = str(tmp_path / "predictions") if root == "local" else f"memory://{tmp_path}/p"
     for name in (".staging-dead", ".staging-alive", "date=2026-11-27"):

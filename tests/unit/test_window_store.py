@@ -10,21 +10,22 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from seqcast import storage, window_store
 from seqcast.config import PipelineConfig
+from seqcast.data.sample import activity_series, load_series
 from seqcast.errors import DataContractError
-from seqcast.sample_data import activity_series, load_series
-from seqcast.series_source import (
+from seqcast.io import storage
+from seqcast.windows import store as window_store
+from seqcast.windows.build import build_windows
+from seqcast.windows.publish import WindowStore, verify
+from seqcast.windows.series_source import (
     ParquetSeries,
     column_roles,
     make_shards,
     series_row_counts,
 )
-from seqcast.window_build import build_windows
-from seqcast.window_publish import WindowStore, verify
-from seqcast.window_step import build_or_reuse
-from seqcast.window_store import read_split
-from seqcast.windowing import SPLITS
+from seqcast.windows.step import build_or_reuse
+from seqcast.windows.store import read_split
+from seqcast.windows.windowing import SPLITS
 from tests.conftest import kill_writer_midway, tiny_config
 
 
@@ -212,13 +213,13 @@ KILLED_WRITER = """
 import sys, time
 from pathlib import Path
 from seqcast.config import PipelineConfig
-from seqcast.series_source import (
+from seqcast.windows.series_source import (
     ParquetSeries,
     column_roles,
     make_shards,
     series_row_counts,
 )
-from seqcast.window_step import build_or_reuse
+from seqcast.windows.step import build_or_reuse
 
 config = PipelineConfig.model_validate_json(Path(sys.argv[1]).read_text())
 root = Path(config.pipeline_root) / "windows" / "builds"

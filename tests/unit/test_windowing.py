@@ -10,8 +10,8 @@ import pytest
 
 from seqcast.config import config_from_dict
 from seqcast.errors import ConfigError, DataContractError
-from seqcast.window_build import build_windows
-from seqcast.windowing import SPLITS, split_bounds
+from seqcast.windows.build import build_windows
+from seqcast.windows.windowing import SPLITS, split_bounds
 from tests.conftest import arithmetic_frame
 
 

@@ -13,7 +13,7 @@ on shards of series (row ranges of the source) in parallel: pass 2 keeps each se
 moments (`SeriesFit`) and `merge_fits` merges them in source order, so the statistics
 do not depend on the sharding. `build_windows` materialises every window in memory
 (tests, small data); `write_part` streams one shard's windows into the window store in
-blocks, and `seqcast.window_step` runs the passes shard by shard.
+blocks, and `seqcast.windows.step` runs the passes shard by shard.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ import numpy as np
 import pandas as pd
 
 from seqcast.config import PipelineConfig
-from seqcast.covariates import calendar_features
 from seqcast.errors import DataContractError
-from seqcast.scaling import Moments, RunningStats, Scaler, Stats, moments
-from seqcast.series_grid import (
+from seqcast.windows.covariates import calendar_features
+from seqcast.windows.grid import (
     NS_PER_SECOND,
     GridRows,
     SeriesRows,
@@ -40,9 +39,10 @@ from seqcast.series_grid import (
     step_nanoseconds,
     to_grid,
 )
-from seqcast.series_source import ColumnRoles, FrameSeries, column_roles
-from seqcast.window_store import BlockWriter
-from seqcast.windowing import (
+from seqcast.windows.scaling import Moments, RunningStats, Scaler, Stats, moments
+from seqcast.windows.series_source import ColumnRoles, FrameSeries, column_roles
+from seqcast.windows.store import BlockWriter
+from seqcast.windows.windowing import (
     SPLITS,
     SeriesWindows,
     WindowArrays,

@@ -3,8 +3,8 @@
 Order of work, each stage on what the one before left:
 
 1. structure: rows at all, empty files, required and unexpected columns;
-2. strict parsing (`seqcast.parsing`): types, timestamps to UTC, naive/offset mixing;
-3. the Great Expectations suite (`seqcast.gx_suite`) on the parsed values: nulls, +-inf,
+2. strict parsing (`seqcast.data.parsing`): types, timestamps to UTC, naive/offset mixing;
+3. the Great Expectations suite (`seqcast.data.gx_suite`) on the parsed values: nulls, +-inf,
    ranges, categories, the unique key, the row count;
 4. series rules on the rows still kept: order, frequency, gaps, rows per series, freshness.
 
@@ -25,12 +25,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from seqcast.config import SourceSpec
-from seqcast.contracts import Contract, duration_seconds, duration_text
-from seqcast.gx_suite import ROW, run_suite
-from seqcast.ingest import SOURCE_FILE, SOURCE_LINE
-from seqcast.parsing import Parsed, ParsedTimestamps, parse_numbers, parse_text, parse_timestamps
-from seqcast.series_source import SINGLE_SERIES, series_column  # noqa: F401 - re-exported
+from seqcast.config import SourceSpec, series_column
+from seqcast.data.contracts import Contract, duration_seconds, duration_text
+from seqcast.data.gx_suite import ROW, run_suite
+from seqcast.data.ingest import SOURCE_FILE, SOURCE_LINE
+from seqcast.data.parsing import (
+    Parsed,
+    ParsedTimestamps,
+    parse_numbers,
+    parse_text,
+    parse_timestamps,
+)
 
 logger = logging.getLogger(__name__)
 

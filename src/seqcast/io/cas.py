@@ -31,8 +31,8 @@ from typing import Any
 from fsspec import AbstractFileSystem
 from fsspec.asyn import sync
 
-from seqcast import storage
 from seqcast.errors import SeqcastError
+from seqcast.io import storage
 
 logger = logging.getLogger(__name__)
 

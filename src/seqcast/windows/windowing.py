@@ -8,7 +8,7 @@ Alignment, for a series on its regular grid and a window starting at row ``s``::
     classify row   s + lookback - 1 + horizon                 # one label
 
 A window never crosses a series boundary or a gap (it lies inside one gap-free run of
-`seqcast.series_grid`), and it belongs to the split that holds all of its target rows,
+`seqcast.windows.grid`), and it belongs to the split that holds all of its target rows,
 so a validation or test target is never seen in training. Inputs may reach back into an
 earlier split: that is history the model would have at prediction time.
 
@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from seqcast.config import PipelineConfig, SplitSpec
-from seqcast.covariates import calendar_columns
 from seqcast.errors import DataContractError
-from seqcast.series_grid import GridRows
+from seqcast.windows.covariates import calendar_columns
+from seqcast.windows.grid import GridRows
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class WindowArrays:
 def model_inputs(
     x: np.ndarray, future: np.ndarray | None, static: np.ndarray | None
 ) -> np.ndarray | dict[str, np.ndarray]:
-    """The model's input structure: names match `seqcast.models.build_model`'s inputs."""
+    """The model's input structure: names match `seqcast.modeling.networks.build_model`'s inputs."""
     has_future = future is not None and future.shape[-1] > 0
     has_static = static is not None and static.shape[-1] > 0
     if not (has_future or has_static):

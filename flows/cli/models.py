@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli_support import ConfigOption, SetOption, config_or_exit, run_or_exit
+from flows.cli.support import ConfigOption, SetOption, config_or_exit, run_or_exit
 
 models_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
 
@@ -20,7 +20,7 @@ def models_list(
 ) -> None:
     """List model versions with their test metrics; the champion is marked."""
     cfg = config_or_exit(config, set_)
-    from seqcast.registry import list_versions
+    from seqcast.serving.registry import list_versions
 
     rows = run_or_exit(lambda: list_versions(cfg.pipeline_root))
     if as_json:
@@ -45,7 +45,8 @@ def models_show(
 ) -> None:
     """Print a version's manifest and metrics as JSON."""
     cfg = config_or_exit(config, set_)
-    from seqcast import registry, storage
+    from seqcast.io import storage
+    from seqcast.serving import registry
 
     def show() -> dict[str, Any]:
         manifest = registry.read_manifest(cfg.pipeline_root, version)
@@ -66,7 +67,7 @@ def models_promote(
 ) -> None:
     """Make VERSION the champion by hand (recorded in the audit log)."""
     cfg = config_or_exit(config, set_)
-    from seqcast import registry
+    from seqcast.serving import registry
 
     run_or_exit(lambda: registry.verify_version(cfg.pipeline_root, version))
     run_or_exit(
@@ -79,7 +80,7 @@ def models_promote(
 def models_rollback(config: ConfigOption, set_: SetOption = None) -> None:
     """Restore the previous champion (recorded in the audit log)."""
     cfg = config_or_exit(config, set_)
-    from seqcast import registry
+    from seqcast.serving import registry
 
     restored = run_or_exit(lambda: registry.rollback(cfg.pipeline_root))
     typer.echo(f"champion: {restored} (restored)")

@@ -11,7 +11,7 @@ last: the manifest is the commit point, on a local disk and on an object store a
 (where renaming a directory would be a copy, not atomic). A directory without one is an
 unfinished write that every reader ignores. The manifest holds the sha256 of every file
 and is checked before a model is loaded. The champion pointer changes only through
-`seqcast.cas.swap`, so two promotions can never both win (see `seqcast.cas` for how on
+`seqcast.io.cas.swap`, so two promotions can never both win (see `seqcast.io.cas` for how on
 each kind of store).
 """
 
@@ -26,11 +26,12 @@ from typing import Any
 
 import keras
 
-import seqcast.models  # noqa: F401 - registers the custom layers saved models use
-from seqcast import __version__, cas, storage
+import seqcast.modeling.networks  # noqa: F401 - registers the custom layers saved models use
+from seqcast import __version__
 from seqcast.errors import RegistryError
-from seqcast.scaling import Scaler
-from seqcast.windowing import WindowLayout
+from seqcast.io import cas, storage
+from seqcast.windows.scaling import Scaler
+from seqcast.windows.windowing import WindowLayout
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import keras
 from keras import ops
 
 from seqcast.config import ModelSpec
-from seqcast.windowing import WindowLayout
+from seqcast.windows.windowing import WindowLayout
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Layout of one pipeline's windows (``{pipeline_root}/windows/``)::
 
-    builds/{key16}-{uid}/   one immutable build (`seqcast.window_store` format); never
+    builds/{key16}-{uid}/   one immutable build (`seqcast.windows.store` format); never
                             renamed or changed once published
         _writer.json        present only while a writer works (host, pid, start time)
     {key16}.json            the pointer: which build holds the windows for a key
@@ -34,8 +34,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from seqcast import __version__, storage
-from seqcast.window_store import FORMAT, MANIFEST, WRITER, payload_files, read_manifest
+from seqcast import __version__
+from seqcast.io import storage
+from seqcast.windows.store import FORMAT, MANIFEST, WRITER, payload_files, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +44,14 @@ LEFTOVER_GRACE_SECONDS = 6 * 3600
 """An unreferenced build whose writer cannot be checked is removed after this long."""
 
 _CODE_MODULES = (
-    "series_grid.py",
+    "grid.py",
     "series_source.py",
     "covariates.py",
     "scaling.py",
     "windowing.py",
-    "window_build.py",
-    "window_step.py",
-    "window_store.py",
+    "build.py",
+    "step.py",
+    "store.py",
 )
 
 

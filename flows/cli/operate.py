@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli_support import ConfigOption, SetOption, config_or_exit, run_or_exit
+from flows.cli.support import ConfigOption, SetOption, config_or_exit, run_or_exit
 
 PrefectFile = Annotated[
     Path, typer.Option("--prefect-file", help="The deployments (prefect.yaml).")
@@ -39,7 +39,7 @@ AutomationsFile = Annotated[
 def _apply_alerts(
     automations: Path, notify_url: str | None, notify_block: str | None
 ) -> list[tuple[str, Any]]:
-    from flows import server_setup
+    from flows.cli import server_setup
 
     block_id = server_setup.notification_block_id(notify_url, notify_block)
     if block_id is None:
@@ -70,7 +70,7 @@ def deploy(
     Run it from the repository root with PREFECT_API_URL pointing at the server; it is
     safe to run again. Then start a worker: `prefect worker start --pool seqcast`.
     """
-    from flows import server_setup
+    from flows.cli import server_setup
 
     def setup() -> list[tuple[str, Any]]:
         with server_setup.client() as client:
@@ -110,7 +110,7 @@ def serve(
     cfg = config_or_exit(config, set_)
     from prefect import serve as prefect_serve
 
-    from flows import scheduling, server_setup
+    from flows.cli import scheduling, server_setup
 
     run_or_exit(server_setup.api_url)
     deployments = run_or_exit(lambda: scheduling.runner_deployments(prefect_file, cfg))
@@ -141,7 +141,7 @@ def backfill(
     A date whose outputs were already published is skipped by its run unless --force.
     The runs wait for a worker (or `seqcast serve`) like any other.
     """
-    from flows import scheduling, server_setup
+    from flows.cli import scheduling, server_setup
 
     cfg = config_or_exit(config, set_) if config is not None else None
     days = run_or_exit(lambda: scheduling.logical_dates(start.date(), end.date()))

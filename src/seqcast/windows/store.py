@@ -1,6 +1,6 @@
 """The window store's format: series rows plus a window index, as Parquet, in parts.
 
-One build directory (see `seqcast.window_publish` for how builds are published)::
+One build directory (see `seqcast.windows.publish` for how builds are published)::
 
     segments-{part}.parquet  one row per grid step of every series of one part (a shard of
                              series, written by one task) that has windows: series (int32
@@ -15,7 +15,7 @@ One build directory (see `seqcast.window_publish` for how builds are published):
                              its part and row group), inputs
 
 Windows are not materialised on disk: a window is a start row, cut from its block's rows
-when read (`seqcast.windowing.cut_windows`). The store is as large as the validated data
+when read (`seqcast.windows.windowing.cut_windows`). The store is as large as the validated data
 instead of ``lookback`` times larger, and a block is the unit of reading: one row group
 of each file of its part. Parts let shards of series be written in parallel, each into
 its own files, with no copy afterwards. benchmarks/README.md has the numbers behind this
@@ -31,9 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seqcast import storage
-from seqcast.scaling import Scaler
-from seqcast.windowing import (
+from seqcast.io import storage
+from seqcast.windows.scaling import Scaler
+from seqcast.windows.windowing import (
     SPLITS,
     SeriesWindows,
     WindowArrays,

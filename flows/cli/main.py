@@ -1,8 +1,8 @@
 """The `seqcast` command line: run the flows from a YAML config, inspect the registry.
 
-`flows/cli_support.py` sets Prefect's defaults before Prefect is imported; the `models`
-sub-commands live in `cli_models.py`, the server ones (deploy, alerts, serve, backfill)
-in `cli_operate.py`.
+`flows/cli/support.py` sets Prefect's defaults before Prefect is imported; the `models`
+sub-commands live in `models.py`, the server ones (deploy, alerts, serve, backfill)
+in `operate.py`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Annotated
 
 import typer
 
-# Each cli module imports cli_support first, which sets Prefect's defaults before any
+# Each cli module imports support first, which sets Prefect's defaults before any
 # module imports Prefect.
-from flows import cli_operate
-from flows.cli_models import models_app
-from flows.cli_support import (
+from flows.cli import operate
+from flows.cli.models import models_app
+from flows.cli.support import (
     ConfigOption,
     SetOption,
     config_or_exit,
@@ -69,7 +69,7 @@ def train(config: ConfigOption, set_: SetOption = None) -> None:
     """
     cfg = config_or_exit(config, set_)
     from flows.training import nightly_training
-    from seqcast import storage
+    from seqcast.io import storage
 
     outcome = run_or_exit(lambda: nightly_training(cfg, force=True))
     document = storage.read_json(outcome.evaluation.metrics_uri)
@@ -103,7 +103,7 @@ def validate(config: ConfigOption, set_: SetOption = None) -> None:
     """
     cfg = config_or_exit(config, set_)
     from flows.validation import validate_source
-    from seqcast import storage
+    from seqcast.io import storage
 
     result = run_or_exit(lambda: validate_source(cfg))
     report = storage.read_json(result.report_uri)
@@ -129,8 +129,8 @@ def contract_init(
     widened by --margin, the frequency is the most common step.
     """
     cfg = config_or_exit(config, set_)
-    from seqcast.contracts import draft_contract, save_contract
-    from seqcast.ingest import read_sample
+    from seqcast.data.contracts import draft_contract, save_contract
+    from seqcast.data.ingest import read_sample
 
     target = out or Path(cfg.contract or f"schemas/{cfg.name}.yaml")
     if target.exists() and not force:
@@ -158,14 +158,14 @@ def sample(
     ),
 ) -> None:
     """Write the bundled sample data sets (deterministic): load/ and activity/."""
-    from seqcast.sample_data import write_samples
+    from seqcast.data.sample import write_samples
 
     written = run_or_exit(lambda: write_samples(out))
     for name, paths in written.items():
         typer.echo(f"{name}: {len(paths)} file(s) in {out / name}")
 
 
-for command in (cli_operate.deploy, cli_operate.alerts, cli_operate.serve, cli_operate.backfill):
+for command in (operate.deploy, operate.alerts, operate.serve, operate.backfill):
     app.command()(command)
 
 

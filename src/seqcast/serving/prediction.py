@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from seqcast import storage
-from seqcast.covariates import calendar_features
 from seqcast.errors import DataContractError
+from seqcast.io import storage
 from seqcast.records import PredictionPartRef, ShardRef
-from seqcast.registry import LoadedModel
-from seqcast.series_grid import NS_PER_SECOND
-from seqcast.series_source import read_rows
-from seqcast.windowing import segment_ids
+from seqcast.serving.registry import LoadedModel
+from seqcast.windows.covariates import calendar_features
+from seqcast.windows.grid import NS_PER_SECOND
+from seqcast.windows.series_source import read_rows
+from seqcast.windows.windowing import segment_ids
 
 logger = logging.getLogger(__name__)
 

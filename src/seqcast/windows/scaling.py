@@ -2,7 +2,7 @@
 
 Statistics are kept per series (a global model over series of different scales) and over
 all training rows (for series the model has not seen, and for a split by series). The
-window step fits them one series at a time (`RunningStats`), see `seqcast.window_build`.
+window step fits them one series at a time (`RunningStats`), see `seqcast.windows.build`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """How a validation report reads: the error a failed run raises, the markdown summary, the
 table rows of the Prefect artifact and the JSON kept beside the data.
 
-Kept apart from `seqcast.validation` so the checks stay short and the wording is in one
+Kept apart from `seqcast.data.validation` so the checks stay short and the wording is in one
 place: every message names the file(s), the column, the rule, how many rows and up to
 five example rows with their lines.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from seqcast import storage
-from seqcast.validation import RuleResult, ValidationReport
+from seqcast.data.validation import RuleResult, ValidationReport
+from seqcast.io import storage
 
 _ARTIFACT_EXAMPLES = 400
 _LABELS = {

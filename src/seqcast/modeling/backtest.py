@@ -26,13 +26,15 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from seqcast import evaluation, storage, window_store
 from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
-from seqcast.input_pipeline import stream_windows
-from seqcast.training import train
-from seqcast.window_publish import code_version
-from seqcast.window_step import build_or_reuse
+from seqcast.io import storage
+from seqcast.modeling import evaluation
+from seqcast.modeling.training import train
+from seqcast.windows import store as window_store
+from seqcast.windows.input_pipeline import stream_windows
+from seqcast.windows.publish import code_version
+from seqcast.windows.step import build_or_reuse
 
 logger = logging.getLogger(__name__)
 

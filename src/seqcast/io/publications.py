@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from seqcast import storage
+from seqcast.io import storage
 
 KINDS = ("training", "predictions")
 

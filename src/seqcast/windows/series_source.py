@@ -20,22 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from seqcast import storage
-from seqcast.config import PipelineConfig, SourceSpec
+from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
+from seqcast.io import storage
 from seqcast.records import ShardRef
-from seqcast.series_grid import SeriesRows
+from seqcast.windows.grid import SeriesRows
 
 _READ_BUFFER = 1 << 20
-
-SINGLE_SERIES = "__series__"
-"""Series column added when the source has a single series and no series_id column."""
-
-
-def series_column(source: SourceSpec) -> str:
-    """The validated table's series column (light to import: shard tasks on workers use it)."""
-    return source.series_id or SINGLE_SERIES
-
 
 @dataclass(frozen=True)
 class ColumnRoles:

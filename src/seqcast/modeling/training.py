@@ -19,9 +19,9 @@ import tensorflow as tf
 
 from seqcast.config import ModelSpec
 from seqcast.errors import SeqcastError
-from seqcast.input_pipeline import TrainingData, fit_arguments
-from seqcast.models import build_model
-from seqcast.windowing import WindowLayout
+from seqcast.modeling.networks import build_model
+from seqcast.windows.input_pipeline import TrainingData, fit_arguments
+from seqcast.windows.windowing import WindowLayout
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +81,9 @@ def train(
     """Fit a fresh model; the best epoch's weights (by validation loss) are kept.
 
     The windows are in-memory arrays or streamed from the window store
-    (`seqcast.input_pipeline.stream_windows`, given the same ``strategy``). The model is
+    (`seqcast.windows.input_pipeline.stream_windows`, given the same ``strategy``). The model is
     built under ``strategy`` (default: TensorFlow's current one, a single device), so a
-    `MirroredStrategy` from `seqcast.distribution.training_strategy` trains on every GPU.
+    `MirroredStrategy` from `seqcast.modeling.distribution.training_strategy` trains on every GPU.
 
     Raises:
         TrainingDivergedError: the loss became NaN or infinite.

@@ -1,6 +1,6 @@
 """The window step, shard by shard: reuse the published build or write a new one.
 
-A new build runs the passes of `seqcast.window_build` as steps over a build directory, so
+A new build runs the passes of `seqcast.windows.build` as steps over a build directory, so
 an orchestrator can run the per-shard steps in parallel, on other processes or machines:
 
 1. `start_build`: the cache key; the published build if there is one, else a fresh
@@ -22,11 +22,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from seqcast import storage
 from seqcast.config import PipelineConfig
+from seqcast.io import storage
 from seqcast.records import ShardRef, WindowBuildRef
-from seqcast.series_source import ParquetSeries, column_roles, make_shards
-from seqcast.window_build import (
+from seqcast.windows.build import (
     SeriesFit,
     Survey,
     WindowPlan,
@@ -36,9 +35,10 @@ from seqcast.window_build import (
     survey,
     write_part,
 )
-from seqcast.window_publish import WindowStore, code_version, ensure_windows, windows_fingerprint
-from seqcast.window_store import read_layout, read_manifest, read_scaler, write_plan
-from seqcast.windowing import SPLITS
+from seqcast.windows.publish import WindowStore, code_version, ensure_windows, windows_fingerprint
+from seqcast.windows.series_source import ParquetSeries, column_roles, make_shards
+from seqcast.windows.store import read_layout, read_manifest, read_scaler, write_plan
+from seqcast.windows.windowing import SPLITS
 
 logger = logging.getLogger(__name__)
 

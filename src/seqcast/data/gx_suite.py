@@ -2,7 +2,7 @@
 
 The suite is built from the contract on an ephemeral context, so nothing but the contract
 file lives in git. It runs over the *parsed* table (typed values plus a ``_row`` position)
-and reports, per rule, the row positions that failed; `seqcast.validation` turns those
+and reports, per rule, the row positions that failed; `seqcast.data.validation` turns those
 into outcomes. When asked, the run also builds GX Data Docs into a local directory.
 """
 
@@ -22,7 +22,7 @@ from great_expectations.data_context.types.base import (
     ProgressBarsConfig,
 )
 
-from seqcast.contracts import Contract, Severity
+from seqcast.data.contracts import Contract, Severity
 
 logger = logging.getLogger(__name__)
 

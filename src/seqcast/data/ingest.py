@@ -19,9 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seqcast import parsing, storage
 from seqcast.config import SourceSpec
+from seqcast.data import parsing
 from seqcast.errors import SourceError
+from seqcast.io import storage
 from seqcast.records import SnapshotRef
 
 logger = logging.getLogger(__name__)

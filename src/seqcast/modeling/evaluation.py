@@ -13,8 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seqcast.scaling import Scaler
-from seqcast.windowing import WindowArrays, WindowLayout
+from seqcast.windows.scaling import Scaler
+from seqcast.windows.windowing import WindowArrays, WindowLayout
 
 PRIMARY_METRIC = {"forecast": "mae", "classify": "macro_f1"}
 HIGHER_IS_BETTER = {

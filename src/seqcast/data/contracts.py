@@ -5,7 +5,7 @@ be unique, the time grid (frequency, largest gap), the minimum rows per series, 
 the newest row must be, and for every rule its severity: ``fail`` stops the run,
 ``quarantine`` sets the failing rows aside and goes on, ``warn`` only reports. A pipeline
 names its contract file; without one, the contract is derived from the config's column
-roles. `seqcast.validation` checks a table against it with Great Expectations.
+roles. `seqcast.data.validation` checks a table against it with Great Expectations.
 
 Three more ways to get a contract: `draft_contract` infers one from a data sample for a
 person to review (``seqcast contract init``), and `derive_prediction_contract` derives the
@@ -26,8 +26,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from seqcast.config import PipelineConfig, format_validation_error
+from seqcast.data.parsing import null_text, parse_numbers, parse_timestamps
 from seqcast.errors import ConfigError
-from seqcast.parsing import null_text, parse_numbers, parse_timestamps
 
 ColumnType = Literal["float", "int", "string", "label", "timestamp"]
 Severity = Literal["fail", "quarantine", "warn"]

@@ -25,8 +25,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from seqcast.window_store import StoreReader
-from seqcast.windowing import SPLITS, WindowArrays, WindowLayout, cut_model_windows, model_inputs
+from seqcast.windows.store import StoreReader
+from seqcast.windows.windowing import (
+    SPLITS,
+    WindowArrays,
+    WindowLayout,
+    cut_model_windows,
+    model_inputs,
+)
 
 Batch = tuple[np.ndarray | dict[str, np.ndarray], np.ndarray]
 

@@ -11,7 +11,7 @@ A reader sees the old file or the new one, never half of one:
 A directory is therefore never published by renaming it: every multi-file output has a
 commit marker or pointer written last (the raw snapshot's and a model version's
 ``manifest.json``, the window store's pointer files). Small files that several runs update
-(the champion pointer, the audit log) are changed with a compare-and-swap, `seqcast.cas`.
+(the champion pointer, the audit log) are changed with a compare-and-swap, `seqcast.io.cas`.
 
 Listings are never cached (``use_listings_cache=False``): another process may have
 written since, and a stale listing would hide its files.
