@@ -26,6 +26,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tasks flows tests benchmarks
+	$(BIN)/mypy
 
 # The six figures of benchmarks/README.md (about 12 minutes on 2 cores); results.json.
 bench: $(STAMP)

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Flow
 from prefect.filesystems import RemoteFileSystem, WritableFileSystem
@@ -30,6 +30,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from seqcast.config import PipelineConfig, RunnerSpec
 from seqcast.io import storage
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 RESULTS_FOLDER = ".prefect-results"
@@ -95,7 +96,7 @@ def run_sharded(subflow: Flow[..., R], config: PipelineConfig, *args: Any) -> R:
         return on_runner(subflow, config)(config, *args)
 
 
-def on_runner(subflow: Flow[Any, Any], config: PipelineConfig) -> Flow[Any, Any]:
+def on_runner(subflow: Flow[P, R], config: PipelineConfig) -> Flow[P, R]:
     """``subflow`` with the task runner ``config.runner`` names.
 
     On Dask, task results persist to the shared result storage, since the tasks run in

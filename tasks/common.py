@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Coroutine
 from datetime import UTC, date
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import get_run_logger
 from prefect.runtime import flow_run
@@ -13,6 +14,8 @@ from pydantic import ValidationError
 from seqcast.config import PipelineConfig
 from seqcast.errors import SeqcastError
 from seqcast.io import publications
+
+T = TypeVar("T")
 
 
 def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -37,6 +40,20 @@ TRAINING_TAG = "seqcast-train"
 """Tag of the steps that occupy the training device. A task concurrency limit on it
 (`prefect concurrency-limit create seqcast-train 1`, made by `seqcast deploy`) keeps two
 flows from training on the same machine at once."""
+
+
+def sync_result(value: T | Coroutine[Any, Any, T]) -> T:
+    """``value`` of a Prefect API that runs sync or async depending on where it is called.
+
+    Such APIs (`create_progress_artifact`, `run_deployment`, `Flow.to_deployment`,
+    `Block.save`...) are typed ``T | Coroutine[Any, Any, T]``: they return a coroutine only
+    when called from an async flow, task or event loop. seqcast calls them from sync tasks
+    and the CLI, where they return ``T``; a coroutine here is a bug, said so at once.
+    """
+    if isinstance(value, Coroutine):
+        value.close()  # never awaited: close it so it does not warn later as well
+        raise TypeError(f"a Prefect API returned {value!r}: it was called from async code")
+    return value
 
 
 def current_run_id() -> str:

@@ -173,7 +173,7 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
         scale = evaluation.mase_scales(test, layout, scaler, season)
         report = evaluation.evaluate_forecast(outputs, test, layout, scaler, season, scale)
         scores = {s.name: s.metrics for s in report.scored}
-        if champion is not None:
+        if champion is not None and champion_outputs is not None:  # both set, or neither
             # The champion's outputs are in its own scale: map them to the challenger's.
             original = evaluation.to_original_units(
                 champion_outputs, test.series, champion.scaler, layout.target_columns

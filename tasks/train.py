@@ -17,7 +17,7 @@ from seqcast.modeling.training import train as fit
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.windows import store as window_store
 from seqcast.windows.input_pipeline import stream_windows
-from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id
+from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id, sync_result
 
 
 def backup_dir(config: PipelineConfig, windows: WindowsRef, window_relative: bool) -> str:
@@ -40,8 +40,10 @@ def backup_dir(config: PipelineConfig, windows: WindowsRef, window_relative: boo
 
 def progress_hook(total_epochs: int, offset: int) -> EpochHook:
     """Move a Prefect progress artifact as epochs finish (UI: the run's Artifacts tab)."""
-    artifact_id = create_progress_artifact(
-        progress=100.0 * offset / total_epochs, description="Training epochs done (percent)"
+    artifact_id = sync_result(
+        create_progress_artifact(
+            progress=100.0 * offset / total_epochs, description="Training epochs done (percent)"
+        )
     )
 
     def on_epoch_end(done: int, planned: int, metrics: dict[str, float]) -> None:

@@ -14,6 +14,9 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "seqcast")
 # Library code also runs outside flows (unit tests, `seqcast models …`): log locally there.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# The ephemeral API the CLI tests start gives up after 20 s by default; a loaded 2-core CI
+# machine can take longer, and no test may depend on a start-up limit.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
 # Unit tests call the library outside any flow run; once a flow test has imported Prefect,
 # its API log handler would warn (an error here) about every library warning logged then.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

@@ -14,10 +14,11 @@ import yaml
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.deployments.runner import RunnerDeployment
-from prefect.flows import load_flow_from_entrypoint
+from prefect.flows import Flow, load_flow_from_entrypoint
 
 from seqcast.config import PipelineConfig
 from seqcast.errors import ConfigError
+from tasks.common import sync_result
 
 MAX_BACKFILL_DAYS = 366
 
@@ -33,9 +34,9 @@ def runner_deployments(prefect_file: Path, config: PipelineConfig) -> list[Runne
     default parameters instead of the file's."""
     deployments = []
     for spec in read_deployments(prefect_file):
-        flow = load_flow_from_entrypoint(spec["entrypoint"])
+        flow: Flow[..., Any] = load_flow_from_entrypoint(spec["entrypoint"])
         limit = spec.get("concurrency_limit")
-        deployments.append(
+        deployment = sync_result(
             flow.to_deployment(
                 name=spec["name"],
                 description=spec.get("description"),
@@ -51,6 +52,7 @@ def runner_deployments(prefect_file: Path, config: PipelineConfig) -> list[Runne
                 enforce_parameter_schema=True,
             )
         )
+        deployments.append(deployment)
     return deployments
 
 
@@ -87,14 +89,16 @@ def backfill(
         parameters["config"] = config.model_dump(mode="json")
     created = []
     for day in days:
-        run = run_deployment(
-            deployment,
-            parameters=parameters,
-            scheduled_time=datetime.combine(day, time(0, 0), tzinfo=UTC),
-            flow_run_name=f"{deployment.split('/')[-1]}-{day.isoformat()}",
-            tags=["backfill"],
-            timeout=0,
-            as_subflow=False,
+        run = sync_result(
+            run_deployment(
+                deployment,
+                parameters=parameters,
+                scheduled_time=datetime.combine(day, time(0, 0), tzinfo=UTC),
+                flow_run_name=f"{deployment.split('/')[-1]}-{day.isoformat()}",
+                tags=["backfill"],
+                timeout=0,
+                as_subflow=False,
+            )
         )
         created.append((day, str(run.id)))
     return created

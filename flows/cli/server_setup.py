@@ -20,7 +20,7 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.exceptions import ObjectNotFound
 
 from seqcast.errors import ConfigError
-from tasks.common import TRAINING_TAG
+from tasks.common import TRAINING_TAG, sync_result
 
 ALERT_BLOCK_NAME = "seqcast-alerts"
 
@@ -92,10 +92,10 @@ def notification_block_id(notify_url: str | None, notify_block: str | None) -> U
             url=notify_url,
             json_data={"subject": "{{subject}}", "body": "{{body}}"},
         )
-        return block.save(ALERT_BLOCK_NAME, overwrite=True)
+        return sync_result(block.save(ALERT_BLOCK_NAME, overwrite=True))
     if notify_block:
         try:
-            loaded = Block.load(notify_block)
+            loaded = sync_result(Block.load(notify_block))
         except ValueError as exc:
             raise ConfigError(f"--notify-block {notify_block!r}: {exc}") from exc
         return loaded._block_document_id

@@ -23,6 +23,8 @@ PREFECT_DEFAULTS = {
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "TQDM_DISABLE": "1",
+    # Prefect gives its ephemeral server 20 s to start; a busy 2-core machine needs more.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
 }
 for _key, _value in PREFECT_DEFAULTS.items():
     os.environ.setdefault(_key, _value)

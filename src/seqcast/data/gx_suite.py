@@ -16,11 +16,13 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
+from great_expectations.checkpoint import ValidationAction
 from great_expectations.data_context.types.base import (
     DataContextConfig,
     InMemoryStoreBackendDefaults,
     ProgressBarsConfig,
 )
+from great_expectations.expectations.metadata_types import FailureSeverity
 
 from seqcast.data.contracts import Contract, Severity
 
@@ -31,7 +33,11 @@ ROW = "_row"
 
 DOCS_SITE = "seqcast"
 _LARGEST_FLOAT = float(np.finfo(np.float64).max)
-_GX_SEVERITY = {"fail": "critical", "quarantine": "warning", "warn": "info"}
+_GX_SEVERITY = {
+    "fail": FailureSeverity.CRITICAL,
+    "quarantine": FailureSeverity.WARNING,
+    "warn": FailureSeverity.INFO,
+}
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def build_suite(contract: Contract, frame: pd.DataFrame) -> gx.ExpectationSuite:
     warn -> info), so Data Docs show the same severities as the seqcast report.
     """
 
-    def sev(rule: str, column: str | None = None) -> str:
+    def sev(rule: str, column: str | None = None) -> FailureSeverity:
         severity: Severity = contract.severity_of(rule, column)
         return _GX_SEVERITY[severity]
 
@@ -154,7 +160,7 @@ def run_suite(
     """
     # In-memory stores and no default docs site (GX's default names a temp directory per run).
     sites: dict = {}
-    actions = []
+    actions: list[ValidationAction] = []
     if docs_dir is not None:
         Path(docs_dir).mkdir(parents=True, exist_ok=True)
         sites[DOCS_SITE] = {
@@ -194,14 +200,17 @@ def run_suite(
         docs_url = urls[0]["site_url"] if urls else None
     outcomes = []
     for item in result.results:
-        config = item.expectation_config
-        column = config.kwargs.get("column") or ",".join(config.kwargs.get("column_list") or [])
+        expectation = item.expectation_config
+        assert expectation is not None  # a checkpoint's results each carry their expectation
+        column = expectation.kwargs.get("column") or ",".join(
+            expectation.kwargs.get("column_list") or []
+        )
         index_list = item.result.get("unexpected_index_list") or []
         rows = np.asarray([int(entry[ROW]) for entry in index_list], dtype=np.int64)
         observed = item.result.get("observed_value")
         outcomes.append(
             GxOutcome(
-                rule=str(config.meta["rule"]),
+                rule=str(expectation.meta["rule"]),
                 column=column or "(table)",
                 success=bool(item.success),
                 rows=rows,

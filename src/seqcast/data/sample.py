@@ -104,7 +104,7 @@ def activity_series(n_series: int = 3, n_steps: int = 1500, seed: int = 0) -> pd
     rng = np.random.default_rng(seed)
     frames = []
     for i in range(n_series):
-        regimes = []
+        regimes: list[int] = []
         while len(regimes) < n_steps:
             regimes.extend([int(rng.integers(len(ACTIVITIES)))] * int(rng.integers(40, 120)))
         regime = np.asarray(regimes[:n_steps])

@@ -121,7 +121,7 @@ def fold_config(config: PipelineConfig, fold: Fold) -> PipelineConfig:
 
 
 def fold_key(config: PipelineConfig, fold: Fold, window_relative: bool) -> str:
-    payload = {
+    payload: dict[str, Any] = {
         "rows": fold.rows,
         "fold": [fold.test_from.isoformat(), fold.until.isoformat()],
         "config": fold_config(config, fold).model_dump(

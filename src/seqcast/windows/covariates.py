@@ -8,13 +8,15 @@ steps; prediction computes them for the steps it forecasts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 CALENDAR_FEATURES = ("hour_of_day", "day_of_week", "day_of_year")
 
 
-def calendar_columns(names: list[str]) -> list[str]:
+def calendar_columns(names: Sequence[str]) -> list[str]:
     """Column names of the generated features: ``{name}_sin``, ``{name}_cos`` per feature."""
     return [f"{name}_{part}" for name in names for part in ("sin", "cos")]
 
@@ -31,7 +33,7 @@ def _phase(local: pd.DatetimeIndex, name: str) -> np.ndarray:
     raise ValueError(f"unknown calendar feature {name!r}; choose from {CALENDAR_FEATURES}")
 
 
-def calendar_features(stamps_ns: np.ndarray, names: list[str], timezone: str) -> np.ndarray:
+def calendar_features(stamps_ns: np.ndarray, names: Sequence[str], timezone: str) -> np.ndarray:
     """Features of UTC ``stamps_ns`` (int64 ns), shape (len(stamps_ns), 2 * len(names))."""
     if not names:
         return np.zeros((len(stamps_ns), 0), np.float32)

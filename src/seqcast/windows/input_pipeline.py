@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import tensorflow as tf
@@ -147,21 +147,22 @@ class WindowStream:
                 block = reader.block(int(block_number))
                 pool.add(cut_model_windows(block, block.starts[self.split], self.layout))
                 self.peak_pooled = max(self.peak_pooled, pool.size)
-                threshold = self.shuffle_buffer if shuffle else self.batch_size
+                # `shuffle` is `self.shuffle_buffer is not None`, spelled so the type narrows.
+                threshold = self.batch_size if self.shuffle_buffer is None else self.shuffle_buffer
                 if pool.size < threshold:
                     continue
-                order = rng.permutation(pool.size) if shuffle else None
+                picks = rng.permutation(pool.size) if shuffle else None
                 arrays = pool.take_all()
                 # Emit whole batches down to half a buffer; the rest mixes with later blocks.
                 keep = min(len(arrays[0]), threshold // 2) if shuffle else 0
                 emit = (len(arrays[0]) - keep) // self.batch_size * self.batch_size
-                yield from self._batches(arrays, order, emit)
-                rest = slice(emit, None) if order is None else order[emit:]
+                yield from self._batches(arrays, picks, emit)
+                rest = slice(emit, None) if picks is None else picks[emit:]
                 pool.add(tuple(a[rest] for a in arrays))
             if pool.size:
-                order = rng.permutation(pool.size) if shuffle else None
+                picks = rng.permutation(pool.size) if shuffle else None
                 arrays = pool.take_all()
-                yield from self._batches(arrays, order, len(arrays[0]))
+                yield from self._batches(arrays, picks, len(arrays[0]))
         finally:
             reader.close()
 
@@ -175,9 +176,9 @@ class WindowStream:
         future = tf.TensorSpec((None, layout.horizon, layout.n_future), tf.float32)
         static = tf.TensorSpec((None, layout.n_static), tf.float32)
         inputs = model_inputs(
-            x,  # type: ignore[arg-type]
-            future if layout.n_future else None,  # type: ignore[arg-type]
-            static if layout.n_static else None,  # type: ignore[arg-type]
+            x,
+            future if layout.n_future else None,
+            static if layout.n_static else None,
         )
         if layout.task == "forecast":
             y = tf.TensorSpec((None, layout.horizon, len(layout.target_columns)), tf.float32)
@@ -287,7 +288,7 @@ def stream_windows(
     )
 
 
-TrainingData = WindowArrays | StreamedWindows | tf.data.Dataset
+TrainingData: TypeAlias = WindowArrays | StreamedWindows | tf.data.Dataset
 """Windows `fit_arguments` accepts: in memory, streamed for training, or a finite dataset."""
 
 

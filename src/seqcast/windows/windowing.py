@@ -371,7 +371,7 @@ def make_layout(
     """The layout of ``config``'s windows, with the statistics the build measured."""
     source = config.source
     inputs = list(source.features) if config.task == "classify" else source.value_columns
-    calendar = list(config.window.calendar)
+    calendar: list[str] = list(config.window.calendar)
     n_calendar = 2 * len(calendar)
     return WindowLayout(
         task=config.task,
