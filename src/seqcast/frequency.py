@@ -29,6 +29,9 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 NS_PER_SECOND = 1_000_000_000
+TIME_UNIT = "seqcast.time_unit"
+"""Key of an integer time column's unit (``year``/``step``) in the validated table's Parquet
+metadata and a validated frame's ``attrs``: validation infers it, windowing reads it."""
 NS_PER_DAY = 86_400 * NS_PER_SECOND
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
@@ -112,7 +115,9 @@ class Frequency:
         anchors = _anchor_dates(ordinal, kind, begin)
         return ordinal, time_of_day, dates.as_unit("ns").asi8 == anchors
 
-    def stamps(self, ordinals: np.ndarray, time_of_day: int, timezone: str) -> np.ndarray:
+    def stamps(
+        self, ordinals: np.ndarray, time_of_day: int | np.ndarray, timezone: str
+    ) -> np.ndarray:
         """UTC int64 ns of the steps at calendar ``ordinals``, at local ``time_of_day`` ns."""
         ordinals = np.asarray(ordinals, np.int64)
         if self.nanos is not None:

@@ -125,6 +125,7 @@ class Survey:
     rows: list[int]
     step: GridStep
     series_split: dict[str, str] | None
+    time_unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,8 @@ def survey(source: SeriesSource, config: PipelineConfig) -> Survey:
     series_split = (
         assign_series_splits(series_ids, split.val, split.test) if split.by == "series" else None
     )
-    return Survey(series_ids, counts, step, series_split)
+    time_unit = config.source.time_unit or getattr(source, "time_unit", None)
+    return Survey(series_ids, counts, step, series_split, time_unit)
 
 
 def fit_series(
@@ -233,6 +235,7 @@ def merge_fits(
         series_column,
         found.step,
         classes,
+        found.time_unit,
         (future_stats.mean, future_stats.std),
         (static_stats.mean, static_stats.std),
     )

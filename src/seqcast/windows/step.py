@@ -73,7 +73,8 @@ def _work(uri: str, name: str) -> str:
 
 def _read_survey(uri: str) -> Survey:
     data = storage.read_json(_work(uri, "survey.json"))
-    return Survey([], [], GridStep.from_json(data["step"]), data["series_split"])
+    step = GridStep.from_json(data["step"])
+    return Survey([], [], step, data["series_split"], data.get("time_unit"))
 
 
 def _shard_source(source: ParquetSeries, shard: ShardRef) -> ParquetSeries:
@@ -85,7 +86,11 @@ def survey_shards(source: ParquetSeries, config: PipelineConfig, uri: str) -> li
     surveyed = survey(source, config)
     storage.write_json(
         _work(uri, "survey.json"),
-        {"step": surveyed.step.to_json(), "series_split": surveyed.series_split},
+        {
+            "step": surveyed.step.to_json(),
+            "series_split": surveyed.series_split,
+            "time_unit": surveyed.time_unit,
+        },
     )
     return make_shards(surveyed.rows, config.runner.series_per_shard)
 

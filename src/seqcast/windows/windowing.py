@@ -372,6 +372,7 @@ def make_layout(
     series_column: str,
     step: GridStep,
     classes: list[str],
+    time_unit: str | None = None,
     future_stats: tuple[list[float], list[float]] = ([], []),
     static_stats: tuple[list[float], list[float]] = ([], []),
 ) -> WindowLayout:
@@ -401,5 +402,5 @@ def make_layout(
         static_mean=list(static_stats[0]),
         static_std=list(static_stats[1]),
         frequency=step.frequency.alias,
-        time_unit=source.time_unit,
+        time_unit=time_unit,
     )
