@@ -93,7 +93,8 @@ class GridStep:
         """The step in seconds; a calendar step's mean length (a month ~30.4 days)."""
         if self.frequency.nanos is not None:
             return self.frequency.nanos / NS_PER_SECOND
-        ordinals = np.asarray([0, 400 * 12 * 13], np.int64) * self.frequency.multiple
+        # 240 steps from the epoch: 20 years of months, 240 years (within ns range) of years
+        ordinals = np.asarray([0, 240], np.int64) * self.frequency.multiple
         first, last = self.frequency.stamps(ordinals, 0, "UTC")
         return float(last - first) / NS_PER_SECOND / (ordinals[1] - ordinals[0])
 
