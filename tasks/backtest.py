@@ -10,7 +10,7 @@ from seqcast.io import storage
 from seqcast.modeling import backtest, evaluation
 from seqcast.records import BacktestFoldRef, BacktestRef, TrainedRef, ValidatedRef, WindowsRef
 from seqcast.windows import store as window_store
-from seqcast.windows.grid import NS_PER_SECOND
+from seqcast.windows.grid import layout_step
 from tasks.common import STEP_OPTIONS
 
 
@@ -24,7 +24,7 @@ def plan_backtest(
     last = backtest.last_stamp_ns(validated.uri, config.source.timestamp)
     planned = backtest.plan_folds(
         last,
-        int(round(layout.step_seconds * NS_PER_SECOND)),
+        layout_step(layout),
         config.evaluate.backtest_folds,
         backtest.fold_steps(config),
     )

@@ -115,7 +115,8 @@ def validate(
         logger.warning("Contract %s: %s", contract.name, warning)
     uri = storage.join(config.pipeline_root, "validated", fingerprint[:16], "data.parquet")
     if not storage.exists(uri):
-        schema = table_schema(contract, config.source, list(report.clean.columns))
+        columns = list(report.clean.columns)
+        schema = table_schema(contract, config.source, columns, report.time_unit)
         storage.write_parquet(
             pa.Table.from_pandas(report.clean, schema=schema, preserve_index=False), uri
         )

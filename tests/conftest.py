@@ -136,7 +136,7 @@ def kill_writer_midway(script: str, tmp_path: Path, config: PipelineConfig, data
         stdout=subprocess.PIPE,
         text=True,
         cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(repo)},
+        env={**os.environ, "PYTHONPATH": f"{repo / 'src'}:{repo}"},
     )
     try:
         assert writer.stdout is not None

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
 import yaml
 from pydantic import (
     AwareDatetime,
@@ -22,6 +21,7 @@ from pydantic import (
 )
 
 from seqcast.errors import ConfigError
+from seqcast.frequency import parse_frequency
 
 
 class _Spec(BaseModel):
@@ -59,24 +59,25 @@ class SourceSpec(_Spec):
     )
     frequency: str | None = Field(
         default=None,
-        description="The series' fixed step as a pandas duration ('1h', '15min', '1D'): rows "
-        "are placed on this grid and a missing step is a gap. Omitted: the most common step.",
+        description="The series' step as a pandas alias, read as pandas reads it: a fixed "
+        "duration ('15min', '1h', '1D') or a calendar step ('MS'/'ME' month start/end, "
+        "'QS'/'QE', 'YS'/'YE', 'W-SUN' and other anchored weeks, 'B' business days). Rows "
+        "are placed on this grid and a missing step is a gap. Omitted: the most common step, "
+        "calendar-aware (28-31 days is a month).",
+    )
+    time_unit: Literal["year", "step"] | None = Field(
+        default=None,
+        description="For a time column of integers: 'year' (1700, 1701, ...: Jan 1 of each "
+        "year, a YS grid) or 'step' (step numbers on a fixed grid); predictions report time "
+        "back the same way. Omitted: inferred when every value is an integer of up to 7 "
+        "digits (years if all lie in 1678-2261, else steps).",
     )
 
     @field_validator("frequency")
     @classmethod
-    def _fixed_frequency(cls, frequency: str | None) -> str | None:
-        if frequency is None:
-            return None
-        try:
-            step = pd.to_timedelta(frequency)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"`frequency` must be a fixed duration such as '1h', '15min' or '1D'. "
-                f"Received: frequency={frequency!r}"
-            ) from exc
-        if step <= pd.Timedelta(0):
-            raise ValueError(f"`frequency` must be positive. Received: frequency={frequency!r}")
+    def _known_frequency(cls, frequency: str | None) -> str | None:
+        if frequency is not None:
+            parse_frequency(frequency)  # raises ValueError naming the alias to use
         return frequency
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from seqcast.config import PipelineConfig, format_validation_error
 from seqcast.data.parsing import null_text, parse_numbers, parse_timestamps
 from seqcast.errors import ConfigError
+from seqcast.frequency import NS_PER_SECOND, Frequency, infer_frequency, parse_frequency
 
 ColumnType = Literal["float", "int", "string", "label", "timestamp"]
 Severity = Literal["fail", "quarantine", "warn"]
@@ -106,6 +107,30 @@ def duration_seconds(text: str) -> float:
     return float(pd.Timedelta(re.sub(r"(\d)\s*d\b", r"\1D", text.strip())).total_seconds())
 
 
+def contract_step(frequency: str) -> Frequency:
+    """The step a contract's ``frequency`` names: a duration (`duration_seconds`, which
+    also takes ``2d``) or an alias as `seqcast.frequency.parse_frequency` reads it
+    (``MS``, ``QE``, ``W-SUN``, ``B``), so validation and the window step agree.
+
+    Raises:
+        ValueError: ``frequency`` is neither; the message names the alias to use.
+    """
+    try:
+        seconds = duration_seconds(frequency)
+    except (ValueError, TypeError):
+        pass
+    else:
+        if seconds > 0:
+            return Frequency(frequency, int(round(seconds * NS_PER_SECOND)))
+    try:
+        return parse_frequency(frequency)
+    except ValueError as exc:
+        raise ValueError(
+            f"`frequency` must be a duration such as 1h, 15min or 2d, or a calendar step "
+            f"(MS, ME, QS, QE, YS, YE, W-SUN, B): {exc}"
+        ) from None
+
+
 def _duration(value: str | None, key: str) -> str | None:
     if value is None:
         return None
@@ -129,7 +154,11 @@ class Contract(_Frozen):
     min_rows: int = Field(
         default=1, ge=1, description="Rows each series needs (at least lookback + horizon)."
     )
-    frequency: str | None = Field(default=None, description="Expected step, e.g. 1h.")
+    frequency: str | None = Field(
+        default=None,
+        description="Expected step: a duration (1h, 15min) or a calendar step (MS, ME, QS, "
+        "QE, YS, YE, W-SUN, B), read as source.frequency is.",
+    )
     max_gap: str | None = Field(default=None, description="Largest allowed step, e.g. 6h.")
     freshness: str | None = Field(
         default=None, description="How old the newest timestamp of a series may be, e.g. 2d."
@@ -142,10 +171,17 @@ class Contract(_Frozen):
         description="Largest share of rows that may be quarantined before the run fails.",
     )
 
-    @field_validator("frequency", "max_gap", "freshness")
+    @field_validator("max_gap", "freshness")
     @classmethod
     def _durations(cls, value: str | None, info: Any) -> str | None:
         return _duration(value, info.field_name)
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, value: str | None) -> str | None:
+        if value is not None:
+            contract_step(value)
+        return value
 
     @model_validator(mode="after")
     def _key_declared(self) -> Contract:
@@ -192,6 +228,8 @@ def derive_contract(config: PipelineConfig, predicting: bool = False) -> Contrac
         columns=columns,
         key=key,
         min_rows=rows_needed(config, predicting),
+        # the grid the window step will place rows on: validate checks it first
+        frequency=source.frequency,
     )
 
 
@@ -306,6 +344,21 @@ def step_seconds(stamps: pd.Series, series: pd.Series) -> tuple[float | None, fl
     return float(steps.mode().iloc[0]), float(steps.max())
 
 
+def usual_frequency(stamps: pd.Series, series: pd.Series, timezone: str) -> str | None:
+    """The most common step as a contract writes it, calendar-aware: ``1h``, or ``MS`` for
+    month starts (`seqcast.frequency.infer_frequency`, as the window step infers it)."""
+    usual, _ = step_seconds(stamps, series)
+    if not usual:
+        return None
+    frame = pd.DataFrame({"s": series.to_numpy(), "t": pd.to_datetime(stamps, utc=True)})
+    frame = frame.dropna().sort_values(["s", "t"], kind="stable")
+    ns = pd.DatetimeIndex(frame["t"]).as_unit("ns").asi8
+    codes = pd.factorize(frame["s"])[0]
+    sample = [ns[codes == code] for code in range(min(int(codes.max()) + 1, 50))]
+    found = infer_frequency(int(round(usual * NS_PER_SECOND)), sample, timezone)
+    return found.alias if found is not None and found.calendar else duration_text(usual)
+
+
 def draft_contract(raw: pd.DataFrame, config: PipelineConfig, margin: float = 0.1) -> Contract:
     """A contract inferred from a sample of the source, for a person to review.
 
@@ -338,12 +391,13 @@ def draft_contract(raw: pd.DataFrame, config: PipelineConfig, margin: float = 0.
         columns[column] = ColumnRule(**rule)
     series = raw[source.series_id] if source.series_id else pd.Series("series", index=raw.index)
     usual, largest = step_seconds(stamps, series)
+    frequency = usual_frequency(stamps, series, source.timezone)
     return Contract(
         name=config.name,
         columns=columns,
         key=[c for c in (source.series_id, source.timestamp) if c],
         min_rows=rows_needed(config),
-        frequency=duration_text(usual) if usual else None,
+        frequency=frequency,
         max_gap=duration_text(max(2 * largest, 2 * usual)) if usual and largest else None,
     )
 
@@ -408,8 +462,7 @@ def derive_prediction_contract(
     frequency = base.frequency
     if frequency is None and source.timestamp in frame.columns:
         series = frame[source.series_id] if source.series_id else pd.Series(0, index=frame.index)
-        usual, _ = step_seconds(frame[source.timestamp], series)
-        frequency = duration_text(usual) if usual else None
+        frequency = usual_frequency(frame[source.timestamp], series, source.timezone)
     severity = base.severity.model_copy(
         update={
             "type": "fail",

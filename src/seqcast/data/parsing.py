@@ -43,9 +43,11 @@ class ParsedTimestamps(Parsed):
     """Timestamps in UTC, plus which rows carried an explicit UTC offset.
 
     has_offset: bool per non-null row: the text (or dtype) carried an offset or zone.
+    unit: ``year`` or ``step`` when the column held integers (`parse_integer_time`).
     """
 
     has_offset: pd.Series
+    unit: str | None = None
 
 
 def as_text(raw: pd.Series) -> pd.Series:
@@ -111,7 +113,70 @@ def parse_text(raw: pd.Series) -> Parsed:
     return Parsed(values, invalid, _reasons(invalid, ""))
 
 
-def parse_timestamps(raw: pd.Series, timezone: str, fmt: str | None = None) -> ParsedTimestamps:
+_INTEGER = re.compile(r"^[+-]?\d{1,7}$")
+YEAR_RANGE = (1678, 2261)
+"""Years a nanosecond timestamp can hold (pandas' datetime64[ns] range)."""
+
+
+def integer_time_unit(raw: pd.Series) -> str | None:
+    """``year`` or ``step`` if every present value of a time column is an integer, else None.
+
+    Integers of up to 7 digits (an 8-digit ``20240131`` is an ISO 8601 date) are years when
+    all lie in `YEAR_RANGE`, step numbers otherwise.
+    """
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        return None
+    text = _text(raw)
+    present = text[text.notna() & (text.str.len() > 0)]
+    if present.empty or not present.str.match(_INTEGER).all():
+        return None
+    values = present.astype(np.int64)
+    low, high = YEAR_RANGE
+    return "year" if ((values >= low) & (values <= high)).all() else "step"
+
+
+def parse_integer_time(raw: pd.Series, unit: str, timezone: str) -> ParsedTimestamps:
+    """Parse an integer time column to UTC timestamps.
+
+    ``year``: each year's Jan 1, 00:00 in ``timezone`` (a ``YS`` grid); ``step``: step ``k``
+    is ``k`` seconds after the Unix epoch, UTC (a fixed grid whatever the timezone).
+    `seqcast.windows.grid.report_time` maps them back.
+    """
+    index = raw.index
+    text = _text(raw)
+    blank = text.isna() | (text.str.len() == 0)
+    integer = text.str.match(_INTEGER).fillna(False).astype(bool) & ~blank
+    numbers = pd.Series(np.where(integer, text.where(integer, "0"), "0"), index=index)
+    numbers = numbers.astype(np.int64)
+    if unit == "year":
+        low, high = YEAR_RANGE
+        in_range = integer & (numbers >= low) & (numbers <= high)
+        days = (numbers.where(in_range, 1970) - 1970).to_numpy()
+        local = (np.datetime64("1970", "Y") + days).astype("datetime64[ns]")
+        values = (
+            pd.Series(local, index=index)
+            .dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+            .dt.tz_convert("UTC")
+        )
+        reason = f"not a year in {low}-{high} (the range a timestamp can hold)"
+        has_offset = pd.Series(False, index=index)
+    elif unit == "step":
+        in_range = integer
+        values = pd.to_datetime(numbers.where(in_range, 0), unit="s", utc=True)
+        reason = "not an integer step number"
+        has_offset = in_range.copy()  # already UTC: source.timezone does not apply
+    else:
+        raise ValueError(f"`time_unit` must be 'year' or 'step'. Received: time_unit={unit!r}")
+    values = values.where(in_range).astype("datetime64[ns, UTC]")
+    invalid = ~in_range & ~blank
+    return ParsedTimestamps(
+        values, invalid, _reasons(invalid, reason), has_offset & ~blank, unit=unit
+    )
+
+
+def parse_timestamps(
+    raw: pd.Series, timezone: str, fmt: str | None = None, time_unit: str | None = None
+) -> ParsedTimestamps:
     """Parse timestamps to UTC.
 
     Text with an offset (``+02:00``, ``Z``) is converted to UTC; naive text is read in
@@ -123,7 +188,12 @@ def parse_timestamps(raw: pd.Series, timezone: str, fmt: str | None = None) -> P
         raw: the column as read (text, or datetimes from a Parquet file).
         timezone: IANA name of the zone of naive timestamps (``source.timezone``).
         fmt: a strftime format, when the source does not write ISO 8601.
+        time_unit: ``year`` or ``step`` for a column of integers (`parse_integer_time`);
+            None: inferred for integer columns (`integer_time_unit`) unless ``fmt`` is set.
     """
+    unit = time_unit or (integer_time_unit(raw) if fmt is None else None)
+    if unit is not None:
+        return parse_integer_time(raw, unit, timezone)
     index = raw.index
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
         aware = getattr(raw.dtype, "tz", None) is not None

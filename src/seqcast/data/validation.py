@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from seqcast.config import SourceSpec, series_column
-from seqcast.data.contracts import Contract, duration_seconds, duration_text
+from seqcast.data.contracts import Contract, contract_step, duration_seconds, duration_text
 from seqcast.data.gx_suite import ROW, run_suite
 from seqcast.data.ingest import SOURCE_FILE, SOURCE_LINE
 from seqcast.data.parsing import (
@@ -36,6 +36,7 @@ from seqcast.data.parsing import (
     parse_text,
     parse_timestamps,
 )
+from seqcast.frequency import TIME_UNIT, Frequency
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class ValidationReport:
     quarantined: pd.DataFrame
     quarantine_limit: float
     docs_url: str | None = None
+    time_unit: str | None = None
+    """``year``/``step`` when the time column held integers (`parse_integer_time`)."""
 
     @property
     def outcome(self) -> Outcome:
@@ -240,7 +243,8 @@ def _parse_columns(
         if column not in raw.columns:
             continue
         if rule.type == "timestamp":
-            result: Parsed = parse_timestamps(raw[column], source.timezone, rule.format)
+            unit = source.time_unit if column == source.timestamp else None
+            result: Parsed = parse_timestamps(raw[column], source.timezone, rule.format, unit)
             parse_rule = "timestamp"
         elif rule.type in ("float", "int"):
             result = parse_numbers(raw[column], integer=rule.type == "int")
@@ -333,6 +337,49 @@ def _short_list(values: list[str], limit: int = 8) -> str:
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
 
 
+def _check_calendar_frequency(
+    findings: _Findings, ordered: pd.DataFrame, step: Frequency, source: SourceSpec
+) -> None:
+    """The frequency rule on a calendar grid, as the window step places rows on it: every
+    timestamp on the step's anchor day (month start, ...), at its series' time of day,
+    and the usual step one calendar step (a month, whatever its days)."""
+    ts = source.timestamp
+    findings.check("frequency", ts)
+    if ordered.empty:
+        return
+    ns = pd.DatetimeIndex(ordered["ts"]).as_unit("ns").asi8
+    ordinal, time_of_day, on_anchor = step.ordinals(ns, source.timezone)
+    frame = pd.DataFrame(
+        {"series": ordered["series"].to_numpy(), "ordinal": ordinal, "tod": time_of_day}
+    )
+    by_series = frame.groupby("series", sort=False)
+    units = by_series["ordinal"].diff()
+    first_tod = by_series["tod"].transform("first").to_numpy()
+    off_grid = ~on_anchor | (time_of_day != first_tod)
+    usual = (
+        units[units > 0]
+        .groupby(frame["series"])
+        .agg(lambda s: s.mode().iloc[0] if len(s) else np.nan)
+    )
+    bad_step = usual[usual.notna() & (usual != step.multiple)]
+    off_series = pd.Series(off_grid).groupby(frame["series"]).sum()
+    off_series = off_series[off_series > 0]
+    bad = sorted({*bad_step.index, *off_series.index})
+    if not bad:
+        return
+    rows = ordered["pos"][ordered["series"].isin(bad)].to_numpy()
+    notes = [f"series {s!r}: {int(n)} timestamp(s) off the grid" for s, n in off_series.items()]
+    notes += [f"series {s!r} steps by {int(v)} x {step.alias}" for s, v in bad_step.items()]
+    findings.fail(
+        "frequency",
+        ts,
+        rows,
+        f"timestamps are not on the contract's {step.alias} calendar grid (in "
+        f"{source.timezone}); resample the source, or set the frequency the data has",
+        "; ".join(notes[:5]),
+    )
+
+
 def _check_series(
     findings: _Findings,
     typed: pd.DataFrame,
@@ -373,7 +420,9 @@ def _check_series(
         )
     ordered = frame.sort_values(["series", "ts"], kind="stable")
     step = ordered.groupby("series", sort=False)["ts"].diff().dt.total_seconds()
-    if contract.frequency is not None:
+    if contract.frequency is not None and contract_step(contract.frequency).calendar:
+        _check_calendar_frequency(findings, ordered, contract_step(contract.frequency), source)
+    elif contract.frequency is not None:
         findings.check("frequency", ts)
         expected = duration_seconds(contract.frequency)
         usual = (
@@ -487,10 +536,14 @@ def clean_table(
     return out.sort_values([series, source.timestamp], kind="stable").reset_index(drop=True)
 
 
-def table_schema(contract: Contract, source: SourceSpec, present: list[str]) -> pa.Schema:
+def table_schema(
+    contract: Contract, source: SourceSpec, present: list[str], time_unit: str | None = None
+) -> pa.Schema:
     """The validated table's Parquet schema, from the contract: what the window step reads.
 
     ``present`` are the clean table's columns (an optional label may be absent).
+    ``time_unit`` (an integer time column's unit) is kept in the schema's metadata, so the
+    window step and prediction report time in the source's integer form.
     """
     fields = [
         pa.field(series_column(source), pa.string()),
@@ -501,7 +554,8 @@ def table_schema(contract: Contract, source: SourceSpec, present: list[str]) -> 
         if rule is not None and column in present:
             kind = pa.string() if rule.type == "label" else pa.float64()
             fields.append(pa.field(column, kind))
-    return pa.schema(fields)
+    metadata = {TIME_UNIT.encode(): time_unit.encode()} if time_unit else None
+    return pa.schema(fields, metadata=metadata)
 
 
 def _quarantined_rows(findings: _Findings, positions: np.ndarray) -> pd.DataFrame:
@@ -557,6 +611,10 @@ def validate_table(
     else:
         keep = np.setdiff1d(np.arange(len(raw), dtype=np.int64), quarantined)
         clean = clean_table(typed, keep, contract, source)
+    stamps = parsed.get(source.timestamp)
+    time_unit = stamps.unit if isinstance(stamps, ParsedTimestamps) else None
+    if time_unit:
+        clean.attrs[TIME_UNIT] = time_unit  # the window step reports integer time back
     return ValidationReport(
         contract=contract.name,
         files=files,
@@ -566,4 +624,5 @@ def validate_table(
         quarantined=_quarantined_rows(findings, quarantined),
         quarantine_limit=contract.quarantine_limit,
         docs_url=docs_url,
+        time_unit=time_unit,
     )

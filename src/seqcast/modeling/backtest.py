@@ -32,6 +32,7 @@ from seqcast.io import storage
 from seqcast.modeling import evaluation
 from seqcast.modeling.training import train
 from seqcast.windows import store as window_store
+from seqcast.windows.grid import GridStep, fixed_step
 from seqcast.windows.input_pipeline import stream_windows
 from seqcast.windows.publish import code_version
 from seqcast.windows.step import build_or_reuse
@@ -60,12 +61,27 @@ def fold_steps(config: PipelineConfig) -> int:
     return config.evaluate.backtest_steps or max(config.window.horizon, 1)
 
 
-def plan_folds(last_stamp_ns: int, step_ns: int, folds: int, steps: int) -> list[Fold]:
+def plan_folds(last_stamp_ns: int, step: int | GridStep, folds: int, steps: int) -> list[Fold]:
     """The ``folds`` latest whole periods of ``steps`` steps ending by the last row, oldest
-    first (fold 1)."""
-    period = steps * step_ns
-    end = (last_stamp_ns + step_ns) // period * period
-    at = [end - (folds - i) * period for i in range(folds + 1)]
+    first (fold 1).
+
+    ``step``: the grid step (nanoseconds for a fixed one). On a calendar grid periods are
+    whole calendar units counted from the epoch (monthly data with 12 steps: calendar
+    years), and each bound is the local midnight of its period's anchor day.
+    """
+    if isinstance(step, int):
+        step = fixed_step(step)
+    frequency = step.frequency
+    if frequency.nanos is not None:
+        period = steps * frequency.nanos
+        end = (last_stamp_ns + frequency.nanos) // period * period
+        at = [end - (folds - i) * period for i in range(folds + 1)]
+    else:
+        units = steps * frequency.multiple
+        last, _, _ = frequency.ordinals(np.asarray([last_stamp_ns]), step.timezone)
+        end_unit = (int(last[0]) + frequency.multiple) // units * units
+        ordinals = np.asarray([end_unit - (folds - i) * units for i in range(folds + 1)])
+        at = [int(ns) for ns in frequency.stamps(ordinals, 0, step.timezone)]
 
     def stamp(ns: int) -> datetime:
         return pd.Timestamp(ns, tz="UTC").to_pydatetime()

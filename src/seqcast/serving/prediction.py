@@ -20,7 +20,7 @@ from seqcast.io import storage
 from seqcast.records import PredictionPartRef, ShardRef
 from seqcast.serving.registry import LoadedModel
 from seqcast.windows.covariates import calendar_features
-from seqcast.windows.grid import NS_PER_SECOND
+from seqcast.windows.grid import future_stamps, report_time
 from seqcast.windows.series_source import read_rows
 from seqcast.windows.windowing import segment_ids
 
@@ -37,7 +37,7 @@ def latest_windows(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarr
     blocks, index = [], []
     for series, rows in frame.groupby(layout.series_column, sort=True):
         tail = rows.tail(layout.lookback)
-        segments = segment_ids(tail[layout.timestamp], layout.step_seconds)
+        segments = segment_ids(tail[layout.timestamp], layout)
         if len(tail) < layout.lookback or segments[0] != segments[-1]:
             raise DataContractError(
                 f"series {series!r} has no gap-free run of the last {layout.lookback} steps "
@@ -69,9 +69,8 @@ def covariate_inputs(
             f"without source.future_features (calendar features are supported)."
         )
     if layout.n_future:
-        step_ns = int(round(layout.step_seconds * NS_PER_SECOND))
         origins = pd.DatetimeIndex(index["origin"]).as_unit("ns").asi8
-        ahead = origins[:, None] + step_ns * np.arange(1, layout.horizon + 1)  # (series, horizon)
+        ahead = future_stamps(origins, np.arange(1, layout.horizon + 1), layout)  # (n, horizon)
         features = calendar_features(ahead.reshape(-1), layout.calendar, layout.timezone)
         out["future"] = features.reshape(len(index), layout.horizon, layout.n_future)
     if layout.n_static:
@@ -92,15 +91,20 @@ def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
     covariates = covariate_inputs(frame, index, champion)
     model_input = {"window": inputs, **covariates} if covariates else inputs
     outputs = champion.model.predict(model_input, verbose=0, batch_size=1024)
-    step = pd.Timedelta(seconds=layout.step_seconds)
+    origin_ns = pd.DatetimeIndex(index["origin"]).as_unit("ns").asi8
+    unit = pd.DatetimeIndex(index["origin"]).unit
     series_name = layout.series_column if not layout.series_column.startswith("__") else "series"
     if layout.task == "classify":
         best = np.argmax(outputs, axis=-1)
         return pd.DataFrame(
             {
                 series_name: index["series"],
-                "origin": index["origin"],
-                layout.timestamp: index["origin"] + step * layout.horizon,
+                "origin": report_time(origin_ns, layout, unit),
+                layout.timestamp: report_time(
+                    future_stamps(origin_ns, np.asarray([layout.horizon]), layout)[:, 0],
+                    layout,
+                    unit,
+                ),
                 layout.target_columns[0]: [layout.classes[i] for i in best],
                 "probability": outputs[np.arange(len(best)), best].astype(np.float64),
             }
@@ -112,15 +116,13 @@ def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
     std = np.stack([d[columns] for _, d in stats])[:, None, :]
     values = (outputs * std + mean).astype(np.float64).reshape(-1, len(layout.target_columns))
     n, horizon = len(index), layout.horizon
-    origins = pd.DatetimeIndex(np.repeat(index["origin"].to_numpy(), horizon))
     steps = np.tile(np.arange(1, horizon + 1, dtype=np.int32), n)
+    ahead = future_stamps(origin_ns, np.arange(1, horizon + 1), layout)  # (series, horizon)
     result = pd.DataFrame(
         {
             series_name: np.repeat(index["series"].to_numpy(object), horizon),
-            "origin": origins,
-            layout.timestamp: (
-                origins + pd.to_timedelta(steps.astype(np.int64) * step.value)
-            ).as_unit(origins.unit),
+            "origin": report_time(np.repeat(origin_ns, horizon), layout, unit),
+            layout.timestamp: report_time(ahead.reshape(-1), layout, unit),
             "step": steps,
         }
     )

@@ -31,12 +31,12 @@ from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
 from seqcast.windows.covariates import calendar_features
 from seqcast.windows.grid import (
-    NS_PER_SECOND,
     GridRows,
+    GridStep,
     SeriesRows,
     StepCounter,
+    grid_step,
     rows_before,
-    step_nanoseconds,
     to_grid,
 )
 from seqcast.windows.scaling import Moments, RunningStats, Scaler, Stats, moments
@@ -69,34 +69,34 @@ class WindowPlan:
 
     layout: WindowLayout
     scaler: Scaler
-    step_ns: int
+    step: GridStep
     series_split: dict[str, str] | None
     class_index: dict[str, int]
 
 
-def _grid(rows: SeriesRows, step_ns: int, config: PipelineConfig) -> GridRows:
+def _grid(rows: SeriesRows, step: GridStep, config: PipelineConfig) -> GridRows:
     window = config.window
     if config.split.until is not None:
-        rows = rows_before(rows, pd.Timestamp(config.split.until).value)
-    return to_grid(rows, step_ns, window.fill_gaps, window.fill_method)
+        rows = rows_before(rows, pd.Timestamp(config.split.until).as_unit("ns").value)
+    return to_grid(rows, step, window.fill_gaps, window.fill_method)
 
 
-def _bounds(grid: GridRows, step_ns: int, config: PipelineConfig) -> tuple[int, int]:
+def _bounds(grid: GridRows, step: GridStep, config: PipelineConfig) -> tuple[int, int]:
     """Grid steps where this series' val and test parts start (time split)."""
     if len(grid.position) == 0:
         return 0, 0
-    origin = int(grid.rows.stamps[0]) - int(grid.position[0]) * step_ns
-    return grid_split_bounds(grid.n_steps, origin, step_ns, config.split)
+    origin = int(step.stamps_at(int(grid.rows.stamps[0]), -grid.position[:1])[0])
+    return grid_split_bounds(grid.n_steps, origin, step, config.split)
 
 
 def _train_rows(
-    grid: GridRows, step_ns: int, config: PipelineConfig, series_split: dict | None
+    grid: GridRows, step: GridStep, config: PipelineConfig, series_split: dict | None
 ) -> np.ndarray:
     """Mask of the observed (not filled) rows of the training split."""
     if series_split is not None:
         in_train = np.full(len(grid.position), series_split[grid.rows.series] == "train")
     else:
-        val_start, _ = _bounds(grid, step_ns, config)
+        val_start, _ = _bounds(grid, step, config)
         in_train = grid.position < val_start
     return in_train & ~grid.filled
 
@@ -123,8 +123,9 @@ class Survey:
 
     series: list[str]
     rows: list[int]
-    step_ns: int
+    step: GridStep
     series_split: dict[str, str] | None
+    time_unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,26 +161,29 @@ def survey(source: SeriesSource, config: PipelineConfig) -> Survey:
             steps.add(rows.stamps)
     if not series_ids:
         raise DataContractError("the validated table has no rows to cut windows from")
-    step_ns = step_nanoseconds(config.source.frequency, steps.most_common_seconds())
+    step = grid_step(
+        config.source.frequency, steps.frequency(config.source.timezone), config.source.timezone
+    )
     split = config.split
     series_split = (
         assign_series_splits(series_ids, split.val, split.test) if split.by == "series" else None
     )
-    return Survey(series_ids, counts, step_ns, series_split)
+    time_unit = config.source.time_unit or getattr(source, "time_unit", None)
+    return Survey(series_ids, counts, step, series_split, time_unit)
 
 
 def fit_series(
     source: SeriesSource,
     config: PipelineConfig,
     series_column: str,
-    step_ns: int,
+    step: GridStep,
     series_split: dict[str, str] | None,
 ) -> Iterator[SeriesFit]:
     """Pass 2 over (a shard of) the source: each series' train-row moments, in order."""
     roles = column_roles(config, series_column)
     for rows in source():
-        grid = _grid(rows, step_ns, config)
-        train = _train_rows(grid, step_ns, config, series_split)
+        grid = _grid(rows, step, config)
+        train = _train_rows(grid, step, config, series_split)
         static_values = _check_static(grid, roles)
         if not train.any():
             continue
@@ -229,8 +233,9 @@ def merge_fits(
     layout = make_layout(
         config,
         series_column,
-        found.step_ns / NS_PER_SECOND,
+        found.step,
         classes,
+        found.time_unit,
         (future_stats.mean, future_stats.std),
         (static_stats.mean, static_stats.std),
     )
@@ -241,13 +246,13 @@ def merge_fits(
         series_stats=per_series,
     )
     class_index = {c: i for i, c in enumerate(classes)}
-    return WindowPlan(layout, scaler, found.step_ns, found.series_split, class_index)
+    return WindowPlan(layout, scaler, found.step, found.series_split, class_index)
 
 
 def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: str) -> WindowPlan:
     """Passes 1 and 2 over the whole source: the grid step, the splits, the statistics."""
     found = survey(source, config)
-    fits = fit_series(source, config, series_column, found.step_ns, found.series_split)
+    fits = fit_series(source, config, series_column, found.step, found.series_split)
     return merge_fits(fits, config, series_column, found)
 
 
@@ -258,7 +263,7 @@ def iter_series_windows(
     layout = plan.layout
     calendar = list(config.window.calendar)
     for rows in source():
-        grid = _grid(rows, plan.step_ns, config)
+        grid = _grid(rows, plan.step, config)
         if grid.n_steps < layout.span:
             continue
         regular = grid.rows
@@ -279,7 +284,7 @@ def iter_series_windows(
             split_of_step: np.ndarray | str = plan.series_split[regular.series]
         else:
             split_of_step = time_split_of_steps(
-                grid.n_steps, layout, _bounds(grid, plan.step_ns, config)
+                grid.n_steps, layout, _bounds(grid, plan.step, config)
             )
         static = regular.static[0] if len(regular) else np.zeros(layout.n_static)
         windows = series_windows(grid, layout, inputs, future, labels, static, split_of_step)

@@ -11,13 +11,25 @@ ends a run, and no window spans two runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from seqcast.errors import DataContractError
+from seqcast.frequency import (
+    NS_PER_SECOND,
+    Frequency,
+    fixed,
+    infer_frequency,
+    parse_frequency,
+)
+from seqcast.frequency import (
+    default_season as default_season,  # re-exported: evaluation's seasonal lag
+)
 
-NS_PER_SECOND = 1_000_000_000
+if TYPE_CHECKING:
+    from seqcast.windows.windowing import WindowLayout
 
 
 @dataclass
@@ -59,34 +71,157 @@ class GridRows:
     n_steps: int
 
 
-def step_nanoseconds(frequency: str | None, inferred_seconds: float | None) -> int:
-    """The grid step: the configured frequency, else the inferred most common step."""
+@dataclass(frozen=True)
+class GridStep:
+    """A series grid's step: a fixed duration, or a calendar step read in ``timezone``.
+
+    Positions are step numbers from a series' first timestamp (position 0). On a fixed
+    grid they are nanosecond offsets divided by the step; on a calendar grid they are
+    differences of calendar ordinals (`Frequency.ordinals`), so a month is one step
+    whether it has 28 or 31 days, and every later stage works on the same integers.
+    """
+
+    frequency: Frequency
+    timezone: str = "UTC"
+
+    @property
+    def nanos(self) -> int | None:
+        return self.frequency.nanos
+
+    @property
+    def seconds(self) -> float:
+        """The step in seconds; a calendar step's mean length (a month ~30.4 days)."""
+        if self.frequency.nanos is not None:
+            return self.frequency.nanos / NS_PER_SECOND
+        # 240 steps from the epoch: 20 years of months, 240 years (within ns range) of years
+        ordinals = np.asarray([0, 240], np.int64) * self.frequency.multiple
+        first, last = self.frequency.stamps(ordinals, 0, "UTC")
+        return float(last - first) / NS_PER_SECOND / (ordinals[1] - ordinals[0])
+
+    def to_json(self) -> dict[str, object]:
+        return {"frequency": self.frequency.alias, "nanos": self.nanos, "timezone": self.timezone}
+
+    @classmethod
+    def from_json(cls, data: dict) -> GridStep:
+        return cls(Frequency(data["frequency"], data["nanos"]), data["timezone"])
+
+    def offsets(self, stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Steps from ``stamps[0]`` (int64, floored) and whether each stamp is on the grid."""
+        stamps = np.asarray(stamps, np.int64)
+        nanos = self.frequency.nanos
+        if nanos is not None:
+            offsets = stamps - stamps[0]
+            return offsets // nanos, offsets % nanos == 0
+        ordinal, time_of_day, on_anchor = self.frequency.ordinals(stamps, self.timezone)
+        units = ordinal - ordinal[0]
+        n = self.frequency.multiple
+        on_grid = on_anchor & (time_of_day == time_of_day[0]) & (units % n == 0)
+        return units // n, on_grid
+
+    def stamps_at(self, first_stamp: int, positions: np.ndarray) -> np.ndarray:
+        """UTC int64 ns of grid ``positions`` of the series whose grid starts at ``first_stamp``."""
+        positions = np.asarray(positions, np.int64)
+        nanos = self.frequency.nanos
+        if nanos is not None:
+            return first_stamp + positions * nanos
+        ordinal, time_of_day, _ = self.frequency.ordinals(np.asarray([first_stamp]), self.timezone)
+        n = self.frequency.multiple
+        return self.frequency.stamps(ordinal[0] + positions * n, int(time_of_day[0]), self.timezone)
+
+    def steps_until(self, first_stamp: int, instant: int) -> int:
+        """The position of the first grid step at or after ``instant`` (may be <= 0)."""
+        nanos = self.frequency.nanos
+        if nanos is not None:
+            return -(-(instant - first_stamp) // nanos)
+        both = np.asarray([first_stamp, instant], np.int64)
+        ordinal, _, _ = self.frequency.ordinals(both, self.timezone)
+        guess = int((ordinal[1] - ordinal[0]) // self.frequency.multiple)
+        candidates = np.arange(guess - 2, guess + 3)
+        after = self.stamps_at(first_stamp, candidates) >= instant
+        return int(candidates[np.argmax(after)])
+
+
+def fixed_step(nanos: int) -> GridStep:
+    """A fixed grid of ``nanos`` nanoseconds."""
+    return GridStep(fixed(nanos))
+
+
+def grid_step(frequency: str | None, inferred: Frequency | None, timezone: str = "UTC") -> GridStep:
+    """The grid step: the configured frequency, else the inferred one (`StepCounter`)."""
     if frequency is not None:
-        return int(pd.to_timedelta(frequency).value)
-    if inferred_seconds is None or inferred_seconds <= 0:
+        return GridStep(parse_frequency(frequency), timezone)
+    if inferred is None:
         raise DataContractError(
             "cannot infer the time step: every series has a single row. Set source.frequency."
         )
-    return int(round(inferred_seconds * NS_PER_SECOND))
+    return GridStep(inferred, timezone)
+
+
+def layout_step(layout: WindowLayout) -> GridStep:
+    """The grid step a layout was built on (layouts saved before calendar steps: fixed)."""
+    if layout.frequency is not None:
+        return GridStep(parse_frequency(layout.frequency), layout.timezone)
+    return fixed_step(int(round(layout.step_seconds * NS_PER_SECOND)))
+
+
+def future_stamps(origins: np.ndarray, steps: np.ndarray, layout: WindowLayout) -> np.ndarray:
+    """UTC int64 ns of ``steps`` grid steps after each origin: (origins, steps).
+
+    Months, quarters and years advance on the calendar: one month after 2026-01-31 (``ME``)
+    is 2026-02-28, two months 2026-03-31.
+
+    Args:
+        origins: (n,) UTC int64 ns, each on the layout's grid (a series' last step).
+        steps: (k,) int step counts, e.g. ``1..horizon``.
+    """
+    step = layout_step(layout)
+    origins = np.asarray(origins, np.int64)
+    steps = np.asarray(steps, np.int64)
+    if step.nanos is not None:
+        return origins[:, None] + steps[None, :] * step.nanos
+    frequency = step.frequency
+    ordinal, time_of_day, _ = frequency.ordinals(origins, step.timezone)
+    ahead = ordinal[:, None] + steps[None, :] * frequency.multiple  # (n, k)
+    tod = np.broadcast_to(time_of_day[:, None], ahead.shape)
+    return frequency.stamps(ahead.reshape(-1), tod.reshape(-1), step.timezone).reshape(ahead.shape)
+
+
+def report_time(
+    stamps_ns: np.ndarray, layout: WindowLayout, unit: str = "ns"
+) -> pd.DatetimeIndex | np.ndarray:
+    """Timestamps as the source wrote them: UTC datetimes (in ``unit``), or, for an integer
+    time column (``layout.time_unit``), years (int64, local calendar year) or step numbers.
+    """
+    stamps_ns = np.asarray(stamps_ns, np.int64)
+    if layout.time_unit == "year":
+        return _local_years(stamps_ns, layout.timezone)
+    if layout.time_unit == "step":
+        return stamps_ns // NS_PER_SECOND
+    return pd.DatetimeIndex(stamps_ns.astype("datetime64[ns]"), tz="UTC").as_unit(unit)
+
+
+def _local_years(stamps_ns: np.ndarray, timezone: str) -> np.ndarray:
+    utc = pd.DatetimeIndex(stamps_ns.astype("datetime64[ns]"), tz="UTC")
+    return utc.tz_convert(timezone).year.to_numpy(np.int64)
 
 
 def _stamp(ns: int) -> str:
     return pd.Timestamp(ns, tz="UTC").isoformat()
 
 
-def grid_positions(rows: SeriesRows, step_ns: int) -> np.ndarray:
+def grid_positions(rows: SeriesRows, step: GridStep) -> np.ndarray:
     """Each row's step number on the series' grid; raises on an off-grid or repeated time."""
-    offsets = rows.stamps - rows.stamps[0]
-    off_grid = np.flatnonzero(offsets % step_ns)
+    position, on_grid = step.offsets(rows.stamps)
+    off_grid = np.flatnonzero(~on_grid)
     if off_grid.size:
         first = int(off_grid[0])
         raise DataContractError(
             f"series {rows.series!r}: {off_grid.size} timestamp(s) are off its "
-            f"{pd.Timedelta(step_ns)} grid that starts at {_stamp(int(rows.stamps[0]))}, "
+            f"{_describe(step)} grid that starts at {_stamp(int(rows.stamps[0]))}, "
             f"first {_stamp(int(rows.stamps[first]))}. Resample the source to one step, or "
-            f"set source.frequency to the step the data has."
+            f"set source.frequency to the step the data has (a pandas alias: '1h', 'MS', "
+            f"'ME', 'QS', 'YS', 'W-SUN', 'B', ...)."
         )
-    position = offsets // step_ns
     repeated = np.flatnonzero(np.diff(position) <= 0)
     if repeated.size:
         at = int(repeated[0]) + 1
@@ -95,6 +230,20 @@ def grid_positions(rows: SeriesRows, step_ns: int) -> np.ndarray:
             f"({_stamp(int(rows.stamps[at]))}) repeats or precedes the one before it."
         )
     return position
+
+
+def _describe(step: GridStep) -> str:
+    if step.nanos is not None:
+        return str(pd.Timedelta(step.nanos))
+    return f"{step.frequency.alias} (in {step.timezone})"
+
+
+def segment_ids(stamps: np.ndarray, step: GridStep) -> np.ndarray:
+    """A segment number per stamp (sorted, on the grid), incremented after every gap."""
+    if len(stamps) == 0:
+        return np.zeros(0, np.int64)
+    position, _ = step.offsets(np.asarray(stamps, np.int64))
+    return np.concatenate([[0], np.cumsum(np.diff(position) > 1)]).astype(np.int64)
 
 
 def _observed(rows: SeriesRows) -> np.ndarray:
@@ -115,9 +264,10 @@ def _fill(values: np.ndarray, known: np.ndarray, wanted: np.ndarray, method: str
     return out
 
 
-def to_grid(rows: SeriesRows, step_ns: int, fill_gaps: int, fill_method: str) -> GridRows:
-    """Regularise ``rows`` to the grid of ``step_ns``; fill gaps of <= ``fill_gaps`` steps."""
-    position = grid_positions(rows, step_ns)
+def to_grid(rows: SeriesRows, step: GridStep, fill_gaps: int, fill_method: str) -> GridRows:
+    """Regularise ``rows`` to the grid of ``step``; fill gaps of <= ``fill_gaps`` steps."""
+    position = grid_positions(rows, step)
+    origin = int(rows.stamps[0]) if len(rows) else 0
     keep = _observed(rows)
     if not keep.all():
         rows = _select(rows, keep)
@@ -133,7 +283,7 @@ def to_grid(rows: SeriesRows, step_ns: int, fill_gaps: int, fill_method: str) ->
         )  # the grid steps to fill
         new = SeriesRows(
             series=rows.series,
-            stamps=rows.stamps[0] - position[0] * step_ns + wanted * step_ns,
+            stamps=step.stamps_at(origin, wanted),
             values=_fill(rows.values, position, wanted, fill_method),
             labels=None if rows.labels is None else _fill(rows.labels, position, wanted, "ffill"),
             future=_fill(rows.future, position, wanted, fill_method),
@@ -178,20 +328,36 @@ def _concat(a: SeriesRows, b: SeriesRows, order: np.ndarray) -> SeriesRows:
 
 
 class StepCounter:
-    """Counts the steps between consecutive timestamps over many series, in bounded memory."""
+    """Counts the steps between consecutive timestamps over many series, in bounded memory.
 
-    def __init__(self) -> None:
+    It also keeps the first ``sample_rows`` stamps it sees, so the most common step can be
+    read on the calendar (`seqcast.frequency.infer_frequency`: 28-31 days is a month).
+    """
+
+    def __init__(self, sample_rows: int = 100_000) -> None:
         self.counts: dict[int, int] = {}
+        self.sample: list[np.ndarray] = []
+        self._room = sample_rows
 
     def add(self, stamps: np.ndarray) -> None:
         steps, counts = np.unique(np.diff(stamps), return_counts=True)
         for step, count in zip(steps.tolist(), counts.tolist(), strict=True):
             if step > 0:
                 self.counts[step] = self.counts.get(step, 0) + count
+        if self._room > 1 and len(stamps) > 1:
+            self.sample.append(np.asarray(stamps[: self._room], np.int64).copy())
+            self._room -= len(self.sample[-1])
 
     def most_common_seconds(self) -> float | None:
         """The most common step in seconds (the smallest on a tie), or None if none seen."""
+        step = self._most_common()
+        return None if step is None else step / NS_PER_SECOND
+
+    def _most_common(self) -> int | None:
         if not self.counts:
             return None
-        step = min(self.counts, key=lambda s: (-self.counts[s], s))
-        return step / NS_PER_SECOND
+        return min(self.counts, key=lambda s: (-self.counts[s], s))
+
+    def frequency(self, timezone: str = "UTC") -> Frequency | None:
+        """The inferred step, calendar-aware; None if no series has two rows."""
+        return infer_frequency(self._most_common(), self.sample, timezone)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
+from seqcast.frequency import TIME_UNIT
 from seqcast.io import storage
 from seqcast.records import ShardRef
 from seqcast.windows.grid import SeriesRows
@@ -232,6 +233,15 @@ class ParquetSeries:
         limited.row_range = (first, first + count)
         return limited
 
+    @property
+    def time_unit(self) -> str | None:
+        """``year``/``step`` if validation read the time column as integers, else None."""
+        fs, path = storage.filesystem(self.uri)
+        with fs.open(path, "rb") as handle:
+            metadata = pq.ParquetFile(handle).schema_arrow.metadata or {}
+        unit = metadata.get(TIME_UNIT.encode())
+        return unit.decode() if unit else None
+
     def _batches(self, table: pq.ParquetFile, names: list[str]) -> Iterator[pa.RecordBatch]:
         if self.row_range is None:
             yield from table.iter_batches(batch_size=self.batch_rows, columns=names)
@@ -267,6 +277,7 @@ class FrameSeries:
     def __init__(self, frame: pd.DataFrame, roles: ColumnRoles) -> None:
         self.frame = frame.sort_values([roles.series, roles.timestamp], kind="stable")
         self.roles = roles
+        self.time_unit: str | None = frame.attrs.get(TIME_UNIT)
 
     def __call__(self, light: bool = False) -> Iterator[SeriesRows]:
         names = self.roles.columns(light)

@@ -35,6 +35,7 @@ from seqcast.windows.build import (
     survey,
     write_part,
 )
+from seqcast.windows.grid import GridStep
 from seqcast.windows.publish import WindowStore, code_version, ensure_windows, windows_fingerprint
 from seqcast.windows.series_source import ParquetSeries, column_roles, make_shards
 from seqcast.windows.store import read_layout, read_manifest, read_scaler, write_plan
@@ -72,7 +73,8 @@ def _work(uri: str, name: str) -> str:
 
 def _read_survey(uri: str) -> Survey:
     data = storage.read_json(_work(uri, "survey.json"))
-    return Survey([], [], int(data["step_ns"]), data["series_split"])
+    step = GridStep.from_json(data["step"])
+    return Survey([], [], step, data["series_split"], data.get("time_unit"))
 
 
 def _shard_source(source: ParquetSeries, shard: ShardRef) -> ParquetSeries:
@@ -84,7 +86,11 @@ def survey_shards(source: ParquetSeries, config: PipelineConfig, uri: str) -> li
     surveyed = survey(source, config)
     storage.write_json(
         _work(uri, "survey.json"),
-        {"step_ns": surveyed.step_ns, "series_split": surveyed.series_split},
+        {
+            "step": surveyed.step.to_json(),
+            "series_split": surveyed.series_split,
+            "time_unit": surveyed.time_unit,
+        },
     )
     return make_shards(surveyed.rows, config.runner.series_per_shard)
 
@@ -126,7 +132,7 @@ def fit_shard(
     """
     found = _read_survey(uri)
     fits = fit_series(
-        _shard_source(source, shard), config, series_column, found.step_ns, found.series_split
+        _shard_source(source, shard), config, series_column, found.step, found.series_split
     )
     out = _work(uri, f"fit-{shard.number:05d}.json")
     storage.write_json(out, [fit.to_json() for fit in fits])
@@ -153,7 +159,7 @@ def _read_plan(uri: str) -> WindowPlan:
     return WindowPlan(
         layout=layout,
         scaler=read_scaler(uri),
-        step_ns=found.step_ns,
+        step=found.step,
         series_split=found.series_split,
         class_index={c: i for i, c in enumerate(layout.classes)},
     )

@@ -29,7 +29,8 @@ import pandas as pd
 from seqcast.config import PipelineConfig, SplitSpec
 from seqcast.errors import DataContractError
 from seqcast.windows.covariates import calendar_columns
-from seqcast.windows.grid import GridRows
+from seqcast.windows.grid import GridRows, GridStep, layout_step
+from seqcast.windows.grid import segment_ids as grid_segment_ids
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,12 @@ class WindowLayout:
     future_std: list[float] = field(default_factory=list)
     static_mean: list[float] = field(default_factory=list)
     static_std: list[float] = field(default_factory=list)
+    frequency: str | None = None
+    """The grid's pandas alias (``1h``, ``MS``, ``W-SUN``); None in layouts saved before
+    calendar steps, whose grid is the fixed ``step_seconds``."""
+    time_unit: str | None = None
+    """``year`` or ``step`` when the source's time column holds integers: prediction
+    reports its timestamps back in that form."""
 
     @property
     def span(self) -> int:
@@ -135,7 +142,7 @@ def split_bounds(n_rows: int, val: float, test: float) -> tuple[int, int]:
 
 
 def grid_split_bounds(
-    n_steps: int, first_stamp_ns: int, step_ns: int, split: SplitSpec
+    n_steps: int, first_stamp_ns: int, step: GridStep, split: SplitSpec
 ) -> tuple[int, int]:
     """Grid steps where val and test start in one series (grid step 0 at ``first_stamp_ns``).
 
@@ -145,8 +152,8 @@ def grid_split_bounds(
     """
     if split.test_from is None:
         return split_bounds(n_steps, split.val, split.test)
-    offset = pd.Timestamp(split.test_from).value - first_stamp_ns
-    test_start = int(np.clip(-(-offset // step_ns), 0, n_steps))
+    instant = pd.Timestamp(split.test_from).as_unit("ns").value
+    test_start = int(np.clip(step.steps_until(first_stamp_ns, instant), 0, n_steps))
     return test_start - int(round(test_start * split.val)), test_start
 
 
@@ -165,10 +172,10 @@ def assign_series_splits(series_ids: list[str], val: float, test: float) -> dict
     return dict(zip(ordered, splits, strict=True))
 
 
-def segment_ids(stamps: pd.Series, step_seconds: float) -> np.ndarray:
-    """A segment number per row, incremented after every gap longer than one step."""
-    gaps = stamps.diff().dt.total_seconds().to_numpy() > step_seconds * 1.5
-    return np.cumsum(gaps)
+def segment_ids(stamps: pd.Series, layout: WindowLayout) -> np.ndarray:
+    """A segment number per row, incremented after every gap (a missing grid step)."""
+    utc = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True)).as_unit("ns").asi8
+    return grid_segment_ids(utc, layout_step(layout))
 
 
 def time_split_of_steps(n_steps: int, layout: WindowLayout, bounds: tuple[int, int]) -> np.ndarray:
@@ -363,8 +370,9 @@ def concat_windows(parts: list[WindowArrays]) -> WindowArrays:
 def make_layout(
     config: PipelineConfig,
     series_column: str,
-    step_seconds: float,
+    step: GridStep,
     classes: list[str],
+    time_unit: str | None = None,
     future_stats: tuple[list[float], list[float]] = ([], []),
     static_stats: tuple[list[float], list[float]] = ([], []),
 ) -> WindowLayout:
@@ -383,7 +391,7 @@ def make_layout(
         input_columns=inputs,
         target_columns=list(source.target),
         classes=classes,
-        step_seconds=step_seconds,
+        step_seconds=step.seconds,
         future_columns=[*source.future_features, *calendar_columns(calendar)],
         static_columns=list(source.static_features),
         calendar=calendar,
@@ -393,4 +401,6 @@ def make_layout(
         future_std=[*future_stats[1], *[1.0] * n_calendar],
         static_mean=list(static_stats[0]),
         static_std=list(static_stats[1]),
+        frequency=step.frequency.alias,
+        time_unit=time_unit,
     )
