@@ -16,13 +16,15 @@ from seqcast.config import PipelineConfig
 from seqcast.errors import RegistryError
 from seqcast.io import storage
 from seqcast.modeling import evaluation, plots
-from seqcast.modeling.baselines import history_forecasts
+from seqcast.modeling.challengers import challenger_forecasts, seasonal_naive_name
 from seqcast.modeling.gate import kind_of_predictor
-from seqcast.records import EvaluationRef, TrainedRef, WindowsRef
+from seqcast.modeling.statistical import EtsFit
+from seqcast.records import ChallengersRef, EvaluationRef, TrainedRef, WindowsRef
 from seqcast.serving import registry
 from seqcast.windows import store as window_store
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.windowing import WindowArrays, WindowLayout
+from tasks.challengers import read_fits
 from tasks.common import STEP_OPTIONS
 
 _EXAMPLES = 3
@@ -155,17 +157,20 @@ def statistical_champion_forecasts(
     baselines: dict[str, np.ndarray],
     windows_uri: str,
     layout: WindowLayout,
+    scaler: Scaler,
+    fits: dict[str, dict[str, EtsFit]],
 ) -> np.ndarray:
     """A statistical champion's forecasts of this run's test windows (scaled units).
 
-    Its kind and parameters are what it is: the same forecast as this run's challenger of
-    that kind (a seasonal naive of another season is computed for its season).
+    Its kind and parameters say what it is: the same forecast as this run's challenger of
+    that kind (a seasonal naive of another season is computed for its season; an ETS
+    champion is refitted, as batch prediction refits it on recent history).
     """
     if champion.kind == "seasonal_naive":
         season = int(champion.params["season"])
-        name = f"seasonal_naive_{season}"
+        name = seasonal_naive_name(season)
         if name not in baselines:
-            return history_forecasts(windows_uri, "test", layout, season)[name]
+            return challenger_forecasts(windows_uri, "test", layout, scaler, season, fits)[name]
         return baselines[name]
     if champion.kind not in baselines:
         raise RegistryError(
@@ -176,8 +181,10 @@ def statistical_champion_forecasts(
 
 
 @task(name="evaluate", **STEP_OPTIONS)
-def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -> EvaluationRef:
-    """Score the new model, the baselines and the current champion on the test windows."""
+def evaluate(
+    config: PipelineConfig, windows: WindowsRef, trained: TrainedRef, challengers: ChallengersRef
+) -> EvaluationRef:
+    """Score the new model, the statistical challengers and the champion on the test windows."""
     layout = window_store.read_layout(windows.uri)
     scaler = window_store.read_scaler(windows.uri)
     test = window_store.read_split(windows.uri, "test", layout)
@@ -187,8 +194,10 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
     champion_version, champion = load_comparable_champion(config, layout)
     season = config.evaluate.season
     naive: dict[str, np.ndarray] = {}
+    fits, _ = read_fits(challengers)
     if layout.task == "forecast":
-        naive = history_forecasts(windows.uri, "test", layout, season)
+        # last value, seasonal naive (history beyond the window) and ETS, in scaled units.
+        naive = challenger_forecasts(windows.uri, "test", layout, scaler, season, fits)
     champion_outputs = None
     if champion is not None and champion.model is not None:
         inputs = evaluation.rescale_inputs(test, layout.input_columns, scaler, champion.scaler)
@@ -196,7 +205,7 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
     elif champion is not None:
         # This run's scale: `to_original_units` below undoes it with the champion's scaler.
         champion_outputs = evaluation.rescale_forecasts(
-            statistical_champion_forecasts(champion, naive, windows.uri, layout),
+            statistical_champion_forecasts(champion, naive, windows.uri, layout, scaler, fits),
             test.series,
             layout.target_columns,
             scaler,

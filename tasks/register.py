@@ -11,7 +11,14 @@ from seqcast.config import PipelineConfig
 from seqcast.data.contracts import PREDICTION_CONTRACT, contract_for, derive_prediction_contract
 from seqcast.io import storage
 from seqcast.modeling.gate import NETWORK, GateDecision, decide, season_of
-from seqcast.records import EvaluationRef, ModelVersionRef, TrainedRef, ValidatedRef, WindowsRef
+from seqcast.records import (
+    ChallengersRef,
+    EvaluationRef,
+    ModelVersionRef,
+    TrainedRef,
+    ValidatedRef,
+    WindowsRef,
+)
 from seqcast.serving import registry
 from tasks.common import STEP_OPTIONS, current_run_id
 
@@ -29,8 +36,15 @@ def promotion_decision(evaluation: EvaluationRef, margin: float) -> GateDecision
     )
 
 
-def statistical_params(winner: str) -> dict[str, Any]:
-    """What a statistical version forecasts with (params.json)."""
+def statistical_params(winner: str, challengers: ChallengersRef | None) -> dict[str, Any]:
+    """What a statistical version forecasts with (params.json): the season of a seasonal
+    naive; for ETS the season and every series' fit (`EtsFit.to_json`), which batch
+    prediction refits on recent history."""
+    if winner == "ets":
+        if challengers is None or challengers.uri is None:
+            raise ValueError("an ets version needs the run's fits: pass `challengers`")
+        document = storage.read_json(challengers.uri)
+        return {"season": document["season"], "fits": document["fits"]}
     season = season_of(winner)
     return {"season": season} if season else {}
 
@@ -53,6 +67,7 @@ def register(
     trained: TrainedRef,
     evaluation: EvaluationRef,
     validated: ValidatedRef | None = None,
+    challengers: ChallengersRef | None = None,
 ) -> ModelVersionRef:
     """Store the network as a version, and the winning statistical challenger; promote the
     night's winner atomically if it beats the champion."""
@@ -96,7 +111,7 @@ def register(
             metrics,
             {**info, "predictor": gate.winner, "epochs_run": 0},
             kind=gate.kind,
-            params=statistical_params(gate.winner),
+            params=statistical_params(gate.winner, challengers),
             forecasts_uri=evaluation.forecasts_uri,
         )
     winner_version = network if gate.kind == NETWORK else statistical

@@ -74,6 +74,15 @@ class TrainedRef(_Record):
     window_relative: bool = False
 
 
+class ChallengersRef(_Record):
+    """The statistical challengers' fits (ETS per series) of a run; ``uri`` is None for a
+    classifier, which has none."""
+
+    uri: str | None
+    series: int
+    seconds: float
+
+
 class EvaluationRef(_Record):
     """Test metrics of the challenger, the baselines and the current champion."""
 

@@ -131,3 +131,18 @@ def test_a_season_shorter_than_the_horizon_repeats() -> None:
     )
     served = predict_frame(frame(6).query("id == 's0'"), champion)
     assert np.array_equal(served["y"].to_numpy(), [4.0, 5.0, 4.0, 5.0, 4.0])
+
+
+def test_an_ets_champion_is_served_with_its_fits(tmp_path: Path, windows: str) -> None:
+    from seqcast.modeling.statistical import fit_ets
+
+    data = frame(60)  # two straight lines: 1000*s + t
+    fits = {
+        "s0": {"y": fit_ets(np.arange(40, dtype=np.float64), None).to_json()},
+    }  # s1 was never fitted: it gets its last value
+    root = str(tmp_path / "pipe")
+    champion = registry.load_version(root, register(root, windows, "ets", season=None, fits=fits))
+    assert champion.kind == "ets" and champion.params["fits"] == fits
+    served = predict_frame(data, champion)
+    np.testing.assert_allclose(served["y"].to_numpy()[:3], [60.0, 61.0, 62.0], atol=0.5)
+    assert served["y"].tolist()[3:] == [1059.0] * 3

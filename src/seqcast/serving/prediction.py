@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from seqcast.errors import DataContractError
 from seqcast.io import storage
+from seqcast.modeling.statistical import EtsFit, forecast_latest
 from seqcast.records import PredictionPartRef, ShardRef
 from seqcast.serving.registry import LoadedModel
 from seqcast.windows.covariates import calendar_features
@@ -97,6 +98,8 @@ def statistical_forecasts(
         DataContractError: a series has fewer gap-free recent rows than the kind needs.
     """
     layout = champion.layout
+    if champion.kind == "ets":
+        return ets_forecasts(frame, champion)
     season = int(champion.params.get("season", 0)) if champion.kind == "seasonal_naive" else 0
     if champion.kind not in ("last_value", "seasonal_naive"):
         raise DataContractError(
@@ -120,6 +123,42 @@ def statistical_forecasts(
         values = tail[layout.target_columns].to_numpy(np.float64)  # (needed, n_targets)
         blocks.append(values[len(values) - back])  # (horizon, n_targets)
         index.append({"series": str(series), "origin": tail[layout.timestamp].iloc[-1]})
+    return np.concatenate(blocks), pd.DataFrame(index)
+
+
+def ets_forecasts(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarray, pd.DataFrame]:
+    """An ETS champion's forecasts, (series * horizon, n_targets) in original units.
+
+    Each series' training fit picks its variant, refitted on the series' rows here
+    (`forecast_latest`; gaps on the grid interpolated). A series the champion never saw
+    has no fit: it gets its last value, with a warning.
+    """
+    layout = champion.layout
+    fits = champion.params.get("fits", {})
+    step_ns = int(round(layout.step_seconds * NS_PER_SECOND))
+    blocks, index, unseen = [], [], []
+    for series, rows in frame.groupby(layout.series_column, sort=True):
+        stamps = pd.DatetimeIndex(rows[layout.timestamp]).as_unit("ns").asi8
+        position = (stamps - stamps[0]) // step_ns
+        values = rows[layout.target_columns].to_numpy(np.float64)  # (rows, n_targets)
+        grid = np.full((int(position[-1]) + 1, values.shape[1]), np.nan)
+        grid[position] = values
+        out = np.repeat(values[-1:], layout.horizon, axis=0)  # (horizon, n_targets)
+        if str(series) in fits:
+            for k, column in enumerate(layout.target_columns):
+                fit = EtsFit.from_json(fits[str(series)][column])
+                out[:, k] = forecast_latest(grid[:, k], fit, layout.horizon)
+        else:
+            unseen.append(str(series))
+        blocks.append(out)
+        index.append({"series": str(series), "origin": rows[layout.timestamp].iloc[-1]})
+    if unseen:
+        logger.warning(
+            "ETS champion %s has no fit for %d series (%s): they get their last value",
+            champion.version,
+            len(unseen),
+            ", ".join(unseen[:5]),
+        )
     return np.concatenate(blocks), pd.DataFrame(index)
 
 
