@@ -14,6 +14,7 @@ from seqcast.windows import store as window_store
 from seqcast.windows.step import build_or_reuse
 from tests.conftest import arithmetic_frame, tiny_config
 
+
 def test_store_forecasts_align_with_the_test_windows(tmp_path: Path) -> None:
     frame = arithmetic_frame(n_series=2, n_steps=100)  # series s holds 1000*s + t at step t
     uri = str(tmp_path / "validated.parquet")
