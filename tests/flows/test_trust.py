@@ -58,7 +58,7 @@ def kind_config(frame: pd.DataFrame, tmp_path: Path, name: str):  # type: ignore
         (sample_data.random_walk_series, False),
     ],
 )
-def test_champion_only_where_something_beats_the_naive_forecasts(
+def test_network_champion_only_where_it_beats_the_naive_forecasts(
     generator,
     promoted: bool,
     tmp_path: Path,  # type: ignore[no-untyped-def]
@@ -69,11 +69,15 @@ def test_champion_only_where_something_beats_the_naive_forecasts(
     assert outcome.version.promoted is promoted, outcome.version.reason
     if promoted:
         assert evaluation.challenger < min(evaluation.baselines.values())
-        assert set(evaluation.baselines) == {"last_value", "seasonal_naive_7"}
+        assert set(evaluation.baselines) == {"last_value", "seasonal_naive_7", "ets"}
         assert registry.champion_version(config.pipeline_root) == outcome.version.version
     else:
-        assert "does not beat baseline" in outcome.version.reason
-        assert registry.champion_version(config.pipeline_root) is None
+        # Nothing beats the last value on a random walk: it is the champion, said plainly.
+        assert "no network beat" in outcome.version.reason
+        assert outcome.version.winner == "last_value"
+        statistical = outcome.version.statistical
+        assert statistical is not None
+        assert registry.champion_version(config.pipeline_root) == statistical.version
 
 
 def read_artifacts(flow_run_id: object) -> dict[str, object]:
