@@ -68,6 +68,10 @@ def test_last_value_is_champion_and_served_when_no_network_wins(tmp_path: Path) 
     document = json.loads(shown.output)
     assert document["kind"] == "last_value" and document["champion"]
     assert Path(document["test_forecasts"]).is_file()
+    listed = CliRunner().invoke(models_app, ["list", "--config", str(config_file)])
+    assert listed.exit_code == 0, listed.output
+    assert f"* {champion}  last_value" in listed.output
+    assert "champion is last_value: no network or other challenger beat it" in listed.output
 
     predictions = pd.read_parquet(batch_predict(config).uri)
     assert (predictions["model_kind"] == "last_value").all()
