@@ -4,6 +4,7 @@ and the champion, on the same test windows; every forecast kept in test_forecast
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import keras
@@ -17,7 +18,7 @@ from seqcast.errors import RegistryError
 from seqcast.io import storage
 from seqcast.modeling import evaluation, plots
 from seqcast.modeling.challengers import challenger_forecasts, seasonal_naive_name
-from seqcast.modeling.gate import kind_of_predictor
+from seqcast.modeling.gate import decide, kind_of_predictor
 from seqcast.modeling.statistical import EtsFit
 from seqcast.records import ChallengersRef, EvaluationRef, TrainedRef, WindowsRef
 from seqcast.serving import registry
@@ -129,6 +130,13 @@ def publish(config: PipelineConfig, document: dict[str, Any], images: dict[str, 
         f"# {config.name}: evaluation on {document['test_windows']} test windows",
         _metrics_table(scores),
     ]
+    if "gate" in document:
+        gate = document["gate"]
+        winner = gate["winner"] or "none"
+        parts.append(
+            f"**Tonight's winner: {winner}** ({gate['kind'] or 'no registrable kind'}; "
+            f"{'promoted' if gate['promote'] else 'not promoted'}). {gate['reason']}."
+        )
     if "worst_series" in document:
         worst = ", ".join(
             f"{s} ({document['per_series_mae'][s]['model']:.3f})" for s in document["worst_series"]
@@ -268,6 +276,16 @@ def evaluate(
         images["confusion matrix"] = plots.confusion_matrix(matrix, layout.classes)
     primary = evaluation.PRIMARY_METRIC[layout.task]
     document.update(primary_metric=primary, scores=scores)
+    # The register step decides from the same numbers; the report says it plainly now.
+    gate = decide(
+        scores["model"][primary],
+        {k: v[primary] for k, v in scores.items() if k not in ("model", "champion")},
+        scores["champion"][primary] if "champion" in scores else None,
+        champion_version,
+        primary,
+        config.evaluate.promotion_margin,
+    )
+    document["gate"] = dataclasses.asdict(gate)
     metrics_uri = storage.join(run_dir, "metrics.json")
     storage.write_json(metrics_uri, document)
     publish(config, document, images)
