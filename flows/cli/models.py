@@ -49,8 +49,11 @@ def models_show(
     version: Annotated[str, typer.Argument(help="Version id (see `seqcast models list`).")],
     config: ConfigOption,
     set_: SetOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (the default; accepted like `list`).")
+    ] = True,
 ) -> None:
-    """Print a version's kind, manifest, metrics and file paths as JSON."""
+    """Print a version's kind, manifest, metrics and file paths (test_forecasts) as JSON."""
     cfg = config_or_exit(config, set_)
     from seqcast.io import storage
     from seqcast.serving import registry

@@ -63,7 +63,9 @@ def test_last_value_is_champion_and_served_when_no_network_wins(tmp_path: Path) 
 
     config_file = tmp_path / "walks.yaml"
     config_file.write_text(yaml.safe_dump(settings))
-    shown = CliRunner().invoke(models_app, ["show", champion, "--config", str(config_file)])
+    shown = CliRunner().invoke(
+        models_app, ["show", champion, "--config", str(config_file), "--json"]
+    )
     assert shown.exit_code == 0, shown.output
     document = json.loads(shown.output)
     assert document["kind"] == "last_value" and document["champion"]
