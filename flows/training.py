@@ -1,5 +1,6 @@
-"""The nightly training flow: ingest -> validate -> window -> train -> evaluate -> register,
-then (with `evaluate.backtest_folds`) the rolling-origin backtest folds."""
+"""The nightly training flow: ingest -> validate -> window -> fit-challengers (ETS) -> train
+-> evaluate -> register, then (with `evaluate.backtest_folds`) the rolling-origin backtest
+folds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flows.sharded import backtest_folds, window_shards
 from seqcast.config import PipelineConfig
 from seqcast.io import publications
 from seqcast.records import TrainingOutcome
+from tasks.challengers import fit_challengers
 from tasks.common import already_published, current_run_id, logical_date
 from tasks.evaluate import evaluate
 from tasks.ingest import ingest
@@ -20,7 +22,7 @@ from tasks.validate import validate
 
 @flow(name="training", flow_run_name="train-{config.name}", validate_parameters=True)
 def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOutcome:
-    """Train an LSTM/GRU on the latest data and promote it only if it beats the champion.
+    """Train an LSTM/GRU and fit ETS; promote whichever beats the champion (always one).
 
     Once per logical date: a second run for the same date returns the first one's outcome
     unless ``force``.
@@ -31,9 +33,10 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     snapshot = ingest(config)
     validated = validate(config, snapshot)
     windows = run_sharded(window_shards, config, validated)
+    challengers = fit_challengers(config, windows)
     trained = train(config, windows)
-    evaluation = evaluate(config, windows, trained)
-    version = register(config, windows, trained, evaluation, validated)
+    evaluation = evaluate(config, windows, trained, challengers)
+    version = register(config, windows, trained, evaluation, validated, challengers)
     backtested = None
     if config.evaluate.backtest_folds:
         backtested = run_sharded(backtest_folds, config, validated, windows, trained)

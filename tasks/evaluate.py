@@ -1,8 +1,10 @@
-"""Step 5, evaluate: test metrics of the new model, the naive baselines and the champion."""
+"""Step 5, evaluate: test metrics of the new model, the statistical challengers (baselines)
+and the champion, on the same test windows; every forecast kept in test_forecasts.parquet."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import keras
@@ -15,11 +17,15 @@ from seqcast.config import PipelineConfig
 from seqcast.errors import RegistryError
 from seqcast.io import storage
 from seqcast.modeling import evaluation, plots
-from seqcast.records import EvaluationRef, TrainedRef, WindowsRef
+from seqcast.modeling.challengers import challenger_forecasts, seasonal_naive_name
+from seqcast.modeling.gate import decide, kind_of_predictor
+from seqcast.modeling.statistical import EtsFit
+from seqcast.records import ChallengersRef, EvaluationRef, TrainedRef, WindowsRef
 from seqcast.serving import registry
 from seqcast.windows import store as window_store
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.windowing import WindowArrays, WindowLayout
+from tasks.challengers import read_fits
 from tasks.common import STEP_OPTIONS
 
 _EXAMPLES = 3
@@ -69,12 +75,13 @@ def forecast_examples(
     layout: WindowLayout,
     scaler: Scaler,
     season: int | None,
+    baselines: dict[str, np.ndarray],
 ) -> list[plots.ForecastExample]:
     """The last test window of a few series, first target, in original units."""
     target = layout.target_columns[:1]
     # The strongest naive forecast shown: seasonal naive when a season is set.
     baseline_name = f"seasonal_naive_{season}" if season else "last_value"
-    baseline = evaluation.naive_forecasts(test, layout, season)[baseline_name]
+    baseline = baselines[baseline_name]
     examples = []
     for series in list(dict.fromkeys(test.series))[:_EXAMPLES]:
         i = int(np.flatnonzero(test.series == series)[-1])
@@ -123,6 +130,13 @@ def publish(config: PipelineConfig, document: dict[str, Any], images: dict[str, 
         f"# {config.name}: evaluation on {document['test_windows']} test windows",
         _metrics_table(scores),
     ]
+    if "gate" in document:
+        gate = document["gate"]
+        winner = gate["winner"] or "none"
+        parts.append(
+            f"**Tonight's winner: {winner}** ({gate['kind'] or 'no registrable kind'}; "
+            f"{'promoted' if gate['promote'] else 'not promoted'}). {gate['reason']}."
+        )
     if "worst_series" in document:
         worst = ", ".join(
             f"{s} ({document['per_series_mae'][s]['model']:.3f})" for s in document["worst_series"]
@@ -146,9 +160,39 @@ def _score(model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]) -> np
     return model.predict(inputs, verbose=0, batch_size=1024)
 
 
+def statistical_champion_forecasts(
+    champion: registry.LoadedModel,
+    baselines: dict[str, np.ndarray],
+    windows_uri: str,
+    layout: WindowLayout,
+    scaler: Scaler,
+    fits: dict[str, dict[str, EtsFit]],
+) -> np.ndarray:
+    """A statistical champion's forecasts of this run's test windows (scaled units).
+
+    Its kind and parameters say what it is: the same forecast as this run's challenger of
+    that kind (a seasonal naive of another season is computed for its season; an ETS
+    champion is refitted, as batch prediction refits it on recent history).
+    """
+    if champion.kind == "seasonal_naive":
+        season = int(champion.params["season"])
+        name = seasonal_naive_name(season)
+        if name not in baselines:
+            return challenger_forecasts(windows_uri, "test", layout, scaler, season, fits)[name]
+        return baselines[name]
+    if champion.kind not in baselines:
+        raise RegistryError(
+            f"champion {champion.version} is a {champion.kind} model, which this run did not "
+            "score; it cannot be compared. Promote another version or enable that challenger."
+        )
+    return baselines[champion.kind]
+
+
 @task(name="evaluate", **STEP_OPTIONS)
-def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -> EvaluationRef:
-    """Score the new model, the baselines and the current champion on the test windows."""
+def evaluate(
+    config: PipelineConfig, windows: WindowsRef, trained: TrainedRef, challengers: ChallengersRef
+) -> EvaluationRef:
+    """Score the new model, the statistical challengers and the champion on the test windows."""
     layout = window_store.read_layout(windows.uri)
     scaler = window_store.read_scaler(windows.uri)
     test = window_store.read_split(windows.uri, "test", layout)
@@ -156,10 +200,25 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     outputs = _score(model, test.model_inputs())
     champion_version, champion = load_comparable_champion(config, layout)
+    season = config.evaluate.season
+    naive: dict[str, np.ndarray] = {}
+    fits, _ = read_fits(challengers)
+    if layout.task == "forecast":
+        # last value, seasonal naive (history beyond the window) and ETS, in scaled units.
+        naive = challenger_forecasts(windows.uri, "test", layout, scaler, season, fits)
     champion_outputs = None
-    if champion is not None:
+    if champion is not None and champion.model is not None:
         inputs = evaluation.rescale_inputs(test, layout.input_columns, scaler, champion.scaler)
         champion_outputs = _score(champion.model, test.model_inputs(inputs))
+    elif champion is not None:
+        # This run's scale: `to_original_units` below undoes it with the champion's scaler.
+        champion_outputs = evaluation.rescale_forecasts(
+            statistical_champion_forecasts(champion, naive, windows.uri, layout, scaler, fits),
+            test.series,
+            layout.target_columns,
+            scaler,
+            champion.scaler,
+        )
     run_dir = trained.model_uri.rpartition("/")[0]
     history = storage.read_json(storage.join(run_dir, "history.json"))
     images = {"loss curve": plots.loss_curve(history)}
@@ -168,27 +227,37 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
         "champion_version": champion_version,
         "window_relative": trained.window_relative,
     }
-    season = config.evaluate.season
+    run_forecasts_uri: str | None = None
     if layout.task == "forecast":
         scale = evaluation.mase_scales(test, layout, scaler, season)
-        report = evaluation.evaluate_forecast(outputs, test, layout, scaler, season, scale)
+        report = evaluation.evaluate_forecast(
+            outputs, test, layout, scaler, season, scale, baselines=naive
+        )
         scores = {s.name: s.metrics for s in report.scored}
-        if champion is not None and champion_outputs is not None:  # both set, or neither
+        forecasts = dict(report.forecasts)
+        assert report.actual is not None
+        if champion is not None and champion_outputs is not None:
             # The champion's outputs are in its own scale: map them to the challenger's.
-            original = evaluation.to_original_units(
+            forecasts["champion"] = evaluation.to_original_units(
                 champion_outputs, test.series, champion.scaler, layout.target_columns
             )
-            actual = evaluation.to_original_units(
-                test.y, test.series, scaler, layout.target_columns
+            scores["champion"] = evaluation.forecast_metrics(
+                forecasts["champion"], report.actual, scale
             )
-            scores["champion"] = evaluation.forecast_metrics(original, actual, scale)
+        run_forecasts_uri = storage.join(run_dir, registry.FORECASTS_FILE)
+        storage.write_frame(
+            evaluation.forecast_table(test, forecasts, report.actual, layout.target_columns),
+            run_forecasts_uri,
+        )
         document.update(
             per_step_mae=report.per_step_mae,
             per_series_mae=report.per_series_mae,
             worst_series=report.worst_series(),
+            kinds={name: kind for name in scores if (kind := _kind(name, champion))},
         )
         images["forecasts vs actuals"] = plots.forecasts(
-            forecast_examples(test, outputs, layout, scaler, season), layout.target_columns[0]
+            forecast_examples(test, outputs, layout, scaler, season, naive),
+            layout.target_columns[0],
         )
     else:
         majority = int(window_store.label_counts(windows.uri, "train").argmax())
@@ -207,6 +276,16 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
         images["confusion matrix"] = plots.confusion_matrix(matrix, layout.classes)
     primary = evaluation.PRIMARY_METRIC[layout.task]
     document.update(primary_metric=primary, scores=scores)
+    # The register step decides from the same numbers; the report says it plainly now.
+    gate = decide(
+        scores["model"][primary],
+        {k: v[primary] for k, v in scores.items() if k not in ("model", "champion")},
+        scores["champion"][primary] if "champion" in scores else None,
+        champion_version,
+        primary,
+        config.evaluate.promotion_margin,
+    )
+    document["gate"] = dataclasses.asdict(gate)
     metrics_uri = storage.join(run_dir, "metrics.json")
     storage.write_json(metrics_uri, document)
     publish(config, document, images)
@@ -224,4 +303,12 @@ def evaluate(config: PipelineConfig, windows: WindowsRef, trained: TrainedRef) -
         baselines=baselines,
         champion=scores["champion"][primary] if "champion" in scores else None,
         champion_version=champion_version,
+        forecasts_uri=run_forecasts_uri,
     )
+
+
+def _kind(name: str, champion: registry.LoadedModel | None) -> str | None:
+    """The model kind behind a predictor name of the metrics table (for the report)."""
+    if name == "champion":
+        return champion.kind if champion is not None else None
+    return kind_of_predictor(name)

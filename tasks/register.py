@@ -1,38 +1,63 @@
-"""Step 6, register: store the model as a version; promote it only if it beats the others."""
+"""Step 6, register: store the network (and a winning statistical challenger) as versions;
+promote the night's winner only if it beats the champion."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from prefect import get_run_logger, task
 
 from seqcast.config import PipelineConfig
 from seqcast.data.contracts import PREDICTION_CONTRACT, contract_for, derive_prediction_contract
 from seqcast.io import storage
-from seqcast.modeling.evaluation import is_better
-from seqcast.records import EvaluationRef, ModelVersionRef, TrainedRef, ValidatedRef, WindowsRef
+from seqcast.modeling.gate import NETWORK, GateDecision, decide, season_of
+from seqcast.records import (
+    ChallengersRef,
+    EvaluationRef,
+    ModelVersionRef,
+    TrainedRef,
+    ValidatedRef,
+    WindowsRef,
+)
 from seqcast.serving import registry
 from tasks.common import STEP_OPTIONS, current_run_id
 
 
-def promotion_decision(evaluation: EvaluationRef, margin: float) -> tuple[bool, str]:
-    """Promote only a model that beats every naive baseline and the champion (if comparable)."""
-    metric = evaluation.primary_metric
-    value = evaluation.challenger
-    for name, baseline in evaluation.baselines.items():
-        if not is_better(value, baseline, metric, margin):
-            return False, f"{metric} {value:.4f} does not beat baseline {name} ({baseline:.4f})"
-    if evaluation.champion is not None and not is_better(
-        value, evaluation.champion, metric, margin
-    ):
-        return False, (
-            f"{metric} {value:.4f} does not beat champion "
-            f"{evaluation.champion_version} ({evaluation.champion:.4f})"
-        )
-    against = (
-        f"champion {evaluation.champion_version} ({evaluation.champion:.4f})"
-        if evaluation.champion is not None
-        else "the baselines"
+def promotion_decision(evaluation: EvaluationRef, margin: float) -> GateDecision:
+    """The gate on this run's test scores (see `seqcast.modeling.gate`): the network must
+    beat every baseline, a statistical winner every simpler one, and either the champion."""
+    return decide(
+        evaluation.challenger,
+        evaluation.baselines,
+        evaluation.champion,
+        evaluation.champion_version,
+        evaluation.primary_metric,
+        margin,
     )
-    return True, f"{metric} {value:.4f} beats {against}"
+
+
+def statistical_params(winner: str, challengers: ChallengersRef | None) -> dict[str, Any]:
+    """What a statistical version forecasts with (params.json): the season of a seasonal
+    naive; for ETS the season and every series' fit (`EtsFit.to_json`), which batch
+    prediction refits on recent history."""
+    if winner == "ets":
+        if challengers is None or challengers.uri is None:
+            raise ValueError("an ets version needs the run's fits: pass `challengers`")
+        document = storage.read_json(challengers.uri)
+        return {"season": document["season"], "fits": document["fits"]}
+    season = season_of(winner)
+    return {"season": season} if season else {}
+
+
+def _promote(
+    config: PipelineConfig, version: str, decision: dict[str, Any], expected: str | None
+) -> tuple[bool, str]:
+    """Promote by compare-and-swap; returns (promoted, reason)."""
+    try:
+        registry.set_champion(config.pipeline_root, version, decision, expected=expected)
+    except registry.ChampionChanged as exc:
+        return False, str(exc)
+    return True, decision["reason"]
 
 
 @task(name="register", **STEP_OPTIONS)
@@ -42,8 +67,11 @@ def register(
     trained: TrainedRef,
     evaluation: EvaluationRef,
     validated: ValidatedRef | None = None,
+    challengers: ChallengersRef | None = None,
 ) -> ModelVersionRef:
-    """Store an immutable model version and atomically promote it if it is better."""
+    """Store the network as a version, and the winning statistical challenger; promote the
+    night's winner atomically if it beats the champion."""
+    logger = get_run_logger()
     metrics = storage.read_json(evaluation.metrics_uri)
     info = {
         "pipeline": config.name,
@@ -64,35 +92,79 @@ def register(
             classes=windows.classes,
         )
         info[PREDICTION_CONTRACT] = contract.model_dump(mode="json")
-    version = registry.register_version(
-        config.pipeline_root, trained.model_uri, windows.uri, metrics, info
+    network = registry.register_version(
+        config.pipeline_root,
+        trained.model_uri,
+        windows.uri,
+        metrics,
+        {**info, "predictor": "model"},
+        forecasts_uri=evaluation.forecasts_uri,
     )
-    promote, reason = promotion_decision(evaluation, config.evaluate.promotion_margin)
+    gate = promotion_decision(evaluation, config.evaluate.promotion_margin)
+    statistical: str | None = None
+    if gate.winner is not None and gate.kind != NETWORK:
+        assert gate.kind is not None
+        statistical = registry.register_version(
+            config.pipeline_root,
+            None,
+            windows.uri,
+            metrics,
+            {**info, "predictor": gate.winner, "epochs_run": 0},
+            kind=gate.kind,
+            params=statistical_params(gate.winner, challengers),
+            forecasts_uri=evaluation.forecasts_uri,
+        )
+    winner_version = network if gate.kind == NETWORK else statistical
     decision = {
-        "reason": reason,
+        "reason": gate.reason,
         "metric": evaluation.primary_metric,
-        "challenger": evaluation.challenger,
+        "winner": gate.winner,
+        "kind": gate.kind,
+        "challenger": gate.score if gate.score is not None else evaluation.challenger,
+        "network": evaluation.challenger,
         "champion": evaluation.champion,
         "previous_champion": evaluation.champion_version,
     }
-    if promote:
-        try:
-            registry.set_champion(
-                config.pipeline_root, version, decision, expected=evaluation.champion_version
-            )
-        except registry.ChampionChanged as exc:
-            promote, reason = False, str(exc)
-            decision["reason"] = reason
-    if promote:
-        get_run_logger().info("Version %s promoted to champion: %s", version, reason)
+    promoted, reason = False, gate.reason
+    if gate.promote and winner_version is not None:
+        promoted, reason = _promote(
+            config, winner_version, decision, expected=evaluation.champion_version
+        )
+    if promoted:
+        logger.info("Version %s (%s) promoted to champion: %s", winner_version, gate.kind, reason)
     else:
         registry.append_audit(
-            config.pipeline_root, {**decision, "version": version, "promoted": False}
+            config.pipeline_root,
+            {**decision, "reason": reason, "version": winner_version or network, "promoted": False},
         )
-        get_run_logger().warning("Version %s registered but NOT promoted: %s", version, reason)
+        logger.warning(
+            "Version %s registered but NOT promoted: %s", winner_version or network, reason
+        )
+    if gate.kind != NETWORK and gate.winner is not None:
+        logger.info(
+            "No network beat %s: %s is %s",
+            gate.winner,
+            gate.winner,
+            "champion" if promoted else "the night's best, but not champion",
+        )
+    champion = registry.champion_version(config.pipeline_root)
+    statistical_ref = (
+        ModelVersionRef(
+            version=statistical,
+            uri=registry.version_uri(config.pipeline_root, statistical),
+            promoted=promoted,
+            reason=reason,
+            kind=gate.kind or NETWORK,
+        )
+        if statistical is not None
+        else None
+    )
     return ModelVersionRef(
-        version=version,
-        uri=registry.version_uri(config.pipeline_root, version),
-        promoted=promote,
+        version=network,
+        uri=registry.version_uri(config.pipeline_root, network),
+        promoted=promoted and gate.kind == NETWORK,
         reason=reason,
+        winner=gate.kind,
+        statistical=statistical_ref,
+        champion=champion,
     )

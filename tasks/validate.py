@@ -42,7 +42,8 @@ def prediction_contract(config: PipelineConfig) -> tuple[Contract, str]:
     if version is None:
         raise RegistryError(
             f"no champion model under {registry.registry_root(config.pipeline_root)}: run "
-            "`seqcast train` first (a model becomes champion only if it beats the baselines)"
+            "`seqcast train` first (its first run always makes a champion: the best network "
+            "or statistical predictor)"
         )
     stored = registry.read_manifest(config.pipeline_root, version).get(PREDICTION_CONTRACT)
     if stored is None:

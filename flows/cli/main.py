@@ -45,15 +45,23 @@ def _global(
     state["debug"] = debug
 
 
-def format_metrics(scores: dict[str, dict[str, float]], primary: str) -> str:
-    """A fixed-width table: one row per predictor, one column per metric."""
+def format_metrics(
+    scores: dict[str, dict[str, float]], primary: str, winner: str | None = None
+) -> str:
+    """A fixed-width table: one row per predictor, one column per metric; the night's
+    winning kind (``winner``: network, ets, seasonal_naive, last_value) is marked."""
     order = sorted(scores, key=lambda n: (n != "model", n != "champion", n))
     metrics = list(scores["model"])
     width = max(len(name) for name in scores) + 2
     lines = ["predictor".ljust(width) + "".join(m.rjust(12) for m in metrics)]
     for name in order:
         values = scores[name]
-        lines.append(name.ljust(width) + "".join(f"{values[m]:12.4f}" for m in metrics))
+        won = winner is not None and (
+            (name == "model" and winner == "network")
+            or (name != "champion" and name.startswith(winner))
+        )
+        mark = "  <- winner" if won else ""
+        lines.append(name.ljust(width) + "".join(f"{values[m]:12.4f}" for m in metrics) + mark)
     lines.append(f"(test windows; primary metric: {primary})")
     return "\n".join(lines)
 
@@ -72,11 +80,19 @@ def train(config: ConfigOption, set_: SetOption = None) -> None:
 
     outcome = run_or_exit(lambda: nightly_training(cfg, force=True))
     document = storage.read_json(outcome.evaluation.metrics_uri)
-    typer.echo("\n" + format_metrics(document["scores"], document["primary_metric"]))
     version = outcome.version
+    table = format_metrics(document["scores"], document["primary_metric"], version.winner)
+    typer.echo("\n" + table)
     verdict = "promoted to champion" if version.promoted else "kept, NOT promoted"
-    typer.echo(f"\nmodel version {version.version}: {verdict} ({version.reason})")
+    typer.echo(f"\nnetwork version {version.version}: {verdict} ({version.reason})")
     typer.echo(f"model:   {version.uri}")
+    if version.statistical is not None:
+        other = version.statistical
+        verdict = "promoted to champion" if other.promoted else "kept, NOT promoted"
+        typer.echo(f"{other.kind} version {other.version}: {verdict}")
+    if version.winner is not None:
+        typer.echo(f"tonight's winner: {version.winner}")
+    typer.echo(f"champion: {version.champion or 'none'}")
 
 
 @app.command()

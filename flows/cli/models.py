@@ -18,7 +18,7 @@ def models_list(
     set_: SetOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List model versions with their test metrics; the champion is marked."""
+    """List model versions with their kind and test metrics; the champion is marked."""
     cfg = config_or_exit(config, set_)
     from seqcast.serving.registry import list_versions
 
@@ -33,8 +33,15 @@ def models_list(
         scores = row["metrics"]["scores"]
         primary = row["metrics"]["primary_metric"]
         mark = "*" if row["champion"] else " "
-        others = ", ".join(f"{k}={v[primary]:.4f}" for k, v in scores.items() if k != "model")
-        typer.echo(f"{mark} {row['version']}  {primary}={scores['model'][primary]:.4f}  ({others})")
+        own = row["predictor"] if row["predictor"] in scores else "model"
+        others = ", ".join(f"{k}={v[primary]:.4f}" for k, v in scores.items() if k != own)
+        typer.echo(
+            f"{mark} {row['version']}  {row['kind']:<14} {primary}={scores[own][primary]:.4f}"
+            f"  ({others})"
+        )
+    champion = next((row for row in rows if row["champion"]), None)
+    if champion is not None and champion["kind"] == "last_value":
+        typer.echo("champion is last_value: no network or other challenger beat it")
 
 
 @models_app.command("show")
@@ -42,8 +49,11 @@ def models_show(
     version: Annotated[str, typer.Argument(help="Version id (see `seqcast models list`).")],
     config: ConfigOption,
     set_: SetOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (the default; accepted like `list`).")
+    ] = True,
 ) -> None:
-    """Print a version's manifest and metrics as JSON."""
+    """Print a version's kind, manifest, metrics and file paths (test_forecasts) as JSON."""
     cfg = config_or_exit(config, set_)
     from seqcast.io import storage
     from seqcast.serving import registry
@@ -54,7 +64,16 @@ def models_show(
             storage.join(registry.version_uri(cfg.pipeline_root, version), "metrics.json")
         )
         champion = registry.champion_version(cfg.pipeline_root) == version
-        return {"champion": champion, "manifest": manifest, "metrics": metrics}
+        root = registry.version_uri(cfg.pipeline_root, version)
+        forecasts = storage.join(root, registry.FORECASTS_FILE)
+        return {
+            "champion": champion,
+            "kind": registry.kind_of(manifest),
+            "uri": root,
+            "test_forecasts": forecasts if registry.FORECASTS_FILE in manifest["sha256"] else None,
+            "manifest": manifest,
+            "metrics": metrics,
+        }
 
     typer.echo(json.dumps(run_or_exit(show), indent=2))
 

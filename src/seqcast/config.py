@@ -247,7 +247,10 @@ class EvaluateSpec(_Spec):
     """What the challenger is compared with before it may become champion."""
 
     season: int | None = Field(
-        default=None, gt=0, description="Season length in steps for the seasonal-naive baseline."
+        default=None,
+        gt=0,
+        description="Season length in steps for the seasonal-naive and ETS challengers (may "
+        "exceed window.lookback: they read each series' history).",
     )
     promotion_margin: float = Field(
         default=0.01,
@@ -353,11 +356,13 @@ class PipelineConfig(_Spec):
             if not self.source.features:
                 raise ValueError("classify needs at least one input column in `source.features`")
         season = self.evaluate.season
-        if season is not None and season > self.window.lookback:
+        # The baselines read each series' history beyond the input window, so any season
+        # works for them; the residual network's built-in naive reads the window only.
+        if season is not None and season > self.window.lookback and self.model.residual:
             raise ValueError(
-                f"`evaluate.season` must not exceed `window.lookback` (the seasonal-naive "
-                f"baseline reads it from the input window). Received: season={season}, "
-                f"lookback={self.window.lookback}"
+                f"`evaluate.season` must not exceed `window.lookback` with `model.residual` "
+                f"(the network's seasonal-naive starting point reads the input window). "
+                f"Received: season={season}, lookback={self.window.lookback}"
             )
         return self
 

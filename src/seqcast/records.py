@@ -74,6 +74,15 @@ class TrainedRef(_Record):
     window_relative: bool = False
 
 
+class ChallengersRef(_Record):
+    """The statistical challengers' fits (ETS per series) of a run; ``uri`` is None for a
+    classifier, which has none."""
+
+    uri: str | None
+    series: int
+    seconds: float
+
+
 class EvaluationRef(_Record):
     """Test metrics of the challenger, the baselines and the current champion."""
 
@@ -83,15 +92,26 @@ class EvaluationRef(_Record):
     baselines: dict[str, float]
     champion: float | None
     champion_version: str | None
+    forecasts_uri: str | None = None
+    """Every test forecast (test_forecasts.parquet; forecast only)."""
 
 
 class ModelVersionRef(_Record):
-    """A registered model version and whether it became champion."""
+    """A registered model version and whether it became champion.
+
+    The training flow's is the network's version (registered every run, for audit);
+    ``statistical`` is the statistical challenger registered beside it when one won the
+    night, ``winner`` the kind that won, and ``champion`` the champion after the run.
+    """
 
     version: str
     uri: str
     promoted: bool
     reason: str
+    kind: str = "network"
+    winner: str | None = None
+    statistical: ModelVersionRef | None = None
+    champion: str | None = None
 
 
 class PredictionPlanRef(_Record):

@@ -78,7 +78,7 @@ def test_rollback_restores_earlier_champions_in_order(
     assert audit[-1]["reason"] == f"rollback from {second}"
 
 
-def test_nan_or_worse_metrics_never_promote() -> None:
+def test_nan_or_worse_networks_never_promote() -> None:
     from seqcast.records import EvaluationRef
     from tasks.register import promotion_decision
 
@@ -91,7 +91,8 @@ def test_nan_or_worse_metrics_never_promote() -> None:
             champion=champion,
             champion_version="v1" if champion is not None else None,
         )
-        return promotion_decision(ref, margin=0.01)[0]
+        gate = promotion_decision(ref, margin=0.01)
+        return gate.promote and gate.kind == "network"
 
     assert decide(5.0) and decide(5.0, champion=6.0)
     assert not decide(float("nan"))

@@ -285,3 +285,11 @@ def test_stride_counts_grid_steps() -> None:
     )
     starts = np.concatenate([windows[s].x[:, 0, 0] for s in SPLITS])
     assert (starts % 3 == 0).all() and len(starts) > 0
+
+
+def test_time_split_rounds_like_int_of_the_fraction() -> None:
+    # test from floor((1 - test) * n), val from floor((1 - test - val) * n): the rows a
+    # script splitting with int(0.75 * n) uses.
+    assert split_bounds(10, 0.1, 0.25) == (6, 7)
+    for n in (7, 10, 33, 101, 365):
+        assert split_bounds(n, 0.1, 0.2)[1] == int(0.8 * n)

@@ -7,10 +7,11 @@ MAE/RMSE; higher is better for accuracy and macro-F1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from seqcast.windows.scaling import Scaler
@@ -59,6 +60,15 @@ def rescale_inputs(
     """Inputs scaled by ``source`` re-expressed in ``target``'s scale (for the champion)."""
     original = to_original_units(windows.x, windows.series, source, columns)
     mean, std = _series_stats(target, windows.series, columns)
+    return ((original - mean) / std).astype(np.float32)
+
+
+def rescale_forecasts(
+    values: np.ndarray, series: np.ndarray, columns: list[str], source: Scaler, target: Scaler
+) -> np.ndarray:
+    """Forecasts (windows, horizon, len(columns)) scaled by ``source`` in ``target``'s scale."""
+    original = to_original_units(values, series, source, columns)
+    mean, std = _series_stats(target, series, columns)
     return ((original - mean) / std).astype(np.float32)
 
 
@@ -131,6 +141,10 @@ class ForecastReport:
     scored: list[Scored]
     per_step_mae: dict[str, list[float]]
     per_series_mae: dict[str, dict[str, float]]
+    forecasts: dict[str, np.ndarray] = field(default_factory=dict)
+    """Each predictor's forecasts in original units, (windows, horizon, n_targets)."""
+    actual: np.ndarray | None = None
+    """The actual values in original units, (windows, horizon, n_targets)."""
 
     def worst_series(self, n: int = WORST_SERIES_SHOWN) -> list[str]:
         """Series with the highest model MAE, worst first."""
@@ -144,12 +158,21 @@ def evaluate_forecast(
     scaler: Scaler,
     season: int | None,
     mase_scale: np.ndarray | None = None,
+    baselines: dict[str, np.ndarray] | None = None,
 ) -> ForecastReport:
-    """The model's and the baselines' metrics in original units, on the same windows."""
+    """The model's and the baselines' metrics in original units, on the same windows.
+
+    Args:
+        baselines: the baselines' scaled forecasts, aligned with ``windows`` (e.g. from
+            `seqcast.modeling.baselines.history_forecasts`, which reads beyond the input
+            window); by default `naive_forecasts` from the windows' inputs.
+    """
     columns = layout.target_columns
     actual = to_original_units(windows.y, windows.series, scaler, columns)
     forecasts = {"model": to_original_units(predicted_scaled, windows.series, scaler, columns)}
-    for name, forecast in naive_forecasts(windows, layout, season).items():
+    if baselines is None:
+        baselines = naive_forecasts(windows, layout, season)
+    for name, forecast in baselines.items():
         forecasts[name] = to_original_units(forecast, windows.series, scaler, columns)
     errors = {name: np.abs(f - actual) for name, f in forecasts.items()}
     return ForecastReport(
@@ -159,7 +182,37 @@ def evaluate_forecast(
             str(s): {n: float(e[windows.series == s].mean()) for n, e in errors.items()}
             for s in np.unique(windows.series)
         },
+        forecasts=forecasts,
+        actual=actual,
     )
+
+
+def forecast_table(
+    windows: WindowArrays,
+    forecasts: dict[str, np.ndarray],
+    actual: np.ndarray,
+    target_columns: list[str],
+) -> pd.DataFrame:
+    """Every test forecast as rows: series, origin (last input step), step (1..horizon),
+    target, actual, then one column per predictor, all in original units.
+
+    ``forecasts`` and ``actual`` are (windows, horizon, n_targets); the rows are ordered
+    window, step, target, so a predictor's column mean is its MAE's forecast mean.
+    """
+    n, horizon, n_targets = actual.shape
+    origin = pd.DatetimeIndex(windows.origin.astype("datetime64[ns]")).tz_localize("UTC")
+    frame = pd.DataFrame(
+        {
+            "series": np.repeat(windows.series.astype(str), horizon * n_targets),
+            "origin": np.repeat(origin, horizon * n_targets),
+            "step": np.tile(np.repeat(np.arange(1, horizon + 1, dtype=np.int32), n_targets), n),
+            "target": np.tile(np.asarray(target_columns, dtype=object), n * horizon),
+            "actual": actual.reshape(-1).astype(np.float64),
+        }
+    )
+    for name, values in forecasts.items():
+        frame[name] = values.reshape(-1).astype(np.float64)
+    return frame
 
 
 def confusion(predicted: np.ndarray, actual: np.ndarray, n_classes: int) -> np.ndarray:

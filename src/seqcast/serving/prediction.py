@@ -1,4 +1,6 @@
-"""Predict: the champion's forecast (or class) from the latest ``lookback`` steps of each series.
+"""Predict: the champion's forecast (or class) from the latest ``lookback`` steps of each series
+(a network), or from as much of each series' history as its kind needs (a statistical
+champion: last value, seasonal naive one season back, however long the season).
 
 Batch prediction runs per shard of series (`predict_part`: one row range of the sorted
 validated table, one staged Parquet part); `combine_parts` then streams the parts, in
@@ -17,12 +19,13 @@ import pyarrow.parquet as pq
 
 from seqcast.errors import DataContractError
 from seqcast.io import storage
+from seqcast.modeling.statistical import EtsFit, forecast_latest
 from seqcast.records import PredictionPartRef, ShardRef
 from seqcast.serving.registry import LoadedModel
 from seqcast.windows.covariates import calendar_features
-from seqcast.windows.grid import future_stamps, report_time
+from seqcast.windows.grid import future_stamps, layout_step, report_time
 from seqcast.windows.series_source import read_rows
-from seqcast.windows.windowing import segment_ids
+from seqcast.windows.windowing import WindowLayout, segment_ids
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +83,84 @@ def covariate_inputs(
     return out
 
 
+def statistical_forecasts(
+    frame: pd.DataFrame, champion: LoadedModel
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """A statistical champion's forecasts, in original units: (series * horizon, n_targets).
+
+    last_value repeats each series' last observation; seasonal_naive repeats the values
+    one season back, read from the series' rows however far back that is (it needs the
+    last ``season`` steps, gap-free). Returns the values (series-major, then step) and one
+    row per series with its id and last timestamp.
+
+    Raises:
+        DataContractError: a series has fewer gap-free recent rows than the kind needs.
+    """
+    layout = champion.layout
+    if champion.kind == "ets":
+        return ets_forecasts(frame, champion)
+    season = int(champion.params.get("season", 0)) if champion.kind == "seasonal_naive" else 0
+    if champion.kind not in ("last_value", "seasonal_naive"):
+        raise DataContractError(
+            f"champion {champion.version} is a {champion.kind!r} model, which batch prediction "
+            "cannot serve; promote another version (`seqcast models list`)."
+        )
+    needed = max(season, 1)
+    h = np.arange(1, layout.horizon + 1)
+    # Position from the end of the series' rows: step h repeats the row one season back.
+    back = needed - (h - 1) % needed if season else np.ones_like(h)
+    blocks, index = [], []
+    for series, rows in frame.groupby(layout.series_column, sort=True):
+        tail = rows.tail(needed)
+        segments = segment_ids(tail[layout.timestamp], layout)
+        if len(tail) < needed or segments[0] != segments[-1]:
+            raise DataContractError(
+                f"series {series!r} has no gap-free run of the last {needed} steps (the "
+                f"{champion.kind} champion's season) to forecast from; it has {len(rows)} "
+                f"row(s) ending at {rows[layout.timestamp].iloc[-1]}. Supply that history."
+            )
+        values = tail[layout.target_columns].to_numpy(np.float64)  # (needed, n_targets)
+        blocks.append(values[len(values) - back])  # (horizon, n_targets)
+        index.append({"series": str(series), "origin": tail[layout.timestamp].iloc[-1]})
+    return np.concatenate(blocks), pd.DataFrame(index)
+
+
+def ets_forecasts(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarray, pd.DataFrame]:
+    """An ETS champion's forecasts, (series * horizon, n_targets) in original units.
+
+    Each series' training fit picks its variant, refitted on the series' rows here
+    (`forecast_latest`; gaps on the grid interpolated). A series the champion never saw
+    has no fit: it gets its last value, with a warning.
+    """
+    layout = champion.layout
+    fits = champion.params.get("fits", {})
+    step = layout_step(layout)
+    blocks, index, unseen = [], [], []
+    for series, rows in frame.groupby(layout.series_column, sort=True):
+        stamps = pd.DatetimeIndex(pd.to_datetime(rows[layout.timestamp], utc=True)).as_unit("ns")
+        position, _ = step.offsets(stamps.asi8)
+        values = rows[layout.target_columns].to_numpy(np.float64)  # (rows, n_targets)
+        grid = np.full((int(position[-1]) + 1, values.shape[1]), np.nan)
+        grid[position] = values
+        out = np.repeat(values[-1:], layout.horizon, axis=0)  # (horizon, n_targets)
+        if str(series) in fits:
+            for k, column in enumerate(layout.target_columns):
+                fit = EtsFit.from_json(fits[str(series)][column])
+                out[:, k] = forecast_latest(grid[:, k], fit, layout.horizon)
+        else:
+            unseen.append(str(series))
+        blocks.append(out)
+        index.append({"series": str(series), "origin": rows[layout.timestamp].iloc[-1]})
+    if unseen:
+        logger.warning(
+            "ETS champion %s has no fit for %d series (%s): they get their last value",
+            champion.version,
+            len(unseen),
+            ", ".join(unseen[:5]),
+        )
+    return np.concatenate(blocks), pd.DataFrame(index)
+
+
 def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
     """Predictions for every series of a validated frame, in original units.
 
@@ -87,13 +168,16 @@ def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
     class and its probability at ``horizon`` steps after the last observed step.
     """
     layout = champion.layout
+    series_name = layout.series_column if not layout.series_column.startswith("__") else "series"
+    if champion.model is None:
+        values, index = statistical_forecasts(frame, champion)
+        return forecast_rows(values, index, layout, series_name)
     inputs, index = latest_windows(frame, champion)
     covariates = covariate_inputs(frame, index, champion)
     model_input = {"window": inputs, **covariates} if covariates else inputs
     outputs = champion.model.predict(model_input, verbose=0, batch_size=1024)
     origin_ns = pd.DatetimeIndex(index["origin"]).as_unit("ns").asi8
     unit = pd.DatetimeIndex(index["origin"]).unit
-    series_name = layout.series_column if not layout.series_column.startswith("__") else "series"
     if layout.task == "classify":
         best = np.argmax(outputs, axis=-1)
         return pd.DataFrame(
@@ -115,6 +199,16 @@ def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
     mean = np.stack([m[columns] for m, _ in stats])[:, None, :]
     std = np.stack([d[columns] for _, d in stats])[:, None, :]
     values = (outputs * std + mean).astype(np.float64).reshape(-1, len(layout.target_columns))
+    return forecast_rows(values, index, layout, series_name)
+
+
+def forecast_rows(
+    values: np.ndarray, index: pd.DataFrame, layout: WindowLayout, series_name: str
+) -> pd.DataFrame:
+    """One row per series and horizon step from ``values`` (series * horizon, n_targets),
+    in original units, series-major."""
+    origin_ns = pd.DatetimeIndex(index["origin"]).as_unit("ns").asi8
+    unit = pd.DatetimeIndex(index["origin"]).unit
     n, horizon = len(index), layout.horizon
     steps = np.tile(np.arange(1, horizon + 1, dtype=np.int32), n)
     ahead = future_stamps(origin_ns, np.arange(1, horizon + 1), layout)  # (series, horizon)
@@ -142,6 +236,7 @@ def predict_part(
     frame = read_rows(validated_uri, shard.first_row, shard.rows).to_pandas()
     predictions = predict_frame(frame, champion)
     predictions["model_version"] = champion.version
+    predictions["model_kind"] = champion.kind
     predictions["flow_run_id"] = flow_run_id
     storage.write_frame(predictions, out_uri)
     origin = pd.Timestamp(frame[champion.layout.timestamp].max())

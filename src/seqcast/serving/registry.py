@@ -3,6 +3,8 @@
 Layout under ``{pipeline_root}/registry/``::
 
     versions/{version}/model.keras, scaler.json, layout.json, metrics.json, manifest.json
+                       (+ test_forecasts.parquet; params.json instead of model.keras for a
+                       statistical kind)
     champion.json      pointer to the champion version, replaced by compare-and-swap
     audit.jsonl        one line per promotion decision
 
@@ -10,17 +12,25 @@ A version's files are written under its final (unique) name and its ``manifest.j
 last: the manifest is the commit point, on a local disk and on an object store alike
 (where renaming a directory would be a copy, not atomic). A directory without one is an
 unfinished write that every reader ignores. The manifest holds the sha256 of every file
-and is checked before a model is loaded. The champion pointer changes only through
-`seqcast.io.cas.swap`, so two promotions can never both win (see `seqcast.io.cas` for how on
-each kind of store).
+and is checked before a model is loaded.
+
+A version has a ``kind`` (manifest field; versions from before kinds are "network"): a
+trained network (model.keras) or a statistical predictor - ``ets``, ``seasonal_naive``,
+``last_value`` - whose ``params.json`` (season, per-series ETS fits) is all it needs to
+forecast from each series' history. Every kind goes through the same checks, promotion
+and rollback, so the champion can be whichever predictor won.
+
+The champion pointer changes only through `seqcast.io.cas.swap`, so two promotions can
+never both win (see `seqcast.io.cas` for how on each kind of store).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,22 +40,45 @@ import seqcast.modeling.networks  # noqa: F401 - registers the custom layers sav
 from seqcast import __version__
 from seqcast.errors import RegistryError
 from seqcast.io import cas, storage
+from seqcast.modeling.gate import KINDS, NETWORK
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.windowing import WindowLayout
 
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
-_PAYLOAD = (MODEL_FILE, "scaler.json", "layout.json", "metrics.json")
+PARAMS_FILE = "params.json"
+FORECASTS_FILE = "test_forecasts.parquet"
+_COMMON = ("scaler.json", "layout.json", "metrics.json")
+
+
+def required_files(kind: str) -> tuple[str, ...]:
+    """The payload every version of ``kind`` holds (its manifest must list each)."""
+    if kind not in KINDS:
+        raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
+    return (MODEL_FILE if kind == NETWORK else PARAMS_FILE, *_COMMON)
+
+
+def kind_of(manifest: dict[str, Any]) -> str:
+    """A version's kind; versions registered before kinds existed are networks."""
+    return str(manifest.get("kind", NETWORK))
 
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A verified version, ready to predict.
+
+    ``model`` is the Keras network for kind "network" and None for a statistical kind,
+    whose ``params`` (e.g. ``{"season": 7}``) say how it forecasts from history.
+    """
+
     version: str
-    model: keras.Model
+    model: keras.Model | None
     scaler: Scaler
     layout: WindowLayout
     metrics: dict[str, Any]
+    kind: str = NETWORK
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def registry_root(pipeline_root: str) -> str:
@@ -82,29 +115,54 @@ def new_version_id(fingerprint: str) -> str:
 
 def register_version(
     pipeline_root: str,
-    model_file: str,
+    model_file: str | None,
     windows_uri: str,
     metrics: dict[str, Any],
     info: dict[str, Any],
+    kind: str = NETWORK,
+    params: dict[str, Any] | None = None,
+    forecasts_uri: str | None = None,
 ) -> str:
-    """Copy a trained model and its windows' scaler and layout into a new immutable version.
+    """Copy a model (or a statistical predictor's parameters), its windows' scaler and
+    layout into a new immutable version.
 
     The payload is written first and the manifest last (the commit point): until it exists
     the version does not, for every reader.
+
+    Args:
+        model_file: the trained ``.keras`` file; None for a statistical ``kind``.
+        kind: one of `KINDS`.
+        params: what a statistical kind forecasts with (written as ``params.json``).
+        forecasts_uri: the run's ``test_forecasts.parquet``, kept with the version.
     """
-    model_sha = storage.sha256_of(model_file)
-    version = new_version_id(model_sha)
+    files = list(required_files(kind))
+    if (kind == NETWORK) != (model_file is not None):
+        raise ValueError(
+            f"a {kind!r} version needs "
+            f"{'a model file' if kind == NETWORK else 'params and no model file'}. "
+            f"Received: model_file={model_file!r}"
+        )
+    payload = (
+        storage.read_bytes(model_file)
+        if model_file is not None
+        else storage.json_bytes({"kind": kind, **(params or {})})
+    )
+    version = new_version_id(hashlib.sha256(payload).hexdigest())  # params name the kind
     root = version_uri(pipeline_root, version)
-    storage.write_bytes(storage.join(root, MODEL_FILE), storage.read_bytes(model_file))
+    storage.write_bytes(storage.join(root, files[0]), payload)
     for name in ("scaler.json", "layout.json"):
         storage.write_bytes(
             storage.join(root, name), storage.read_bytes(storage.join(windows_uri, name))
         )
     storage.write_json(storage.join(root, "metrics.json"), metrics)
+    if forecasts_uri is not None:
+        storage.write_bytes(storage.join(root, FORECASTS_FILE), storage.read_bytes(forecasts_uri))
+        files.append(FORECASTS_FILE)
     manifest = {
         "version": version,
+        "kind": kind,
         "created": datetime.now(UTC).isoformat(),
-        "sha256": {name: storage.sha256_of(storage.join(root, name)) for name in _PAYLOAD},
+        "sha256": {name: storage.sha256_of(storage.join(root, name)) for name in files},
         "libraries": library_versions(),
         **info,
     }
@@ -242,6 +300,8 @@ def list_versions(pipeline_root: str) -> list[dict[str, Any]]:
         rows.append(
             {
                 "version": version,
+                "kind": kind_of(manifest),
+                "predictor": manifest.get("predictor", "model"),
                 "created": manifest["created"],
                 "champion": version == champion,
                 "metrics": metrics,
@@ -251,9 +311,25 @@ def list_versions(pipeline_root: str) -> list[dict[str, Any]]:
 
 
 def verify_version(pipeline_root: str, version: str) -> dict[str, Any]:
-    """Check every file against the manifest's sha256; raise naming the file that differs."""
+    """Check every file against the manifest's sha256; raise naming the file that differs.
+
+    The manifest must also list every file its kind needs, so a version stripped of one
+    (or claiming a kind it has no payload for) is refused too.
+    """
     manifest = read_manifest(pipeline_root, version)
     root = version_uri(pipeline_root, version)
+    kind = kind_of(manifest)
+    if kind not in KINDS:
+        raise RegistryError(
+            f"model version {version}: unknown kind {kind!r} in its manifest (known: "
+            f"{', '.join(KINDS)}); refusing to load it"
+        )
+    missing = [name for name in required_files(kind) if name not in manifest["sha256"]]
+    if missing:
+        raise RegistryError(
+            f"model version {version} ({kind}): its manifest lists no {', '.join(missing)}; "
+            "refusing to load an incomplete version"
+        )
     for name, expected in manifest["sha256"].items():
         actual = storage.sha256_of(storage.join(root, name))
         if actual != expected:
@@ -266,16 +342,24 @@ def verify_version(pipeline_root: str, version: str) -> dict[str, Any]:
 
 def load_version(pipeline_root: str, version: str) -> LoadedModel:
     """Load a version after checking its files (`.keras` only, Keras safe mode)."""
-    verify_version(pipeline_root, version)
+    manifest = verify_version(pipeline_root, version)
+    kind = kind_of(manifest)
     root = version_uri(pipeline_root, version)
-    with storage.local_copy(storage.join(root, MODEL_FILE), suffix=".keras") as path:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    model, params = None, {}
+    if kind == NETWORK:
+        with storage.local_copy(storage.join(root, MODEL_FILE), suffix=".keras") as path:
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    else:
+        params = storage.read_json(storage.join(root, PARAMS_FILE))
+        params.pop("kind", None)
     return LoadedModel(
         version=version,
         model=model,
         scaler=Scaler.from_json(storage.read_json(storage.join(root, "scaler.json"))),
         layout=WindowLayout(**storage.read_json(storage.join(root, "layout.json"))),
         metrics=storage.read_json(storage.join(root, "metrics.json")),
+        kind=kind,
+        params=params,
     )
 
 
@@ -285,7 +369,8 @@ def required_champion_version(pipeline_root: str) -> str:
     if version is None:
         raise RegistryError(
             f"no champion model under {registry_root(pipeline_root)}: run `seqcast train` "
-            "first (a model becomes champion only if it beats the baselines)"
+            "first (its first run always makes a champion: the best network or statistical "
+            "predictor)"
         )
     return version
 

@@ -135,10 +135,15 @@ def model_inputs(
 
 
 def split_bounds(n_rows: int, val: float, test: float) -> tuple[int, int]:
-    """Row indices where val and test start in a series of ``n_rows`` rows."""
-    test_start = n_rows - int(round(n_rows * test))
-    val_start = test_start - int(round(n_rows * val))
-    return val_start, test_start
+    """Row indices where val and test start in a series of ``n_rows`` rows.
+
+    The common convention: test starts at ``floor((1 - test) * n_rows)`` and val at
+    ``floor((1 - test - val) * n_rows)``, so the test windows equal those of a script that
+    splits with ``int(0.8 * n)``.
+    """
+    test_start = int(np.floor((1 - test) * n_rows))
+    val_start = int(np.floor((1 - test - val) * n_rows))
+    return max(val_start, 0), test_start
 
 
 def grid_split_bounds(

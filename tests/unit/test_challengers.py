@@ -1,0 +1,123 @@
+"""Statistical challengers read from a window store: aligned with read_split, scaled alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqcast.config import PipelineConfig
+from seqcast.data.sample import load_series
+from seqcast.io import storage
+from seqcast.modeling.challengers import challenger_forecasts, fit_challengers
+from seqcast.modeling.evaluation import naive_forecasts, to_original_units
+from seqcast.windows import store as window_store
+from seqcast.windows.step import build_or_reuse
+from tests.conftest import tiny_config
+
+LOOKBACK, HORIZON = 12, 4
+
+
+def build(tmp_path: Path, frame: pd.DataFrame, tag: str, **overrides: object) -> str:
+    """A window store of ``frame`` (hourly load per sensor), in blocks of a few series."""
+    uri = str(tmp_path / f"validated-{tag}.parquet")
+    storage.write_frame(frame.sort_values(["sensor", "ts"], kind="stable"), uri)
+    config: PipelineConfig = tiny_config(
+        tmp_path,
+        tmp_path / f"root-{tag}",
+        window__lookback=LOOKBACK,
+        window__horizon=HORIZON,
+        **overrides,
+    )
+    return build_or_reuse(config, uri, f"fp-{tag}", "sensor", block_rows=400).uri
+
+
+def test_forecasts_align_with_read_split_and_match_the_naive_baselines(tmp_path: Path) -> None:
+    frame = load_series(n_series=3, n_steps=24 * 12, seed=3)
+    uri = build(tmp_path, frame, "a")
+    layout, scaler = window_store.read_layout(uri), window_store.read_scaler(uri)
+    assert len(window_store.read_manifest(uri)["blocks"]) > 1  # several blocks, in order
+    fits = fit_challengers(uri, layout, scaler, 6)
+    assert sorted(fits) == sorted(frame["sensor"].unique())
+    for split in ("val", "test"):
+        windows = window_store.read_split(uri, split, layout)
+        ours = challenger_forecasts(uri, split, layout, scaler, 6, fits)
+        naive = naive_forecasts(windows, layout, 6)
+        assert set(ours) == {"last_value", "seasonal_naive_6", "ets"}
+        for name in ("last_value", "seasonal_naive_6"):
+            np.testing.assert_array_equal(ours[name], naive[name])
+        assert ours["ets"].shape == windows.y.shape
+        assert np.isfinite(ours["ets"]).all()
+
+
+def test_ets_beats_last_value_on_daily_load(tmp_path: Path) -> None:
+    frame = load_series(n_series=2, n_steps=24 * 12, seed=4)
+    uri = build(tmp_path, frame, "b")
+    layout, scaler = window_store.read_layout(uri), window_store.read_scaler(uri)
+    fits = fit_challengers(uri, layout, scaler, 24)
+    windows = window_store.read_split(uri, "test", layout)
+    ours = challenger_forecasts(uri, "test", layout, scaler, 24, fits)
+    actual = to_original_units(windows.y, windows.series, scaler, layout.target_columns)
+    mae = {
+        name: np.abs(
+            to_original_units(f, windows.series, scaler, layout.target_columns) - actual
+        ).mean()
+        for name, f in ours.items()
+    }
+    assert mae["ets"] < 0.7 * mae["last_value"], mae
+
+
+def test_seasonal_naive_reads_history_beyond_the_lookback(tmp_path: Path) -> None:
+    frame = load_series(n_series=2, n_steps=24 * 10, seed=5)
+    # A gap in one series' test part: windows after it read history from before it, so
+    # grid steps (not row numbers) must count the season; a value read from inside the
+    # gap is interpolated.
+    gap = (frame["sensor"] == "sensor-1") & frame.index.isin(range(200, 204))
+    frame = frame[~gap].reset_index(drop=True)
+    uri = build(tmp_path, frame, "c")
+    layout, scaler = window_store.read_layout(uri), window_store.read_scaler(uri)
+    season = 2 * LOOKBACK + 5  # longer than the input window
+    fits = fit_challengers(uri, layout, scaler, season)
+    windows = window_store.read_split(uri, "test", layout)
+    forecast = challenger_forecasts(uri, "test", layout, scaler, season, fits)
+    snaive = forecast[f"seasonal_naive_{season}"]
+    hourly = {
+        name: rows.set_index("ts")["load"].asfreq("h").interpolate()
+        for name, rows in frame.groupby("sensor")
+    }
+    after_gap = windows.origin > np.datetime64(
+        frame["ts"].iloc[0].tz_localize(None) + pd.Timedelta(hours=204)
+    )
+    assert (after_gap & (windows.series == "sensor-1")).any()
+    step = pd.Timedelta(hours=1)
+    for i in range(len(windows)):
+        series, origin = windows.series[i], pd.Timestamp(windows.origin[i], tz="UTC")
+        for h in range(HORIZON):
+            source = origin + (h + 1) * step - season * step
+            expected = scaler.transform(np.array([[hourly[series][source], 0.0]]), series)[0, 0]
+            assert snaive[i, h, 0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_fits_use_training_rows_only(tmp_path: Path) -> None:
+    frame = load_series(n_series=2, n_steps=24 * 10, seed=6)
+    changed = frame.copy()
+    late = changed.groupby("sensor").cumcount() >= 24 * 9  # inside every series' test part
+    changed.loc[late, "load"] += 500.0
+    fits = []
+    for tag, data in (("d", frame), ("e", changed)):
+        uri = build(tmp_path, data, tag)
+        layout, scaler = window_store.read_layout(uri), window_store.read_scaler(uri)
+        fits.append(fit_challengers(uri, layout, scaler, 24))
+    assert fits[0] == fits[1]
+
+
+def test_bad_arguments_are_refused(tmp_path: Path) -> None:
+    frame = load_series(n_series=2, n_steps=24 * 6, seed=7)
+    uri = build(tmp_path, frame, "f")
+    layout, scaler = window_store.read_layout(uri), window_store.read_scaler(uri)
+    with pytest.raises(ValueError, match="split"):
+        challenger_forecasts(uri, "holdout", layout, scaler, None, {})
+    with pytest.raises(KeyError, match="fit_challengers"):
+        challenger_forecasts(uri, "test", layout, scaler, None, {})
