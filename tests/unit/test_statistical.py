@@ -173,5 +173,7 @@ def test_forecast_latest_refits_the_variant_on_recent_history() -> None:
     assert forecast.shape == (SEASON,)
     actual = values[676:700]
     assert np.abs(forecast - actual).mean() < 0.5 * np.abs(values[675] - actual).mean()
+    short = forecast_latest(values[-30:], fit, 6)  # under two seasons: refit without one
+    assert short.shape == (6,) and np.isfinite(short).all()
     with pytest.raises(ValueError, match="horizon"):
         forecast_latest(values, fit, 0)
