@@ -68,10 +68,12 @@ def format_metrics(
 
 @app.command()
 def train(config: ConfigOption, set_: SetOption = None) -> None:
-    """Run the training flow: ingest, validate, window, train, evaluate, register.
+    """Run the training flow: ingest, validate, window, fit-challengers, train, evaluate,
+    register.
 
-    The new model becomes champion only if it beats the naive baselines and the current
-    champion on the same test windows. An ad-hoc run: it always trains, even if a scheduled
+    The night's winner (the network if it beats every baseline, else the best of ETS,
+    seasonal naive and last value) becomes champion if it beats the current champion on the
+    same test windows, or if there is none. An ad-hoc run: it always trains, even if a scheduled
     run already published a model today.
     """
     cfg = config_or_exit(config, set_)

@@ -11,7 +11,11 @@ import pytest
 from seqcast.config import PipelineConfig
 from seqcast.data.sample import load_series
 from seqcast.io import storage
-from seqcast.modeling.challengers import challenger_forecasts, fit_challengers
+from seqcast.modeling.challengers import (
+    challenger_forecasts,
+    fit_challenger_blocks,
+    fit_challengers,
+)
 from seqcast.modeling.evaluation import naive_forecasts, to_original_units
 from seqcast.windows import store as window_store
 from seqcast.windows.step import build_or_reuse
@@ -41,6 +45,9 @@ def test_forecasts_align_with_read_split_and_match_the_naive_baselines(tmp_path:
     assert len(window_store.read_manifest(uri)["blocks"]) > 1  # several blocks, in order
     fits = fit_challengers(uri, layout, scaler, 6)
     assert sorted(fits) == sorted(frame["sensor"].unique())
+    n_blocks = len(window_store.read_manifest(uri)["blocks"])
+    shards = [fit_challenger_blocks(uri, layout, scaler, 6, range(i, n_blocks, 2)) for i in (0, 1)]
+    assert {**shards[0], **shards[1]} == fits and not set(shards[0]) & set(shards[1])
     for split in ("val", "test"):
         windows = window_store.read_split(uri, split, layout)
         ours = challenger_forecasts(uri, split, layout, scaler, 6, fits)

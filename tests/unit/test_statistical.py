@@ -55,15 +55,15 @@ def test_last_origin_matches_statsmodels_forecast() -> None:
     np.testing.assert_allclose(ours[0], statsmodels_forecast(train, fit, 30), rtol=1e-9)
 
 
-def test_damped_trend_matches_statsmodels_forecast() -> None:
-    t = np.arange(200, dtype=float)
-    values = 40 * (1 - np.exp(-t / 50)) + np.random.default_rng(1).normal(0, 0.2, len(t))
+def test_a_trend_that_flattens_gets_a_damped_trend_as_statsmodels_forecasts_it() -> None:
+    t = np.arange(300, dtype=float)
+    values = 100 * (1 - np.exp(-t / 80)) + np.random.default_rng(1).normal(0, 0.5, len(t))
     fit = fit_ets(values, None)
-    assert fit.season is None
-    forced = EtsFit("damped", None, {**fit.params, "beta": 0.05, "phi": 0.9, "initial_trend": 1.0})
+    assert (fit.trend, fit.season) == ("damped", None)
+    assert 0.8 <= fit.params["phi"] < 1
     np.testing.assert_allclose(
-        ets_forecasts(values, forced, np.array([199]), 12)[0],
-        statsmodels_forecast(values, forced, 12),
+        ets_forecasts(values, fit, np.array([299]), 12)[0],
+        statsmodels_forecast(values, fit, 12),
         rtol=1e-9,
     )
 
@@ -173,5 +173,7 @@ def test_forecast_latest_refits_the_variant_on_recent_history() -> None:
     assert forecast.shape == (SEASON,)
     actual = values[676:700]
     assert np.abs(forecast - actual).mean() < 0.5 * np.abs(values[675] - actual).mean()
+    short = forecast_latest(values[-30:], fit, 6)  # under two seasons: refit without one
+    assert short.shape == (6,) and np.isfinite(short).all()
     with pytest.raises(ValueError, match="horizon"):
         forecast_latest(values, fit, 0)

@@ -18,7 +18,7 @@ forecast origin, the history any forecast of it may read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,13 +71,15 @@ def _require_forecast(layout: WindowLayout) -> None:
         )
 
 
-def _blocks(uri: str, layout: WindowLayout) -> Iterator[tuple[int, list[_SeriesRows]]]:
-    """Each block's number and its series' rows, read one block at a time."""
+def _blocks(
+    uri: str, layout: WindowLayout, numbers: Sequence[int] | None = None
+) -> Iterator[tuple[int, list[_SeriesRows]]]:
+    """Each block's number and its series' rows, read one block at a time (all, or ``numbers``)."""
     n_targets = len(layout.target_columns)
     step_ns = int(round(layout.step_seconds * 1e9))
     reader = StoreReader(uri)
     try:
-        for number in range(reader.n_blocks):
+        for number in range(reader.n_blocks) if numbers is None else numbers:
             block = reader.block(number)
             if not len(block):
                 yield number, []
@@ -145,9 +147,25 @@ def fit_challengers(
     Returns:
         ``{series: {target_column: EtsFit}}`` for every series with windows in the store.
     """
+    return fit_challenger_blocks(windows_uri, layout, scaler, season, None)
+
+
+def fit_challenger_blocks(
+    windows_uri: str,
+    layout: WindowLayout,
+    scaler: Scaler,
+    season: int | None,
+    blocks: Sequence[int] | None,
+) -> dict[str, dict[str, EtsFit]]:
+    """`fit_challengers` for some blocks of the store only (None: all of them).
+
+    A fit costs about half a second per series and target on one core, so a task may
+    fit shards of blocks in parallel (``range(index, n_blocks, count)``) and merge the
+    dicts: each series lies in exactly one block.
+    """
     _require_forecast(layout)
     fits: dict[str, dict[str, EtsFit]] = {}
-    for _, block in _blocks(windows_uri, layout):
+    for _, block in _blocks(windows_uri, layout, blocks):
         for rows in block:
             if not any(len(rows.starts[s]) for s in SPLITS):
                 continue

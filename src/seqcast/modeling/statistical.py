@@ -2,7 +2,7 @@
 
 On smooth periodic series a statistical model often beats a global network by a wide
 margin, so every run also fits additive ETS (error, trend, season) per series and scores
-it like the model. Three trend variants (none, additive, damped), each with additive
+it like the model. Three trend variants (none, additive, damped), with additive
 seasonality when a season is known and the series holds two full seasons, are fitted by
 maximum likelihood (statsmodels' `ETSModel`) and the lowest AICc is kept. Seasonal
 variants take their initial seasonal states, level and trend from the heuristic
@@ -89,7 +89,9 @@ def fill_gaps(values: np.ndarray) -> np.ndarray:
     out = np.asarray(values, dtype=np.float64).reshape(-1).copy()
     missing = ~np.isfinite(out)
     if missing.all():
-        raise ValueError(f"ETS needs at least one observed value. Received {len(out)} NaN(s)")
+        raise ValueError(
+            f"ETS needs at least one observed value. Received {len(out)} value(s), none finite"
+        )
     if missing.any():
         index = np.arange(len(out))
         out[missing] = np.interp(index[missing], index[~missing], out[~missing])
@@ -185,8 +187,9 @@ def _is_constant(y: np.ndarray) -> bool:
 def fit_ets(train_values: np.ndarray, season: int | None) -> EtsFit:
     """Fit additive ETS variants to one series' training values and keep the lowest AICc.
 
-    Variants: trend none, additive or damped; each also with additive seasonality when
-    ``season`` is given and the values hold at least two full seasons. Only the last
+    Variants: trend none, additive or damped, all with additive seasonality when
+    ``season`` is given and the values hold at least two full seasons (the non-seasonal
+    ones are then only the fallback if no seasonal one can be fitted). Only the last
     max(10 seasons, `MAX_FIT_ROWS`) values are fitted (a whole number of seasons back), so
     a long series costs no more than a moderate one. Fitting is deterministic (L-BFGS from
     fixed start values).
@@ -215,9 +218,11 @@ def fit_ets(train_values: np.ndarray, season: int | None) -> EtsFit:
         if best is not None and s != best[1].season:
             break  # a seasonal variant was fitted: the non-seasonal ones are only a fallback
         candidate = _try_variant(y, trend, s, start)
-        if candidate is not None and (best is None or candidate[0] < best[0]):
+        if candidate is None or not math.isfinite(candidate[0]):
+            continue
+        if best is None or candidate[0] < best[0]:
             best = candidate
-    if best is None or not math.isfinite(best[0]):
+    if best is None:
         return _flat(float(y[-1]), start)
     return best[1]
 
