@@ -65,6 +65,7 @@ def tiny_config(data_dir: Path, data_root: Path, **overrides: object) -> Pipelin
             "batch_size": 64,
             "learning_rate": 0.01,
             "patience": 2,
+            "search": {"enabled": False},
         },
     }
     for key, value in overrides.items():

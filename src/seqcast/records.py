@@ -6,6 +6,8 @@ retries, caching and remote workers work and the Prefect database stays small.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -72,6 +74,12 @@ class TrainedRef(_Record):
     best_val_loss: float
     train_seconds: float
     window_relative: bool = False
+    training: dict[str, Any] = {}
+    """The sized batch size, epochs and patience and why (`seqcast.modeling.sizing`)."""
+    params: dict[str, Any] = {}
+    """The model settings that trained it (`ModelSpec` fields, batch size etc. resolved)."""
+    search: dict[str, Any] | None = None
+    """The model search that chose it: trials, best trial and parameters, ensemble."""
 
 
 class EvaluationRef(_Record):

@@ -30,6 +30,7 @@ from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
 from seqcast.io import storage
 from seqcast.modeling import evaluation
+from seqcast.modeling.sizing import size_training
 from seqcast.modeling.training import train
 from seqcast.windows import store as window_store
 from seqcast.windows.input_pipeline import stream_windows
@@ -190,7 +191,7 @@ def run_fold(
             f"{fold.until:%Y-%m-%d %H:%M} UTC): {exc} Lower evaluate.backtest_folds or "
             "evaluate.backtest_steps, or use more history."
         ) from exc
-    spec = config.model
+    spec = size_training(config.model, max(1, built.counts["train"])).apply(config.model)
     with _TRAINING:
         fitted = train(
             stream_windows(built.uri, "train", spec.batch_size, spec.shuffle_buffer, spec.seed),

@@ -20,8 +20,9 @@ import tensorflow as tf
 from seqcast.config import ModelSpec
 from seqcast.errors import SeqcastError
 from seqcast.modeling.networks import build_model
-from seqcast.windows.input_pipeline import TrainingData, fit_arguments
-from seqcast.windows.windowing import WindowLayout
+from seqcast.modeling.sizing import size_training
+from seqcast.windows.input_pipeline import StreamedWindows, TrainingData, fit_arguments
+from seqcast.windows.windowing import WindowArrays, WindowLayout
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,25 @@ def seed_everything(spec: ModelSpec) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def _resolved(
+    spec: ModelSpec, train_windows: TrainingData, strategy: tf.distribute.Strategy | None
+) -> ModelSpec:
+    """``spec`` with its unset batch size, epochs and patience sized to the windows."""
+    if None not in (spec.batch_size, spec.epochs, spec.patience):
+        return spec
+    if isinstance(train_windows, WindowArrays):
+        count = len(train_windows.y)
+    elif isinstance(train_windows, StreamedWindows):
+        count = train_windows.windows
+    else:
+        raise ValueError(
+            "a tf.data.Dataset of training windows has no known size: set model.batch_size, "
+            "model.epochs and model.patience, or pass WindowArrays or StreamedWindows"
+        )
+    devices = (strategy or tf.distribute.get_strategy()).num_replicas_in_sync
+    return size_training(spec, count, devices).apply(spec)
+
+
 def train(
     train_windows: TrainingData,
     val_windows: TrainingData,
@@ -85,9 +105,14 @@ def train(
     built under ``strategy`` (default: TensorFlow's current one, a single device), so a
     `MirroredStrategy` from `seqcast.modeling.distribution.training_strategy` trains on every GPU.
 
+    ``spec.batch_size``, ``epochs`` and ``patience`` left unset are sized to the number of
+    training windows (`seqcast.modeling.sizing.size_training`); callers that log the plan
+    size it themselves and pass the resolved spec.
+
     Raises:
         TrainingDivergedError: the loss became NaN or infinite.
     """
+    spec = _resolved(spec, train_windows, strategy)
     seed_everything(spec)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(layout, spec, window_relative=window_relative, season=season)
