@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -19,6 +20,9 @@ from seqcast.records import TrainedRef, WindowsRef
 from seqcast.windows import store as window_store
 from seqcast.windows.input_pipeline import stream_windows
 from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id
+
+PROGRESS_EVERY_S = 2.0
+"""Least seconds between two updates of the training progress artifact."""
 
 
 def backup_dir(config: PipelineConfig, windows: WindowsRef, window_relative: bool) -> str:
@@ -59,7 +63,15 @@ def progress_hook(total_epochs: int, offset: int) -> EpochHook:
         progress=100.0 * offset / total_epochs, description="Training epochs done (percent)"
     )
 
+    last = [time.monotonic()]
+
     def on_epoch_end(done: int, planned: int, metrics: dict[str, float]) -> None:
+        # An update is an API call (~40 ms): on tiny data, more than a 6-batch epoch costs
+        # the model, so epochs shorter than PROGRESS_EVERY_S update it only now and then.
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_EVERY_S and done < planned:
+            return
+        last[0] = now
         update_progress_artifact(artifact_id, progress=100.0 * (offset + done) / total_epochs)
 
     return on_epoch_end
