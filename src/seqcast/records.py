@@ -82,6 +82,24 @@ class TrainedRef(_Record):
     """The model search that chose it: trials, best trial and parameters, ensemble."""
 
 
+class TrialRecord(_Record):
+    """One model-search trial: its settings, where its model is, and how it trained."""
+
+    number: int
+    params: dict[str, Any]
+    """The searched parameters as the search names them."""
+    model: dict[str, Any]
+    """The full model settings it trained with (`ModelSpec` fields)."""
+    window_relative: bool
+    model_uri: str
+    val_losses: list[float]
+    """Validation loss after each epoch (validation windows only)."""
+    best_val_loss: float
+    epochs_run: int
+    seconds: float
+    pruned: bool
+
+
 class EvaluationRef(_Record):
     """Test metrics of the challenger, the baselines and the current champion."""
 

@@ -191,11 +191,12 @@ def run_fold(
             f"{fold.until:%Y-%m-%d %H:%M} UTC): {exc} Lower evaluate.backtest_folds or "
             "evaluate.backtest_steps, or use more history."
         ) from exc
-    spec = size_training(config.model, max(1, built.counts["train"])).apply(config.model)
+    plan = size_training(config.model, max(1, built.counts["train"]))
+    spec, batch = plan.apply(config.model), plan.batch_size
     with _TRAINING:
         fitted = train(
-            stream_windows(built.uri, "train", spec.batch_size, spec.shuffle_buffer, spec.seed),
-            stream_windows(built.uri, "val", spec.batch_size),
+            stream_windows(built.uri, "train", batch, spec.shuffle_buffer, spec.seed),
+            stream_windows(built.uri, "val", batch),
             window_store.read_layout(built.uri),
             spec,
             window_relative=window_relative,

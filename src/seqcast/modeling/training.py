@@ -69,10 +69,11 @@ def seed_everything(spec: ModelSpec) -> None:
 
 def _resolved(
     spec: ModelSpec, train_windows: TrainingData, strategy: tf.distribute.Strategy | None
-) -> ModelSpec:
-    """``spec`` with its unset batch size, epochs and patience sized to the windows."""
-    if None not in (spec.batch_size, spec.epochs, spec.patience):
-        return spec
+) -> tuple[ModelSpec, int, int, int]:
+    """``spec`` with its unset batch size, epochs and patience sized to the windows, and
+    those three values."""
+    if spec.batch_size is not None and spec.epochs is not None and spec.patience is not None:
+        return spec, spec.batch_size, spec.epochs, spec.patience
     if isinstance(train_windows, WindowArrays):
         count = len(train_windows.y)
     elif isinstance(train_windows, StreamedWindows):
@@ -83,7 +84,8 @@ def _resolved(
             "model.epochs and model.patience, or pass WindowArrays or StreamedWindows"
         )
     devices = (strategy or tf.distribute.get_strategy()).num_replicas_in_sync
-    return size_training(spec, count, devices).apply(spec)
+    plan = size_training(spec, count, devices)
+    return plan.apply(spec), plan.batch_size, plan.epochs, plan.patience
 
 
 def train(
@@ -97,6 +99,7 @@ def train(
     backup_dir: str | None = None,
     on_epoch_end: EpochHook | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> TrainingResult:
     """Fit a fresh model; the best epoch's weights (by validation loss) are kept.
 
@@ -104,6 +107,7 @@ def train(
     (`seqcast.windows.input_pipeline.stream_windows`, given the same ``strategy``). The model is
     built under ``strategy`` (default: TensorFlow's current one, a single device), so a
     `MirroredStrategy` from `seqcast.modeling.distribution.training_strategy` trains on every GPU.
+    ``callbacks`` run after early stopping and before the epoch report (e.g. a pruner).
 
     ``spec.batch_size``, ``epochs`` and ``patience`` left unset are sized to the number of
     training windows (`seqcast.modeling.sizing.size_training`); callers that log the plan
@@ -112,25 +116,26 @@ def train(
     Raises:
         TrainingDivergedError: the loss became NaN or infinite.
     """
-    spec = _resolved(spec, train_windows, strategy)
+    spec, batch_size, epochs, patience = _resolved(spec, train_windows, strategy)
     seed_everything(spec)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(layout, spec, window_relative=window_relative, season=season)
-    callbacks: list[keras.callbacks.Callback] = [
+    steps: list[keras.callbacks.Callback] = [
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=spec.patience, restore_best_weights=True
+            monitor="val_loss", patience=patience, restore_best_weights=True
         ),
         keras.callbacks.TerminateOnNaN(),
-        _EpochReport(spec.epochs, on_epoch_end),
+        *(callbacks or []),
+        _EpochReport(epochs, on_epoch_end),
     ]
     if backup_dir is not None:
         # Before the report, so an epoch counts as done only once it is saved.
-        callbacks.insert(0, keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"))
+        steps.insert(0, keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"))
     started = time.perf_counter()
     history = model.fit(
-        **fit_arguments(train_windows, val_windows, spec.batch_size),
-        epochs=spec.epochs,
-        callbacks=callbacks,
+        **fit_arguments(train_windows, val_windows, batch_size),
+        epochs=epochs,
+        callbacks=steps,
         verbose=0,
     )
     seconds = time.perf_counter() - started
@@ -145,8 +150,8 @@ def train(
     return TrainingResult(
         model=model,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-        first_epoch=history.epoch[0] if history.epoch else spec.epochs,
-        epochs_run=history.epoch[-1] + 1 if history.epoch else spec.epochs,
+        first_epoch=history.epoch[0] if history.epoch else epochs,
+        epochs_run=history.epoch[-1] + 1 if history.epoch else epochs,
         best_val_loss=float(min(val_losses)),
         seconds=seconds,
     )
