@@ -95,10 +95,17 @@ def finish_search(
         )
     best = ranked[0]
     members = ranked[: config.model.search.ensemble_top_k]
-    model_uri = best.model_uri
+    run_dir = _run_dir(config, flow_run_id)
+    # Where the train step puts its model, beside its history: evaluate reads both there.
+    model_uri = storage.join(run_dir, "model.keras")
     if len(members) > 1:
-        model_uri = storage.join(_run_dir(config, flow_run_id), "ensemble.keras")
         save_model(mean_ensemble([m.model_uri for m in members]), model_uri)
+    else:
+        storage.write_bytes(model_uri, storage.read_bytes(best.model_uri))
+    storage.write_json(
+        storage.join(run_dir, "history.json"),
+        {"loss": best.train_losses, "val_loss": best.val_losses},
+    )
     rows = trials_table(records, {m.number for m in members})
     create_table_artifact(
         key=f"{config.name}-search",
@@ -119,9 +126,7 @@ def finish_search(
         "ensemble": [m.number for m in members] if len(members) > 1 else None,
         "table": rows,
     }
-    run_dir = _run_dir(config, flow_run_id)
     storage.write_json(storage.join(run_dir, "search.json"), summary)
-    storage.write_json(storage.join(run_dir, "history.json"), {"val_loss": best.val_losses})
     logger.info(
         "Model search: trial %d wins (val_loss %.4f, %s) of %d trial(s) (%d pruned) in %.1f "
         "min%s",

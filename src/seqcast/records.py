@@ -94,6 +94,7 @@ class TrialRecord(_Record):
     model_uri: str
     val_losses: list[float]
     """Validation loss after each epoch (validation windows only)."""
+    train_losses: list[float]
     best_val_loss: float
     epochs_run: int
     seconds: float

@@ -69,9 +69,7 @@ def test_same_seed_and_data_give_the_same_trials_and_winner(tmp_path: Path) -> N
     ]
     assert first[0].model["learning_rate"] == config.model.learning_rate
     assert all(math.isfinite(r.best_val_loss) and r.epochs_run == 1 for r in first)
-    other = config.model_copy(
-        update={"model": config.model.model_copy(update={"seed": 4})}
-    )
+    other = config.model_copy(update={"model": config.model.model_copy(update={"seed": 4})})
     assert [r.params for r in run_search(other, built, tmp_path / "c")][2] != first[2].params
 
 

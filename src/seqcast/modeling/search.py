@@ -320,6 +320,7 @@ def run_trial(
         window_relative=plan.window_relative,
         model_uri=model_uri,
         val_losses=result.history.get("val_loss", []),
+        train_losses=result.history.get("loss", []),
         best_val_loss=result.best_val_loss,
         epochs_run=result.epochs_run,
         seconds=round(result.seconds, 3),
