@@ -6,6 +6,8 @@ import hashlib
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -59,8 +61,11 @@ def log_plan(plan: TrainingPlan) -> None:
 
 def progress_hook(total_epochs: int, offset: int) -> EpochHook:
     """Move a Prefect progress artifact as epochs finish (UI: the run's Artifacts tab)."""
-    artifact_id = create_progress_artifact(
-        progress=100.0 * offset / total_epochs, description="Training epochs done (percent)"
+    artifact_id = cast(
+        UUID,
+        create_progress_artifact(
+            progress=100.0 * offset / total_epochs, description="Training epochs done (percent)"
+        ),
     )
 
     last = [time.monotonic()]
