@@ -134,7 +134,7 @@ def kill_writer_midway(script: str, tmp_path: Path, config: PipelineConfig, data
         stdout=subprocess.PIPE,
         text=True,
         cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(repo)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])},
     )
     try:
         assert writer.stdout is not None

@@ -42,6 +42,14 @@ def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
     }
     assert registry.champion_version(config.pipeline_root) == outcome.version.version
     assert outcome.version.promoted
+    # model.search.enabled=false: exactly the configured model, its values in the manifest.
+    manifest = registry.read_manifest(config.pipeline_root, outcome.version.version)
+    assert manifest["search"] is None
+    assert {k: manifest["training"][k] for k in ("batch_size", "epochs", "patience")} == {
+        "batch_size": 64,
+        "epochs": 5,
+        "patience": 2,
+    }
 
     state = batch_predict(config, return_state=True)
     predictions = state.result()
