@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -50,6 +50,9 @@ def train_trial(
         season=config.evaluate.season,
         backup_dir=_backup_dir(config, windows, plan, flow_run_id),
     )
+    if record.best_val_loss is None:
+        get_run_logger().warning("Trial %d failed: %s", record.number, record.error)
+        return record
     get_run_logger().info(
         "Trial %d: best val_loss %.4f after %d epoch(s) in %.1fs%s",
         record.number,
@@ -67,7 +70,7 @@ def trials_table(records: list[TrialRecord], chosen: set[int]) -> list[dict[str,
         {
             "trial": r.number,
             "chosen": "yes" if r.number in chosen else "",
-            "best_val_loss": round(r.best_val_loss, 5),
+            "best_val_loss": "failed" if r.best_val_loss is None else round(r.best_val_loss, 5),
             "epochs": r.epochs_run,
             "seconds": round(r.seconds, 1),
             "pruned": "yes" if r.pruned else "",
@@ -94,6 +97,7 @@ def finish_search(
             "with a finite validation loss; see the train-trial runs' logs"
         )
     best = ranked[0]
+    best_loss = cast(float, best.best_val_loss)  # ranked trials all have a loss
     members = ranked[: config.model.search.ensemble_top_k]
     run_dir = _run_dir(config, flow_run_id)
     # Where the train step puts its model, beside its history: evaluate reads both there.
@@ -120,7 +124,7 @@ def finish_search(
         "minutes": round(minutes, 2),
         "budget": config.model.search.model_dump(),
         "best_trial": best.number,
-        "best_val_loss": best.best_val_loss,
+        "best_val_loss": best_loss,
         "best_params": best.params,
         "best_model": best.model,
         "ensemble": [m.number for m in members] if len(members) > 1 else None,
@@ -131,7 +135,7 @@ def finish_search(
         "Model search: trial %d wins (val_loss %.4f, %s) of %d trial(s) (%d pruned) in %.1f "
         "min%s",
         best.number,
-        best.best_val_loss,
+        best_loss,
         best.params,
         len(records),
         summary["pruned"],
@@ -141,7 +145,7 @@ def finish_search(
     return TrainedRef(
         model_uri=model_uri,
         epochs_run=best.epochs_run,
-        best_val_loss=best.best_val_loss,
+        best_val_loss=best_loss,
         train_seconds=round(sum(r.seconds for r in records), 3),
         window_relative=best.window_relative,
         training=training,

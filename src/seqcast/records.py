@@ -95,10 +95,12 @@ class TrialRecord(_Record):
     val_losses: list[float]
     """Validation loss after each epoch (validation windows only)."""
     train_losses: list[float]
-    best_val_loss: float
+    best_val_loss: float | None
+    """None when the trial failed (``error``): it is never chosen."""
     epochs_run: int
     seconds: float
     pruned: bool
+    error: str | None = None
 
 
 class EvaluationRef(_Record):

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from seqcast.config import ModelSpec, PipelineConfig
 from seqcast.io import storage
 from seqcast.modeling.sizing import MAX_BATCH, MIN_BATCH, TrainingPlan
-from seqcast.modeling.training import train
+from seqcast.modeling.training import TrainingDivergedError, train
 from seqcast.records import TrialRecord
 from seqcast.windows.input_pipeline import stream_windows
 from seqcast.windows.store import read_layout
@@ -259,7 +259,7 @@ class ModelSearch:
                     trial.report(value, epoch)
             if result.pruned:
                 self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            elif math.isfinite(result.best_val_loss):
+            elif result.best_val_loss is not None:
                 self.study.tell(trial, result.best_val_loss)
             else:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -267,8 +267,12 @@ class ModelSearch:
 
     def ranked(self) -> list[TrialRecord]:
         """Finished, unpruned trials, lowest validation loss first (ties: earlier trial)."""
-        kept = [r for r in self.records if not r.pruned and math.isfinite(r.best_val_loss)]
-        return sorted(kept, key=lambda r: (r.best_val_loss, r.number))
+        kept = [(r.best_val_loss, r) for r in self.records if not r.pruned]
+        ranked = sorted(
+            ((loss, r.number, r) for loss, r in kept if loss is not None),
+            key=lambda item: (item[0], item[1]),
+        )
+        return [r for _, _, r in ranked]
 
 
 def search(
@@ -301,16 +305,40 @@ def run_trial(
     spec = plan.model
     assert spec.batch_size is not None  # TrialPlan.model is resolved by ModelSearch
     pruner = EpochPruner(plan.earlier_curves)
-    with TRIAL_LOCK:
-        result = train(
-            stream_windows(windows_uri, "train", spec.batch_size, spec.shuffle_buffer, spec.seed),
-            stream_windows(windows_uri, "val", spec.batch_size),
-            read_layout(windows_uri),
-            spec,
+    started = time.perf_counter()
+    try:
+        with TRIAL_LOCK:
+            result = train(
+                stream_windows(
+                    windows_uri, "train", spec.batch_size, spec.shuffle_buffer, spec.seed
+                ),
+                stream_windows(windows_uri, "val", spec.batch_size),
+                read_layout(windows_uri),
+                spec,
+                window_relative=plan.window_relative,
+                season=season,
+                backup_dir=backup_dir,
+                callbacks=[pruner],
+            )
+        if not all(math.isfinite(v) for v in result.history.get("val_loss", [math.nan])):
+            raise TrainingDivergedError("the validation loss became NaN or infinite")
+    except TrainingDivergedError as exc:
+        # A candidate that diverges (e.g. too high a learning rate) is a failed trial,
+        # not a failed search: the study is told and the others go on.
+        logger.warning("trial %d failed: %s", plan.number, exc)
+        return TrialRecord(
+            number=plan.number,
+            params=plan.params,
+            model=spec.model_dump(mode="json", exclude={"search"}),
             window_relative=plan.window_relative,
-            season=season,
-            backup_dir=backup_dir,
-            callbacks=[pruner],
+            model_uri="",
+            val_losses=[],
+            train_losses=[],
+            best_val_loss=None,
+            epochs_run=0,
+            seconds=round(time.perf_counter() - started, 3),
+            pruned=False,
+            error=str(exc),
         )
     save_model(result.model, model_uri)
     return TrialRecord(
