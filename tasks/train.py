@@ -71,8 +71,8 @@ def progress_hook(total_epochs: int, offset: int) -> EpochHook:
     last = [time.monotonic()]
 
     def on_epoch_end(done: int, planned: int, metrics: dict[str, float]) -> None:
-        # An update is an API call (~40 ms): on tiny data, more than a 6-batch epoch costs
-        # the model, so epochs shorter than PROGRESS_EVERY_S update it only now and then.
+        # An update is an API call (~40 ms, 13% of a 6-batch epoch on tiny data; see
+        # benchmarks/bench_epoch_overhead.py): short epochs update it only now and then.
         now = time.monotonic()
         if now - last[0] < PROGRESS_EVERY_S and done < planned:
             return
