@@ -217,8 +217,8 @@ class SearchSpec(_Spec):
     ensemble_top_k: int = Field(
         default=1,
         gt=0,
-        description="1: the best trial is the model; k > 1: the mean of the k best trials' "
-        "forecasts (forecast only).",
+        description="1: the best trial is the model; k > 1: one model giving the mean of the "
+        "k best trials' forecasts (classify: class probabilities).",
     )
 
 
