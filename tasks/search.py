@@ -132,8 +132,7 @@ def finish_search(
     }
     storage.write_json(storage.join(run_dir, "search.json"), summary)
     logger.info(
-        "Model search: trial %d wins (val_loss %.4f, %s) of %d trial(s) (%d pruned) in %.1f "
-        "min%s",
+        "Model search: trial %d wins (val_loss %.4f, %s) of %d trial(s) (%d pruned) in %.1f min%s",
         best.number,
         best_loss,
         best.params,

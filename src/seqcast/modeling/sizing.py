@@ -117,7 +117,5 @@ def size_training(spec: ModelSpec, n_train_windows: int, n_devices: int = 1) -> 
             f"batch_size {batch} x {n_devices} device(s)): the model may barely train. Lower "
             "model.batch_size or leave it unset to size it to the data."
         )
-    reason = f"{n_train_windows} training windows, {steps} steps per epoch; " + "; ".join(
-        reasons
-    )
+    reason = f"{n_train_windows} training windows, {steps} steps per epoch; " + "; ".join(reasons)
     return TrainingPlan(batch, epochs, patience, steps, reason, warning)
