@@ -7,6 +7,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.runners import run_sharded
+from flows.search import train_or_search
 from flows.sharded import backtest_folds, window_shards
 from seqcast.config import PipelineConfig
 from seqcast.io import publications
@@ -16,7 +17,6 @@ from tasks.common import already_published, current_run_id, logical_date
 from tasks.evaluate import evaluate
 from tasks.ingest import ingest
 from tasks.register import register
-from tasks.train import train
 from tasks.validate import validate
 
 
@@ -34,7 +34,7 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     validated = validate(config, snapshot)
     windows = run_sharded(window_shards, config, validated)
     challengers = fit_challengers(config, windows)
-    trained = train(config, windows)
+    trained = train_or_search(config, windows)
     evaluation = evaluate(config, windows, trained, challengers)
     version = register(config, windows, trained, evaluation, validated, challengers)
     backtested = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from seqcast.config import PipelineConfig, series_column
+from seqcast.config import ModelSpec, PipelineConfig, series_column
 from seqcast.io import storage
 from seqcast.modeling import backtest, evaluation
 from seqcast.records import BacktestFoldRef, BacktestRef, TrainedRef, ValidatedRef, WindowsRef
@@ -45,6 +45,9 @@ def backtest_fold(
     config: PipelineConfig, validated: ValidatedRef, fold: backtest.Fold, trained: TrainedRef
 ) -> BacktestFoldRef:
     """Train on the rows before ``fold`` and score its period (read back if already done)."""
+    if trained.search is not None:  # the search's best settings, not the configured ones
+        searched = ModelSpec.model_validate({**trained.params, "search": config.model.search})
+        config = config.model_copy(update={"model": searched})
     result = backtest.run_fold(
         config,
         validated.uri,

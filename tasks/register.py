@@ -81,6 +81,8 @@ def register(
         "windows_fingerprint": windows.fingerprint,
         "seed": config.model.seed,
         "epochs_run": trained.epochs_run,
+        "training": trained.training,
+        "search": trained.search,
     }
     if validated is not None:
         # What prediction inputs must look like, from the data this model was trained on;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -12,12 +13,16 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from seqcast.config import PipelineConfig
 from seqcast.io import storage
 from seqcast.modeling.distribution import global_batch_size, training_strategy
+from seqcast.modeling.sizing import TrainingPlan, size_training
 from seqcast.modeling.training import EpochHook, TrainingResult
 from seqcast.modeling.training import train as fit
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.windows import store as window_store
 from seqcast.windows.input_pipeline import stream_windows
 from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id, sync_result
+
+PROGRESS_EVERY_S = 2.0
+"""Least seconds between two updates of the training progress artifact."""
 
 
 def backup_dir(config: PipelineConfig, windows: WindowsRef, window_relative: bool) -> str:
@@ -38,6 +43,20 @@ def backup_dir(config: PipelineConfig, windows: WindowsRef, window_relative: boo
     return str(Path(tempfile.gettempdir()) / "seqcast-backup" / f"{run}-{key}")
 
 
+def log_plan(plan: TrainingPlan) -> None:
+    """Log the sized batch, epochs and patience and why; warn when epochs are too short."""
+    logger = get_run_logger()
+    logger.info(
+        "Training plan: batch_size %d, up to %d epochs, patience %d (%s)",
+        plan.batch_size,
+        plan.epochs,
+        plan.patience,
+        plan.reason,
+    )
+    if plan.warning:
+        logger.warning("Training plan: %s", plan.warning)
+
+
 def progress_hook(total_epochs: int, offset: int) -> EpochHook:
     """Move a Prefect progress artifact as epochs finish (UI: the run's Artifacts tab)."""
     artifact_id = sync_result(
@@ -46,7 +65,15 @@ def progress_hook(total_epochs: int, offset: int) -> EpochHook:
         )
     )
 
+    last = [time.monotonic()]
+
     def on_epoch_end(done: int, planned: int, metrics: dict[str, float]) -> None:
+        # An update is an API call (~40 ms, 13% of a 6-batch epoch on tiny data; see
+        # benchmarks/bench_epoch_overhead.py): short epochs update it only now and then.
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_EVERY_S and done < planned:
+            return
+        last[0] = now
         update_progress_artifact(artifact_id, progress=100.0 * (offset + done) / total_epochs)
 
     return on_epoch_end
@@ -57,9 +84,13 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     """Train a fresh model and save it as a `.keras` file under this flow run's directory."""
     logger = get_run_logger()
     layout = window_store.read_layout(windows.uri)
-    spec = config.model
     strategy = training_strategy()
-    batch = global_batch_size(spec.batch_size, strategy)
+    plan = size_training(
+        config.model, windows.rows_by_split["train"], strategy.num_replicas_in_sync
+    )
+    log_plan(plan)
+    spec = plan.apply(config.model)
+    batch = global_batch_size(plan.batch_size, strategy)
     train_split = stream_windows(
         windows.uri, "train", batch, spec.shuffle_buffer, seed=spec.seed, strategy=strategy
     )
@@ -67,12 +98,12 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     options = config.window_relative_options
     logger.info(
         "Training %s %s on %d windows (%d validation) streamed from %s, up to %d epochs%s",
-        config.model.cell.upper(),
-        config.model.units,
+        spec.cell.upper(),
+        spec.units,
         windows.rows_by_split["train"],
         windows.rows_by_split["val"],
         windows.uri,
-        config.model.epochs,
+        plan.epochs,
         " for each of: series-scaled, window-relative (normalize=auto)" if len(options) > 1 else "",
     )
     results: list[tuple[TrainingResult, bool]] = []
@@ -81,13 +112,11 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
             train_split,
             val_split,
             layout,
-            config.model,
+            spec,
             window_relative=relative,
             season=config.evaluate.season,
             backup_dir=backup_dir(config, windows, relative),
-            on_epoch_end=progress_hook(
-                config.model.epochs * len(options), config.model.epochs * index
-            ),
+            on_epoch_end=progress_hook(plan.epochs * len(options), plan.epochs * index),
             strategy=strategy,
         )
         if result.first_epoch:
@@ -119,4 +148,6 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
         best_val_loss=result.best_val_loss,
         train_seconds=round(result.seconds, 3),
         window_relative=relative,
+        training=plan.as_dict(),
+        params=spec.model_dump(mode="json", exclude={"search"}),
     )

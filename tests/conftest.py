@@ -68,6 +68,7 @@ def tiny_config(data_dir: Path, data_root: Path, **overrides: object) -> Pipelin
             "batch_size": 64,
             "learning_rate": 0.01,
             "patience": 2,
+            "search": {"enabled": False},
         },
     }
     for key, value in overrides.items():
@@ -136,7 +137,7 @@ def kill_writer_midway(script: str, tmp_path: Path, config: PipelineConfig, data
         stdout=subprocess.PIPE,
         text=True,
         cwd=repo,
-        env={**os.environ, "PYTHONPATH": f"{repo / 'src'}:{repo}"},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])},
     )
     try:
         assert writer.stdout is not None

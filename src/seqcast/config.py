@@ -198,6 +198,31 @@ class SplitSpec(_Spec):
         return self
 
 
+class SearchSpec(_Spec):
+    """A budgeted search for the model settings with the lowest validation loss."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Search cell, units and layers, dropout, learning rate, batch size, "
+        "normalize (when window.normalize=auto) and residual; false: train exactly the "
+        "configured model.",
+    )
+    trials: int = Field(
+        default=4, gt=0, description="Most trials (models trained), the configured one first."
+    )
+    minutes: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="No new trials start after this many minutes (running ones finish).",
+    )
+    ensemble_top_k: int = Field(
+        default=1,
+        gt=0,
+        description="1: the best trial is the model; k > 1: one model giving the mean of the "
+        "k best trials' forecasts (classify: class probabilities).",
+    )
+
+
 class ModelSpec(_Spec):
     """The recurrent network and how it is trained."""
 
@@ -216,14 +241,25 @@ class ModelSpec(_Spec):
         description="forecast: learn a correction to the seasonal-naive (evaluate.season) "
         "or last-value forecast, starting from it.",
     )
-    epochs: int = Field(default=20, gt=0)
-    batch_size: int = Field(
-        default=256,
+    epochs: int | None = Field(
+        default=None,
         gt=0,
-        description="Windows per batch on each device; with N GPUs a step takes N x this.",
+        description="Most epochs of a fit. Omitted: sized to the data (about 2,000 gradient "
+        "steps in all, 20 to 100 epochs; see the log and the version manifest).",
+    )
+    batch_size: int | None = Field(
+        default=None,
+        gt=0,
+        description="Windows per batch on each device; with N GPUs a step takes N x this. "
+        "Omitted: sized to the data (at least 32 steps per epoch where possible, 8 to 256).",
     )
     learning_rate: float = Field(default=1e-3, gt=0.0)
-    patience: int = Field(default=3, ge=0, description="Early stopping on validation loss.")
+    patience: int | None = Field(
+        default=None,
+        ge=0,
+        description="Early stopping on validation loss: epochs without improvement. "
+        "Omitted: an eighth of the epochs, 3 to 10.",
+    )
     seed: int = 0
     deterministic: bool = Field(
         default=False, description="TensorFlow op determinism: reproducible, slower."
@@ -233,6 +269,11 @@ class ModelSpec(_Spec):
         gt=0,
         description="Training windows held in the input pipeline's shuffle buffer: bounds its "
         "memory; windows are shuffled within it (and block order is shuffled every epoch).",
+    )
+    search: SearchSpec = Field(
+        default_factory=SearchSpec,
+        description="Budgeted model search (Optuna) around these settings; the first trial "
+        "is exactly these settings. enabled=false trains only them.",
     )
 
     @field_validator("units")

@@ -6,6 +6,8 @@ retries, caching and remote workers work and the Prefect database stays small.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -72,6 +74,33 @@ class TrainedRef(_Record):
     best_val_loss: float
     train_seconds: float
     window_relative: bool = False
+    training: dict[str, Any] = {}
+    """The sized batch size, epochs and patience and why (`seqcast.modeling.sizing`)."""
+    params: dict[str, Any] = {}
+    """The model settings that trained it (`ModelSpec` fields, batch size etc. resolved)."""
+    search: dict[str, Any] | None = None
+    """The model search that chose it: trials, best trial and parameters, ensemble."""
+
+
+class TrialRecord(_Record):
+    """One model-search trial: its settings, where its model is, and how it trained."""
+
+    number: int
+    params: dict[str, Any]
+    """The searched parameters as the search names them."""
+    model: dict[str, Any]
+    """The full model settings it trained with (`ModelSpec` fields)."""
+    window_relative: bool
+    model_uri: str
+    val_losses: list[float]
+    """Validation loss after each epoch (validation windows only)."""
+    train_losses: list[float]
+    best_val_loss: float | None
+    """None when the trial failed (``error``): it is never chosen."""
+    epochs_run: int
+    seconds: float
+    pruned: bool
+    error: str | None = None
 
 
 class ChallengersRef(_Record):

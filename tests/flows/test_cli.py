@@ -58,7 +58,12 @@ def test_single_series_csv_with_only_a_config(tmp_path: Path) -> None:
                     "timezone": "Europe/Paris",
                 },
                 "window": {"lookback": 24, "horizon": 12},
-                "model": {"units": [16], "epochs": 5, "learning_rate": 0.01},
+                "model": {
+                    "units": [16],
+                    "epochs": 5,
+                    "learning_rate": 0.01,
+                    "search": {"enabled": False},
+                },
             }
         )
     )
@@ -110,6 +115,7 @@ def test_demo_lstm_beats_the_naive_baselines_and_the_best_is_champion(tmp_path: 
     demo["source"]["path"] = str(tmp_path / "sample/load/*.csv")
     demo["data_root"] = str(tmp_path / "root")
     demo["contract"] = str(REPO / demo["contract"])
+    demo["model"]["search"] = {"trials": 2}  # the configured model's two variants only
     config = tmp_path / "demo.yaml"
     config.write_text(yaml.safe_dump(demo))
     result = invoke("train", "--config", str(config))

@@ -50,6 +50,14 @@ def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
     }
     assert registry.champion_version(config.pipeline_root) == outcome.version.version
     assert outcome.version.promoted
+    # model.search.enabled=false: exactly the configured model, its values in the manifest.
+    manifest = registry.read_manifest(config.pipeline_root, outcome.version.version)
+    assert manifest["search"] is None
+    assert {k: manifest["training"][k] for k in ("batch_size", "epochs", "patience")} == {
+        "batch_size": 64,
+        "epochs": 5,
+        "patience": 2,
+    }
 
     state = batch_predict(config, return_state=True)
     predictions = state.result()
@@ -62,6 +70,32 @@ def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
     assert frame["ts"].min() == last_seen + pd.Timedelta(hours=1)
     assert (frame["model_version"] == outcome.version.version).all()
     assert (frame["flow_run_id"] == str(state.state_details.flow_run_id)).all()
+
+
+def test_the_search_picks_a_model_and_records_its_trials(
+    tiny_load_csv: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(
+        tiny_load_csv,
+        tmp_path / "root",
+        model__epochs=2,
+        model__search={"trials": 3, "ensemble_top_k": 2},
+    )
+    state = nightly_training(config, return_state=True)
+    outcome = state.result()
+    steps = TRAINING_STEPS - {"train"} | {"search"}
+    assert task_run_states(state.state_details.flow_run_id) == dict.fromkeys(steps, "COMPLETED")
+    manifest = registry.read_manifest(config.pipeline_root, outcome.version.version)
+    search = manifest["search"]
+    assert search["trials"] == 3 and len(search["ensemble"]) == 2
+    assert search["best_trial"] in search["ensemble"]
+    assert manifest["training"]["epochs"] == 2  # the config's value wins over sizing
+    assert manifest["training"]["batch_size"] == 64
+    # The ensemble is a registered model like any other: it loads and predicts.
+    registry.load_version(config.pipeline_root, outcome.version.version)
+    if outcome.version.promoted:
+        frame = pd.read_parquet(batch_predict(config).uri)
+        assert len(frame) == 3 * config.window.horizon
 
 
 def test_a_second_model_must_beat_the_champion(tiny_load_csv: Path, tmp_path: Path) -> None:
@@ -98,7 +132,7 @@ def test_gru_classifier_end_to_end(tmp_path: Path) -> None:
             "features": ["accel"],
         },
         window={"lookback": 16, "horizon": 0, "stride": 4},
-        model={"cell": "gru", "units": [8], "epochs": 2, "batch_size": 32},
+        model={"cell": "gru", "units": [8], "epochs": 2, "batch_size": 32, "search": {"trials": 1}},
     )
     outcome = nightly_training(config)
     assert outcome.evaluation.primary_metric == "macro_f1"

@@ -11,6 +11,7 @@ from prefect_dask import DaskTaskRunner
 
 from flows.prediction import batch_predict
 from flows.runners import RESULTS_FOLDER, run_sharded, task_runner
+from flows.search import search_models
 from flows.sharded import window_shards
 from flows.training import nightly_training
 from seqcast.config import PipelineConfig, RunnerSpec
@@ -80,3 +81,35 @@ def _windows_uri(config: PipelineConfig) -> str:
     current = Path(config.pipeline_root) / "windows" / "current.json"
     pointer = json.loads(current.read_text())
     return str(current.parent / pointer["build"])
+
+
+def test_search_trials_run_on_dask_workers_as_on_threads(
+    tiny_load_csv: Path, tmp_path: Path
+) -> None:
+    searched = {"epochs": 1, "units": [4], "search": {"enabled": True, "trials": 2}}
+    threads = tiny_config(
+        tiny_load_csv,
+        tmp_path / "threads",
+        runner=THREAD,
+        model=searched,
+        window__normalize="series",
+    )
+    dask = threads.model_copy(
+        update={"runner": RunnerSpec(**DASK), "data_root": str(tmp_path / "dask")}
+    )
+    trained = {}
+    for name, config in (("threads", threads), ("dask", dask)):
+        validated = validate(config, ingest(config))
+        windows = run_sharded(window_shards, config, validated)
+        trained[name] = run_sharded(search_models, config, windows, f"run-{name}")
+    for ref in trained.values():
+        assert ref.search is not None and ref.search["trials"] == 2
+        assert Path(ref.model_uri).is_file()
+    # Same seed and data: the same trials proposed, whichever runner trained them.
+    on_threads, on_dask = (
+        json.loads((Path(ref.model_uri).parent / "search.json").read_text())["table"]
+        for ref in (trained["threads"], trained["dask"])
+    )
+    outcome = {"seconds", "chosen", "best_val_loss", "epochs", "pruned"}
+    proposed = [{k: v for k, v in row.items() if k not in outcome} for row in on_threads]
+    assert [{k: row[k] for k in proposed[0]} for row in on_dask] == proposed

@@ -44,6 +44,7 @@ def kind_config(frame: pd.DataFrame, tmp_path: Path, name: str):  # type: ignore
                 "batch_size": 64,
                 "learning_rate": 0.005,
                 "patience": 3,
+                "search": {"enabled": False},
             },
         }
     )

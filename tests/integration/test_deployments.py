@@ -82,7 +82,13 @@ def pipeline_config(root: Path, name: str) -> dict[str, Any]:
             "features": ["temperature"],
         },
         "window": {"lookback": 24, "horizon": 12, "stride": 2},
-        "model": {"units": [8], "epochs": 1, "batch_size": 32, "learning_rate": 0.01},
+        "model": {
+            "units": [8],
+            "epochs": 1,
+            "batch_size": 32,
+            "learning_rate": 0.01,
+            "search": {"enabled": False},
+        },
         "evaluate": {"promotion_margin": 0.01},
     }
 

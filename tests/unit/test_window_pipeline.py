@@ -19,6 +19,7 @@ from seqcast.modeling.networks import build_model
 from seqcast.modeling.training import train
 from seqcast.serving.prediction import covariate_inputs, latest_windows, predict_frame
 from seqcast.serving.registry import LoadedModel
+from seqcast.windows import input_pipeline
 from seqcast.windows.input_pipeline import (
     WindowStream,
     fit_arguments,
@@ -121,6 +122,31 @@ def test_order_is_reproducible_from_seed_and_epoch(tmp_path: Path) -> None:
     resumed = window_dataset(built.uri, "train", 8, shuffle_buffer=50, seed=1, first_epoch=1)
     ids = np.concatenate([window_ids(x["window"].numpy()) for x, _ in resumed])
     np.testing.assert_array_equal(ids, order(1, 1))
+
+
+def test_a_small_split_is_cut_once_and_streams_as_if_read_each_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, built = arithmetic_store(tmp_path)
+
+    def epochs(stream: WindowStream) -> list[np.ndarray]:
+        return [
+            np.concatenate([window_ids(x["window"]) for x, _ in stream.epoch(e)]) for e in (0, 1)
+        ]
+
+    cached = WindowStream(built.uri, "train", batch_size=8, shuffle_buffer=10_000, seed=1)
+    cached_val = WindowStream(built.uri, "val", batch_size=8)
+    first = epochs(cached)
+    assert cached._cache is not None and len(cached._cache) == len(cached.blocks)
+    monkeypatch.setattr(input_pipeline, "CACHE_WINDOWS", 0)  # read the store every epoch
+    read = WindowStream(built.uri, "train", batch_size=8, shuffle_buffer=10_000, seed=1)
+    assert read._cache is None
+    for a, b in zip(first, epochs(read), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(*first)  # still reshuffled every epoch
+    val = epochs(WindowStream(built.uri, "val", batch_size=8))
+    for a, b in zip(epochs(cached_val), val, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_without_a_shuffle_buffer_windows_come_in_stored_order(tmp_path: Path) -> None:

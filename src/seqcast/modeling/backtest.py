@@ -30,6 +30,7 @@ from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
 from seqcast.io import storage
 from seqcast.modeling import evaluation
+from seqcast.modeling.sizing import size_training
 from seqcast.modeling.training import train
 from seqcast.windows import store as window_store
 from seqcast.windows.grid import GridStep, fixed_step
@@ -206,11 +207,12 @@ def run_fold(
             f"{fold.until:%Y-%m-%d %H:%M} UTC): {exc} Lower evaluate.backtest_folds or "
             "evaluate.backtest_steps, or use more history."
         ) from exc
-    spec = config.model
+    plan = size_training(config.model, max(1, built.counts["train"]))
+    spec, batch = plan.apply(config.model), plan.batch_size
     with _TRAINING:
         fitted = train(
-            stream_windows(built.uri, "train", spec.batch_size, spec.shuffle_buffer, spec.seed),
-            stream_windows(built.uri, "val", spec.batch_size),
+            stream_windows(built.uri, "train", batch, spec.shuffle_buffer, spec.seed),
+            stream_windows(built.uri, "val", batch),
             window_store.read_layout(built.uri),
             spec,
             window_relative=window_relative,

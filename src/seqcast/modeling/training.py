@@ -20,8 +20,9 @@ import tensorflow as tf
 from seqcast.config import ModelSpec
 from seqcast.errors import SeqcastError
 from seqcast.modeling.networks import build_model
-from seqcast.windows.input_pipeline import TrainingData, fit_arguments
-from seqcast.windows.windowing import WindowLayout
+from seqcast.modeling.sizing import size_training
+from seqcast.windows.input_pipeline import StreamedWindows, TrainingData, fit_arguments
+from seqcast.windows.windowing import WindowArrays, WindowLayout
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,27 @@ def seed_everything(spec: ModelSpec) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def _resolved(
+    spec: ModelSpec, train_windows: TrainingData, strategy: tf.distribute.Strategy | None
+) -> tuple[ModelSpec, int, int, int]:
+    """``spec`` with its unset batch size, epochs and patience sized to the windows, and
+    those three values."""
+    if spec.batch_size is not None and spec.epochs is not None and spec.patience is not None:
+        return spec, spec.batch_size, spec.epochs, spec.patience
+    if isinstance(train_windows, WindowArrays):
+        count = len(train_windows.y)
+    elif isinstance(train_windows, StreamedWindows):
+        count = train_windows.windows
+    else:
+        raise ValueError(
+            "a tf.data.Dataset of training windows has no known size: set model.batch_size, "
+            "model.epochs and model.patience, or pass WindowArrays or StreamedWindows"
+        )
+    devices = (strategy or tf.distribute.get_strategy()).num_replicas_in_sync
+    plan = size_training(spec, count, devices)
+    return plan.apply(spec), plan.batch_size, plan.epochs, plan.patience
+
+
 def train(
     train_windows: TrainingData,
     val_windows: TrainingData,
@@ -77,6 +99,7 @@ def train(
     backup_dir: str | None = None,
     on_epoch_end: EpochHook | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> TrainingResult:
     """Fit a fresh model; the best epoch's weights (by validation loss) are kept.
 
@@ -84,28 +107,35 @@ def train(
     (`seqcast.windows.input_pipeline.stream_windows`, given the same ``strategy``). The model is
     built under ``strategy`` (default: TensorFlow's current one, a single device), so a
     `MirroredStrategy` from `seqcast.modeling.distribution.training_strategy` trains on every GPU.
+    ``callbacks`` run after early stopping and before the epoch report (e.g. a pruner).
+
+    ``spec.batch_size``, ``epochs`` and ``patience`` left unset are sized to the number of
+    training windows (`seqcast.modeling.sizing.size_training`); callers that log the plan
+    size it themselves and pass the resolved spec.
 
     Raises:
         TrainingDivergedError: the loss became NaN or infinite.
     """
+    spec, batch_size, epochs, patience = _resolved(spec, train_windows, strategy)
     seed_everything(spec)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(layout, spec, window_relative=window_relative, season=season)
-    callbacks: list[keras.callbacks.Callback] = [
+    steps: list[keras.callbacks.Callback] = [
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=spec.patience, restore_best_weights=True
+            monitor="val_loss", patience=patience, restore_best_weights=True
         ),
         keras.callbacks.TerminateOnNaN(),
-        _EpochReport(spec.epochs, on_epoch_end),
+        *(callbacks or []),
+        _EpochReport(epochs, on_epoch_end),
     ]
     if backup_dir is not None:
         # Before the report, so an epoch counts as done only once it is saved.
-        callbacks.insert(0, keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"))
+        steps.insert(0, keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"))
     started = time.perf_counter()
     history = model.fit(
-        **fit_arguments(train_windows, val_windows, spec.batch_size),
-        epochs=spec.epochs,
-        callbacks=callbacks,
+        **fit_arguments(train_windows, val_windows, batch_size),
+        epochs=epochs,
+        callbacks=steps,
         verbose=0,
     )
     seconds = time.perf_counter() - started
@@ -120,8 +150,8 @@ def train(
     return TrainingResult(
         model=model,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-        first_epoch=history.epoch[0] if history.epoch else spec.epochs,
-        epochs_run=history.epoch[-1] + 1 if history.epoch else spec.epochs,
+        first_epoch=history.epoch[0] if history.epoch else epochs,
+        epochs_run=history.epoch[-1] + 1 if history.epoch else epochs,
         best_val_loss=float(min(val_losses)),
         seconds=seconds,
     )

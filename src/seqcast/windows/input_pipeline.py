@@ -36,6 +36,11 @@ from seqcast.windows.windowing import (
 
 Batch = tuple[np.ndarray | dict[str, np.ndarray], np.ndarray]
 
+CACHE_WINDOWS = 16_384
+"""A split of at most this many windows (and no more than the shuffle buffer holds) is cut
+once and kept in memory: on tiny data, reopening the store and cutting every block again
+each epoch cost more than the epoch's training (benchmarks/bench_epoch_overhead.py)."""
+
 
 class _Pool:
     """Windows waiting to be emitted: model arrays only, concatenated lazily."""
@@ -110,7 +115,10 @@ class WindowStream:
         blocks = [k for k in range(reader.n_blocks) if reader.count(split, k)]
         self.blocks = blocks[index::count]
         self.n_windows = sum(reader.count(split, k) for k in self.blocks)
+        reader.close()
         self.peak_pooled = 0  # most windows held at once (for tests and benchmarks)
+        small = self.n_windows <= min(CACHE_WINDOWS, shuffle_buffer or CACHE_WINDOWS)
+        self._cache: dict[int, tuple[np.ndarray | None, ...]] | None = {} if small else None
 
     @property
     def n_batches(self) -> int:
@@ -140,12 +148,18 @@ class WindowStream:
         shuffle = self.shuffle_buffer is not None
         rng = np.random.default_rng([self.seed, number])
         order = rng.permutation(self.blocks) if shuffle else self.blocks
-        reader = StoreReader(self.uri)
+        reader: StoreReader | None = None
         pool = _Pool()
         try:
             for block_number in order:
-                block = reader.block(int(block_number))
-                pool.add(cut_model_windows(block, block.starts[self.split], self.layout))
+                cached = None if self._cache is None else self._cache.get(int(block_number))
+                if cached is None:
+                    reader = reader or StoreReader(self.uri)
+                    block = reader.block(int(block_number))
+                    cached = cut_model_windows(block, block.starts[self.split], self.layout)
+                    if self._cache is not None:
+                        self._cache[int(block_number)] = cached
+                pool.add(cached)
                 self.peak_pooled = max(self.peak_pooled, pool.size)
                 # `shuffle` is `self.shuffle_buffer is not None`, spelled so the type narrows.
                 threshold = self.batch_size if self.shuffle_buffer is None else self.shuffle_buffer
@@ -164,7 +178,8 @@ class WindowStream:
                 arrays = pool.take_all()
                 yield from self._batches(arrays, picks, len(arrays[0]))
         finally:
-            reader.close()
+            if reader is not None:
+                reader.close()
 
     def __iter__(self) -> Iterator[Batch]:
         return self.epoch(0)
