@@ -131,7 +131,15 @@ def score(dataset: Dataset, config: dict[str, Any], csv: Path, flow: Any) -> dic
     peers.update(bare_keras(panel, rows, lookback, horizon, val, test))
     peer_mae = {name: mae(rows.assign(**{name: values}), name) for name, values in peers.items()}
     best = min(peer_mae, key=lambda k: peer_mae[k])
-    flow_last = flow.scores.get("last_value", {}).get("mae")
+    # the harness and the flow must see the same windows: their naive MAEs must agree
+    check = {
+        name: {"harness": peer_mae[name], "seqcast": flow.scores[name]["mae"]}
+        for name in peer_mae
+        if name in flow.scores
+    }
+    aligned = all(np.isclose(c["harness"], c["seqcast"], rtol=1e-4) for c in check.values())
+    if not aligned:
+        print(f"WARNING {dataset.name}: naive MAEs differ from seqcast's: {check}", flush=True)
     return {
         "dataset": dataset.name,
         "origin": dataset.origin,
@@ -157,8 +165,8 @@ def score(dataset: Dataset, config: dict[str, Any], csv: Path, flow: Any) -> dic
         "best_peer": best,
         "best_peer_mae": peer_mae[best],
         "at_or_below_best": seqcast_mae is not None and seqcast_mae <= peer_mae[best] + 1e-9,
-        # the harness and the flow must agree on the windows: same last-value MAE
-        "last_value_check": {"harness": peer_mae["last_value"], "seqcast": flow_last},
+        "baseline_check": check,
+        "aligned": bool(aligned),
     }
 
 

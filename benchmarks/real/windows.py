@@ -75,7 +75,7 @@ def make_panel(
     return Panel(out, columns, len(targets))
 
 
-def test_origins(n_rows: int, lookback: int, horizon: int, val: float, test: float) -> list[int]:
+def window_origins(n_rows: int, lookback: int, horizon: int, val: float, test: float) -> list[int]:
     """Origins (last input rows) of the test windows of one series, in order.
 
     A window ending its input at row ``o`` forecasts rows ``o+1 .. o+horizon``; it is a test
@@ -103,7 +103,7 @@ def reconstructed_windows(
 ) -> pd.DataFrame:
     """The test targets rebuilt from the split rule (no test_forecasts.parquet)."""
     origins = {
-        s.name: test_origins(len(s.values), lookback, horizon, val, test) for s in panel.series
+        s.name: window_origins(len(s.values), lookback, horizon, val, test) for s in panel.series
     }
     return target_rows(panel, origins, horizon)
 
