@@ -184,6 +184,33 @@ def run_dataset(dataset: Dataset, work: Path, smoke: bool, overrides: list[str])
     return result
 
 
+def run_datasets(
+    names: list[str], work: Path = WORK, smoke: bool = False, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """Run ``names`` and write their results (published ones to results.json and the README).
+
+    Results of datasets not run this time are kept. Returns the whole results document.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    overrides = overrides or []
+    out = work / "results-smoke.json" if smoke else RESULTS
+    results = json.loads(out.read_text()) if out.exists() else {"datasets": {}}
+    started = time.perf_counter()
+    for name in names:
+        print(f"== {name}", flush=True)
+        result = run_dataset(DATASETS[name], work, smoke, overrides)
+        results["datasets"][name] = result
+        print(report.line(result), flush=True)
+        results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+        results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"{len(names)} dataset(s) in {time.perf_counter() - started:.0f} s; results in {out}")
+    if not smoke:
+        report.write_readme(results)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -211,23 +238,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.overrides and not args.smoke:
         parser.error("--set changes the model: use it only with --smoke")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    names = args.dataset or list(DATASETS)
-    out = args.work / "results-smoke.json" if args.smoke else RESULTS
-    results = json.loads(out.read_text()) if out.exists() else {"datasets": {}}
-    started = time.perf_counter()
-    for name in names:
-        print(f"== {name}", flush=True)
-        result = run_dataset(DATASETS[name], args.work, args.smoke, args.overrides)
-        results["datasets"][name] = result
-        print(report.line(result), flush=True)
-        results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-        results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"{len(names)} dataset(s) in {time.perf_counter() - started:.0f} s; results in {out}")
-    if not args.smoke:
-        report.write_readme(results)
+    run_datasets(args.dataset or list(DATASETS), args.work, args.smoke, args.overrides)
 
 
 if __name__ == "__main__":
