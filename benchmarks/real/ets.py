@@ -9,6 +9,7 @@ the filter runs over the rows up to the origin, nothing is re-estimated on test 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,11 +20,12 @@ from seqcast.windows.windowing import split_bounds
 SMOOTHING = ["smoothing_level", "smoothing_trend", "smoothing_seasonal", "damping_trend"]
 
 
-def _model(y: np.ndarray, season: int | None, known: dict[str, object] | None):  # type: ignore[no-untyped-def]
+def _model(y: np.ndarray, season: int | None, known: dict[str, object] | None) -> Any:
+    """Holt-Winters on ``y``; ``known``: the fitted parameters whose initial states to reuse."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    seasonal = "add" if season and len(y) >= 2 * season else None
-    init = {"initialization_method": "estimated"}
+    seasonal = "add" if season else None
+    init: dict[str, object] = {"initialization_method": "estimated"}
     if known is not None:
         init = {
             "initialization_method": "known",
@@ -54,14 +56,16 @@ def ets_forecasts(
             if not mine.any():
                 continue
             y = s.values[:, j]
+            # a season needs two full cycles of fitting rows to estimate its initial states
+            usable = season if season and test_start >= 2 * season else None
             with warnings.catch_warnings():  # convergence chatter on short series
                 warnings.simplefilter("ignore")
-                fitted = _model(y[:test_start], season, None).fit()
+                fitted = _model(y[:test_start], usable, None).fit()
                 params = dict(fitted.params)
                 fixed = {k: params[k] for k in SMOOTHING if params.get(k) is not None}
                 for origin in sorted(set(rows.loc[mine, "origin"])):
                     at = mine & (rows["origin"] == origin)
-                    path = _model(y[: origin + 1], season, params).fit(optimized=False, **fixed)
+                    path = _model(y[: origin + 1], usable, params).fit(optimized=False, **fixed)
                     ahead = np.asarray(path.forecast(int(rows.loc[at, "step"].max())))
                     out[at.to_numpy()] = ahead[rows.loc[at, "step"].to_numpy() - 1]
     return out
