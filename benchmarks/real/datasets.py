@@ -140,7 +140,7 @@ DATASETS: dict[str, Dataset] = {
     for d in [
         Dataset("airline", "sktime Airline", "monthly, trend + season", _airline),
         Dataset("shampoo", "sktime ShampooSales", "monthly, short (36)", _shampoo),
-        Dataset("pbs", "sktime PBS_dataset", "monthly, counts", _pbs),
+        Dataset("pbs", "sktime PBS_dataset", "monthly, intermittent counts", _pbs),
         Dataset("lynx", "sktime Lynx", "yearly, ~10-year cycle", _lynx),
         Dataset("uschange", "sktime Uschange", "quarterly, multivariate", _uschange),
         Dataset("nile", "statsmodels nile", "yearly, level shift", _nile),
