@@ -135,7 +135,7 @@ def score(dataset: Dataset, config: dict[str, Any], csv: Path, flow: Any) -> dic
     check = {
         name: {"harness": peer_mae[name], "seqcast": flow.scores[name]["mae"]}
         for name in peer_mae
-        if name in flow.scores
+        if name in flow.scores and (name == "last_value" or name.startswith("seasonal_naive"))
     }
     aligned = all(np.isclose(c["harness"], c["seqcast"], rtol=1e-4) for c in check.values())
     if not aligned:

@@ -55,7 +55,13 @@ class Panel:
 
 
 def time_key(value: object) -> pd.Timestamp:
-    """A CSV or Parquet time as a UTC timestamp; an integer year is its 1 January."""
+    """A CSV or Parquet time as a UTC timestamp; an integer year is its 1 January.
+
+    The benchmark's yearly CSVs hold integer years; seqcast may write the origin back as the
+    year or as a timestamp, so both sides go through this one key.
+    """
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        value = int(value)  # a year read back as a float
     if isinstance(value, int | np.integer):
         return pd.Timestamp(year=int(value), month=1, day=1, tz="UTC")
     stamp = pd.Timestamp(value)  # type: ignore[arg-type]

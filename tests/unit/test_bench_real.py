@@ -113,4 +113,5 @@ def test_forecast_file_origins_map_to_rows() -> None:
 
 def test_time_keys_match_across_csv_and_parquet() -> None:
     assert time_key(1923) == time_key(pd.Timestamp("1923-01-01", tz="UTC"))
+    assert time_key(np.float64(1923.0)) == time_key(np.int64(1923))
     assert time_key("1949-03-01") == time_key(pd.Timestamp("1949-03-01T00:00:00+00:00"))
