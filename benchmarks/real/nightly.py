@@ -100,7 +100,7 @@ def run_nightly(config_path: Path, data_root: Path, overrides: list[str]) -> Flo
     trained = _checked(_cli(["train", *config, *sets], env), "train")
     wall_s = time.perf_counter() - started
     rows = json.loads(_checked(_cli(["models", "list", *config, "--json"], env), "models list"))
-    mine = rows[-1]  # a fresh data_root: this run's version is the only one
+    mine = max(rows, key=lambda r: r["created"])  # a fresh data_root: this run's version
     shown = _cli(["models", "show", mine["version"], *config, "--json"], env)
     if shown.returncode != 0:  # before `show --json` exists: it prints JSON anyway
         shown = _cli(["models", "show", mine["version"], *config], env)

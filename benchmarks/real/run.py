@@ -116,8 +116,10 @@ def score(dataset: Dataset, config: dict[str, Any], csv: Path, flow: Any) -> dic
     panel = make_panel(frame, SERIES, TIME, source["target"], source.get("features", []))
     if flow.forecasts is not None:
         rows = rows_from_forecasts(panel, read_forecasts(flow.forecasts))
-        seqcast_column = flow.kind if flow.kind in rows.columns else "model"
-        seqcast_mae = mae(rows, seqcast_column)
+        # the champion's own column when the file has one; nothing when nothing is champion
+        seqcast_mae = (
+            mae(rows, flow.kind) if flow.mae is not None and flow.kind in rows else flow.mae
+        )
         windows_from = "test_forecasts.parquet"
     else:
         rows = reconstructed_windows(panel, lookback, horizon, val, test)
