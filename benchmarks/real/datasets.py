@@ -103,7 +103,7 @@ def _uschange(work: Path) -> pd.DataFrame:
 
 
 def _statsmodels(name: str) -> pd.DataFrame:
-    from statsmodels import datasets
+    from statsmodels import datasets  # type: ignore[import-untyped]
 
     frame: pd.DataFrame = getattr(datasets, name).load_pandas().data
     return frame

@@ -22,7 +22,7 @@ SMOOTHING = ["smoothing_level", "smoothing_trend", "smoothing_seasonal", "dampin
 
 def _model(y: np.ndarray, season: int | None, known: dict[str, object] | None) -> Any:
     """Holt-Winters on ``y``; ``known``: the fitted parameters whose initial states to reuse."""
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing  # type: ignore[import-untyped]
 
     seasonal = "add" if season else None
     init: dict[str, object] = {"initialization_method": "estimated"}

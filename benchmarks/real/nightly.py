@@ -91,8 +91,6 @@ def write_config(config: dict[str, Any], path: Path) -> Path:
 def run_nightly(config_path: Path, data_root: Path, overrides: list[str]) -> FlowResult:
     """`seqcast train` on ``config_path`` then the registry's view of the new version."""
     env = {**os.environ, "PREFECT_HOME": str(data_root / "prefect")}
-    # a loaded machine (2 shared cores) starts the ephemeral API slower than Prefect's 20 s
-    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     config = ["--config", str(config_path)]
     sets = [a for o in overrides for a in ("--set", o)]

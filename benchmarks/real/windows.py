@@ -64,7 +64,7 @@ def time_key(value: object) -> pd.Timestamp:
         value = int(value)  # a year read back as a float
     if isinstance(value, int | np.integer):
         return pd.Timestamp(year=int(value), month=1, day=1, tz="UTC")
-    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
