@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.real.datasets import DATASETS
+from benchmarks.real.run import run_config
 from benchmarks.real.windows import (
     last_value,
     mae,
@@ -16,6 +20,7 @@ from benchmarks.real.windows import (
     time_key,
     window_origins,
 )
+from seqcast.config import config_from_dict
 from seqcast.windows.windowing import (
     SPLITS,
     WindowLayout,
@@ -115,3 +120,14 @@ def test_time_keys_match_across_csv_and_parquet() -> None:
     assert time_key(1923) == time_key(pd.Timestamp("1923-01-01", tz="UTC"))
     assert time_key(np.float64(1923.0)) == time_key(np.int64(1923))
     assert time_key("1949-03-01") == time_key(pd.Timestamp("1949-03-01T00:00:00+00:00"))
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_configs_hold_no_model_settings_and_validate(name: str, tmp_path: Path) -> None:
+    config = run_config(DATASETS[name], tmp_path / "x.csv", tmp_path, smoke=True)
+
+    assert set(config) <= {"name", "data_root", "source", "window", "split", "evaluate"}
+    assert set(config["window"]) == {"lookback", "horizon"}
+    assert set(config.get("evaluate", {})) <= {"season"}
+    assert config["split"] == {"by": "time", "val": 0.1, "test": 0.2}
+    config_from_dict(config)  # the smoke stand-in is a valid pipeline config today
