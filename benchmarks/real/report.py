@@ -57,10 +57,13 @@ def table(results: dict[str, Any]) -> str:
         values = [s["mae"], *(_peer(r, p) for p in PEERS)]
         best = min(v for v in values if v is not None)
         trials = "-" if s["trials"] is None else str(s["trials"])
+        cells = [_cell(v, best) for v in values]
+        if s["mae"] is None:  # no champion: show what the trained network scored
+            cells[0] = f"- (network {s['model_mae']:.4g})"
         lines.append(
             f"| {name} ({r['origin']}) | {r['kind']} | {r['series']} x {r['rows'] // r['series']}"
-            f" | {r['test_windows']} | {s['kind']}{'' if s['promoted'] else ' (not promoted)'}"
-            f" | {' | '.join(_cell(v, best) for v in values)}"
+            f" | {r['test_windows']} | {s['kind']}{'' if s['promoted'] else ' (none promoted)'}"
+            f" | {' | '.join(cells)}"
             f" | {'yes' if r['at_or_below_best'] else 'NO'} | {trials} | {s['wall_s']:.0f} s |"
         )
     return "\n".join(lines)
