@@ -1,8 +1,9 @@
 """`make bench`: run the benchmark figures and write benchmarks/results.json.
 
-Usage: python -m benchmarks.run_all [--epochs N] [--stride S] [--only 1,2,3,4,6] [--series N]
+Usage: python -m benchmarks.run_all [--epochs N] [--stride S] [--only 1,2,3,4,6,7] [--series N]
 (figure 4 and 5 come from the same flow runs, so ``4`` selects both; 6 is the sharded
-window build + prediction on Dask vs threads). A run of some figures keeps the others'
+window build + prediction on Dask vs threads; 7 is real data, `benchmarks.real.run`, with
+its own results in benchmarks/real/results.json). A run of some figures keeps the others'
 recorded results.
 """
 
@@ -27,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=8, help="figure 5 training epochs")
     parser.add_argument("--stride", type=int, default=2, help="figure 5 window stride")
-    parser.add_argument("--only", default="1,2,3,4,6", help="figures to run")
+    parser.add_argument("--only", default="1,2,3,4,6,7", help="figures to run")
     parser.add_argument("--work", default=None, help="scratch directory (default: temporary)")
     parser.add_argument("--series", type=int, default=200, help="1x series (smoke runs: fewer)")
     args = parser.parse_args()
@@ -68,6 +69,23 @@ def main() -> None:
     if "6" in only:
         results["figure_6"] = bench_shards.figure_6(work, n_series=10 * args.series)
         print("figure 6:", round(results["figure_6"]["speedup"], 3), flush=True)
+    if "7" in only:
+        from benchmarks.real.datasets import DATASETS
+        from benchmarks.real.run import run_datasets
+
+        real = run_datasets(list(DATASETS), work / "real")
+        results["figure_7"] = {
+            name: {
+                "seqcast_mae": r["seqcast"]["mae"],
+                "best_peer": r["best_peer"],
+                "best_peer_mae": r["best_peer_mae"],
+                "at_or_below_best": r["at_or_below_best"],
+                "wall_s": r["seqcast"]["wall_s"],
+            }
+            for name, r in real["datasets"].items()
+        }
+        wins = sum(r["at_or_below_best"] for r in results["figure_7"].values())
+        print(f"figure 7: {wins}/{len(results['figure_7'])} at or below the best peer", flush=True)
     results["total_s"] = time.perf_counter() - started
     results["load_after"] = load_average()
     if RESULTS.exists():  # keep the figures this run did not redo

@@ -1,0 +1,1 @@
+"""Figure 7: seqcast with no model settings vs simple peers on real, package-bundled series."""
