@@ -51,6 +51,10 @@ def task_runner(spec: RunnerSpec) -> TaskRunner[Any]:
             "threads_per_worker": spec.threads_per_worker,
             "processes": True,
             "dashboard_address": None,
+            # The scheduler's HTTP routes (/metrics, /health) bind even without a dashboard,
+            # on 8787 unless told otherwise: a free port, so two runs or a user's own Dask
+            # dashboard never collide (a busy 8787 made the cluster fail to start).
+            "scheduler_kwargs": {"dashboard_address": ":0"},
         }
     )
 
