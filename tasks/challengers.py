@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 
 from seqcast.config import PipelineConfig
 from seqcast.io import storage
+from seqcast.modeling.challengers import effective_season
 from seqcast.modeling.challengers import fit_challengers as fit
 from seqcast.modeling.statistical import EtsFit
 from seqcast.records import ChallengersRef, WindowsRef
@@ -26,20 +27,27 @@ def fit_challengers(config: PipelineConfig, windows: WindowsRef) -> ChallengersR
         return ChallengersRef(uri=None, series=0, seconds=0.0)
     scaler = window_store.read_scaler(windows.uri)
     started = time.perf_counter()
-    fits = fit(windows.uri, layout, scaler, config.evaluate.season)
+    season = effective_season(config.evaluate.season, layout)
+    fits = fit(windows.uri, layout, scaler, season)
     seconds = time.perf_counter() - started
     uri = storage.join(config.pipeline_root, "runs", current_run_id(), "challengers.json")
     storage.write_json(
         uri,
         {
-            "season": config.evaluate.season,
+            "season": season,
             "fits": {
                 series: {column: f.to_json() for column, f in by_target.items()}
                 for series, by_target in fits.items()
             },
         },
     )
-    get_run_logger().info("ETS fitted to %d series in %.1fs", len(fits), seconds)
+    get_run_logger().info(
+        "ETS fitted to %d series in %.1fs (season %s%s)",
+        len(fits),
+        seconds,
+        season,
+        "" if config.evaluate.season is not None or season is None else ", from the frequency",
+    )
     return ChallengersRef(uri=uri, series=len(fits), seconds=round(seconds, 3))
 
 

@@ -17,7 +17,11 @@ from seqcast.config import PipelineConfig
 from seqcast.errors import RegistryError
 from seqcast.io import storage
 from seqcast.modeling import evaluation, plots
-from seqcast.modeling.challengers import challenger_forecasts, seasonal_naive_name
+from seqcast.modeling.challengers import (
+    challenger_forecasts,
+    effective_season,
+    seasonal_naive_name,
+)
 from seqcast.modeling.gate import decide, kind_of_predictor
 from seqcast.modeling.statistical import EtsFit
 from seqcast.records import ChallengersRef, EvaluationRef, TrainedRef, WindowsRef
@@ -200,7 +204,7 @@ def evaluate(
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     outputs = _score(model, test.model_inputs())
     champion_version, champion = load_comparable_champion(config, layout)
-    season = config.evaluate.season
+    season = effective_season(config.evaluate.season, layout)
     naive: dict[str, np.ndarray] = {}
     fits, _ = read_fits(challengers)
     if layout.task == "forecast":

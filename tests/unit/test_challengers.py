@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,14 @@ from seqcast.data.sample import load_series
 from seqcast.io import storage
 from seqcast.modeling.challengers import (
     challenger_forecasts,
+    effective_season,
     fit_challenger_blocks,
     fit_challengers,
 )
 from seqcast.modeling.evaluation import naive_forecasts, to_original_units
 from seqcast.windows import store as window_store
 from seqcast.windows.step import build_or_reuse
-from tests.conftest import tiny_config
+from tests.conftest import forecast_layout, tiny_config
 
 LOOKBACK, HORIZON = 12, 4
 
@@ -128,3 +130,12 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
         challenger_forecasts(uri, "holdout", layout, scaler, None, {})
     with pytest.raises(KeyError, match="fit_challengers"):
         challenger_forecasts(uri, "test", layout, scaler, None, {})
+
+
+def test_a_config_without_a_season_takes_the_one_its_frequency_implies() -> None:
+    layout = forecast_layout(lookback=6, horizon=2)
+    monthly = dataclasses.replace(layout, frequency="MS")
+    assert effective_season(None, monthly) == 12
+    assert effective_season(None, dataclasses.replace(layout, frequency="1h")) == 24
+    assert effective_season(None, dataclasses.replace(layout, frequency="YS")) is None
+    assert effective_season(3, monthly) == 3  # the configured season always wins

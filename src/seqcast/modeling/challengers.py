@@ -23,12 +23,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqcast.frequency import default_season
 from seqcast.modeling.statistical import EtsFit, ets_forecasts, fit_ets
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.store import StoreReader
 from seqcast.windows.windowing import SPLITS, WindowLayout
 
 LAST_VALUE, ETS = "last_value", "ets"
+
+
+def effective_season(configured: int | None, layout: WindowLayout) -> int | None:
+    """The season of the statistical challengers: ``evaluate.season`` when set, else the one
+    the grid's frequency implies (12 for months, 4 for quarters, 24 for hours, 7 for days;
+    none for years), so a config that names no season still gets seasonal ETS and a
+    seasonal-naive baseline on calendar data."""
+    if configured is not None:
+        return configured
+    return default_season(layout.frequency)
 
 
 def seasonal_naive_name(season: int) -> str:
