@@ -139,3 +139,28 @@ def test_a_config_without_a_season_takes_the_one_its_frequency_implies() -> None
     assert effective_season(None, dataclasses.replace(layout, frequency="1h")) == 24
     assert effective_season(None, dataclasses.replace(layout, frequency="YS")) is None
     assert effective_season(3, monthly) == 3  # the configured season always wins
+
+
+def test_seasonal_naive_on_a_monthly_grid_reads_the_same_month_a_year_before(
+    tmp_path: Path,
+) -> None:
+    """Months are 28-31 days: positions come from the calendar, not a mean step duration
+    (which once put months on the wrong grid steps and interpolated made-up gaps)."""
+    stamps = pd.date_range("2015-01-01", periods=72, freq="MS", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "sensor": "a",
+            "ts": stamps,
+            "load": np.arange(72, dtype=float) + 100 * (stamps.month == 2),  # Februaries stand out
+            "temperature": 0.0,
+        }
+    )
+    uri = build(tmp_path, frame, "monthly", source__frequency="MS")
+    layout, scaler = window_store.read_layout(uri), window_store.read_scaler(uri)
+    windows = window_store.read_split(uri, "test", layout)
+    fits = fit_challengers(uri, layout, scaler, 12)
+    ours = challenger_forecasts(uri, "test", layout, scaler, 12, fits)
+    forecast = to_original_units(ours["seasonal_naive_12"], windows.series, scaler, ["load"])
+    actual = to_original_units(windows.y, windows.series, scaler, ["load"])
+    # The value twelve months earlier is the actual minus 12, Februaries included.
+    np.testing.assert_allclose(forecast, actual - 12, atol=1e-3)

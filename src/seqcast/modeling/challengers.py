@@ -25,6 +25,7 @@ import numpy as np
 
 from seqcast.frequency import default_season
 from seqcast.modeling.statistical import EtsFit, ets_forecasts, fit_ets
+from seqcast.windows.grid import layout_step
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.store import StoreReader
 from seqcast.windows.windowing import SPLITS, WindowLayout
@@ -87,7 +88,7 @@ def _blocks(
 ) -> Iterator[tuple[int, list[_SeriesRows]]]:
     """Each block's number and its series' rows, read one block at a time (all, or ``numbers``)."""
     n_targets = len(layout.target_columns)
-    step_ns = int(round(layout.step_seconds * 1e9))
+    step = layout_step(layout)  # a calendar grid's steps are months, not a mean duration
     reader = StoreReader(uri)
     try:
         for number in range(reader.n_blocks) if numbers is None else numbers:
@@ -109,7 +110,7 @@ def _blocks(
                     _SeriesRows(
                         name=block.names[int(block.series[r0])],
                         targets=block.inputs[r0:r1, :n_targets],  # targets lead the inputs
-                        position=(stamps - stamps[0]) // step_ns,
+                        position=step.offsets(stamps)[0],
                         starts=starts,
                         slots=slots,
                     )
