@@ -31,7 +31,15 @@ from seqcast.serving import registry
 
 pytestmark = pytest.mark.integration
 
-TRAINING_STEPS = ["ingest", "validate", "window", "train", "evaluate", "register"]
+TRAINING_STEPS = [
+    "ingest",
+    "validate",
+    "window",
+    "fit-challengers",
+    "train",
+    "evaluate",
+    "register",
+]
 PREDICTION_STEPS = ["ingest", "validate", "predict"]
 REQUIRE_POSTGRES = os.environ.get("SEQCAST_REQUIRE_POSTGRES") == "1"
 
@@ -197,7 +205,7 @@ def train_then_predict(stack: Stack, root: Path) -> None:
     checks = check_table(artifacts["nightly-validation"], "rule")
     assert all(row["outcome"] == "pass" for row in checks)
     champion = registry.champion_version(pipeline)
-    assert champion is not None, "the first model should beat the naive baseline"
+    assert champion is not None, "the first run always leaves a champion"
     registry.verify_version(pipeline, champion)
 
     run = trigger(stack, "batch-predict/batch-predict", config)
