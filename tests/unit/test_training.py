@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -38,16 +39,36 @@ def sine_windows(n: int, seed: int = 0) -> WindowArrays:
 SPEC = ModelSpec(units=[8], epochs=3, batch_size=32, seed=7, patience=5)
 
 
+_SEEDED_RUNS = """
+import json
+import numpy as np
+from seqcast.modeling.training import train
+from tests.unit.test_training import LAYOUT, SPEC, sine_windows
+
+data, val = sine_windows(256), sine_windows(64, seed=1)
+runs = [train(data, val, LAYOUT, SPEC.model_copy(update={"seed": s})) for s in (7, 7, 8)]
+print(json.dumps({
+    "histories": [r.history for r in runs],
+    "outputs": [r.model.predict(val.x, verbose=0).tolist() for r in runs],
+}))
+"""
+
+
 def test_same_seed_same_result() -> None:
-    data, val = sine_windows(256), sine_windows(64, seed=1)
-    first = train(data, val, LAYOUT, SPEC)
-    second = train(data, val, LAYOUT, SPEC)
-    assert first.history == second.history
-    np.testing.assert_array_equal(
-        first.model.predict(val.x, verbose=0), second.model.predict(val.x, verbose=0)
+    """Two trainings with one seed match exactly; another seed differs. Run in a fresh
+    interpreter, as nightly runs are: Keras and TensorFlow seeds are process-global, so
+    threads left by earlier tests in this process could otherwise draw from them."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])}
+    out = subprocess.run(
+        [sys.executable, "-c", _SEEDED_RUNS], capture_output=True, text=True, cwd=repo, env=env
     )
-    third = train(data, val, LAYOUT, SPEC.model_copy(update={"seed": 8}))
-    assert third.history != first.history
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs = json.loads(out.stdout.strip().splitlines()[-1])
+    first, second, third = runs["histories"]
+    assert first == second
+    np.testing.assert_array_equal(runs["outputs"][0], runs["outputs"][1])
+    assert third != first
 
 
 def test_divergence_fails_with_a_clear_message() -> None:
