@@ -47,7 +47,7 @@ def train_trial(
         plan,
         windows.uri,
         model_uri,
-        season=config.evaluate.season,
+        season=config.evaluate.season_steps,
         backup_dir=_backup_dir(config, windows, plan, flow_run_id),
     )
     if record.best_val_loss is None:

@@ -114,7 +114,7 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
             layout,
             spec,
             window_relative=relative,
-            season=config.evaluate.season,
+            season=config.evaluate.season_steps,
             backup_dir=backup_dir(config, windows, relative),
             on_epoch_end=progress_hook(plan.epochs * len(options), plan.epochs * index),
             strategy=strategy,

@@ -289,10 +289,16 @@ class EvaluateSpec(_Spec):
 
     season: int | None = Field(
         default=None,
-        gt=0,
+        ge=0,
         description="Season length in steps for the seasonal-naive and ETS challengers (may "
-        "exceed window.lookback: they read each series' history).",
+        "exceed window.lookback: they read each series' history). Unset: the one the "
+        "frequency implies (12 monthly, 4 quarterly, 24 hourly, 7 daily); 0: no season.",
     )
+
+    @property
+    def season_steps(self) -> int | None:
+        """The configured season, None when unset or 0 (no seasonal baseline there)."""
+        return self.season or None
     promotion_margin: float = Field(
         default=0.01,
         ge=0.0,

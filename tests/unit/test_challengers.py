@@ -139,6 +139,7 @@ def test_a_config_without_a_season_takes_the_one_its_frequency_implies() -> None
     assert effective_season(None, dataclasses.replace(layout, frequency="1h")) == 24
     assert effective_season(None, dataclasses.replace(layout, frequency="YS")) is None
     assert effective_season(3, monthly) == 3  # the configured season always wins
+    assert effective_season(0, monthly) is None  # 0: no season, said explicitly
 
 
 def test_seasonal_naive_on_a_monthly_grid_reads_the_same_month_a_year_before(

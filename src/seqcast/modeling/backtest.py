@@ -161,7 +161,7 @@ def _scores(config: PipelineConfig, windows_uri: str, model: Any) -> dict[str, d
     scaler = window_store.read_scaler(windows_uri)
     test = window_store.read_split(windows_uri, "test", layout)
     outputs = model.predict(test.model_inputs(), verbose=0, batch_size=1024)
-    season = config.evaluate.season
+    season = config.evaluate.season_steps
     if layout.task == "forecast":
         scale = evaluation.mase_scales(test, layout, scaler, season)
         report = evaluation.evaluate_forecast(outputs, test, layout, scaler, season, scale)
@@ -216,7 +216,7 @@ def run_fold(
             window_store.read_layout(built.uri),
             spec,
             window_relative=window_relative,
-            season=config.evaluate.season,
+            season=config.evaluate.season_steps,
         )
         scores = _scores(config, built.uri, fitted.model)
     document = {

@@ -39,7 +39,7 @@ def effective_season(configured: int | None, layout: WindowLayout) -> int | None
     none for years), so a config that names no season still gets seasonal ETS and a
     seasonal-naive baseline on calendar data."""
     if configured is not None:
-        return configured
+        return configured or None  # 0: no season, said explicitly
     return default_season(layout.frequency)
 
 
