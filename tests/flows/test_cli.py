@@ -72,10 +72,13 @@ def test_single_series_csv_with_only_a_config(tmp_path: Path) -> None:
     assert "predictor" in trained.output and "last_value" in trained.output
     listed = invoke("models", "list", "--config", str(config), "--json")
     versions = json.loads(listed.stdout)
-    assert len(versions) == 1 and versions[0]["metrics"]["scores"]["model"]["mae"] > 0
-    assert set(versions[0]["metrics"]["scores"]) >= {"model", "last_value"}
-    if not versions[0]["champion"]:
-        pytest.fail(f"the GRU did not beat the baselines: {trained.output}")
+    # The GRU's version, and beside it the statistical winner's when the GRU lost the night
+    # (hourly data: a seasonal ETS, season 24 from the frequency); one is champion.
+    network = next(v for v in versions if v["kind"] == "network")
+    assert network["metrics"]["scores"]["model"]["mae"] > 0
+    assert set(network["metrics"]["scores"]) >= {"model", "last_value", "ets"}
+    assert len(versions) == (1 if network["champion"] else 2), trained.output
+    assert sum(bool(v["champion"]) for v in versions) == 1, trained.output
     predicted = invoke("predict", "--config", str(config))
     assert predicted.returncode == 0, predicted.output
     out = pd.read_parquet(next((tmp_path / "root/meter/predictions").rglob("*.parquet")))
