@@ -72,7 +72,9 @@ def combine_predictions(
     """
     parts = sorted(parts, key=lambda p: p.uri)  # part-{shard} names: shard order
     origin = max(pd.Timestamp(p.origin) for p in parts)
-    name = f"origin={origin:%Y%m%dT%H%M%SZ}__model={plan.model_version}.parquet"
+    # The id becomes part of a file name: never let one like ../.. escape the folder.
+    version = registry.check_version_id(plan.model_version, "the prediction plan")
+    name = f"origin={origin:%Y%m%dT%H%M%SZ}__model={version}.parquet"
     folder = storage.join(config.pipeline_root, "predictions", f"date={day.isoformat()}")
     uri = storage.join(folder, name)
     rows = combine_parts(parts, uri)

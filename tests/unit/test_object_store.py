@@ -123,12 +123,11 @@ def test_a_version_without_its_manifest_does_not_exist(object_root: str, tmp_pat
     root = storage.join(object_root, "pipe")
     whole = placeholder_version(root, tmp_path, "a")
     # A writer that died after the payload, before the manifest (the commit point).
-    storage.write_bytes(
-        storage.join(registry.version_uri(root, "20990101-dead"), "model.keras"), b"x"
-    )
+    dead = "20990101T000000000000Z-0000dead"
+    storage.write_bytes(storage.join(registry.version_uri(root, dead), "model.keras"), b"x")
     assert [v["version"] for v in registry.list_versions(root)] == [whole]
     with pytest.raises(registry.RegistryError, match="no model version"):
-        registry.set_champion(root, "20990101-dead", {}, expected=None)
+        registry.set_champion(root, dead, {}, expected=None)
 
 
 def _config(tmp_path: Path, data_root: str) -> PipelineConfig:

@@ -58,6 +58,8 @@ def test_tampered_model_is_refused(tmp_path: Path, trained: tuple[str, str]) -> 
 
 def test_unknown_version_cannot_be_champion(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="no model version"):
+        registry.set_champion(str(tmp_path), "20260101T000000000000Z-0123abcd", {})
+    with pytest.raises(RegistryError, match="'nope' is not a model version id"):
         registry.set_champion(str(tmp_path), "nope", {})
 
 

@@ -1,8 +1,9 @@
 """Compare-and-swap of small files that several runs update: pointers and logs.
 
 `swap` reads a file, lets the caller compute its new bytes from the old, and writes them
-only if nobody changed the file in between, so two runs can never both replace the same
-version of it (and the loser learns it did not win). How that holds depends on where the
+(fsynced before the rename on a local disk) only if nobody changed the file in between,
+so two runs can never both replace the same version of it (and the loser learns it did
+not win). How that holds depends on where the
 file lives:
 
 - local disk: an exclusive ``flock`` on a hidden lock file beside the target, held while
@@ -47,12 +48,18 @@ class SwapConflict(SeqcastError):
     """A conditional write kept losing to other writers; nothing was changed."""
 
 
-def swap(uri: str, change: Change) -> bytes:
+def swap(uri: str, change: Change, record: Callable[[bytes], None] | None = None) -> bytes:
     """Replace ``uri`` with ``change(current bytes)`` unless another writer got in between.
 
     ``change`` may raise to refuse the update (e.g. the pointer no longer holds what the
     caller expected); nothing is written then. It may be called more than once on S3,
     each time with the bytes a competing writer left.
+
+    ``record(new)`` writes what the change must leave behind elsewhere (an audit line).
+    Where there is a lock it runs under it, after ``change`` and before the new bytes are
+    visible, so a crash can leave a record of a change that did not land but never a
+    change with no record, and records keep the order of the changes. On S3 (no lock; a
+    conditional PUT may lose) it runs right after the winning PUT.
 
     Returns:
         The bytes written.
@@ -63,19 +70,26 @@ def swap(uri: str, change: Change) -> bytes:
     fs, path = storage.filesystem(uri)
     kind = storage.protocol(fs)
     if kind in ("s3", "s3a"):
-        return _swap_s3(fs, path, change, uri)
+        new = _swap_s3(fs, path, change, uri)
+        if record is not None:
+            record(new)
+        return new
     with _lock(fs, path, uri):
         current = storage.read_bytes(uri) if fs.exists(path) else None
         new = change(current)
-        storage.write_bytes(uri, new)
+        if record is not None:
+            record(new)
+        storage.write_bytes(uri, new, durable=True)
         return new
 
 
 def append_line(uri: str, line: str) -> None:
     """Append one line of text to ``uri``, losing no concurrent writer's line.
 
-    Local disk: an ``O_APPEND`` write (one small write lands whole). Elsewhere objects
-    cannot be appended to, so the file is rewritten through `swap`.
+    Local disk: an ``O_APPEND`` write (one small write lands whole), fsynced before this
+    returns (callers append before a change the line records, see
+    `seqcast.serving.registry.set_champion`). Elsewhere objects cannot be appended to, so
+    the file is rewritten through `swap`.
     """
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     fs, path = storage.filesystem(uri)
@@ -83,6 +97,8 @@ def append_line(uri: str, line: str) -> None:
         fs.makedirs(path.rpartition("/")[0], exist_ok=True)
         with open(path, "ab") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         return
     swap(uri, lambda current: (current or b"") + data)
 

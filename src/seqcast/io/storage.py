@@ -75,12 +75,16 @@ def _temp_sibling(path: str) -> str:
 
 
 @contextmanager
-def atomic_writer(uri: str) -> Iterator[BinaryIO]:
+def atomic_writer(uri: str, durable: bool = False) -> Iterator[BinaryIO]:
     """A binary handle whose bytes replace ``uri`` only if the block succeeds.
 
     Local disk: a temporary file beside the target, renamed onto it. Object store: an
     in-memory buffer sent in one PUT after the block (writing through ``fs.open`` instead
     would publish a partial object if the block raised: closing such a file commits it).
+
+    ``durable`` (small pointer files): on a local disk the temporary file is fsynced before
+    the rename and the directory after it, so a power loss cannot leave the new name on a
+    truncated file (ext4/xfs may commit the rename before the data otherwise).
     """
     fs, path = filesystem(uri)
     if not is_local(fs):
@@ -91,6 +95,14 @@ def atomic_writer(uri: str) -> Iterator[BinaryIO]:
     fs.makedirs(path.rpartition("/")[0], exist_ok=True)
     temp = _temp_sibling(path)
     try:
+        if durable:
+            with open(temp, "wb") as raw:
+                yield raw
+                raw.flush()
+                os.fsync(raw.fileno())
+            os.replace(temp, path)
+            fsync_directory(path.rpartition("/")[0])
+            return
         with fs.open(temp, "wb") as handle:
             yield handle
         fs.mv(temp, path)
@@ -99,8 +111,18 @@ def atomic_writer(uri: str) -> Iterator[BinaryIO]:
             fs.rm(temp)
 
 
-def write_bytes(uri: str, data: bytes) -> None:
-    with atomic_writer(uri) as handle:
+def fsync_directory(path: str) -> None:
+    """Flush a local directory's entries (a rename or a new file in it) to disk."""
+    handle = os.open(path or ".", os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def write_bytes(uri: str, data: bytes, durable: bool = False) -> None:
+    """Replace ``uri`` with ``data`` atomically (``durable``: see `atomic_writer`)."""
+    with atomic_writer(uri, durable=durable) as handle:
         handle.write(data)
 
 

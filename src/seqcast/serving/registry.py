@@ -29,7 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -81,12 +83,44 @@ class LoadedModel:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+VERSION_PATTERN = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")
+"""What `new_version_id` makes: creation time (UTC, microseconds) and a fingerprint prefix."""
+
+
+def check_version_id(version: object, source: str = "version") -> str:
+    """``version`` if it is a version id; else `RegistryError` naming where it came from.
+
+    Every id read from outside (a CLI argument, the champion pointer, the audit log) passes
+    here before it becomes part of a path, so ``../../elsewhere/fakever`` can never point
+    the registry, or a prediction file name, outside the registry.
+    """
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
+        raise RegistryError(
+            f"{source}: {version!r} is not a model version id (like "
+            "20260101T000000000000Z-0123abcd); see `seqcast models list` for the versions"
+        )
+    return version
+
+
 def registry_root(pipeline_root: str) -> str:
     return storage.join(pipeline_root, "registry")
 
 
 def version_uri(pipeline_root: str, version: str) -> str:
-    return storage.join(registry_root(pipeline_root), "versions", version)
+    """Where ``version`` lives; refuses an id that is not one, or a path that resolves
+    outside ``registry/versions`` (a symlinked version directory, on a local disk)."""
+    check_version_id(version)
+    versions = storage.join(registry_root(pipeline_root), "versions")
+    uri = storage.join(versions, version)
+    fs, path = storage.filesystem(uri)
+    if storage.is_local(fs):
+        base = os.path.realpath(storage.filesystem(versions)[1])
+        if os.path.dirname(os.path.realpath(path)) != base:
+            raise RegistryError(
+                f"{path}: model version {version} resolves outside the registry ({base}); "
+                "refusing it"
+            )
+    return uri
 
 
 def library_versions() -> dict[str, str]:
@@ -134,6 +168,11 @@ def register_version(
         kind: one of `KINDS`.
         params: what a statistical kind forecasts with (written as ``params.json``).
         forecasts_uri: the run's ``test_forecasts.parquet``, kept with the version.
+
+    Idempotent per run: with a ``flow_run_id`` in ``info``, the manifest records a
+    ``registration_key`` (the run, the kind and the sha256 of the model or parameters), and
+    a retried call finds the version it already committed and returns it instead of
+    registering the same model again under a new id.
     """
     files = list(required_files(kind))
     if (kind == NETWORK) != (model_file is not None):
@@ -147,7 +186,14 @@ def register_version(
         if model_file is not None
         else storage.json_bytes({"kind": kind, **(params or {})})
     )
-    version = new_version_id(hashlib.sha256(payload).hexdigest())  # params name the kind
+    digest = hashlib.sha256(payload).hexdigest()  # params name the kind
+    key = registration_key(info.get("flow_run_id"), kind, digest)
+    if key is not None:
+        existing = find_registered(pipeline_root, key)
+        if existing is not None:
+            logger.info("version %s already registered by this run (a retry); reusing it", existing)
+            return existing
+    version = new_version_id(digest)
     root = version_uri(pipeline_root, version)
     storage.write_bytes(storage.join(root, files[0]), payload)
     for name in ("scaler.json", "layout.json"):
@@ -165,9 +211,41 @@ def register_version(
         "sha256": {name: storage.sha256_of(storage.join(root, name)) for name in files},
         "libraries": library_versions(),
         **info,
+        **({"registration_key": key} if key is not None else {}),
     }
     storage.write_json(storage.join(root, "manifest.json"), manifest)
     return version
+
+
+def registration_key(flow_run_id: object, kind: str, digest: str) -> str | None:
+    """What makes a registration the same one: run, kind and payload hash (None: no run)."""
+    if not flow_run_id:
+        return None
+    return f"{flow_run_id}:{kind}:{digest}"
+
+
+def find_registered(pipeline_root: str, key: str) -> str | None:
+    """The committed version whose manifest holds ``key``, if any (newest first)."""
+    for version in reversed(_committed(pipeline_root)):
+        if read_manifest(pipeline_root, version).get("registration_key") == key:
+            return version
+    return None
+
+
+def _committed(pipeline_root: str) -> list[str]:
+    """Version ids with a manifest (the commit point), oldest first; others are skipped."""
+    versions = []
+    for name in storage.listdir(storage.join(registry_root(pipeline_root), "versions")):
+        if not VERSION_PATTERN.fullmatch(name):
+            continue  # a hidden temporary, or something that is not a version
+        try:
+            root = version_uri(pipeline_root, name)
+        except RegistryError as exc:
+            logger.warning("%s; skipping it", exc)
+            continue
+        if storage.exists(storage.join(root, "manifest.json")):
+            versions.append(name)
+    return versions
 
 
 def _pointer_uri(pipeline_root: str) -> str:
@@ -176,7 +254,7 @@ def _pointer_uri(pipeline_root: str) -> str:
 
 def _read_pointer(pipeline_root: str) -> dict[str, Any]:
     pointer = _pointer_uri(pipeline_root)
-    return storage.read_json(pointer) if storage.exists(pointer) else {"previous": []}
+    return _pointer(storage.read_bytes(pointer), pointer) if storage.exists(pointer) else _EMPTY
 
 
 def champion_version(pipeline_root: str) -> str | None:
@@ -187,12 +265,74 @@ class ChampionChanged(RegistryError):
     """The champion moved between a run's evaluation and its promotion."""
 
 
+class CorruptPointer(RegistryError):
+    """``champion.json`` cannot be read; `seqcast models promote`/`rollback` rewrite it."""
+
+
 ANY_CHAMPION = object()
 """`set_champion(expected=ANY_CHAMPION)`: promote whatever the current champion is."""
 
+_EMPTY: dict[str, Any] = {"previous": []}
 
-def _pointer(data: bytes | None) -> dict[str, Any]:
-    return json.loads(data) if data is not None else {"previous": []}
+
+def _pointer(data: bytes | None, uri: str) -> dict[str, Any]:
+    """The pointer's contents, every version id in it checked; `CorruptPointer` naming
+    the file and the repair when it is truncated, not JSON, or names no version id."""
+    if data is None:
+        return {"previous": []}
+    try:
+        pointer = json.loads(data)
+        if not isinstance(pointer, dict) or not isinstance(pointer.get("previous", []), list):
+            raise ValueError("not a champion pointer object")
+        for version in [pointer.get("version"), *pointer.get("previous", [])]:
+            check_version_id(version, uri)
+    except (ValueError, RegistryError) as exc:  # JSONDecodeError is a ValueError
+        raise CorruptPointer(
+            f"{uri} is corrupt ({exc}); `seqcast models promote VERSION` or `seqcast models "
+            "rollback` rewrites it from the audit log"
+        ) from exc
+    return {"previous": [], **pointer}
+
+
+def _history(pipeline_root: str) -> list[str]:
+    """Champions as the audit log recorded them, newest first, each once, each a version
+    that still exists: what a corrupt pointer is rebuilt from."""
+    history: list[str] = []
+    for entry in reversed(read_audit(pipeline_root)):
+        version = entry.get("version")
+        fresh = entry.get("promoted") and version not in history
+        if fresh and exists_version(pipeline_root, version):
+            history.append(version)
+    return history
+
+
+def _current_or_rebuilt(
+    pipeline_root: str, data: bytes | None, uri: str
+) -> tuple[dict[str, Any], bool]:
+    """The pointer and True, or (when it is corrupt) the champion history from the audit
+    log and False."""
+    try:
+        return _pointer(data, uri), True
+    except CorruptPointer as exc:
+        history = _history(pipeline_root)
+        logger.warning(
+            "%s; rebuilding it from the audit log (champion %s, earlier %s)",
+            exc,
+            history[0] if history else None,
+            history[1:],
+        )
+        if not history:
+            return {"previous": []}, False
+        return {"version": history[0], "previous": history[1:]}, False
+
+
+def exists_version(pipeline_root: str, version: object) -> bool:
+    """Whether ``version`` is a committed version id (no exception for a bad one)."""
+    try:
+        read_manifest(pipeline_root, check_version_id(version))
+    except RegistryError:
+        return False
+    return True
 
 
 def _pointer_bytes(version: str, previous: list[str]) -> bytes:
@@ -213,13 +353,30 @@ def set_champion(
     with (None: there was no champion). If another run promoted a model since, nothing
     changes and `ChampionChanged` says so, so two runs can never both believe they won. The
     pointer keeps the earlier champions, newest first, so `rollback` can restore them.
+
+    The audit line is appended under the pointer's lock, before the new pointer is
+    visible (`seqcast.io.cas.swap`'s ``record``; on S3 right after the winning PUT): a
+    crash in between leaves an audited promotion that did not land (the pointer still
+    names the old champion), never a champion change with no audit record; the line's
+    ``since`` matches the pointer's once the swap landed. A refused promotion changes
+    nothing; its caller audits it (the register step does). If ``version`` already is the
+    champion (a retried promotion), nothing changes and nothing is appended.
+
+    A corrupt pointer is rebuilt from the audit log by a promotion with ``ANY_CHAMPION``
+    (`seqcast models promote`); a conditional one refuses it (`CorruptPointer`).
     """
+    check_version_id(version)
     read_manifest(pipeline_root, version)  # raises for an unknown version
     uri = _pointer_uri(pipeline_root)
 
     def promote(data: bytes | None) -> bytes:
-        pointer = _pointer(data)
+        if expected is ANY_CHAMPION:
+            pointer, intact = _current_or_rebuilt(pipeline_root, data, uri)
+        else:
+            pointer, intact = _pointer(data, uri), True
         current = pointer.get("version")
+        if current == version and intact and data is not None:
+            raise _Unchanged(version)
         if expected is not ANY_CHAMPION and current != expected:
             raise ChampionChanged(
                 f"{uri}: the champion is now {current!r}, but version {version} was compared "
@@ -229,12 +386,27 @@ def set_champion(
         previous = [v for v in [current, *pointer["previous"]] if v and v != version]
         return _pointer_bytes(version, previous)
 
-    cas.swap(uri, promote)
-    append_audit(pipeline_root, {**decision, "version": version, "promoted": True})
+    def record(new: bytes) -> None:
+        since = json.loads(new)["since"]
+        append_audit(
+            pipeline_root, {**decision, "version": version, "promoted": True, "since": since}
+        )
+
+    try:
+        cas.swap(uri, promote, record)
+    except _Unchanged:
+        logger.info("version %s already is the champion; nothing to change", version)
+
+
+class _Unchanged(Exception):
+    """Raised inside a swap to write nothing (the pointer already says what was asked)."""
 
 
 def rollback(pipeline_root: str) -> str:
     """Make the previous champion champion again; returns its version.
+
+    A corrupt pointer is first rebuilt from the audit log, then rolled back as usual. The
+    audit line is appended under the pointer's lock before the swap (see `set_champion`).
 
     Raises:
         RegistryError: there is no earlier champion to return to.
@@ -243,7 +415,7 @@ def rollback(pipeline_root: str) -> str:
     replaced: dict[str, Any] = {}
 
     def restore(data: bytes | None) -> bytes:
-        pointer = _pointer(data)
+        pointer, _ = _current_or_rebuilt(pipeline_root, data, uri)
         if not pointer["previous"]:
             raise RegistryError(
                 "no earlier champion to roll back to; `seqcast models promote VERSION` picks "
@@ -254,33 +426,52 @@ def rollback(pipeline_root: str) -> str:
         replaced.update(version=pointer.get("version"), restored=restored)
         return _pointer_bytes(restored, older)
 
-    cas.swap(uri, restore)
-    append_audit(
-        pipeline_root,
-        {
+    def record(new: bytes) -> None:
+        entry = {
             "version": replaced["restored"],
             "promoted": True,
             "reason": f"rollback from {replaced['version']}",
-        },
-    )
+            "since": json.loads(new)["since"],
+        }
+        append_audit(pipeline_root, entry)
+
+    cas.swap(uri, restore, record)
     return str(replaced["restored"])
 
 
 def append_audit(pipeline_root: str, entry: dict[str, Any]) -> None:
-    """Add one decision to the audit log (no concurrent writer's line is lost)."""
+    """Add one decision to the audit log (no concurrent writer's line is lost; on a local
+    disk the line is on disk, fsynced, before this returns)."""
     line = json.dumps({"at": datetime.now(UTC).isoformat(), **entry}, default=str)
     cas.append_line(storage.join(registry_root(pipeline_root), "audit.jsonl"), line)
 
 
 def read_audit(pipeline_root: str) -> list[dict[str, Any]]:
-    """Every promotion decision, oldest first."""
+    """Every promotion decision, oldest first.
+
+    A line that is not JSON (a torn last line after a crash) is skipped with a warning
+    naming the file and line; a ``version`` that is not a version id is refused.
+    """
     uri = storage.join(registry_root(pipeline_root), "audit.jsonl")
     if not storage.exists(uri):
         return []
-    return [json.loads(line) for line in storage.read_bytes(uri).decode().splitlines() if line]
+    entries = []
+    for number, line in enumerate(storage.read_bytes(uri).decode().splitlines(), start=1):
+        if not line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            logger.warning("%s line %d is not JSON (a torn write?); skipping it", uri, number)
+            continue
+        if entry.get("version") is not None:
+            check_version_id(entry["version"], f"{uri} line {number}")
+        entries.append(entry)
+    return entries
 
 
 def read_manifest(pipeline_root: str, version: str) -> dict[str, Any]:
+    """A committed version's manifest; `RegistryError` for a bad id or an unknown version."""
     uri = storage.join(version_uri(pipeline_root, version), "manifest.json")
     if not storage.exists(uri):
         raise RegistryError(f"no model version {version!r}; see `seqcast models list`")
@@ -291,10 +482,8 @@ def list_versions(pipeline_root: str) -> list[dict[str, Any]]:
     """Every version, oldest first: id, created, champion flag and test metrics."""
     champion = champion_version(pipeline_root)
     rows = []
-    for version in storage.listdir(storage.join(registry_root(pipeline_root), "versions")):
+    for version in _committed(pipeline_root):  # unfinished writes have no manifest yet
         root = version_uri(pipeline_root, version)
-        if version.startswith(".") or not storage.exists(storage.join(root, "manifest.json")):
-            continue  # unfinished: its writer died before the manifest (or is writing now)
         manifest = read_manifest(pipeline_root, version)
         metrics = storage.read_json(storage.join(root, "metrics.json"))
         rows.append(
