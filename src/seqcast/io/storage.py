@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
+from seqcast.errors import permanent_os_error, storage_error
+
 _CHUNK = 1 << 20
 
 
@@ -81,6 +83,10 @@ def atomic_writer(uri: str) -> Iterator[BinaryIO]:
     Local disk: a temporary file beside the target, renamed onto it. Object store: an
     in-memory buffer sent in one PUT after the block (writing through ``fs.open`` instead
     would publish a partial object if the block raised: closing such a file commits it).
+
+    Raises:
+        StorageError: a local write failed for good (disk full, read-only, no permission),
+            naming ``uri``; the steps do not retry it (`seqcast.errors.permanent_os_error`).
     """
     fs, path = filesystem(uri)
     if not is_local(fs):
@@ -88,15 +94,20 @@ def atomic_writer(uri: str) -> Iterator[BinaryIO]:
         yield buffer
         fs.pipe_file(path, buffer.getvalue())
         return
-    fs.makedirs(path.rpartition("/")[0], exist_ok=True)
-    temp = _temp_sibling(path)
     try:
-        with fs.open(temp, "wb") as handle:
-            yield handle
-        fs.mv(temp, path)
-    finally:
-        if fs.exists(temp):
-            fs.rm(temp)
+        fs.makedirs(path.rpartition("/")[0], exist_ok=True)
+        temp = _temp_sibling(path)
+        try:
+            with fs.open(temp, "wb") as handle:
+                yield handle
+            fs.mv(temp, path)
+        finally:
+            if fs.exists(temp):
+                fs.rm(temp)
+    except OSError as exc:
+        if (permanent := permanent_os_error(exc)) is not None:
+            raise storage_error(permanent, uri) from exc
+        raise
 
 
 def write_bytes(uri: str, data: bytes) -> None:
