@@ -90,5 +90,5 @@ def test_a_data_root_that_refuses_writes_is_not_retried(
     assert failed["type"] == "StorageError"
     assert failed["retried"] is False
     message = str(failed["message"])
-    assert f"cannot write {root}/feed/raw/" in message and cause in message
+    assert f"cannot write {root}/feed/raw/" in message and cause in message, message
     assert "point `data_root` at a writable place" in message
