@@ -9,6 +9,7 @@ from flows.sharded import predict_shards
 from seqcast.config import PipelineConfig
 from seqcast.io import publications
 from seqcast.records import PredictionsRef
+from seqcast.serving import registry
 from tasks.common import already_published, current_run_id, logical_date
 from tasks.ingest import ingest
 from tasks.validate import validate
@@ -19,11 +20,13 @@ def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef
     """Forecast every series from its latest window with the champion; write Parquet.
 
     Once per logical date: a second run for the same date keeps the first one's
-    predictions unless ``force``, which replaces them.
+    predictions unless ``force``, which replaces them. With no champion it fails at once,
+    before reading the source (which may be large), with the registry's message.
     """
     day = logical_date()
     if (done := already_published(config, "predictions", day, force)) is not None:
         return PredictionsRef.model_validate(done["predictions"])
+    registry.required_champion_version(config.pipeline_root)
     snapshot = ingest(config)
     validated = validate(config, snapshot, predicting=True)
     result = run_sharded(predict_shards, config, validated, day, current_run_id())

@@ -12,20 +12,22 @@ from prefect.runtime import flow_run
 from pydantic import ValidationError
 
 from seqcast.config import PipelineConfig
-from seqcast.errors import SeqcastError
+from seqcast.errors import SeqcastError, permanent_os_error
 from seqcast.io import publications
 
 T = TypeVar("T")
 
 
 def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry I/O and other transient faults, never a contract, config or registry error."""
+    """Retry I/O and other transient faults, never a contract, config or registry error,
+    nor an OS error a retry cannot fix (disk full, read-only, permission denied: see
+    `seqcast.errors.PERMANENT_OS_ERRORS`), which would only waste the retry delays."""
     try:
         state.result()
     except (SeqcastError, ValidationError, ValueError, TypeError, KeyError):
         return False
-    except Exception:  # noqa: BLE001 - anything else may be a passing fault
-        return True
+    except Exception as exc:  # noqa: BLE001 - anything else may be a passing fault
+        return permanent_os_error(exc) is None
     return True
 
 

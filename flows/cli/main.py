@@ -7,6 +7,7 @@ in `operate.py`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +46,16 @@ def _global(
     state["debug"] = debug
 
 
+def metric_cell(value: float, width: int = 12) -> str:
+    """One table cell of exactly ``width`` characters, so the columns stay aligned:
+    ``n/a`` for an undefined metric (NaN: MASE of a constant series), 4 decimals when they
+    fit, else 4 significant digits (a huge error must not push the row's columns right)."""
+    if not math.isfinite(value):
+        return "n/a".rjust(width)
+    fixed = f"{value:.4f}"
+    return (fixed if len(fixed) < width else f"{value:.4g}").rjust(width)
+
+
 def format_metrics(
     scores: dict[str, dict[str, float]], primary: str, winner: str | None = None
 ) -> str:
@@ -61,7 +72,7 @@ def format_metrics(
             or (name != "champion" and name.startswith(winner))
         )
         mark = "  <- winner" if won else ""
-        lines.append(name.ljust(width) + "".join(f"{values[m]:12.4f}" for m in metrics) + mark)
+        lines.append(name.ljust(width) + "".join(metric_cell(values[m]) for m in metrics) + mark)
     lines.append(f"(test windows; primary metric: {primary})")
     return "\n".join(lines)
 
@@ -105,6 +116,10 @@ def predict(config: ConfigOption, set_: SetOption = None) -> None:
     """
     cfg = config_or_exit(config, set_)
     from flows.prediction import batch_predict
+    from seqcast.serving import registry
+
+    # Before a Prefect server starts or the source is read: no champion, nothing to do.
+    run_or_exit(lambda: registry.required_champion_version(cfg.pipeline_root))
 
     result = run_or_exit(lambda: batch_predict(cfg, force=True))
     typer.echo(f"\n{result.rows} prediction rows from model {result.model_version}")

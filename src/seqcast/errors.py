@@ -4,6 +4,10 @@ Tasks do not retry these (see `tasks/common.py`): retrying a broken contract or 
 cannot succeed, so only transient faults (I/O, network) are retried.
 """
 
+from __future__ import annotations
+
+import errno
+
 
 class SeqcastError(Exception):
     """A pipeline failure whose message says what went wrong and what to do."""
@@ -23,3 +27,41 @@ class DataContractError(SeqcastError):
 
 class RegistryError(SeqcastError):
     """The model registry has no usable model, or a stored model fails its checks."""
+
+
+class StorageError(SeqcastError):
+    """Storage refused a write for good (disk full, read-only, no permission); the message
+    names the path and the cause. Not retried: the next attempt would fail the same way."""
+
+
+PERMANENT_OS_ERRORS = {
+    errno.ENOSPC: "no space left on the device (disk full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+"""OS errors a retry seconds later cannot fix, with the words a user recognises."""
+
+
+def permanent_os_error(exc: BaseException) -> OSError | None:
+    """The OSError of `PERMANENT_OS_ERRORS` that ``exc`` is or was raised from, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in PERMANENT_OS_ERRORS:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def storage_error(exc: OSError, uri: str) -> StorageError:
+    """A `StorageError` for a permanent ``exc`` while writing ``uri``: path, cause, fix."""
+    cause = PERMANENT_OS_ERRORS.get(exc.errno or 0, exc.strerror or str(exc))
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) not in uri else ""
+    return StorageError(
+        f"cannot write {uri}{where}: {cause} [errno {exc.errno}]. Free space or fix the "
+        "permissions there, or point `data_root` at a writable place; not retried, as "
+        "retrying cannot help"
+    )

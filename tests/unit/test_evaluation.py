@@ -79,3 +79,31 @@ def test_nan_never_wins_and_margin_applies() -> None:
     assert is_better(0.9, 1.0, "mae")
     assert not is_better(0.95, 1.0, "mae", margin=0.1)
     assert is_better(0.8, 0.7, "macro_f1") and not is_better(0.7, 0.7, "macro_f1")
+
+
+def test_mase_of_a_constant_target_is_undefined_and_the_table_stays_aligned() -> None:
+    # Issue 13 #16: a constant history has a zero naive error; MASE was error / 1e-12 (~4e10),
+    # whose 16-character cell pushed the CLI table's columns out of line.
+    from flows.cli.main import format_metrics
+
+    scaler = Scaler(kind="none", columns=["y"], global_stats=Stats([0.0], [1.0]))
+    x = np.full((2, 6, 1), 7.0, np.float32)  # series "a": constant 7
+    x[1, :, 0] = [0, 2, 4, 6, 8, 10]  # series "b": steps of 2
+    y = np.full((2, 3, 1), 7.0, np.float32)
+    series = np.array(["a", "b"], object)
+    windows = WindowArrays(x=x, y=y, series=series, origin=np.array([0, 1]))
+    scale = mase_scales(windows, layout(), scaler, season=None)
+    assert np.isnan(scale[0, 0, 0]) and scale[1, 0, 0] == 2.0
+    report = evaluate_forecast(y + 0.04, windows, layout(), scaler, None, scale)
+    scores = {s.name: s.metrics for s in report.scored}
+    assert scores["model"]["mase"] == pytest.approx(0.02)  # series "b" only: 0.04 / 2
+
+    only_constant = WindowArrays(x=x[:1], y=y[:1], series=series[:1], origin=np.array([0]))
+    scale = mase_scales(only_constant, layout(), scaler, season=None)
+    constant = evaluate_forecast(y[:1] + 0.04, only_constant, layout(), scaler, None, scale)
+    scores = {s.name: s.metrics for s in constant.scored}
+    assert np.isnan(scores["model"]["mase"])
+    scores["last_value"]["mae"] = 4.2e10  # a huge finite value must not widen its cell
+    table = format_metrics(scores, "mae").splitlines()
+    assert len({len(line) for line in table[:-1]}) == 1, table
+    assert table[1].split()[-1] == "n/a"

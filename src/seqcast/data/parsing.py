@@ -174,6 +174,28 @@ def parse_integer_time(raw: pd.Series, unit: str, timezone: str) -> ParsedTimest
     )
 
 
+TIMESTAMP_RANGE = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
+"""Instants a nanosecond timestamp can hold (1677-09-21 to 2262-04-11): pandas parses text
+to microseconds, so a year 2300 parses, then the window step's nanosecond grid fails."""
+
+
+def _within_range(parsed: ParsedTimestamps) -> ParsedTimestamps:
+    """``parsed`` with instants outside `TIMESTAMP_RANGE` invalid (and NaT), with the reason."""
+    low, high = TIMESTAMP_RANGE
+    values = parsed.values
+    outside = (values.notna() & ((values < low) | (values > high))).astype(bool)
+    if not outside.any():
+        return parsed
+    reason = f"outside {low:%Y-%m-%d} to {high:%Y-%m-%d} UTC, the range a timestamp can hold"
+    return ParsedTimestamps(
+        values.where(~outside),
+        parsed.invalid | outside,
+        parsed.reasons.where(~outside, reason),
+        parsed.has_offset,
+        unit=parsed.unit,
+    )
+
+
 def parse_timestamps(
     raw: pd.Series, timezone: str, fmt: str | None = None, time_unit: str | None = None
 ) -> ParsedTimestamps:
@@ -182,7 +204,8 @@ def parse_timestamps(
     Text with an offset (``+02:00``, ``Z``) is converted to UTC; naive text is read in
     ``timezone``. A naive local time that does not exist or is ambiguous there (a DST
     change) is invalid, not guessed. Without ``fmt`` only ISO 8601 parses, so ``01/02/2024``
-    (January or February?) is invalid rather than read one way silently.
+    (January or February?) is invalid rather than read one way silently. An instant outside
+    `TIMESTAMP_RANGE` (year 2300) is invalid too: the window step could not place it.
 
     Args:
         raw: the column as read (text, or datetimes from a Parquet file).
@@ -202,7 +225,7 @@ def parse_timestamps(
         values = local.dt.tz_convert("UTC")
         invalid = values.isna() & raw.notna()
         reasons = _reasons(invalid, f"not a valid local time in {timezone} (DST change)")
-        return ParsedTimestamps(values, invalid, reasons, has_offset)
+        return _within_range(ParsedTimestamps(values, invalid, reasons, has_offset))
     text = _text(raw)
     blank = text.isna() | (text.str.len() == 0)
     offset = text.str.contains(_OFFSET).fillna(False).astype(bool) & ~blank
@@ -230,4 +253,4 @@ def parse_timestamps(
         ),
         index=index,
     )
-    return ParsedTimestamps(values, invalid.astype(bool), reasons, offset)
+    return _within_range(ParsedTimestamps(values, invalid.astype(bool), reasons, offset))

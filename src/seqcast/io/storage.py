@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
+from seqcast.errors import permanent_os_error, storage_error
+
 _CHUNK = 1 << 20
 
 
@@ -85,6 +87,10 @@ def atomic_writer(uri: str, durable: bool = False) -> Iterator[BinaryIO]:
     ``durable`` (small pointer files): on a local disk the temporary file is fsynced before
     the rename and the directory after it, so a power loss cannot leave the new name on a
     truncated file (ext4/xfs may commit the rename before the data otherwise).
+
+    Raises:
+        StorageError: a local write failed for good (disk full, read-only, no permission),
+            naming ``uri``; the steps do not retry it (`seqcast.errors.permanent_os_error`).
     """
     fs, path = filesystem(uri)
     if not is_local(fs):
@@ -92,23 +98,28 @@ def atomic_writer(uri: str, durable: bool = False) -> Iterator[BinaryIO]:
         yield buffer
         fs.pipe_file(path, buffer.getvalue())
         return
-    fs.makedirs(path.rpartition("/")[0], exist_ok=True)
-    temp = _temp_sibling(path)
     try:
-        if durable:
-            with open(temp, "wb") as raw:
-                yield raw
-                raw.flush()
-                os.fsync(raw.fileno())
-            os.replace(temp, path)
-            fsync_directory(path.rpartition("/")[0])
-            return
-        with fs.open(temp, "wb") as handle:
-            yield handle
-        fs.mv(temp, path)
-    finally:
-        if fs.exists(temp):
-            fs.rm(temp)
+        fs.makedirs(path.rpartition("/")[0], exist_ok=True)
+        temp = _temp_sibling(path)
+        try:
+            if durable:
+                with open(temp, "wb") as raw:
+                    yield raw
+                    raw.flush()
+                    os.fsync(raw.fileno())
+                os.replace(temp, path)
+                fsync_directory(path.rpartition("/")[0])
+                return
+            with fs.open(temp, "wb") as handle:
+                yield handle
+            fs.mv(temp, path)
+        finally:
+            if fs.exists(temp):
+                fs.rm(temp)
+    except OSError as exc:
+        if (permanent := permanent_os_error(exc)) is not None:
+            raise storage_error(permanent, uri) from exc
+        raise
 
 
 def fsync_directory(path: str) -> None:

@@ -27,6 +27,9 @@ HIGHER_IS_BETTER = {
     "macro_f1": True,
 }
 WORST_SERIES_SHOWN = 5
+MASE_ZERO_TOLERANCE = 1e-6
+"""A naive MAE at or below this fraction of the series' level (float32 rounding of a
+constant series) counts as zero: MASE is undefined (NaN) for that series."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ def forecast_metrics(
     """MAE, RMSE, sMAPE (percent) and, given each window's in-sample naive MAE, MASE.
 
     Arrays are (windows, horizon, n_targets); ``mase_scale`` is (windows, 1, n_targets).
+    MASE averages over the windows whose scale is defined (NaN where a series' history is
+    constant, see `mase_scales`); NaN when no window has one, as dividing by a zero naive
+    error would report ~1e10 and mean nothing.
     """
     error = predicted - actual
     denominator = np.abs(actual) + np.abs(predicted)
@@ -90,7 +96,9 @@ def forecast_metrics(
         "smape": float(100 * np.mean(ratios)),
     }
     if mase_scale is not None:
-        metrics["mase"] = float(np.mean(np.abs(error) / mase_scale))
+        defined = np.broadcast_to(np.isfinite(mase_scale), error.shape)
+        scaled = np.abs(error) / np.where(np.isfinite(mase_scale), mase_scale, 1.0)
+        metrics["mase"] = float(np.mean(scaled[defined])) if defined.any() else float("nan")
     return metrics
 
 
@@ -103,6 +111,9 @@ def mase_scales(
     original units, averaged per series, so no other split needs loading; lag = season,
     or 1 without a season or when the season fills the whole input window (no pair of
     values one season apart to compare). Returns (windows, 1, n_targets).
+
+    NaN for a series whose history has no naive error (a constant target, up to float32
+    rounding): MASE is undefined there, not a division by a tiny floor.
     """
     n_targets = len(layout.target_columns)
     lag = season if season and season < layout.lookback else 1
@@ -110,10 +121,13 @@ def mase_scales(
         windows.x[:, :, :n_targets], windows.series, scaler, layout.target_columns
     )
     naive_error = np.abs(history[:, lag:, :] - history[:, :-lag, :]).mean(axis=1)
-    per_series = {
-        s: np.maximum(naive_error[windows.series == s].mean(axis=0), 1e-12)
-        for s in np.unique(windows.series)
-    }
+    level = np.abs(history).mean(axis=1)
+    per_series: dict[object, np.ndarray] = {}
+    for s in np.unique(windows.series):
+        mine = windows.series == s
+        scale = naive_error[mine].mean(axis=0)
+        tolerance = MASE_ZERO_TOLERANCE * np.maximum(level[mine].mean(axis=0), 1.0)
+        per_series[s] = np.where(scale > tolerance, scale, np.nan)
     return np.stack([per_series[s] for s in windows.series])[:, None, :]
 
 

@@ -172,6 +172,62 @@ def survey(source: SeriesSource, config: PipelineConfig) -> Survey:
     return Survey(series_ids, counts, step, series_split, time_unit)
 
 
+MAX_MAGNITUDE = float(np.finfo(np.float32).max)
+"""The largest value a window, a scaler or a forecast can hold: windows and forecasts are
+float32, and a larger finite value (1e308) overflows their statistics to Infinity/NaN."""
+
+
+def check_magnitudes(rows: SeriesRows, roles: ColumnRoles) -> None:
+    """Refuse a series whose input, future or static values exceed `MAX_MAGNITUDE`.
+
+    Raises:
+        DataContractError: naming the column, the series and its first rows over the limit
+            (timestamp and value), and the fix: a ``max``/``min`` in the contract makes
+            validation quarantine such rows with their file and line.
+    """
+    groups = ((roles.inputs, rows.values), (roles.future, rows.future), (roles.static, rows.static))
+    for columns, values in groups:
+        if values.size == 0:
+            continue
+        with np.errstate(invalid="ignore"):
+            huge = np.abs(values) > MAX_MAGNITUDE
+        if not huge.any():
+            continue
+        column = int(np.flatnonzero(huge.any(axis=0))[0])
+        bad = np.flatnonzero(huge[:, column])
+        stamps = pd.DatetimeIndex(rows.stamps[bad[:3]].astype("datetime64[ns]"), tz="UTC")
+        examples = ", ".join(
+            f"{t.isoformat()} {columns[column]}={values[i, column]:.6g}"
+            for t, i in zip(stamps, bad[:3], strict=True)
+        )
+        raise DataContractError(
+            f"column {columns[column]!r} of series {rows.series!r} has {len(bad)} row(s) with "
+            f"|value| above {MAX_MAGNITUDE:.4g}, more than seqcast's float32 windows and "
+            f"scaling can hold (its statistics would be Infinity/NaN): {examples}. Fix those "
+            f"rows in the source, or give the column a `max`/`min` in the contract so "
+            "validation quarantines them with their file and line."
+        )
+
+
+def check_statistics(scaler: Scaler) -> None:
+    """Refuse a scaler whose mean or std is not finite (the last guard before publishing).
+
+    Raises:
+        DataContractError: naming the column and the series whose statistics overflowed.
+    """
+    named = {"all series": scaler.global_stats, **scaler.series_stats}
+    for series, stats in named.items():
+        finite = np.isfinite(stats.mean) & np.isfinite(stats.std)
+        if not finite.all():
+            column = scaler.columns[int(np.flatnonzero(~finite)[0])]
+            raise DataContractError(
+                f"the training statistics of column {column!r} ({series}) are not finite "
+                f"(mean {stats.mean}, std {stats.std}): its values are too large to scale. "
+                "Fix those rows in the source, or give the column a `max`/`min` in the "
+                "contract so validation quarantines them with their file and line."
+            )
+
+
 def fit_series(
     source: SeriesSource,
     config: PipelineConfig,
@@ -179,9 +235,15 @@ def fit_series(
     step: GridStep,
     series_split: dict[str, str] | None,
 ) -> Iterator[SeriesFit]:
-    """Pass 2 over (a shard of) the source: each series' train-row moments, in order."""
+    """Pass 2 over (a shard of) the source: each series' train-row moments, in order.
+
+    Raises:
+        DataContractError: a value too large to scale (`check_magnitudes`), here, before
+            any window is written, rather than as NaN in a published scaler.
+    """
     roles = column_roles(config, series_column)
     for rows in source():
+        check_magnitudes(rows, roles)
         grid = _grid(rows, step, config)
         train = _train_rows(grid, step, config, series_split)
         static_values = _check_static(grid, roles)
@@ -245,6 +307,7 @@ def merge_fits(
         global_stats=overall.stats(),
         series_stats=per_series,
     )
+    check_statistics(scaler)
     class_index = {c: i for i, c in enumerate(classes)}
     return WindowPlan(layout, scaler, found.step, found.series_split, class_index)
 
