@@ -8,9 +8,6 @@ the next batch is proposed, until the trial or minute budget is spent.
 
 from __future__ import annotations
 
-from typing import cast
-from uuid import UUID
-
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
@@ -19,7 +16,7 @@ from seqcast.config import PipelineConfig
 from seqcast.modeling.search import ModelSearch
 from seqcast.modeling.sizing import size_training
 from seqcast.records import TrainedRef, WindowsRef
-from tasks.common import current_run_id
+from tasks.common import current_run_id, sync_result
 from tasks.search import finish_search, train_trial
 from tasks.train import log_plan, train
 
@@ -41,8 +38,8 @@ def search_models(config: PipelineConfig, windows: WindowsRef, flow_run_id: str)
         windows.rows_by_split["train"],
         windows.rows_by_split["val"],
     )
-    progress = cast(
-        UUID, create_progress_artifact(progress=0.0, description="Search trials done (percent)")
+    progress = sync_result(
+        create_progress_artifact(progress=0.0, description="Search trials done (percent)")
     )
     while proposed := search.propose(config.runner.n_workers):
         records = train_trial.map(
