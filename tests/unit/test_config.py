@@ -24,7 +24,7 @@ def write(tmp_path: Path, data: dict) -> Path:
 
 def test_defaults_fill_every_stage(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, BASE))
-    assert (cfg.window.lookback, cfg.window.horizon, cfg.model.cell) == (48, 24, "lstm")
+    assert (cfg.window.lookback, cfg.window.horizon, cfg.model.cell) == (48, 24, "gru")
     assert cfg.pipeline_root == ".seqcast/data/demo"
 
 

@@ -64,8 +64,8 @@ def test_same_seed_and_data_give_the_same_trials_and_winner(tmp_path: Path) -> N
     assert best.number == min(second, key=lambda r: r.best_val_loss).number
     # normalize=auto: the first two trials are the configured model, both variants.
     assert [(r.model["units"], r.model["cell"], r.window_relative) for r in first[:2]] == [
-        ([4], "lstm", False),
-        ([4], "lstm", True),
+        ([4], config.model.cell, False),
+        ([4], config.model.cell, True),
     ]
     assert first[0].model["learning_rate"] == config.model.learning_rate
     assert all(math.isfinite(r.best_val_loss) and r.epochs_run == 1 for r in first)
