@@ -7,7 +7,6 @@ from prefect import flow
 from flows.runners import run_sharded
 from flows.sharded import predict_shards
 from seqcast.config import PipelineConfig
-from seqcast.io import publications
 from seqcast.records import PredictionsRef
 from seqcast.serving import registry
 from tasks.common import already_published, current_run_id, logical_date
@@ -29,11 +28,5 @@ def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef
     registry.required_champion_version(config.pipeline_root)
     snapshot = ingest(config)
     validated = validate(config, snapshot, predicting=True)
-    result = run_sharded(predict_shards, config, validated, day, current_run_id())
-    publications.record(
-        config.pipeline_root,
-        "predictions",
-        day,
-        {"predictions": result.model_dump(), "flow_run_id": current_run_id()},
-    )
-    return result
+    # Publishes the day's file and its marker itself (seqcast.serving.publication).
+    return run_sharded(predict_shards, config, validated, day, current_run_id())

@@ -45,11 +45,12 @@ def window_shards(config: PipelineConfig, validated: ValidatedRef) -> WindowsRef
 def predict_shards(
     config: PipelineConfig, validated: ValidatedRef, day: date, flow_run_id: str
 ) -> PredictionsRef:
-    """Predict each shard of series with one champion version; combine into one file."""
+    """Predict each shard of series with one champion version; combine into one file and
+    publish it as the day's predictions (``flow_run_id``: the prediction run's, recorded)."""
     plan = plan_prediction(config, validated, flow_run_id)
     common = (unmapped(config), unmapped(validated), unmapped(plan))
     parts = predict_shard.map(*common, plan.shards, unmapped(flow_run_id)).result()
-    return combine_predictions(config, plan, parts, day)
+    return combine_predictions(config, plan, parts, day, flow_run_id)
 
 
 @flow(name="backtest", flow_run_name="backtest-{config.name}")

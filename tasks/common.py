@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from seqcast.config import PipelineConfig
 from seqcast.errors import SeqcastError, permanent_os_error
-from seqcast.io import publications
+from seqcast.io import publications, storage
 
 T = TypeVar("T")
 
@@ -73,10 +73,24 @@ def already_published(
     config: PipelineConfig, kind: str, day: date, force: bool
 ) -> dict[str, Any] | None:
     """What an earlier run published for ``day``, if any and not ``force``; the caller then
-    returns it instead of doing the work again."""
+    returns it instead of doing the work again.
+
+    A record naming a file that does not exist (a publication interrupted before issue 13
+    #3 was fixed, or a file removed by hand) is no publication: the day is done again.
+    """
     if force:
         return None
     published = publications.read(config.pipeline_root, kind, day)
+    named = publications.named_file(kind, published) if published is not None else None
+    if named is not None and not storage.exists(named):
+        get_run_logger().warning(
+            "%s names %s, which does not exist: publishing the %s for %s again",
+            publications.marker_uri(config.pipeline_root, kind, day),
+            named,
+            kind,
+            day,
+        )
+        return None
     if published is not None:
         get_run_logger().warning(
             "Pipeline %s already published its %s for %s (flow run %s): nothing to do. "

@@ -16,19 +16,10 @@ from seqcast.records import (
     ShardRef,
     ValidatedRef,
 )
-from seqcast.serving import registry
+from seqcast.serving import publication, registry
 from seqcast.serving.prediction import combine_parts, predict_part, remove_stale_staging
 from seqcast.windows.series_source import make_shards, series_row_counts
 from tasks.common import STEP_OPTIONS
-
-
-def replace_earlier(folder: str, keep: str) -> None:
-    """Remove the predictions an earlier (forced-over) run wrote for the same day."""
-    kept = keep.rstrip("/").rsplit("/", 1)[-1]
-    for name in storage.listdir(folder):
-        if name != kept and not name.startswith("."):
-            fs, path = storage.filesystem(storage.join(folder, name))
-            fs.rm(path)
 
 
 @task(name="predict-plan", **STEP_OPTIONS)
@@ -64,32 +55,40 @@ def predict_shard(
 
 @task(name="predict-combine", **STEP_OPTIONS)
 def combine_predictions(
-    config: PipelineConfig, plan: PredictionPlanRef, parts: list[PredictionPartRef], day: date
+    config: PipelineConfig,
+    plan: PredictionPlanRef,
+    parts: list[PredictionPartRef],
+    day: date,
+    flow_run_id: str,
 ) -> PredictionsRef:
-    """Combine the parts into one file under ``predictions/date={day}/``; drop the staging.
+    """Combine the parts into one file under ``predictions/date={day}/`` and publish it.
 
-    The file replaces any earlier predictions for that day (a forced rerun).
+    The day's marker then names the file, and any earlier predictions for that day (a
+    forced rerun) are removed after that (`seqcast.serving.publication`).
     """
     parts = sorted(parts, key=lambda p: p.uri)  # part-{shard} names: shard order
     origin = max(pd.Timestamp(p.origin) for p in parts)
     # The id becomes part of a file name: never let one like ../.. escape the folder.
     version = registry.check_version_id(plan.model_version, "the prediction plan")
     name = f"origin={origin:%Y%m%dT%H%M%SZ}__model={version}.parquet"
-    folder = storage.join(config.pipeline_root, "predictions", f"date={day.isoformat()}")
-    uri = storage.join(folder, name)
+    uri = storage.join(publication.day_folder(config.pipeline_root, day), name)
     rows = combine_parts(parts, uri)
+    result = PredictionsRef(uri=uri, rows=rows, model_version=plan.model_version)
+    replaced = publication.publish_day(config.pipeline_root, day, result, flow_run_id)
+    logger = get_run_logger()
+    if replaced:
+        logger.info("Replaced the earlier predictions for %s: %s", day, ", ".join(replaced))
     fs, staging = storage.filesystem(plan.staging_uri)
     if fs.exists(staging):
         fs.rm(staging, recursive=True)
     stale = remove_stale_staging(storage.join(config.pipeline_root, "predictions"))
     if stale:
-        get_run_logger().info("Removed staged parts of crashed runs: %s", ", ".join(stale))
-    replace_earlier(folder, keep=uri)
-    get_run_logger().info(
-        "%d prediction rows for %d series from champion %s written to %s",
+        logger.info("Removed staged parts of crashed runs: %s", ", ".join(stale))
+    logger.info(
+        "%d prediction rows for %d series from champion %s published as %s",
         rows,
         sum(p.series for p in parts),
         plan.model_version,
         uri,
     )
-    return PredictionsRef(uri=uri, rows=rows, model_version=plan.model_version)
+    return result

@@ -29,7 +29,7 @@ def backup_dir(config: PipelineConfig, windows: WindowsRef, window_relative: boo
     """Checkpoint directory of this flow run, data and hyper-parameters.
 
     A retry of the same flow run resumes from it; a new night's run (another flow run id)
-    or changed data or settings never does. Keras writes checkpoints to local paths only,
+    or changed data or settings never does. Checkpoints are written to local paths only,
     so with a remote data root (``s3://...``) they stay in the machine's temporary
     directory: a retry on the same machine resumes, one on another machine starts over.
     """

@@ -198,6 +198,39 @@ def test_a_damaged_build_is_rebuilt(tmp_path: Path) -> None:
     assert verify(again.uri) == []
 
 
+def test_a_flipped_byte_in_a_published_build_is_caught_and_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 13 #4: reuse checked sizes only, so one flipped byte (same size) in a segment
+    # file changed values silently and every later run reused the damaged build.
+    config = load_config(tmp_path)
+    uri = validated(tmp_path, load_frame())
+    first = build_or_reuse(config, uri, "fp-1", "sensor")
+    segments = Path(first.uri) / "segments-00000.parquet"
+    good = segments.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(flipped) // 2] ^= 0x01
+    segments.write_bytes(bytes(flipped))
+
+    with caplog.at_level("WARNING", logger="seqcast.windows.publish"):
+        again = build_or_reuse(config, uri, "fp-1", "sensor")
+
+    assert not again.reused and again.uri != first.uri
+    assert f"{segments}: sha256 differs from the manifest" in caplog.text
+    assert (Path(again.uri) / "segments-00000.parquet").read_bytes() == good
+    assert build_or_reuse(config, uri, "fp-1", "sensor").uri == again.uri  # reused from now
+
+
+def test_an_unreadable_manifest_is_a_damaged_build(tmp_path: Path) -> None:
+    config = load_config(tmp_path)
+    uri = validated(tmp_path, load_frame())
+    first = build_or_reuse(config, uri, "fp-1", "sensor")
+    manifest = Path(first.uri) / "manifest.json"
+    manifest.write_text(manifest.read_text()[:40])
+    assert verify(first.uri)[0].startswith(f"{manifest}: unreadable")
+    assert not build_or_reuse(config, uri, "fp-1", "sensor").reused
+
+
 def test_rows_of_a_series_out_of_order_are_refused(tmp_path: Path) -> None:
     frame = load_frame(n_series=2, n_steps=50)
     shuffled = pd.concat([frame.iloc[:20], frame.iloc[50:], frame.iloc[20:50]])

@@ -1,8 +1,9 @@
 """Train: fit the network on the train windows with early stopping on the validation windows.
 
 Reproducible (seeded; optional op determinism), resumable (a checkpoint every epoch in
-``backup_dir``: a killed or retried run with the same directory continues from its last
-finished epoch) and visible (every epoch is logged and passed to ``on_epoch_end``).
+``backup_dir``, written atomically by `seqcast.modeling.checkpoints`: a killed or retried
+run with the same directory continues from its last finished epoch) and visible (every
+epoch is logged and passed to ``on_epoch_end``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from seqcast.config import ModelSpec
 from seqcast.errors import SeqcastError
+from seqcast.modeling.checkpoints import EpochCheckpoints
 from seqcast.modeling.networks import build_model
 from seqcast.modeling.sizing import size_training
 from seqcast.windows.input_pipeline import StreamedWindows, TrainingData, fit_arguments
@@ -130,7 +132,7 @@ def train(
     ]
     if backup_dir is not None:
         # Before the report, so an epoch counts as done only once it is saved.
-        steps.insert(0, keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch"))
+        steps.insert(0, EpochCheckpoints(backup_dir))
     started = time.perf_counter()
     history = model.fit(
         **fit_arguments(train_windows, val_windows, batch_size),

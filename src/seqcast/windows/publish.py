@@ -27,6 +27,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 LEFTOVER_GRACE_SECONDS = 6 * 3600
 """An unreferenced build whose writer cannot be checked is removed after this long."""
+
+VERIFY_THREADS = 8
+"""Files of a build checked at once when it is reused."""
 
 _CODE_MODULES = (
     "grid.py",
@@ -86,22 +90,34 @@ def _file_entry(uri: str) -> dict[str, Any]:
 
 
 def verify(uri: str, checksums: bool = True) -> list[str]:
-    """Problems with a build: missing files, wrong sizes, (optionally) wrong sha256."""
+    """Problems with a build: an unreadable manifest, missing files, wrong sizes, and
+    (``checksums``) a sha256 that differs from the manifest's, each naming its file.
+
+    Files are checked on a few threads (hashlib and file reads release the GIL; on an
+    object store the reads overlap), so the check costs about the time of the largest file.
+    """
     try:
         manifest = read_manifest(uri)
+        files = dict(manifest["files"])
     except FileNotFoundError:
         return [f"{uri}: no {MANIFEST}"]
-    problems = []
-    for name, expected in manifest["files"].items():
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"{storage.join(uri, MANIFEST)}: unreadable ({exc})"]
+
+    def check(name: str) -> str | None:
+        expected = files[name]
         file_uri = storage.join(uri, name)
         fs, path = storage.filesystem(file_uri)
         if not fs.exists(path):
-            problems.append(f"{file_uri}: missing")
-        elif int(fs.size(path)) != expected["bytes"]:
-            problems.append(f"{file_uri}: {fs.size(path)} bytes, manifest says {expected['bytes']}")
-        elif checksums and storage.sha256_of(file_uri) != expected["sha256"]:
-            problems.append(f"{file_uri}: sha256 differs from the manifest")
-    return problems
+            return f"{file_uri}: missing"
+        if int(fs.size(path)) != expected["bytes"]:
+            return f"{file_uri}: {fs.size(path)} bytes, manifest says {expected['bytes']}"
+        if checksums and storage.sha256_of(file_uri) != expected["sha256"]:
+            return f"{file_uri}: sha256 differs from the manifest"
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(VERIFY_THREADS, len(files)))) as pool:
+        return [problem for problem in pool.map(check, files) if problem is not None]
 
 
 def _process_start(pid: int) -> str | None:
@@ -173,7 +189,14 @@ class WindowStore:
         return found
 
     def lookup(self, key: str) -> str | None:
-        """The published build for ``key`` if it is whole (files present, sizes match)."""
+        """The published build for ``key`` if it is whole: every file present, of its size
+        and sha256 as the manifest records them.
+
+        The checksums are worth their cost: one flipped byte in a segment file changes
+        values silently, training on them then diverges, and every later run would reuse
+        the same damaged build. Hashing reads the build once (about 1 GB/s), which stays a
+        small fraction of building it (docs/faults.md, section 4, has the numbers).
+        """
         pointer = self.pointer_uri(key)
         if not storage.exists(pointer):
             return None
@@ -182,9 +205,13 @@ class WindowStore:
         if target.get("key") != key:
             logger.warning("%s names another key; rebuilding", pointer)
             return None
-        problems = verify(uri, checksums=False)
+        problems = verify(uri)
         if problems:
-            logger.warning("published windows damaged, rebuilding: %s", "; ".join(problems))
+            logger.warning(
+                "published windows damaged, rebuilding them (the damaged build is left for "
+                "clean-up): %s",
+                "; ".join(problems),
+            )
             return None
         return uri
 
