@@ -21,10 +21,13 @@ T = TypeVar("T")
 def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry I/O and other transient faults, never a contract, config or registry error,
     nor an OS error a retry cannot fix (disk full, read-only, permission denied: see
-    `seqcast.errors.PERMANENT_OS_ERRORS`), which would only waste the retry delays."""
+    `seqcast.errors.PERMANENT_OS_ERRORS`), which would only waste the retry delays. A
+    seqcast error marked ``transient`` (a source that did not answer in time) is retried."""
     try:
         state.result()
-    except (SeqcastError, ValidationError, ValueError, TypeError, KeyError):
+    except SeqcastError as exc:
+        return exc.transient
+    except (ValidationError, ValueError, TypeError, KeyError):
         return False
     except Exception as exc:  # noqa: BLE001 - anything else may be a passing fault
         return permanent_os_error(exc) is None

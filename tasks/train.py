@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from seqcast.config import PipelineConfig
+from seqcast.config import ModelSpec, PipelineConfig
 from seqcast.io import storage
 from seqcast.modeling.distribution import global_batch_size, training_strategy
 from seqcast.modeling.sizing import TrainingPlan, size_training
@@ -19,28 +22,63 @@ from seqcast.modeling.training import train as fit
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.windows import store as window_store
 from seqcast.windows.input_pipeline import stream_windows
-from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id, sync_result
+from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id, logical_date, sync_result
 
 PROGRESS_EVERY_S = 2.0
 """Least seconds between two updates of the training progress artifact."""
 
 
-def backup_dir(config: PipelineConfig, windows: WindowsRef, window_relative: bool) -> str:
-    """Checkpoint directory of this flow run, data and hyper-parameters.
+def backup_dir(
+    config: PipelineConfig, windows: WindowsRef, spec: ModelSpec, batch: int, relative: bool
+) -> str:
+    """Checkpoint directory of this pipeline, logical date, window build and resolved model
+    settings (``spec`` sized to the windows, the global ``batch``).
 
-    A retry of the same flow run resumes from it; a new night's run (another flow run id)
-    or changed data or settings never does. Checkpoints are written to local paths only,
-    so with a remote data root (``s3://...``) they stay in the machine's temporary
-    directory: a retry on the same machine resumes, one on another machine starts over.
+    Not keyed by the flow run: a killed `seqcast train` run again with the same config on
+    the same day and data, a retried task, and a retried flow run (same logical date) all
+    resume at the last checkpointed epoch; another day, other data or other settings start
+    afresh. Checkpoints are written to local paths only, so with a remote data root
+    (``s3://...``) they stay in the machine's temporary directory: a re-run on the same
+    machine resumes, one on another machine starts over.
     """
     key = hashlib.sha256(
-        f"{windows.fingerprint}{config.model.model_dump_json()}{window_relative}".encode()
+        f"{windows.fingerprint}{spec.model_dump_json()}{batch}{relative}"
+        f"{config.evaluate.season_steps}".encode()
     ).hexdigest()[:16]
-    run = current_run_id()
+    name = f"{logical_date().isoformat()}-{key}"
     fs, root = storage.filesystem(config.pipeline_root)
     if storage.is_local(fs):
-        return str(Path(root) / "runs" / run / "backup" / key)
-    return str(Path(tempfile.gettempdir()) / "seqcast-backup" / f"{run}-{key}")
+        return str(Path(root) / "checkpoints" / name)
+    return str(Path(tempfile.gettempdir()) / "seqcast-backup" / f"{config.name}-{name}")
+
+
+@contextmanager
+def claimed(directory: str) -> Iterator[str]:
+    """``directory``, held by this process alone (``flock`` on ``{directory}.lock``) while
+    the block runs; another process training the same key at the same moment gets a
+    directory of its own run instead (no resume) rather than both writing one checkpoint.
+
+    The kernel drops the lock when its holder dies, so a killed run's checkpoint is free
+    for the next run at once. The lock file is removed once training has finished (Keras
+    removes the checkpoint itself then).
+    """
+    Path(directory).parent.mkdir(parents=True, exist_ok=True)
+    lock_path = f"{directory}.lock"
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            own = f"{directory}-{current_run_id()}"
+            get_run_logger().warning(
+                "Another run is training with the same data and settings (checkpoint %s): "
+                "this one checkpoints to %s and will not resume from the other's",
+                directory,
+                own,
+            )
+            yield own
+            return
+        yield directory
+        Path(lock_path).unlink(missing_ok=True)
 
 
 def log_plan(plan: TrainingPlan) -> None:
@@ -108,19 +146,22 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     )
     results: list[tuple[TrainingResult, bool]] = []
     for index, relative in enumerate(options):
-        result = fit(
-            train_split,
-            val_split,
-            layout,
-            spec,
-            window_relative=relative,
-            season=config.evaluate.season_steps,
-            backup_dir=backup_dir(config, windows, relative),
-            on_epoch_end=progress_hook(plan.epochs * len(options), plan.epochs * index),
-            strategy=strategy,
-        )
+        with claimed(backup_dir(config, windows, spec, batch, relative)) as checkpoints:
+            result = fit(
+                train_split,
+                val_split,
+                layout,
+                spec,
+                window_relative=relative,
+                season=config.evaluate.season_steps,
+                backup_dir=checkpoints,
+                on_epoch_end=progress_hook(plan.epochs * len(options), plan.epochs * index),
+                strategy=strategy,
+            )
         if result.first_epoch:
-            logger.info("Resumed from the checkpoint of epoch %d", result.first_epoch)
+            logger.info(
+                "Resumed from the checkpoint of epoch %d (%s)", result.first_epoch, checkpoints
+            )
         results.append((result, relative))
     result, relative = min(results, key=lambda pair: pair[0].best_val_loss)
     if len(results) > 1:

@@ -9,7 +9,7 @@ import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from seqcast.config import PipelineConfig, series_column
+from seqcast.config import NOT_DATA, PipelineConfig, series_column
 from seqcast.data.contracts import PREDICTION_CONTRACT, Contract, contract_for, contract_from_dict
 from seqcast.data.validation import table_schema, validate_table
 from seqcast.data.validation_report import (
@@ -96,7 +96,8 @@ def validate(
     else:
         contract, origin = contract_for(config), contract_origin(config)
     fingerprint = hashlib.sha256(
-        f"{snapshot.fingerprint}{contract.model_dump_json()}{config.source.model_dump_json()}".encode()
+        f"{snapshot.fingerprint}{contract.model_dump_json()}"
+        f"{config.source.model_dump_json(exclude=NOT_DATA)}".encode()
     ).hexdigest()
     raw = storage.read_parquet(snapshot.uri).to_pandas()
     docs_dir = docs_directory(config)

@@ -22,6 +22,7 @@ from flows.cli.support import (
     SetOption,
     config_or_exit,
     fail,
+    run_flow_or_exit,
     run_or_exit,
     state,
 )
@@ -91,7 +92,7 @@ def train(config: ConfigOption, set_: SetOption = None) -> None:
     from flows.training import nightly_training
     from seqcast.io import storage
 
-    outcome = run_or_exit(lambda: nightly_training(cfg, force=True))
+    outcome = run_flow_or_exit(lambda: nightly_training(cfg, force=True))
     document = storage.read_json(outcome.evaluation.metrics_uri)
     version = outcome.version
     table = format_metrics(document["scores"], document["primary_metric"], version.winner)
@@ -121,7 +122,7 @@ def predict(config: ConfigOption, set_: SetOption = None) -> None:
     # Before a Prefect server starts or the source is read: no champion, nothing to do.
     run_or_exit(lambda: registry.required_champion_version(cfg.pipeline_root))
 
-    result = run_or_exit(lambda: batch_predict(cfg, force=True))
+    result = run_flow_or_exit(lambda: batch_predict(cfg, force=True))
     typer.echo(f"\n{result.rows} prediction rows from model {result.model_version}")
     typer.echo(f"predictions: {result.uri}")
 
@@ -137,7 +138,7 @@ def validate(config: ConfigOption, set_: SetOption = None) -> None:
     from flows.validation import validate_source
     from seqcast.io import storage
 
-    result = run_or_exit(lambda: validate_source(cfg))
+    result = run_flow_or_exit(lambda: validate_source(cfg))
     report = storage.read_json(result.report_uri)
     typer.echo("\n" + storage.read_bytes(report["summary_uri"]).decode("utf-8"))
     typer.echo(f"report: {result.report_uri}")

@@ -107,5 +107,17 @@ def run_or_exit(action: Any) -> Any:
         fail(f"{type(exc).__name__}: {exc}\n(run with --debug for the traceback)")
 
 
+def run_flow_or_exit(action: Any) -> Any:
+    """`run_or_exit` for a command that runs a flow: the ephemeral Prefect server it needs
+    is started first, so that it dies with this process (see `flows.cli.ephemeral`)."""
+    from flows.cli.ephemeral import start_owned_server
+
+    def started_then_run() -> Any:
+        start_owned_server()
+        return action()
+
+    return run_or_exit(started_then_run)
+
+
 def config_or_exit(path: Path, overrides: list[str] | None) -> PipelineConfig:
     return run_or_exit(lambda: load_config(path, overrides or []))

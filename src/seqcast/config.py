@@ -28,6 +28,13 @@ class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+READ_TIMEOUT_SECONDS = 60.0
+"""Default of ``source.read_timeout_seconds``."""
+NOT_DATA = {"read_timeout_seconds"}
+"""`SourceSpec` fields that change how the source is read, never what is read: left out of
+the cache keys of snapshots' validations and window builds."""
+
+
 class SourceSpec(_Spec):
     """Where the time-series table lives and which columns mean what."""
 
@@ -73,6 +80,15 @@ class SourceSpec(_Spec):
         "digits (years if all lie in 1678-2261, else steps).",
     )
 
+    read_timeout_seconds: float = Field(
+        default=READ_TIMEOUT_SECONDS,
+        gt=0,
+        description="Longest wait for the source to answer one request (listing, opening, "
+        "reading a 1 MiB chunk) before the read fails as stalled (a FIFO with no writer, a "
+        "hung network mount or object store); the ingest step retries it. A slow source "
+        "that keeps answering is never cut off.",
+    )
+
     @field_validator("frequency")
     @classmethod
     def _known_frequency(cls, frequency: str | None) -> str | None:
@@ -95,6 +111,11 @@ class SourceSpec(_Spec):
         if repeated:
             raise ValueError(f"each column may have one role only; repeated: {repeated}")
         return self
+
+    def data_settings(self) -> dict[str, Any]:
+        """Every field but how long to wait for the source: what cache keys of the data read
+        from it may depend on (a longer timeout reads the same data)."""
+        return self.model_dump(exclude=NOT_DATA)
 
     @property
     def value_columns(self) -> list[str]:

@@ -1,7 +1,8 @@
 """Pipeline failures users can act on. Bad arguments use the built-in exceptions instead.
 
 Tasks do not retry these (see `tasks/common.py`): retrying a broken contract or config
-cannot succeed, so only transient faults (I/O, network) are retried.
+cannot succeed, so only transient faults (I/O, network, a stalled source: the errors
+marked ``transient``) are retried.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import errno
 class SeqcastError(Exception):
     """A pipeline failure whose message says what went wrong and what to do."""
 
+    transient = False
+    """True for the few that a retry moments later may not meet (a stalled source)."""
+
 
 class ConfigError(SeqcastError):
     """The config, a parameter or an override is invalid."""
@@ -19,6 +23,13 @@ class ConfigError(SeqcastError):
 
 class SourceError(SeqcastError):
     """The source data cannot be found or read."""
+
+
+class SourceTimeoutError(SourceError):
+    """The source did not answer within ``source.read_timeout_seconds``: a FIFO with no
+    writer, a hung network mount or object store. Transient: the step retries it."""
+
+    transient = True
 
 
 class DataContractError(SeqcastError):

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ import yaml
 from prefect.settings import PREFECT_API_URL
 
 from seqcast.data.sample import load_series
+from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.flow
 REPO = Path(__file__).resolve().parents[2]
@@ -133,3 +137,39 @@ def test_demo_lstm_beats_the_naive_baselines_and_the_best_is_champion(tmp_path: 
     assert scores[champion["predictor"]]["mae"] <= scores["model"]["mae"]
     assert f"tonight's winner: {champion['kind']}" in result.output
     assert np.isfinite(scores["model"]["rmse"])
+
+
+def test_a_killed_train_resumes_at_its_checkpointed_epoch(
+    tmp_path: Path, tiny_load_csv: Path
+) -> None:
+    # Issue 13 #15: the checkpoint was keyed by the flow run id, which no later CLI run
+    # has, so a killed `seqcast train` always started over. Now a re-run of the same config
+    # on the same day and data resumes at the last checkpointed epoch.
+    root = tmp_path / "root"
+    config = tiny_config(tiny_load_csv, root, model__epochs=8, model__patience=8)
+    path = tmp_path / "tiny.json"
+    path.write_text(config.model_dump_json())
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    command = [sys.executable, "-m", "flows.cli.main", "train", "--config", str(path)]
+    first = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    checkpoints = root / "tiny/checkpoints"
+    try:
+        deadline = time.monotonic() + 600  # generous: a loaded machine, not a time limit
+        while first.poll() is None and time.monotonic() < deadline:
+            if next(root.rglob("training_metadata.json"), None):  # an epoch is saved
+                first.kill()
+                break
+            time.sleep(0.05)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.wait(timeout=60)
+    assert first.returncode == -signal.SIGKILL, "killed after its first checkpoint"
+    rerun = invoke("train", "--config", str(path))
+    assert rerun.returncode == 0, rerun.output
+    resumed = re.search(r"Resumed from the checkpoint of epoch (\d+)", rerun.output)
+    assert resumed is not None and int(resumed.group(1)) >= 1, rerun.output
+    assert "network version" in rerun.output  # trained, evaluated and registered
+    assert not [p for p in checkpoints.iterdir()], "a finished run removes its checkpoint"

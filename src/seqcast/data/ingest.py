@@ -19,8 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seqcast.config import SourceSpec
-from seqcast.data import parsing
+from seqcast.config import READ_TIMEOUT_SECONDS, SourceSpec
+from seqcast.data import parsing, timed_reads
 from seqcast.errors import SourceError
 from seqcast.io import storage
 from seqcast.records import SnapshotRef
@@ -34,8 +34,19 @@ SNAPSHOT_FORMAT = "text1"
 """Version of the snapshot layout (values as text); a new layout never reuses an old one."""
 
 
-def resolve_source_files(path: str) -> list[str]:
-    """Expand a file, glob or directory into a sorted list of CSV/Parquet file URIs."""
+def resolve_source_files(path: str, timeout: float = READ_TIMEOUT_SECONDS) -> list[str]:
+    """Expand a file, glob or directory into a sorted list of CSV/Parquet file URIs.
+
+    Raises:
+        SourceError: nothing readable matches ``path``.
+        SourceTimeoutError: the listing took over ``timeout`` seconds (a hung mount or store).
+    """
+    return timed_reads.call_within(
+        lambda: _resolve(path), timeout, f"the listing of source.path {path!r}"
+    )
+
+
+def _resolve(path: str) -> list[str]:
     fs, fs_path = storage.filesystem(path)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     prefix = "" if storage.is_local(fs) else f"{protocol}://"
@@ -61,12 +72,19 @@ def resolve_source_files(path: str) -> list[str]:
     return [f"{prefix}{m}" if prefix and not m.startswith(prefix) else m for m in matches]
 
 
-def fingerprint_files(uris: list[str]) -> str:
-    """sha256 over each file's name and bytes: changes when any source file changes."""
+def fingerprint_files(uris: list[str], timeout: float = READ_TIMEOUT_SECONDS) -> str:
+    """sha256 over each file's name and bytes: changes when any source file changes.
+
+    Each file is read as `read_source_file` reads it: a stalled one fails after ``timeout``
+    seconds with `SourceTimeoutError`.
+    """
     digest = hashlib.sha256()
     for uri in uris:
         digest.update(uri.rsplit("/", 1)[-1].encode())
-        digest.update(storage.sha256_of(uri).encode())
+        content = hashlib.sha256()
+        for chunk in timed_reads.chunks(uri, timeout):
+            content.update(chunk)
+        digest.update(content.hexdigest().encode())
     return digest.hexdigest()
 
 
@@ -104,18 +122,18 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def read_source_file(uri: str) -> pd.DataFrame:
+def read_source_file(uri: str, timeout: float = READ_TIMEOUT_SECONDS) -> pd.DataFrame:
     """Read one CSV or Parquet file as text, adding the file name and line of each row.
 
     Raises:
         SourceError: the file is not UTF-8, not well-formed CSV, or not readable Parquet;
             the message names the file (and the line where known).
+        SourceTimeoutError: opening it or reading a chunk took over ``timeout`` seconds.
     """
-    fs, path = storage.filesystem(uri)
+    _, path = storage.filesystem(uri)
     name = uri.rsplit("/", 1)[-1]
     try:
-        with fs.open(path, "rb") as handle:
-            data = handle.read()
+        data = timed_reads.read_bytes(uri, timeout)
     except OSError as exc:
         raise SourceError(f"{uri} cannot be read: {exc}") from exc
     if path.lower().endswith((".parquet", ".pq")):
@@ -156,15 +174,16 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
 
 def snapshot_source(source: SourceSpec, pipeline_root: str) -> SnapshotRef:
     """Write the source to ``{pipeline_root}/raw/{fingerprint}/`` unless that snapshot exists."""
-    uris = resolve_source_files(source.path)
-    fingerprint = fingerprint_files(uris)
+    timeout = source.read_timeout_seconds
+    uris = resolve_source_files(source.path, timeout)
+    fingerprint = fingerprint_files(uris, timeout)
     snapshot_dir = storage.join(pipeline_root, "raw", f"{fingerprint[:16]}-{SNAPSHOT_FORMAT}")
     manifest_uri = storage.join(snapshot_dir, "manifest.json")
     if storage.exists(manifest_uri):
         manifest = storage.read_json(manifest_uri)
         logger.info("Source unchanged: reusing raw snapshot %s", snapshot_dir)
         return SnapshotRef(**manifest["ref"])
-    frame = pd.concat([read_source_file(u) for u in uris], ignore_index=True)
+    frame = pd.concat([read_source_file(u, timeout) for u in uris], ignore_index=True)
     # pandas fills a column that some files lack with NaN: keep it as a missing (null) text.
     frame = frame.astype({c: "str" for c in frame.columns if c != SOURCE_LINE})
     data_uri = storage.join(snapshot_dir, "data.parquet")
@@ -184,8 +203,8 @@ def read_sample(source: SourceSpec, max_rows: int = 10_000) -> tuple[pd.DataFram
     if max_rows < 1:
         raise ValueError(f"`max_rows` must be a positive integer. Received: max_rows={max_rows}")
     frames, read = [], []
-    for uri in resolve_source_files(source.path):
-        frames.append(read_source_file(uri))
+    for uri in resolve_source_files(source.path, source.read_timeout_seconds):
+        frames.append(read_source_file(uri, source.read_timeout_seconds))
         read.append(uri)
         if sum(len(f) for f in frames) >= max_rows:
             break

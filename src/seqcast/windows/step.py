@@ -55,7 +55,7 @@ def window_settings(config: PipelineConfig) -> dict[str, Any]:
     """
     return {
         "task": config.task,
-        "source": config.source.model_dump(),
+        "source": config.source.data_settings(),
         "window": config.window.model_dump(),
         "split": config.split.model_dump(mode="json"),
         "normalize": config.normalize,
