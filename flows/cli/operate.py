@@ -139,12 +139,20 @@ def backfill(
     """Create one run per date from --from to --to, each with that date as its logical date.
 
     A date whose outputs were already published is skipped by its run unless --force.
-    The runs wait for a worker (or `seqcast serve`) like any other.
+    A date whose earlier backfill run has not finished keeps that run (no second one
+    beside it, --force or not). The runs wait for a worker (or `seqcast serve`) like any
+    other.
     """
     from flows.cli import scheduling, server_setup
 
     cfg = config_or_exit(config, set_) if config is not None else None
     days = run_or_exit(lambda: scheduling.logical_dates(start.date(), end.date()))
     run_or_exit(server_setup.api_url)
-    for day, flow_run_id in run_or_exit(lambda: scheduling.backfill(deployment, days, cfg, force)):
-        typer.echo(f"{day}: flow run {flow_run_id}")
+    for run in run_or_exit(lambda: scheduling.backfill(deployment, days, cfg, force)):
+        if run.requested_before:
+            typer.echo(
+                f"{run.day}: flow run {run.flow_run_id} (requested before, {run.state}: "
+                "not started again)"
+            )
+        else:
+            typer.echo(f"{run.day}: flow run {run.flow_run_id}")
