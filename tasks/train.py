@@ -59,8 +59,8 @@ def claimed(directory: str) -> Iterator[str]:
     directory of its own run instead (no resume) rather than both writing one checkpoint.
 
     The kernel drops the lock when its holder dies, so a killed run's checkpoint is free
-    for the next run at once. The lock file is removed once training has finished (Keras
-    removes the checkpoint itself then).
+    for the next run at once. The lock file is removed once training has finished (the
+    checkpoints remove themselves then).
     """
     Path(directory).parent.mkdir(parents=True, exist_ok=True)
     lock_path = f"{directory}.lock"

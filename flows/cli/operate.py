@@ -34,10 +34,25 @@ NotifyBlock = Annotated[
 AutomationsFile = Annotated[
     Path, typer.Option("--automations", help="Automations to apply (YAML).")
 ]
+ZombieAfter = Annotated[
+    int | None,
+    typer.Option(
+        "--zombie-after",
+        envvar="SEQCAST_ZOMBIE_AFTER",
+        min=60,
+        help="Mark a run Crashed when no heartbeat came for this many seconds (default: "
+        "the automations file's, 300). At least two of the workers' heartbeat intervals "
+        "(PREFECT_FLOWS_HEARTBEAT_FREQUENCY, 30 s or more), or healthy runs are marked too.",
+        show_default=False,
+    ),
+]
 
 
 def _apply_alerts(
-    automations: Path, notify_url: str | None, notify_block: str | None
+    automations: Path,
+    notify_url: str | None,
+    notify_block: str | None,
+    zombie_after: int | None,
 ) -> list[tuple[str, Any]]:
     from flows.cli import server_setup
 
@@ -48,8 +63,9 @@ def _apply_alerts(
             fg=typer.colors.YELLOW,
             err=True,
         )
-    definitions = server_setup.load_automations(automations, block_id)
+    definitions = server_setup.load_automations(automations, block_id, zombie_after)
     with server_setup.client() as client:
+        server_setup.resolve_deployments(client, definitions)
         return server_setup.apply_automations(client, definitions)
 
 
@@ -64,6 +80,7 @@ def deploy(
     automations: AutomationsFile = Path("deploy/automations.yaml"),
     notify_url: NotifyUrl = None,
     notify_block: NotifyBlock = None,
+    zombie_after: ZombieAfter = None,
 ) -> None:
     """Set up a Prefect server for seqcast: work pool, training limit, deployments, alerts.
 
@@ -79,7 +96,7 @@ def deploy(
             server_setup.ensure_training_limit(client, training_limit)
             typer.echo(f"task concurrency limit seqcast-train = {training_limit}")
         server_setup.deploy_all(prefect_file)
-        return _apply_alerts(automations, notify_url, notify_block)
+        return _apply_alerts(automations, notify_url, notify_block, zombie_after)
 
     for name, automation_id in run_or_exit(setup):
         typer.echo(f"automation {name}: {automation_id}")
@@ -90,10 +107,15 @@ def alerts(
     automations: AutomationsFile = Path("deploy/automations.yaml"),
     notify_url: NotifyUrl = None,
     notify_block: NotifyBlock = None,
+    zombie_after: ZombieAfter = None,
 ) -> None:
-    """Create (or replace) the alerting automations on the Prefect server."""
+    """Create (or replace) the alerting automations on the Prefect server.
+
+    Run it after `seqcast deploy` (the zombie-run automation names the deployments by id),
+    and again after deleting and re-creating a deployment.
+    """
     for name, automation_id in run_or_exit(
-        lambda: _apply_alerts(automations, notify_url, notify_block)
+        lambda: _apply_alerts(automations, notify_url, notify_block, zombie_after)
     ):
         typer.echo(f"automation {name}: {automation_id}")
 
@@ -139,12 +161,20 @@ def backfill(
     """Create one run per date from --from to --to, each with that date as its logical date.
 
     A date whose outputs were already published is skipped by its run unless --force.
-    The runs wait for a worker (or `seqcast serve`) like any other.
+    A date whose earlier backfill run has not finished keeps that run (no second one
+    beside it, --force or not). The runs wait for a worker (or `seqcast serve`) like any
+    other.
     """
     from flows.cli import scheduling, server_setup
 
     cfg = config_or_exit(config, set_) if config is not None else None
     days = run_or_exit(lambda: scheduling.logical_dates(start.date(), end.date()))
     run_or_exit(server_setup.api_url)
-    for day, flow_run_id in run_or_exit(lambda: scheduling.backfill(deployment, days, cfg, force)):
-        typer.echo(f"{day}: flow run {flow_run_id}")
+    for run in run_or_exit(lambda: scheduling.backfill(deployment, days, cfg, force)):
+        if run.requested_before:
+            typer.echo(
+                f"{run.day}: flow run {run.flow_run_id} (requested before, {run.state}: "
+                "not started again)"
+            )
+        else:
+            typer.echo(f"{run.day}: flow run {run.flow_run_id}")

@@ -23,6 +23,10 @@ from seqcast.errors import ConfigError
 from tasks.common import TRAINING_TAG, sync_result
 
 ALERT_BLOCK_NAME = "seqcast-alerts"
+# In automations.yaml, a related resource id written `deployment:FLOW/NAME` stands for
+# that deployment's id on the server, which only exists once it is deployed.
+DEPLOYMENT_REFERENCE = "deployment:"
+HEARTBEAT = "prefect.flow-run.heartbeat"
 
 
 def api_url() -> str:
@@ -102,11 +106,15 @@ def notification_block_id(notify_url: str | None, notify_block: str | None) -> U
     return None
 
 
-def load_automations(path: Path, block_id: UUID | None) -> list[dict[str, Any]]:
-    """The automations of ``path``, with ``block_id`` in every notification action.
+def load_automations(
+    path: Path, block_id: UUID | None, zombie_after: int | None = None
+) -> list[dict[str, Any]]:
+    """The automations of ``path``, with ``block_id`` in every notification action and
+    ``zombie_after`` (seconds) as the window of every trigger that waits for heartbeats.
 
     Without a block the notification automations are left out (they could not send
-    anything); the others are kept.
+    anything); the others are kept. Deployment references (``deployment:FLOW/NAME``) are
+    left for `resolve_deployments`, which needs the server.
     """
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -119,8 +127,44 @@ def load_automations(path: Path, block_id: UUID | None) -> list[dict[str, Any]]:
             continue
         for action in notifying:
             action["block_document_id"] = str(block_id)
+        if zombie_after is not None and HEARTBEAT in automation["trigger"].get("after", []):
+            automation["trigger"]["within"] = zombie_after
         automations.append(automation)
     return automations
+
+
+def resolve_deployments(client: SyncPrefectClient, automations: list[dict[str, Any]]) -> None:
+    """Replace each ``deployment:FLOW/NAME`` in the triggers' ``match_related`` resource
+    ids with that deployment's id on the server (``prefect.deployment.<uuid>``).
+
+    Why ids: Prefect's ``prefect.flow-run.heartbeat`` event names its deployment by id
+    alone, so a trigger matching the deployment's name never sees a heartbeat.
+    """
+    ids: dict[str, str] = {}
+
+    def resolve(value: str) -> str:
+        if not value.startswith(DEPLOYMENT_REFERENCE):
+            return value
+        name = value.removeprefix(DEPLOYMENT_REFERENCE)
+        if name not in ids:
+            try:
+                ids[name] = f"prefect.deployment.{client.read_deployment_by_name(name).id}"
+            except ObjectNotFound:
+                raise ConfigError(
+                    f"the automations name deployment {name!r}, which is not on the server "
+                    f"at {client.api_url}: run `seqcast deploy` (it creates the deployments, "
+                    "then the automations)"
+                ) from None
+        return ids[name]
+
+    for automation in automations:
+        related = automation["trigger"].get("match_related") or {}
+        for spec in related if isinstance(related, list) else [related]:
+            value = spec.get("prefect.resource.id")
+            if isinstance(value, str):
+                spec["prefect.resource.id"] = resolve(value)
+            elif isinstance(value, list):
+                spec["prefect.resource.id"] = [resolve(v) for v in value]
 
 
 def apply_automations(

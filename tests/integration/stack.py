@@ -25,6 +25,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+# Prefect's shortest heartbeat interval, so a dead run is noticed within a minute or two
+# (the zombie automation's window, ZOMBIE_AFTER in the test, must span a few of them).
+HEARTBEAT = 30
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -81,6 +84,18 @@ class Process:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
         self.popen.wait(timeout=grace)
+
+    def kill(self) -> list[int]:
+        """SIGKILL this process, then every descendant it had (a worker's flow runs), as a
+        lost machine would; return the descendants' pids. The process goes first so that
+        a worker cannot see its flow run die and report the crash itself."""
+        children = descendants(self.popen.pid)
+        self.popen.kill()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.popen.wait(timeout=30)
+        return children
 
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -161,8 +176,11 @@ class Stack:
         raise TimeoutError(f"prefect server not healthy after {timeout}s:\n{server.tail()}")
 
     def start_worker(self, pool: str) -> Process:
+        """A process worker; its flow runs send a heartbeat every ``HEARTBEAT`` seconds."""
         return self.spawn(
-            "worker", [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]
+            "worker",
+            [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"],
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT),
         )
 
     def stop(self) -> None:
@@ -225,6 +243,18 @@ class Stack:
         with self.client() as client:
             found = client.post("/artifacts/filter", json=body).raise_for_status().json()
         return {a["key"]: a for a in found if a["key"]}
+
+    def heartbeats(self, flow_run_id: str) -> int:
+        """How many heartbeat events of the flow run the server has stored so far."""
+        body = {
+            "filter": {
+                "event": {"name": ["prefect.flow-run.heartbeat"]},
+                "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+            }
+        }
+        with self.client() as client:
+            page = client.post("/events/filter", json=body).raise_for_status().json()
+        return int(page["total"])
 
     def flow_run_logs(self, flow_run_id: str) -> str:
         body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "sort": "TIMESTAMP_ASC"}

@@ -3,8 +3,10 @@
 One scenario per database: start `prefect server start` on a free loopback port, create
 the work pool and deployments from `deploy/prefect.yaml`, start a process worker, trigger
 the runs with the CLI and read everything back through the REST API: task runs,
-artifacts, the predictions file, the registry after two racing retrains, and the alert a
-failed run sends. Small data and a tiny model keep each leg near a minute and a half.
+artifacts, the predictions file, the registry after two racing retrains, the alert a
+failed run sends, and (SQLite) a run whose worker and process were SIGKILLed marked
+Crashed by the zombie automation and alerted. Small data and a tiny model keep each leg
+near a minute and a half.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pandas as pd
 import pytest
 import yaml
 from postgres import start_postgres, unavailable
-from stack import BIN, REPO, Stack, free_port
+from stack import BIN, HEARTBEAT, REPO, TERMINAL, Stack, free_port
 
 from seqcast.data.sample import load_series, write_csv_per_series
 from seqcast.serving import registry
@@ -42,6 +44,10 @@ TRAINING_STEPS = [
 ]
 PREDICTION_STEPS = ["ingest", "validate", "predict"]
 REQUIRE_POSTGRES = os.environ.get("SEQCAST_REQUIRE_POSTGRES") == "1"
+# The zombie automation's window: three of the stack's heartbeats (stack.HEARTBEAT, 30 s),
+# so a healthy run on a loaded machine is not taken for dead, and a dead one is marked
+# within about a minute and a half instead of the production five minutes.
+ZOMBIE_AFTER = 3 * HEARTBEAT
 
 
 class Webhook:
@@ -61,12 +67,24 @@ class Webhook:
                 pass
 
         self.received = received
+        self.seen: list[dict[str, Any]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def next(self, timeout: float) -> dict[str, Any]:
-        return self.received.get(timeout=timeout)
+    def alert_for(self, flow_run_id: str, timeout: float) -> dict[str, Any]:
+        """The first alert about ``flow_run_id`` (alerts of several runs come in any order)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for alert in self.seen:
+                if flow_run_id in alert.get("body", ""):
+                    return alert
+            try:
+                self.seen.append(self.received.get(timeout=max(deadline - time.monotonic(), 0)))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no alert about flow run {flow_run_id} after {timeout}s; got {self.seen}"
+                ) from None
 
     def close(self) -> None:
         self.server.shutdown()
@@ -135,13 +153,14 @@ def webhook() -> Iterator[Webhook]:
 
 def deploy(stack: Stack, webhook: Webhook) -> None:
     """SQLite: the README's prefect commands one by one. PostgreSQL: `seqcast deploy`."""
+    zombie_after = ["--zombie-after", str(ZOMBIE_AFTER)]
     if stack.auth is None:
         stack.cli("work-pool", "create", "seqcast", "--type", "process")
         stack.cli("concurrency-limit", "create", "seqcast-train", "1")
         stack.cli("deploy", "--prefect-file", "deploy/prefect.yaml", "--all")
-        stack.cli("alerts", "--notify-url", webhook.url, program="seqcast")
+        stack.cli("alerts", "--notify-url", webhook.url, *zombie_after, program="seqcast")
     else:
-        stack.cli("deploy", "--notify-url", webhook.url, program="seqcast")
+        stack.cli("deploy", "--notify-url", webhook.url, *zombie_after, program="seqcast")
 
 
 def check_server_objects(stack: Stack) -> None:
@@ -160,6 +179,12 @@ def check_server_objects(stack: Stack) -> None:
     assert retrain["parameters"]["config"]["name"] == "sample-load"
     assert limit["concurrency_limit"] == 1
     assert {a["name"] for a in automations} == {"seqcast-run-failed", "seqcast-zombie-runs"}
+    # Heartbeats name their deployment by id only: the zombie automation must match ids.
+    (zombie,) = [a["trigger"] for a in automations if a["name"] == "seqcast-zombie-runs"]
+    assert zombie["match_related"]["prefect.resource.id"] == [
+        f"prefect.deployment.{retrain['id']}", f"prefect.deployment.{predict.json()['id']}"
+    ]  # fmt: skip
+    assert zombie["within"] == ZOMBIE_AFTER
     # The UI asks this endpoint where the API is: it must be this port, not 4200.
     assert ui.json()["api_url"] == stack.api_url
 
@@ -276,9 +301,12 @@ def backfill(stack: Stack, root: Path, *args: str) -> dict[str, str]:
         "backfill", "--deployment", "batch-predict/batch-predict", "--config", str(config_file),
         *args, program="seqcast",
     )  # fmt: skip
-    created = dict(
-        line.split(": flow run ") for line in output.splitlines() if ": flow run " in line
-    )
+    created = {
+        day: rest.split()[0]  # "ID" or "ID (requested before, ...)"
+        for day, rest in (
+            line.split(": flow run ") for line in output.splitlines() if ": flow run " in line
+        )
+    }
     runs = {day: stack.wait_for(flow_run_id) for day, flow_run_id in created.items()}
     assert {day: run["state"]["type"] for day, run in runs.items()} == dict.fromkeys(
         created, "COMPLETED"
@@ -313,9 +341,46 @@ def check_failure_alert(stack: Stack, flow_run_id: str, webhook: Webhook) -> Non
     run = stack.wait_for(flow_run_id)
     assert run["state"]["type"] == "FAILED"
     assert "no champion model" in stack.flow_run_logs(run["id"])
-    alert = webhook.next(timeout=60)
+    alert = webhook.alert_for(run["id"], timeout=60)
     assert "batch-predict" in alert["subject"] and "Failed" in alert["subject"], alert
-    assert run["id"] in alert["body"], alert
+
+
+def start_zombie(stack: Stack, root: Path) -> str:
+    """A batch-predict run whose worker and flow process die while it runs, as with a lost
+    machine: once the server has its first heartbeat, SIGKILL the worker and the run's
+    process, then start a new worker for the rest of the test. Return the run's id.
+
+    The run reads a FIFO nobody writes to, so it is still running when killed (forced:
+    today's predictions of this pipeline are already published)."""
+    fifo = root / "stuck" / "load.csv"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    config = pipeline_config(root, "nightly")
+    config["source"]["path"] = str(fifo)
+    flow_run_id = stack.run_deployment(
+        "batch-predict/batch-predict", {"config": config, "force": True}
+    )
+    deadline = time.monotonic() + 180
+    while stack.heartbeats(flow_run_id) == 0:
+        with stack.client() as api:
+            state = api.get(f"/flow_runs/{flow_run_id}").raise_for_status().json()["state"]
+        assert state is None or state["type"] not in TERMINAL, state
+        assert time.monotonic() < deadline, f"no heartbeat from flow run {flow_run_id} in 180 s"
+        time.sleep(1)
+    (worker,) = [p for p in stack.processes if p.name == "worker" and p.popen.poll() is None]
+    assert worker.kill(), "the worker had no flow run process to kill"
+    stack.start_worker("seqcast")
+    return flow_run_id
+
+
+def check_zombie_crashed(stack: Stack, flow_run_id: str, webhook: Webhook) -> None:
+    """Nothing is left to report the killed run's end: the zombie automation marks it
+    Crashed once its heartbeats stop, and that sends the failure alert."""
+    run = stack.wait_for(flow_run_id, timeout=ZOMBIE_AFTER + 240)
+    assert run["state"]["type"] == "CRASHED", run["state"]
+    assert "seqcast-zombie-runs" in run["state"]["message"], run["state"]
+    alert = webhook.alert_for(flow_run_id, timeout=60)
+    assert "batch-predict" in alert["subject"] and "Crashed" in alert["subject"], alert
 
 
 def test_deployments_on_a_real_server(stack: Stack, webhook: Webhook, tmp_path: Path) -> None:
@@ -338,15 +403,24 @@ def test_deployments_on_a_real_server(stack: Stack, webhook: Webhook, tmp_path: 
 
     train_then_predict(stack, tmp_path)
     lap("train then predict")
+    # Like the backfill below, one leg is enough for the zombie run (the other leg checks
+    # that `seqcast deploy` made the automation match ids). Killed first, it is marked
+    # Crashed while the rest runs (the window is a minute and a half).
+    sqlite = stack.database_url.startswith("sqlite")
+    zombie = start_zombie(stack, tmp_path) if sqlite else None
+    lap("zombie killed")
     # Independent of each other: run them side by side, then check each.
     race = launch_racing_retrains(stack, tmp_path)
     untrained = {"config": pipeline_config(tmp_path, "untrained")}
     failing = stack.run_deployment("batch-predict/batch-predict", untrained)
-    if stack.database_url.startswith("sqlite"):
+    if sqlite:
         # Idempotency lives in the data root, not in Prefect's database: one leg is
         # enough, and it keeps the test within its time budget.
         backfill_is_idempotent(stack, tmp_path)
     check_racing_retrains(stack, tmp_path, race)
     check_failure_alert(stack, failing, webhook)
     lap("race, backfill, alert")
+    if zombie is not None:
+        check_zombie_crashed(stack, zombie, webhook)
+        lap("zombie crashed")
     print(f"\n{stack.database_url.split(':')[0]}: {timings}")
