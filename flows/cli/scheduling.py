@@ -94,7 +94,7 @@ def backfill(
                 deployment,
                 parameters=parameters,
                 scheduled_time=datetime.combine(day, time(0, 0), tzinfo=UTC),
-                flow_run_name=f"{deployment.split('/')[-1]}-{day.isoformat()}",
+                flow_run_name=f"{deployment.split('/')[-1]}-{day.isoformat()}-backfill",
                 tags=["backfill"],
                 timeout=0,
                 as_subflow=False,
