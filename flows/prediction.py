@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.names import run_name
 from flows.runners import run_sharded
 from flows.sharded import predict_shards
 from seqcast.config import PipelineConfig
@@ -14,7 +15,7 @@ from tasks.ingest import ingest
 from tasks.validate import validate
 
 
-@flow(name="batch-predict", flow_run_name="predict-{config.name}", validate_parameters=True)
+@flow(name="batch-predict", flow_run_name=run_name("predict"), validate_parameters=True)
 def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef:
     """Forecast every series from its latest window with the champion; write Parquet.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.names import run_name
 from flows.runners import run_sharded
 from flows.search import train_or_search
 from flows.sharded import backtest_folds, window_shards
@@ -20,7 +21,7 @@ from tasks.register import register
 from tasks.validate import validate
 
 
-@flow(name="training", flow_run_name="train-{config.name}", validate_parameters=True)
+@flow(name="training", flow_run_name=run_name("train"), validate_parameters=True)
 def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOutcome:
     """Train an LSTM/GRU and fit ETS; promote whichever beats the champion (always one).
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.names import run_name
 from seqcast.config import PipelineConfig
 from seqcast.records import ValidatedRef
 from tasks.ingest import ingest
 from tasks.validate import validate
 
 
-@flow(name="validate", flow_run_name="validate-{config.name}", validate_parameters=True)
+@flow(name="validate", flow_run_name=run_name("validate"), validate_parameters=True)
 def validate_source(config: PipelineConfig) -> ValidatedRef:
     """Snapshot the source and check it against its data contract; nothing is trained."""
     snapshot = ingest(config)

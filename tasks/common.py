@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Coroutine
 from datetime import UTC, date
 from typing import Any, TypeVar
 
 from prefect import get_run_logger
+from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
 from pydantic import ValidationError
 
@@ -16,6 +18,25 @@ from seqcast.errors import SeqcastError, permanent_os_error
 from seqcast.io import publications, storage
 
 T = TypeVar("T")
+
+
+def route_library_logs() -> None:
+    """Send the library's INFO lines (epoch losses, snapshot reuse, leftover cleanup) to the
+    run log.
+
+    Prefect gives the loggers of ``PREFECT_LOGGING_EXTRA_LOGGERS`` its API handler but
+    leaves their level unset, so ``seqcast`` inherits the root's WARNING and every INFO line
+    is dropped. A level or handler set by the user's own logging config is kept; where the
+    variable does not name ``seqcast`` (a worker's environment), the handler is added here.
+    """
+    library = logging.getLogger("seqcast")
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.INFO)
+    if not any(isinstance(handler, APILogHandler) for handler in library.handlers):
+        library.addHandler(APILogHandler())
+
+
+route_library_logs()  # every task module imports this one: flows, workers, Dask workers
 
 
 def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:

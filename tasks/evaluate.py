@@ -56,10 +56,15 @@ def load_comparable_champion(
     logger = get_run_logger()
     try:
         champion = registry.load_champion(config.pipeline_root)
-    except RegistryError as exc:
+    except RegistryError:
         if registry.champion_version(config.pipeline_root) is not None:
             raise  # a champion exists but fails its checks: never silently replace it
-        logger.info("No champion yet: the new model is compared with the baselines only (%s)", exc)
+        # Not the registry's message: it tells the user to run `seqcast train`, which is
+        # what is running now.
+        logger.info(
+            "No champion yet under %s: the new model is compared with the baselines only",
+            registry.registry_root(config.pipeline_root),
+        )
         return None, None
     if not comparable(champion.layout, layout):
         logger.warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 
 import pandas as pd
@@ -20,6 +21,21 @@ from seqcast.serving import publication, registry
 from seqcast.serving.prediction import combine_parts, predict_part, remove_stale_staging
 from seqcast.windows.series_source import make_shards, series_row_counts
 from tasks.common import STEP_OPTIONS
+
+_loaded: dict[tuple[str, str, str], registry.LoadedModel] = {}
+_loading = threading.Lock()
+
+
+def run_champion(pipeline_root: str, version: str, flow_run_id: str) -> registry.LoadedModel:
+    """The champion, verified and loaded once per run and process: the run's shards share it
+    and its compiled forward pass (a load per shard made TensorFlow trace it per shard).
+    Only the last run's model is kept."""
+    key = (pipeline_root, version, flow_run_id)
+    with _loading:
+        if key not in _loaded:
+            _loaded.clear()
+            _loaded[key] = registry.load_version(pipeline_root, version)
+        return _loaded[key]
 
 
 @task(name="predict-plan", **STEP_OPTIONS)
@@ -48,7 +64,7 @@ def predict_shard(
     flow_run_id: str,
 ) -> PredictionPartRef:
     """Predict one shard's series from their latest windows; stage them as one Parquet part."""
-    champion = registry.load_version(config.pipeline_root, plan.model_version)
+    champion = run_champion(config.pipeline_root, plan.model_version, flow_run_id)
     out = storage.join(plan.staging_uri, f"part-{shard.number:05d}.parquet")
     return predict_part(validated.uri, shard, champion, out, flow_run_id)
 

@@ -80,7 +80,7 @@ def publish_windows(
     """Checksum the build and publish it: the one commit point of the window step."""
     inputs = build_inputs(config, validated.uri, validated.fingerprint)
     counts = publish_build(config, build, inputs, written)
-    get_run_logger().info("Windows written to %s: %s", build.uri, counts)
+    get_run_logger().info("Windows written to %s: %s", build.uri, window_counts(counts))
     return windows_ref(build)
 
 
@@ -101,3 +101,13 @@ def windows_ref(build: WindowBuildRef) -> WindowsRef:
 def abandon_windows(config: PipelineConfig, build: WindowBuildRef) -> None:
     """Remove the unpublished build of a failed window step."""
     abandon_build(config, build)
+
+
+def window_counts(counts: dict[str, int]) -> str:
+    """``{'train': 3480, 'val': 448}`` as words for the log: ``3,480 train and 448 val
+    windows``."""
+    parts = [f"{n:,} {split}" for split, n in counts.items()]
+    if not parts:
+        return "no windows"
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"{listed} windows"

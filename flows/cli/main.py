@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,13 +19,18 @@ from flows.cli import operate
 from flows.cli.models import models_app
 from flows.cli.support import (
     ConfigOption,
+    JsonOption,
     SetOption,
     config_or_exit,
+    echo_json,
     fail,
     run_flow_or_exit,
     run_or_exit,
     state,
 )
+
+if TYPE_CHECKING:  # the records import pydantic only; at run time they come with the flows
+    from seqcast.records import ModelVersionRef, TrainingOutcome, ValidatedRef
 
 app = typer.Typer(
     help="Train and serve LSTM/GRU sequence models over time-series tables with Prefect.\n\n"
@@ -79,7 +84,7 @@ def format_metrics(
 
 
 @app.command()
-def train(config: ConfigOption, set_: SetOption = None) -> None:
+def train(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = False) -> None:
     """Run the training flow: ingest, validate, window, fit-challengers, train, evaluate,
     register.
 
@@ -95,6 +100,9 @@ def train(config: ConfigOption, set_: SetOption = None) -> None:
     outcome = run_flow_or_exit(lambda: nightly_training(cfg, force=True))
     document = storage.read_json(outcome.evaluation.metrics_uri)
     version = outcome.version
+    if as_json:
+        echo_json(training_result(cfg.name, outcome, document))
+        return
     table = format_metrics(document["scores"], document["primary_metric"], version.winner)
     typer.echo("\n" + table)
     verdict = "promoted to champion" if version.promoted else "kept, NOT promoted"
@@ -109,8 +117,42 @@ def train(config: ConfigOption, set_: SetOption = None) -> None:
     typer.echo(f"champion: {version.champion or 'none'}")
 
 
+def training_result(
+    pipeline: str, outcome: TrainingOutcome, document: dict[str, Any]
+) -> dict[str, Any]:
+    """What `seqcast train --json` prints: each registered version (the network's, and the
+    statistical winner's when one won), whether it was promoted and why, the night's winner,
+    the champion after the run, the test metrics of every predictor and where the outputs
+    are."""
+
+    def registered(ref: ModelVersionRef) -> dict[str, Any]:
+        return {
+            "version": ref.version,
+            "kind": ref.kind,
+            "promoted": ref.promoted,
+            "reason": ref.reason,
+            "uri": ref.uri,
+        }
+
+    version, evaluation = outcome.version, outcome.evaluation
+    versions = [registered(version)]
+    if version.statistical is not None:
+        versions.append(registered(version.statistical))
+    return {
+        "pipeline": pipeline,
+        "versions": versions,
+        "winner": version.winner,
+        "champion": version.champion,
+        "primary_metric": document["primary_metric"],
+        "metrics": document["scores"],
+        "metrics_uri": evaluation.metrics_uri,
+        "test_forecasts_uri": evaluation.forecasts_uri,
+        "backtest_uri": outcome.backtest.summary_uri if outcome.backtest is not None else None,
+    }
+
+
 @app.command()
-def predict(config: ConfigOption, set_: SetOption = None) -> None:
+def predict(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = False) -> None:
     """Run the batch prediction flow with the champion model and write Parquet.
 
     An ad-hoc run: it replaces any predictions published for today.
@@ -123,23 +165,60 @@ def predict(config: ConfigOption, set_: SetOption = None) -> None:
     run_or_exit(lambda: registry.required_champion_version(cfg.pipeline_root))
 
     result = run_flow_or_exit(lambda: batch_predict(cfg, force=True))
+    if as_json:
+        echo_json(
+            {
+                "pipeline": cfg.name,
+                "model_version": result.model_version,
+                "rows": result.rows,
+                "predictions_uri": result.uri,
+            }
+        )
+        return
     typer.echo(f"\n{result.rows} prediction rows from model {result.model_version}")
     typer.echo(f"predictions: {result.uri}")
 
 
 @app.command()
-def validate(config: ConfigOption, set_: SetOption = None) -> None:
+def validate(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = False) -> None:
     """Run ingest and validate only and print the contract summary.
 
     Exit code 0 when the data passes (warnings and quarantined rows included), 1 when it
-    fails its contract; the message names the file, column, rule and rows.
+    fails its contract; the message names the file, column, rule and rows. With --json a
+    failed contract prints ``{"outcome": "fail", "error": ...}`` as well.
     """
     cfg = config_or_exit(config, set_)
     from flows.validation import validate_source
+    from seqcast.errors import DataContractError
     from seqcast.io import storage
 
-    result = run_flow_or_exit(lambda: validate_source(cfg))
+    def checked() -> ValidatedRef:
+        try:
+            return validate_source(cfg)
+        except DataContractError as exc:
+            if as_json:
+                echo_json({"pipeline": cfg.name, "outcome": "fail", "error": str(exc)})
+            raise
+
+    result = run_flow_or_exit(checked)
     report = storage.read_json(result.report_uri)
+    if as_json:
+        echo_json(
+            {
+                "pipeline": cfg.name,
+                "outcome": result.outcome,
+                "contract": report.get("contract"),
+                "rows": result.rows,
+                "series": result.series,
+                "quarantined": result.quarantined,
+                "warnings": result.warnings,
+                "validated_uri": result.uri,
+                "report_uri": result.report_uri,
+                "quarantine_uri": report.get("quarantine_uri"),
+                "rules": report.get("results", []),
+            }
+        )
+        return
     typer.echo("\n" + storage.read_bytes(report["summary_uri"]).decode("utf-8"))
     typer.echo(f"report: {result.report_uri}")
 

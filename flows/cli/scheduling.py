@@ -158,7 +158,7 @@ def _request_day(
                 deployment_id,
                 parameters=parameters,
                 state=Scheduled(scheduled_time=datetime.combine(day, time(0, 0), tzinfo=UTC)),
-                name=f"{name}-{day.isoformat()}",
+                name=f"{name}-{day.isoformat()}-backfill",
                 tags=["backfill"],
                 idempotency_key=key,
             )

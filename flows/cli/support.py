@@ -8,7 +8,9 @@ chatter are off.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -23,6 +25,9 @@ PREFECT_DEFAULTS = {
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "TQDM_DISABLE": "1",
+    # Prefect's telemetry is off (the server setting above); this is its client-side
+    # switch, without which Prefect prints a notice telling the user to set it.
+    "DO_NOT_TRACK": "1",
     # Prefect gives its ephemeral server 20 s to start; a busy 2-core machine needs more.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
 }
@@ -67,8 +72,31 @@ class _BriefKnownErrors(logging.Formatter):
         return self.inner.format(record)
 
 
+RUN_FAILURE_LINES = (
+    "Finished in state Failed",
+    "Encountered exception during execution",
+    "Task run failed with",
+)
+"""How Prefect's engine reports a failed task or flow run, once per task, subflow and flow:
+the same cause three to six times before the CLI's own ``error:`` line."""
+
+
+class _OneErrorLine(logging.Filter):
+    """Console filter that drops the engine's reports of a failed run: the CLI prints the
+    cause once (``error: ...``) and the run log on the Prefect API keeps every report with
+    its traceback. A retry announced (``- Retry 1/2 will start ...``) is kept: the run goes
+    on. ``--debug`` keeps everything."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
+            return True
+        message = str(record.msg)
+        return " - Retry " in message or not message.startswith(RUN_FAILURE_LINES)
+
+
 def _quiet_known_tracebacks() -> None:
-    """Wrap the formatter of Prefect's console handlers (Prefect must be imported first)."""
+    """Wrap the formatter of Prefect's console handlers and filter out the repeated failure
+    reports (Prefect must be imported first)."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     loggers = [
@@ -76,12 +104,12 @@ def _quiet_known_tracebacks() -> None:
         *(logging.getLogger(n) for n in logging.root.manager.loggerDict),
     ]
     for handler in {h for lg in loggers for h in getattr(lg, "handlers", [])}:
-        if (
-            isinstance(handler, PrefectConsoleHandler)
-            and handler.formatter is not None
-            and not isinstance(handler.formatter, _BriefKnownErrors)
-        ):
+        if not isinstance(handler, PrefectConsoleHandler):
+            continue
+        if handler.formatter is not None and not isinstance(handler.formatter, _BriefKnownErrors):
             handler.setFormatter(_BriefKnownErrors(handler.formatter))
+        if not any(isinstance(f, _OneErrorLine) for f in handler.filters):
+            handler.addFilter(_OneErrorLine())
 
 
 def fail(message: str) -> None:
@@ -117,6 +145,31 @@ def run_flow_or_exit(action: Any) -> Any:
         return action()
 
     return run_or_exit(started_then_run)
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print the result as JSON on stdout (the run's log stays on stderr).",
+    ),
+]
+
+
+def finite(value: Any) -> Any:
+    """``value`` with NaN and infinite floats as None (an undefined metric, e.g. MASE of a
+    constant series), so the output is strict JSON every parser reads."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def echo_json(data: Any) -> None:
+    typer.echo(json.dumps(finite(data), indent=2, allow_nan=False))
 
 
 def config_or_exit(path: Path, overrides: list[str] | None) -> PipelineConfig:

@@ -85,7 +85,7 @@ def test_backfill_runs_are_scheduled_at_their_days_midnight() -> None:
         flow_run = client.read_flow_run(UUID(run.flow_run_id))
     assert flow_run.expected_start_time == datetime(2026, 1, 1, tzinfo=UTC)
     assert (flow_run.name, flow_run.tags, flow_run.parameters) == (
-        "nightly-2026-01-01", ["backfill"], {"force": True}
+        "nightly-2026-01-01-backfill", ["backfill"], {"force": True}
     )  # fmt: skip
 
 

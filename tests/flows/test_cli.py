@@ -113,6 +113,53 @@ def test_errors_are_short_and_exit_one(tmp_path: Path) -> None:
     result = invoke("train", "--config", str(missing))
     assert result.returncode == 1 and "matches no files" in result.output
     assert "Traceback" not in result.output
+    # Issue 14 #6: once, not four times (task failed, flow exception, flow failed, error:);
+    # the run log on the API keeps the engine's reports.
+    assert result.output.count("matches no files") == 1, result.output
+    assert result.stderr.startswith("error: ") or "\nerror: source.path" in result.stderr
+
+
+NOISE = ("absl::InitializeLog", "oneDNN", "retracing", "cpu_feature_guard", "DO_NOT_TRACK")
+
+
+def test_json_results_and_a_quiet_console(tiny_load_csv: Path, tmp_path: Path) -> None:
+    # Issue 14 #11: `--json` on train, validate and predict; #7: TensorFlow's start-up lines
+    # and retracing warnings (a model load per prediction shard) stay off the console.
+    config = tmp_path / "tiny.yaml"
+    root = tmp_path / "root"
+    settings = tiny_config(tiny_load_csv, root).model_dump(mode="json")
+    settings["model"].update(epochs=1, units=[4], patience=1)
+    settings["window"]["normalize"] = "series"
+    settings["runner"]["series_per_shard"] = 1  # three shards, one model load
+    config.write_text(yaml.safe_dump(settings))
+
+    trained = invoke("train", "--config", str(config), "--json")
+    assert trained.returncode == 0, trained.output
+    result = json.loads(trained.stdout)
+    assert result["pipeline"] == "tiny" and result["primary_metric"] == "mae"
+    network = result["versions"][0]
+    assert network["kind"] == "network" and isinstance(network["promoted"], bool)
+    assert network["reason"] and Path(network["uri"]).is_dir()
+    assert result["champion"] in {v["version"] for v in result["versions"]}
+    assert set(result["metrics"]) >= {"model", "last_value"}
+    assert Path(result["metrics_uri"]).is_file()
+    assert "epoch 1/1" in trained.stderr  # the library's INFO lines are shown as well
+
+    validated = invoke("validate", "--config", str(config), "--json")
+    assert validated.returncode == 0, validated.output
+    report = json.loads(validated.stdout)
+    assert report["outcome"] == "pass" and report["series"] == 3 and report["quarantined"] == 0
+    assert Path(report["report_uri"]).is_file() and report["rules"]
+
+    predicted = invoke("predict", "--config", str(config), "--json")
+    assert predicted.returncode == 0, predicted.output
+    out = json.loads(predicted.stdout)
+    assert out["model_version"] == result["champion"] and out["rows"] == 3 * 6
+    assert len(pd.read_parquet(out["predictions_uri"])) == out["rows"]
+
+    for done in (trained, validated, predicted):
+        assert not [line for line in done.stderr.splitlines() if any(n in line for n in NOISE)]
+    assert "seqcast train` first" not in trained.stderr
 
 
 @pytest.mark.slow

@@ -11,7 +11,10 @@ ran or where.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -161,6 +164,74 @@ def ets_forecasts(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarra
     return np.concatenate(blocks), pd.DataFrame(index)
 
 
+PREDICT_BATCH = 1024
+"""Rows per forward pass of a network."""
+
+_compiling = threading.Lock()
+
+
+class _Forward:
+    """``model(inputs, training=False)`` with the inputs in the order of ``model.inputs``.
+
+    An object, not a closure: TensorFlow counts traces per function *code*, so the closures
+    of several loaded models (shards on a Dask worker, runs in one process) would add up to
+    its retracing warning; an object is counted on its own.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.names = [tensor.name for tensor in model.inputs]
+        self.named = isinstance(model.input, dict)
+
+    def __call__(self, *inputs: Any) -> Any:
+        structured = dict(zip(self.names, inputs, strict=True)) if self.named else inputs[0]
+        return self.model(structured, training=False)
+
+
+def predict_function(champion: LoadedModel) -> Callable[..., Any]:
+    """The network's forward pass as one `tf.function` per loaded model, traced once for any
+    number of rows (the batch dimension is left open), kept on ``champion``. It takes the
+    model's inputs in the order of ``model.inputs``.
+
+    ``keras.Model.predict`` builds a new function for each model it is called on and traces
+    it again for each batch shape, so every prediction shard made TensorFlow warn about
+    "excessive" retracing; shards of one run share one loaded model (`tasks.predict`).
+    """
+    import tensorflow as tf  # where a network predicts: a statistical champion needs none
+
+    model = champion.model
+    if model is None:
+        raise ValueError(f"champion {champion.version} is a {champion.kind!r} model: no network")
+    with _compiling:
+        cached = getattr(champion, "_forward", None)
+        if cached is None:
+            spec = [
+                tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
+                for tensor in model.inputs
+            ]
+            cached = tf.function(_Forward(model), input_signature=spec)
+            object.__setattr__(champion, "_forward", cached)  # frozen: a cache, not state
+    return cast(Callable[..., Any], cached)
+
+
+def network_outputs(champion: LoadedModel, model_input: Any) -> np.ndarray:
+    """``champion.model``'s outputs for ``model_input`` (an array, or a dict of arrays named
+    like the model's inputs), in batches of `PREDICT_BATCH` rows."""
+    forward = predict_function(champion)
+    model = champion.model
+    assert model is not None  # predict_function raised otherwise
+    arrays = [
+        np.asarray(model_input[t.name] if isinstance(model_input, dict) else model_input, t.dtype)
+        for t in model.inputs
+    ]
+    rows = len(arrays[0])
+    batches = [
+        np.asarray(forward(*(a[start : start + PREDICT_BATCH] for a in arrays)))
+        for start in range(0, rows, PREDICT_BATCH)
+    ]
+    return np.concatenate(batches)
+
+
 def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
     """Predictions for every series of a validated frame, in original units.
 
@@ -175,7 +246,7 @@ def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
     inputs, index = latest_windows(frame, champion)
     covariates = covariate_inputs(frame, index, champion)
     model_input = {"window": inputs, **covariates} if covariates else inputs
-    outputs = champion.model.predict(model_input, verbose=0, batch_size=1024)
+    outputs = network_outputs(champion, model_input)
     origin_ns = pd.DatetimeIndex(index["origin"]).as_unit("ns").asi8
     unit = pd.DatetimeIndex(index["origin"]).unit
     if layout.task == "classify":
