@@ -8,6 +8,7 @@ in `operate.py`.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -179,8 +180,11 @@ def contract_init(
 
     path, n_rows, n_files = run_or_exit(draft)
     typer.echo(f"contract drafted from {n_rows} rows of {n_files} file(s): {path}")
-    if cfg.contract != str(target):
-        typer.echo(f"name it in the config to use it:  contract: {target}")
+    written = os.path.abspath(target)
+    if cfg.contract != written:  # the config's contract is absolute once loaded
+        # The config reads a relative path from its own folder: say it that way.
+        relative = os.path.relpath(written, os.path.dirname(os.path.abspath(config)))
+        typer.echo(f"name it in the config to use it:  contract: {relative}")
 
 
 @app.command()

@@ -28,7 +28,6 @@ PREFECT_DEFAULTS = {
 }
 for _key, _value in PREFECT_DEFAULTS.items():
     os.environ.setdefault(_key, _value)
-Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
 from seqcast.config import PipelineConfig, load_config  # noqa: E402
 from seqcast.errors import SeqcastError  # noqa: E402
@@ -84,6 +83,13 @@ def _quiet_known_tracebacks() -> None:
             handler.setFormatter(_BriefKnownErrors(handler.formatter))
 
 
+def ensure_prefect_home() -> None:
+    """Create PREFECT_HOME (the ephemeral server's database lives there) once a command
+    has imported Prefect; `seqcast --help`, `sample` or `models list` create nothing."""
+    if "prefect" in sys.modules:
+        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+
+
 def fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
@@ -91,6 +97,7 @@ def fail(message: str) -> None:
 
 def run_or_exit(action: Any) -> Any:
     """Run ``action``, turning any failure into a short message and exit code 1."""
+    ensure_prefect_home()
     if not state["debug"] and "prefect" in sys.modules:
         _quiet_known_tracebacks()
     try:

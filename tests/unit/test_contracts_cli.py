@@ -30,6 +30,8 @@ def project(tmp_path: Path, contract: str | None = None) -> Path:
     write_samples(tmp_path / "data/sample")
     config = yaml.safe_load((ROOT / "configs/sample-load.yaml").read_text())
     config["contract"] = contract
+    config["data_root"] = ".seqcast/data"  # relative to the config's folder, tmp_path
+    config["source"]["path"] = "data/sample/load/*.csv"
     config["model"] = {"units": [8], "epochs": 1}
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -31,9 +31,15 @@ def test_deployment_entrypoint_loads_and_parameters_validate(
 
 
 def test_default_parameters_are_the_sample_config() -> None:
-    sample = yaml.safe_load((REPO / "configs" / "sample-load.yaml").read_text())
+    """The same pipeline: the file's paths read from configs/, the deployments' (a mapping,
+    no file) from the worker's working directory, the repository root."""
+    from seqcast.config import load_config
+    from seqcast.config_paths import anchor_paths
+
+    sample = load_config(REPO / "configs" / "sample-load.yaml").model_dump()
     for deployment in PREFECT_FILE["deployments"]:
-        assert deployment["parameters"]["config"] == sample
+        served = anchor_paths(deployment["parameters"]["config"], REPO)
+        assert PipelineConfig.model_validate(served).model_dump() == sample
 
 
 def test_automations_validate() -> None:
