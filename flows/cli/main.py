@@ -22,6 +22,7 @@ from flows.cli.support import (
     ConfigOption,
     SetOption,
     config_or_exit,
+    ensure_prefect_home,
     fail,
     run_or_exit,
     state,
@@ -89,6 +90,7 @@ def train(config: ConfigOption, set_: SetOption = None) -> None:
     run already published a model today.
     """
     cfg = config_or_exit(config, set_)
+    ensure_prefect_home()
     from flows.training import nightly_training
     from seqcast.io import storage
 
@@ -116,6 +118,7 @@ def predict(config: ConfigOption, set_: SetOption = None) -> None:
     An ad-hoc run: it replaces any predictions published for today.
     """
     cfg = config_or_exit(config, set_)
+    ensure_prefect_home()
     from flows.prediction import batch_predict
     from seqcast.serving import registry
 
@@ -135,6 +138,7 @@ def validate(config: ConfigOption, set_: SetOption = None) -> None:
     fails its contract; the message names the file, column, rule and rows.
     """
     cfg = config_or_exit(config, set_)
+    ensure_prefect_home()
     from flows.validation import validate_source
     from seqcast.io import storage
 

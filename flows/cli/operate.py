@@ -8,7 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.support import ConfigOption, SetOption, config_or_exit, run_or_exit
+from flows.cli.support import (
+    ConfigOption,
+    SetOption,
+    config_or_exit,
+    ensure_prefect_home,
+    run_or_exit,
+)
 
 PrefectFile = Annotated[
     Path, typer.Option("--prefect-file", help="The deployments (prefect.yaml).")
@@ -70,6 +76,7 @@ def deploy(
     Run it from the repository root with PREFECT_API_URL pointing at the server; it is
     safe to run again. Then start a worker: `prefect worker start --pool seqcast`.
     """
+    ensure_prefect_home()
     from flows.cli import server_setup
 
     def setup() -> list[tuple[str, Any]]:
@@ -92,6 +99,7 @@ def alerts(
     notify_block: NotifyBlock = None,
 ) -> None:
     """Create (or replace) the alerting automations on the Prefect server."""
+    ensure_prefect_home()
     for name, automation_id in run_or_exit(
         lambda: _apply_alerts(automations, notify_url, notify_block)
     ):
@@ -108,6 +116,7 @@ def serve(
     server (the UI there shows the runs and can trigger them).
     """
     cfg = config_or_exit(config, set_)
+    ensure_prefect_home()
     from prefect import serve as prefect_serve
 
     from flows.cli import scheduling, server_setup
@@ -141,6 +150,7 @@ def backfill(
     A date whose outputs were already published is skipped by its run unless --force.
     The runs wait for a worker (or `seqcast serve`) like any other.
     """
+    ensure_prefect_home()
     from flows.cli import scheduling, server_setup
 
     cfg = config_or_exit(config, set_) if config is not None else None

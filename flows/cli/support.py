@@ -84,10 +84,17 @@ def _quiet_known_tracebacks() -> None:
 
 
 def ensure_prefect_home() -> None:
-    """Create PREFECT_HOME (the ephemeral server's database lives there) once a command
-    has imported Prefect; `seqcast --help`, `sample` or `models list` create nothing."""
-    if "prefect" in sys.modules:
-        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+    """Create PREFECT_HOME (the ephemeral server's database lives there): called by the
+    commands that run Prefect, before they import it (Prefect's import warns when the home's
+    parent is missing), so `seqcast --help`, `sample` or `models list` create nothing."""
+    home = Path(os.environ["PREFECT_HOME"]).expanduser()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(
+            f"cannot create the Prefect home {home} ({exc}); set PREFECT_HOME to a writable "
+            "directory"
+        )
 
 
 def fail(message: str) -> None:
@@ -97,7 +104,6 @@ def fail(message: str) -> None:
 
 def run_or_exit(action: Any) -> Any:
     """Run ``action``, turning any failure into a short message and exit code 1."""
-    ensure_prefect_home()
     if not state["debug"] and "prefect" in sys.modules:
         _quiet_known_tracebacks()
     try:

@@ -92,8 +92,9 @@ def test_shipped_configs_resolve_to_the_repository_folders(
 
 
 def test_help_creates_nothing(tmp_path: Path) -> None:
-    assert seqcast(tmp_path, "--help").returncode == 0
-    assert list(tmp_path.iterdir()) == []  # no ./.seqcast/
+    for command in (["--help"], ["train", "--help"]):
+        assert seqcast(tmp_path, *command).returncode == 0
+        assert list(tmp_path.iterdir()) == [], command  # no ./.seqcast/
 
 
 def test_models_list_from_elsewhere_says_where_it_looked(
