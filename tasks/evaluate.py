@@ -85,14 +85,19 @@ def forecast_examples(
     scaler: Scaler,
     season: int | None,
     baselines: dict[str, np.ndarray],
+    worst: list[str],
+    per_series_mae: dict[str, dict[str, float]],
 ) -> list[plots.ForecastExample]:
-    """The last test window of a few series, first target, in original units."""
+    """The last test window of the worst series the report names (``worst``, worst first;
+    at most `_EXAMPLES`), first target, in original units."""
     target = layout.target_columns[:1]
     # The strongest naive forecast shown: seasonal naive when a season is set.
     baseline_name = f"seasonal_naive_{season}" if season else "last_value"
     baseline = baselines[baseline_name]
+    ids = {str(s): s for s in np.unique(test.series)}  # the report names series as text
     examples = []
-    for series in list(dict.fromkeys(test.series))[:_EXAMPLES]:
+    for rank, name in enumerate(worst[:_EXAMPLES], start=1):
+        series = ids[name]
         i = int(np.flatnonzero(test.series == series)[-1])
         pick = slice(i, i + 1)
 
@@ -109,6 +114,8 @@ def forecast_examples(
                 predicted=original(outputs),
                 baseline=original(baseline),
                 baseline_name=baseline_name,
+                note=f"worst #{rank}, model MAE {per_series_mae[name]['model']:.3f}; "
+                "its last test window",
             )
         )
     return examples
@@ -150,7 +157,10 @@ def publish(config: PipelineConfig, document: dict[str, Any], images: dict[str, 
         worst = ", ".join(
             f"{s} ({document['per_series_mae'][s]['model']:.3f})" for s in document["worst_series"]
         )
-        parts.append(f"Worst series by model MAE: {worst}")
+        parts.append(
+            f"Worst series by model MAE: {worst}. The plot below shows the last test window "
+            f"of the first {min(_EXAMPLES, len(document['worst_series']))} of them."
+        )
     if "per_class" in document:
         parts.append(
             "| class | precision | recall | support |\n|---|---|---|---|\n"
@@ -264,8 +274,17 @@ def evaluate(
             worst_series=report.worst_series(),
             kinds={name: kind for name in scores if (kind := _kind(name, champion))},
         )
-        images["forecasts vs actuals"] = plots.forecasts(
-            forecast_examples(test, outputs, layout, scaler, season, naive),
+        images["forecasts of the worst series"] = plots.forecasts(
+            forecast_examples(
+                test,
+                outputs,
+                layout,
+                scaler,
+                season,
+                naive,
+                document["worst_series"],
+                report.per_series_mae,
+            ),
             layout.target_columns[0],
         )
     else:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -95,14 +96,28 @@ def log_plan(plan: TrainingPlan) -> None:
         logger.warning("Training plan: %s", plan.warning)
 
 
-def progress_hook(total_epochs: int, offset: int) -> EpochHook:
-    """Move a Prefect progress artifact as epochs finish (UI: the run's Artifacts tab)."""
-    artifact_id = sync_result(
+def create_progress(variants: int) -> UUID:
+    """The one progress artifact of this training run (UI: the run's Artifacts tab).
+
+    One for every variant trained (normalize=auto trains two): an artifact per variant
+    left the first one standing at its last value, e.g. 47%, forever.
+    """
+    what = f"{variants} variants" if variants > 1 else "the model"
+    return sync_result(
         create_progress_artifact(
-            progress=100.0 * offset / total_epochs, description="Training epochs done (percent)"
+            progress=0.0, description=f"Training epochs done (percent), {what}"
         )
     )
 
+
+def finish_progress(artifact_id: UUID) -> None:
+    """Training is over: 100%, also when early stopping ended a variant before its epochs."""
+    update_progress_artifact(artifact_id, progress=100.0)
+
+
+def progress_hook(artifact_id: UUID, total_epochs: int, offset: int) -> EpochHook:
+    """Move the run's progress artifact as this variant's epochs finish (``offset``: the
+    epochs planned for the variants before it)."""
     last = [time.monotonic()]
 
     def on_epoch_end(done: int, planned: int, metrics: dict[str, float]) -> None:
@@ -115,6 +130,26 @@ def progress_hook(total_epochs: int, offset: int) -> EpochHook:
         update_progress_artifact(artifact_id, progress=100.0 * (offset + done) / total_epochs)
 
     return on_epoch_end
+
+
+def trained_summary(results: list[tuple[TrainingResult, bool]], kept: TrainingResult) -> str:
+    """The log line after training: the time covers every variant trained (normalize=auto
+    trains two), then the kept one's epochs and validation loss."""
+    if len(results) == 1:
+        return (
+            f"Trained {kept.epochs_run} epoch(s) in {kept.seconds:.1f}s; best val_loss "
+            f"{kept.best_val_loss:.4f}"
+        )
+    total = sum(r.seconds for r, _ in results)
+    parts = ", ".join(
+        f"{'window-relative' if relative else 'series-scaled'} {r.epochs_run} epoch(s) "
+        f"in {r.seconds:.1f}s"
+        for r, relative in results
+    )
+    return (
+        f"Trained {len(results)} variants in {total:.1f}s ({parts}); kept: "
+        f"{kept.epochs_run} epoch(s), best val_loss {kept.best_val_loss:.4f}"
+    )
 
 
 @task(name="train", tags=[TRAINING_TAG], **STEP_OPTIONS)
@@ -145,6 +180,7 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
         " for each of: series-scaled, window-relative (normalize=auto)" if len(options) > 1 else "",
     )
     results: list[tuple[TrainingResult, bool]] = []
+    progress = create_progress(len(options))
     for index, relative in enumerate(options):
         with claimed(backup_dir(config, windows, spec, batch, relative)) as checkpoints:
             result = fit(
@@ -155,7 +191,9 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
                 window_relative=relative,
                 season=config.evaluate.season_steps,
                 backup_dir=checkpoints,
-                on_epoch_end=progress_hook(plan.epochs * len(options), plan.epochs * index),
+                on_epoch_end=progress_hook(
+                    progress, plan.epochs * len(options), plan.epochs * index
+                ),
                 strategy=strategy,
             )
         if result.first_epoch:
@@ -163,6 +201,7 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
                 "Resumed from the checkpoint of epoch %d (%s)", result.first_epoch, checkpoints
             )
         results.append((result, relative))
+    finish_progress(progress)
     result, relative = min(results, key=lambda pair: pair[0].best_val_loss)
     if len(results) > 1:
         logger.info(
@@ -177,17 +216,13 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
         result.model.save(local)
         storage.write_bytes(model_uri, local.read_bytes())
     storage.write_json(storage.join(run_dir, "history.json"), result.history)
-    logger.info(
-        "Trained %d epoch(s) in %.1fs; best val_loss %.4f",
-        result.epochs_run,
-        result.seconds,
-        result.best_val_loss,
-    )
+    seconds = sum(r.seconds for r, _ in results)  # every variant trained, not the kept one
+    logger.info("%s", trained_summary(results, result))
     return TrainedRef(
         model_uri=model_uri,
         epochs_run=result.epochs_run,
         best_val_loss=result.best_val_loss,
-        train_seconds=round(result.seconds, 3),
+        train_seconds=round(seconds, 3),
         window_relative=relative,
         training=plan.as_dict(),
         params=spec.model_dump(mode="json", exclude={"search"}),

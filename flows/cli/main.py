@@ -8,6 +8,7 @@ in `operate.py`.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,6 +24,7 @@ from flows.cli.support import (
     SetOption,
     config_or_exit,
     echo_json,
+    ensure_prefect_home,
     fail,
     run_flow_or_exit,
     run_or_exit,
@@ -94,6 +96,7 @@ def train(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = Fa
     run already published a model today.
     """
     cfg = config_or_exit(config, set_)
+    ensure_prefect_home()
     from flows.training import nightly_training
     from seqcast.io import storage
 
@@ -158,6 +161,7 @@ def predict(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = 
     An ad-hoc run: it replaces any predictions published for today.
     """
     cfg = config_or_exit(config, set_)
+    ensure_prefect_home()
     from flows.prediction import batch_predict
     from seqcast.serving import registry
 
@@ -188,6 +192,7 @@ def validate(config: ConfigOption, set_: SetOption = None, as_json: JsonOption =
     failed contract prints ``{"outcome": "fail", "error": ...}`` as well.
     """
     cfg = config_or_exit(config, set_)
+    ensure_prefect_home()
     from flows.validation import validate_source
     from seqcast.errors import DataContractError
     from seqcast.io import storage
@@ -259,8 +264,11 @@ def contract_init(
 
     path, n_rows, n_files = run_or_exit(draft)
     typer.echo(f"contract drafted from {n_rows} rows of {n_files} file(s): {path}")
-    if cfg.contract != str(target):
-        typer.echo(f"name it in the config to use it:  contract: {target}")
+    written = os.path.abspath(target)
+    if cfg.contract != written:  # the config's contract is absolute once loaded
+        # The config reads a relative path from its own folder: say it that way.
+        relative = os.path.relpath(written, os.path.dirname(os.path.abspath(config)))
+        typer.echo(f"name it in the config to use it:  contract: {relative}")
 
 
 @app.command()

@@ -23,11 +23,18 @@ def models_list(
     from seqcast.serving.registry import list_versions
 
     rows = run_or_exit(lambda: list_versions(cfg.pipeline_root))
+    if not rows:
+        # Say where it looked (on stderr under --json): a wrong data_root is the usual cause.
+        typer.echo(
+            f"no model versions under {cfg.pipeline_root}/registry (data_root "
+            f"{cfg.data_root} from {config}; relative paths there are relative to the "
+            f"config's folder); train first: seqcast train --config {config}",
+            err=as_json,
+        )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        typer.echo(f"no model versions under {cfg.pipeline_root}/registry")
         return
     for row in rows:
         scores = row["metrics"]["scores"]

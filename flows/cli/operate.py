@@ -8,7 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.support import ConfigOption, SetOption, config_or_exit, run_or_exit
+from flows.cli.support import (
+    ConfigOption,
+    SetOption,
+    config_or_exit,
+    ensure_prefect_home,
+    run_or_exit,
+)
 
 PrefectFile = Annotated[
     Path, typer.Option("--prefect-file", help="The deployments (prefect.yaml).")
@@ -87,6 +93,7 @@ def deploy(
     Run it from the repository root with PREFECT_API_URL pointing at the server; it is
     safe to run again. Then start a worker: `prefect worker start --pool seqcast`.
     """
+    ensure_prefect_home()
     from flows.cli import server_setup
 
     def setup() -> list[tuple[str, Any]]:
@@ -114,6 +121,7 @@ def alerts(
     Run it after `seqcast deploy` (the zombie-run automation names the deployments by id),
     and again after deleting and re-creating a deployment.
     """
+    ensure_prefect_home()
     for name, automation_id in run_or_exit(
         lambda: _apply_alerts(automations, notify_url, notify_block, zombie_after)
     ):
@@ -130,6 +138,7 @@ def serve(
     server (the UI there shows the runs and can trigger them).
     """
     cfg = config_or_exit(config, set_)
+    ensure_prefect_home()
     from prefect import serve as prefect_serve
 
     from flows.cli import scheduling, server_setup
@@ -165,6 +174,7 @@ def backfill(
     beside it, --force or not). The runs wait for a worker (or `seqcast serve`) like any
     other.
     """
+    ensure_prefect_home()
     from flows.cli import scheduling, server_setup
 
     cfg = config_or_exit(config, set_) if config is not None else None

@@ -33,7 +33,6 @@ PREFECT_DEFAULTS = {
 }
 for _key, _value in PREFECT_DEFAULTS.items():
     os.environ.setdefault(_key, _value)
-Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
 from seqcast.config import PipelineConfig, load_config  # noqa: E402
 from seqcast.errors import SeqcastError  # noqa: E402
@@ -110,6 +109,20 @@ def _quiet_known_tracebacks() -> None:
             handler.setFormatter(_BriefKnownErrors(handler.formatter))
         if not any(isinstance(f, _OneErrorLine) for f in handler.filters):
             handler.addFilter(_OneErrorLine())
+
+
+def ensure_prefect_home() -> None:
+    """Create PREFECT_HOME (the ephemeral server's database lives there): called by the
+    commands that run Prefect, before they import it (Prefect's import warns when the home's
+    parent is missing), so `seqcast --help`, `sample` or `models list` create nothing."""
+    home = Path(os.environ["PREFECT_HOME"]).expanduser()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(
+            f"cannot create the Prefect home {home} ({exc}); set PREFECT_HOME to a writable "
+            "directory"
+        )
 
 
 def fail(message: str) -> None:

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from seqcast.config_paths import DEFAULT_DATA_ROOT, anchor_paths
 from seqcast.errors import ConfigError
 from seqcast.frequency import parse_frequency
 
@@ -390,11 +391,16 @@ class PipelineConfig(_Spec):
     """Everything one pipeline needs: data, windows, model, evaluation."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Lowercase letters, digits, -.")
-    data_root: str = Field(default=".seqcast/data", description="Local path or fsspec URL.")
+    data_root: str = Field(
+        default=DEFAULT_DATA_ROOT,
+        description="Local path or fsspec URL. In a config file a relative path is relative "
+        "to the file's folder (and so is the default).",
+    )
     source: SourceSpec
     contract: str | None = Field(
         default=None,
-        description="Data contract file (YAML) in schemas/; omitted: derived from `source`.",
+        description="Data contract file (YAML) in schemas/; omitted: derived from `source`. "
+        "In a config file a relative path is relative to the file's folder.",
     )
     task: Literal["forecast", "classify"] = "forecast"
     window: WindowSpec = Field(default_factory=WindowSpec)
@@ -484,6 +490,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def load_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
     """Read a YAML config, apply ``--set`` overrides and validate it.
 
+    Relative paths (``data_root``, ``source.path``, ``contract``, and the default
+    ``data_root``) are made absolute against the config file's folder, those of overrides
+    against the working directory (see `seqcast.config_paths`).
+
     Raises:
         ConfigError: the file is missing or not YAML, or a key or value is invalid; the
             message names the key.
@@ -497,7 +507,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Pipelin
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
-    return config_from_dict(apply_overrides(data, overrides or []), origin=str(path))
+    data = anchor_paths(data, path.resolve().parent, default_root=True)
+    # --set values are typed in the shell: relative to where it runs (file values are
+    # absolute by now, so only overridden relative paths change).
+    merged = anchor_paths(apply_overrides(data, overrides or []), Path.cwd())
+    return config_from_dict(merged, origin=str(path))
 
 
 def config_from_dict(data: dict[str, Any], origin: str = "config") -> PipelineConfig:

@@ -168,7 +168,7 @@ def test_demo_lstm_beats_the_naive_baselines_and_the_best_is_champion(tmp_path: 
     assert invoke("sample", "--out", str(tmp_path / "sample")).returncode == 0
     demo["source"]["path"] = str(tmp_path / "sample/load/*.csv")
     demo["data_root"] = str(tmp_path / "root")
-    demo["contract"] = str(REPO / demo["contract"])
+    demo["contract"] = str(REPO / "schemas/sample-load.yaml")
     demo["model"]["search"] = {"trials": 2}  # the configured model's two variants only
     config = tmp_path / "demo.yaml"
     config.write_text(yaml.safe_dump(demo))

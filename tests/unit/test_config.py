@@ -25,7 +25,7 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_defaults_fill_every_stage(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, BASE))
     assert (cfg.window.lookback, cfg.window.horizon, cfg.model.cell) == (48, 24, "gru")
-    assert cfg.pipeline_root == ".seqcast/data/demo"
+    assert cfg.pipeline_root == f"{tmp_path}/.seqcast/data/demo"  # beside the config file
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ def project(tmp_path: Path, contract: str | None = None) -> Path:
     write_samples(tmp_path / "data/sample")
     config = yaml.safe_load((ROOT / "configs/sample-load.yaml").read_text())
     config["contract"] = contract
+    config["data_root"] = ".seqcast/data"  # relative to the config's folder, tmp_path
+    config["source"]["path"] = "data/sample/load/*.csv"
     config["model"] = {"units": [8], "epochs": 1}
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -72,5 +74,5 @@ def test_validate_exit_codes_summary_and_report(tmp_path: Path) -> None:
     assert "error: data contract 'sample-load' failed on sensor-1.csv" in failed.stderr
     assert "rule timezone on column 'ts'" in failed.stderr
     assert "without sensor-1.csv:7 ts='2024-01-01T05:00:00'" in failed.stderr
-    assert "Report: .seqcast/data/sample-load/validation/" in failed.stderr
+    assert f"Report: {tmp_path}/.seqcast/data/sample-load/validation/" in failed.stderr
     assert "Traceback" not in failed.stderr

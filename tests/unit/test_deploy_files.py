@@ -31,9 +31,15 @@ def test_deployment_entrypoint_loads_and_parameters_validate(
 
 
 def test_default_parameters_are_the_sample_config() -> None:
-    sample = yaml.safe_load((REPO / "configs" / "sample-load.yaml").read_text())
+    """The same pipeline: the file's paths read from configs/, the deployments' (a mapping,
+    no file) from the worker's working directory, the repository root."""
+    from seqcast.config import load_config
+    from seqcast.config_paths import anchor_paths
+
+    sample = load_config(REPO / "configs" / "sample-load.yaml").model_dump()
     for deployment in PREFECT_FILE["deployments"]:
-        assert deployment["parameters"]["config"] == sample
+        served = anchor_paths(deployment["parameters"]["config"], REPO)
+        assert PipelineConfig.model_validate(served).model_dump() == sample
 
 
 def test_automations_validate() -> None:
@@ -88,7 +94,7 @@ def test_compose_wires_database_auth_ui_and_heartbeats() -> None:
     services = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())["services"]
     assert {"postgres", "server", "setup", "worker"} <= set(services)
     server = services["server"]["environment"]
-    assert server["PREFECT_API_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
+    assert server["PREFECT_SERVER_DATABASE_DRIVER"] == "postgresql+asyncpg"
     # The browser must call the published host port, not the container's 0.0.0.0:4200.
     assert server["PREFECT_UI_API_URL"] == "http://localhost:${PREFECT_PORT:-4200}/api"
     assert services["server"]["ports"] == ["${PREFECT_PORT:-4200}:4200"]
@@ -100,6 +106,100 @@ def test_compose_wires_database_auth_ui_and_heartbeats() -> None:
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
     for needed in ("flows", "configs", "schemas", "deploy"):
         assert f"COPY --chown=seqcast {needed} ./{needed}" in dockerfile
+
+
+def compose_value(text: str, env: dict[str, str]) -> str:
+    """``text`` with compose's ``${VAR:-default}`` / ``${VAR:?message}`` filled from ``env``."""
+    import re
+
+    def fill(match: re.Match[str]) -> str:
+        name, op, rest = match.group(1), match.group(2), match.group(3)
+        if env.get(name):
+            return env[name]
+        assert op == ":-", f"{name} must be set ({rest})"
+        return rest
+
+    return re.sub(r"\$\{(\w+)(:-|:\?)([^}]*)\}", fill, text)
+
+
+def test_server_runs_the_pinned_prefect_image_and_escapes_the_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 14 #12: not the TensorFlow image, and a password with URL characters works."""
+    from importlib.metadata import version
+
+    from prefect.settings.models.root import Settings
+    from sqlalchemy.engine import make_url
+
+    server = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())["services"]["server"]
+    assert "build" not in server and not server.get("volumes")
+    assert server["image"] == f"prefecthq/prefect:{version('prefect')}-python3.11"
+    assert f"prefect=={version('prefect')}" in (REPO / "constraints.txt").read_text()
+
+    password = "p@ss/w:rd%#?x"
+    env = {"POSTGRES_PASSWORD": password, "PREFECT_AUTH": "admin:secret"}
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    for key, value in server["environment"].items():
+        monkeypatch.setenv(key, compose_value(str(value), env))
+    url = make_url(Settings().server.database.connection_url.get_secret_value())
+    assert (url.drivername, url.host, url.port) == ("postgresql+asyncpg", "postgres", 5432)
+    assert (url.username, url.password, url.database) == ("prefect", password, "prefect")
+
+
+def test_every_long_running_service_has_a_health_check() -> None:
+    services = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())["services"]
+    for name in ("postgres", "server", "worker"):
+        assert services[name]["healthcheck"]["test"], name
+    worker = services["worker"]
+    assert "--with-healthcheck" in worker["command"]
+    port = worker["environment"]["PREFECT_WORKER_WEBSERVER_PORT"]
+    assert f"localhost:{port}/health" in " ".join(worker["healthcheck"]["test"])
+    assert services["setup"]["depends_on"]["server"]["condition"] == "service_healthy"
+
+
+def dockerignored(path: str, rules: list[str]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parents wins."""
+    import re
+
+    def regex(pattern: str) -> re.Pattern[str]:
+        out = re.escape(pattern.strip("/")).replace(r"\*\*/", "(.*/)?")
+        return re.compile(out.replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$")
+
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for rule in rules:
+        keep = rule.startswith("!")
+        if any(regex(rule.lstrip("!")).match(p) for p in prefixes):
+            ignored = not keep
+    return ignored
+
+
+def test_dockerignore_keeps_venv_and_outputs_out_of_the_build_context() -> None:
+    """Issue 14 #12: the compose build sent the 2.6 GB .venv; now only what is copied."""
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    rules = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for heavy in (
+        ".venv/lib/python3.11/site-packages/tensorflow/x.so",
+        ".seqcast/data/sample-load/registry/champion.json",
+        "data/sample/load/sensor-1.csv",
+        ".git/objects/ab/cdef",
+        "tests/unit/test_config.py",
+        "src/seqcast/__pycache__/config.cpython-311.pyc",
+    ):
+        assert dockerignored(heavy, rules), heavy
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    copied = [
+        source
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY") and "--from" not in line
+        for source in [w for w in line.split()[1:-1] if not w.startswith("--")]
+    ]
+    assert {"pyproject.toml", "src", "flows", "configs", "schemas", "deploy"} <= set(copied)
+    for source in copied:
+        assert not dockerignored(source, rules), source
+        assert not dockerignored(f"{source}/inner/file.py", rules), source
+    assert not dockerignored("src/seqcast/config.py", rules)
 
 
 K8S = REPO / "deploy" / "kubernetes"

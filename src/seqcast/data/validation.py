@@ -80,6 +80,10 @@ class ValidationReport:
     quarantined: pd.DataFrame
     quarantine_limit: float
     docs_url: str | None = None
+    gx_success: bool | None = None
+    """Great Expectations' own verdict (its Data Docs show it): False as soon as any
+    expectation finds a bad row, whatever the rule's severity, so it says "Failed" for data
+    seqcast passes with rows quarantined or warnings. None where GX did not run."""
     time_unit: str | None = None
     """``year``/``step`` when the time column held integers (`parse_integer_time`)."""
 
@@ -292,8 +296,10 @@ def _check_timezones(
 
 def _apply_gx(
     findings: _Findings, typed: pd.DataFrame, parsed: dict[str, Parsed], docs_dir: str | None
-) -> str | None:
-    """Run the GX suite; keep each row rule's rows that no earlier rule already reported."""
+) -> tuple[str | None, bool]:
+    """Run the GX suite; keep each row rule's rows that no earlier rule already reported.
+
+    Returns the Data Docs page (or None) and GX's own verdict (every expectation met)."""
     outcomes, docs_url = run_suite(typed, findings.contract, docs_dir)
     finite: dict[str, np.ndarray] = {}
     for outcome in outcomes:
@@ -329,7 +335,7 @@ def _apply_gx(
             reason = outcome.rule
         if len(rows):
             findings.fail(outcome.rule, column, rows, reason)
-    return docs_url
+    return docs_url, all(outcome.success for outcome in outcomes)
 
 
 def _short_list(values: list[str], limit: int = 8) -> str:
@@ -599,7 +605,7 @@ def validate_table(
     findings = _Findings(raw=raw, contract=contract)
     _check_structure(findings, files)
     typed, parsed = _parse_columns(findings, source)
-    docs_url = _apply_gx(findings, typed, parsed, docs_dir)
+    docs_url, gx_success = _apply_gx(findings, typed, parsed, docs_dir)
     set_aside = findings.rows_with(("quarantine", "fail"))
     kept = np.setdiff1d(np.arange(len(raw), dtype=np.int64), set_aside)
     _check_series(findings, typed, kept, source, now or datetime.now(UTC))
@@ -624,5 +630,6 @@ def validate_table(
         quarantined=_quarantined_rows(findings, quarantined),
         quarantine_limit=contract.quarantine_limit,
         docs_url=docs_url,
+        gx_success=gx_success,
         time_unit=time_unit,
     )

@@ -107,10 +107,18 @@ def summary_markdown(
         f"- quarantined rows: {quarantined} ({share:.1%}; limit "
         f"{report.quarantine_limit:.0%})" + (f" in `{quarantine_uri}`" if quarantine_uri else ""),
         f"- report: `{report_uri}`",
-        f"- Great Expectations Data Docs: [{docs_url}]({docs_url})"
-        if docs_url
-        else "- Great Expectations Data Docs: not built (data_root is not a local path)",
+        _docs_line(docs_url),
     ]
+    if report.gx_success is False and report.outcome != "fail":
+        # Data Docs say "Failed" here: say why, so the two verdicts do not contradict.
+        lines += [
+            "",
+            f"Great Expectations' own result (its Data Docs) reads **Failed** for this "
+            f"check: GX fails an expectation on any bad row, whatever its severity. The "
+            f"contract decides by severity: rows that break a `quarantine` rule are set aside "
+            f"(within the limit) and `warn` rules only warn, so the data "
+            f"{_LABELS[report.outcome]}.",
+        ]
     flagged = [r for r in report.results if r.outcome != "pass"]
     if flagged:
         lines += [
@@ -126,6 +134,18 @@ def summary_markdown(
     else:
         lines += ["", "Every rule passed."]
     return "\n".join(lines) + "\n"
+
+
+def _docs_line(docs_url: str | None) -> str:
+    """Where GX's Data Docs are, as a plain path and not a link: the Prefect UI cannot open a
+    ``file://`` link, and the pages load their styles from the internet."""
+    if not docs_url:
+        return "- Great Expectations Data Docs: not built (data_root is not a local path)"
+    path = docs_url.removeprefix("file://")
+    return (
+        f"- Great Expectations Data Docs (the same checks as HTML, on the machine that ran "
+        f"them; open the file in a browser there, online for their styles): `{path}`"
+    )
 
 
 def report_document(report: ValidationReport, **locations: str | None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Small PNG figures for the evaluation report: loss curves, forecasts vs actuals, confusion.
 
-Rendered with matplotlib's Agg backend (no display needed) at a size that keeps each
-image a few tens of kilobytes, since the report embeds them in a Prefect artifact.
+Rendered with matplotlib's Agg backend (no display needed). The report embeds them in a
+Prefect artifact, which the UI shows at their pixel size: about 900 pixels wide with
+10-11 point text reads at a glance there, and each image stays well under 100 kB.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-_SIZE = (7.0, 2.8)
-_DPI = 80
+_SIZE = (8.0, 3.0)
+_DPI = 110
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class ForecastExample:
     predicted: np.ndarray  # (horizon,)
     baseline: np.ndarray  # (horizon,)
     baseline_name: str
+    note: str = ""
+    """Why this window is shown (e.g. ``worst #1, model MAE 3.2``): part of its title."""
 
 
 def _png(figure: plt.Figure) -> bytes:
@@ -56,7 +59,7 @@ def loss_curve(history: dict[str, list[float]]) -> bytes:
 def forecasts(examples: list[ForecastExample], target: str) -> bytes:
     """One panel per series: the input window, then actual, model and baseline forecasts."""
     figure, axes = plt.subplots(
-        len(examples), 1, figsize=(_SIZE[0], 2.2 * len(examples)), squeeze=False
+        len(examples), 1, figsize=(_SIZE[0], 2.6 * len(examples)), squeeze=False
     )
     for axis, ex in zip(axes[:, 0], examples, strict=True):
         past = np.arange(-len(ex.history) + 1, 1)
@@ -66,9 +69,10 @@ def forecasts(examples: list[ForecastExample], target: str) -> bytes:
         axis.plot(future, ex.predicted, color="tab:blue", label="model")
         axis.plot(future, ex.baseline, color="tab:orange", linestyle="--", label=ex.baseline_name)
         axis.axvline(0.5, color="0.8")
-        axis.set_title(f"{ex.series}: {target}", fontsize=9)
+        note = f" ({ex.note})" if ex.note else ""
+        axis.set_title(f"{ex.series}: {target}{note}", fontsize=11)
         axis.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncols=4)
+    axes[0, 0].legend(fontsize=9, ncols=4)
     axes[-1, 0].set_xlabel("steps from forecast origin")
     return _png(figure)
 
