@@ -193,7 +193,7 @@ def test_a_killed_train_resumes_at_its_checkpointed_epoch(
     # has, so a killed `seqcast train` always started over. Now a re-run of the same config
     # on the same day and data resumes at the last checkpointed epoch.
     root = tmp_path / "root"
-    config = tiny_config(tiny_load_csv, root, model__epochs=8, model__patience=8)
+    config = tiny_config(tiny_load_csv, root, model__epochs=40, model__patience=40)
     path = tmp_path / "tiny.json"
     path.write_text(config.model_dump_json())
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
@@ -205,7 +205,7 @@ def test_a_killed_train_resumes_at_its_checkpointed_epoch(
     try:
         deadline = time.monotonic() + 600  # generous: a loaded machine, not a time limit
         while first.poll() is None and time.monotonic() < deadline:
-            if next(root.rglob("training_metadata.json"), None):  # an epoch is saved
+            if next(root.rglob("checkpoints/*/epoch-*.npz"), None):  # an epoch is saved
                 first.kill()
                 break
             time.sleep(0.05)
