@@ -22,7 +22,7 @@ from prefect.flows import Flow, load_flow_from_entrypoint
 
 from seqcast.config import PipelineConfig
 from seqcast.errors import ConfigError
-from tasks.common import sync_result
+from tasks.common import BACKFILL_TAG, sync_result
 
 MAX_BACKFILL_DAYS = 366
 
@@ -159,7 +159,7 @@ def _request_day(
                 parameters=parameters,
                 state=Scheduled(scheduled_time=datetime.combine(day, time(0, 0), tzinfo=UTC)),
                 name=f"{name}-{day.isoformat()}-backfill",
-                tags=["backfill"],
+                tags=[BACKFILL_TAG],
                 idempotency_key=key,
             )
         state = (run.state.name if run.state is not None else None) or "unknown"
