@@ -1,4 +1,5 @@
-"""The deployments' schedules outside `prefect deploy`: serve them, or backfill past dates.
+"""The deployments' schedules outside `prefect deploy`: backfill past dates (serving them
+is `flows.cli.serving`).
 
 Both read ``deploy/prefect.yaml``, so the names, schedules, concurrency limits and tags
 are defined once, whichever way the flows are run.
@@ -15,14 +16,10 @@ from uuid import UUID
 
 import yaml
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.objects import ConcurrencyLimitConfig
-from prefect.client.schemas.schedules import CronSchedule
-from prefect.deployments.runner import RunnerDeployment
-from prefect.flows import Flow, load_flow_from_entrypoint
 
 from seqcast.config import PipelineConfig
 from seqcast.errors import ConfigError
-from tasks.common import BACKFILL_TAG, sync_result
+from tasks.common import BACKFILL_TAG
 
 MAX_BACKFILL_DAYS = 366
 
@@ -31,33 +28,6 @@ def read_deployments(prefect_file: Path) -> list[dict[str, Any]]:
     if not prefect_file.is_file():
         raise ConfigError(f"{prefect_file} not found: run seqcast from the repository root")
     return yaml.safe_load(prefect_file.read_text(encoding="utf-8"))["deployments"]
-
-
-def runner_deployments(prefect_file: Path, config: PipelineConfig) -> list[RunnerDeployment]:
-    """The deployments of ``prefect_file`` for `prefect.serve`, with ``config`` as their
-    default parameters instead of the file's."""
-    deployments = []
-    for spec in read_deployments(prefect_file):
-        flow: Flow[..., Any] = load_flow_from_entrypoint(spec["entrypoint"])
-        limit = spec.get("concurrency_limit")
-        deployment = sync_result(
-            flow.to_deployment(
-                name=spec["name"],
-                description=spec.get("description"),
-                tags=spec.get("tags"),
-                schedules=[
-                    CronSchedule(cron=s["cron"], timezone=s["timezone"])
-                    for s in spec.get("schedules") or []
-                ],
-                concurrency_limit=ConcurrencyLimitConfig(**limit)
-                if isinstance(limit, dict)
-                else limit,
-                parameters={"config": config.model_dump(mode="json")},
-                enforce_parameter_schema=True,
-            )
-        )
-        deployments.append(deployment)
-    return deployments
 
 
 def logical_dates(start: date, end: date) -> list[date]:
