@@ -194,10 +194,11 @@ def backfill(
 ) -> None:
     """Create one run per date from --from to --to, each with that date as its logical date.
 
-    A date whose outputs were already published is skipped by its run unless --force.
-    A date whose earlier backfill run has not finished keeps that run (no second one
-    beside it, --force or not). The runs wait for a worker (or `seqcast serve`) like any
-    other.
+    A date a scheduled or backfill run already published is skipped by its run (state
+    Skipped) unless --force; `seqcast train`/`predict` runs of that date do not count. A date
+    whose earlier backfill run has not finished keeps that run (no second one beside it,
+    --force or not). The runs wait for a worker like any other; under `seqcast serve`, pass
+    --deployment training/nightly-retrain-serve (or batch-predict/batch-predict-serve).
     """
     ensure_prefect_home()
     from flows.cli import scheduling, server_setup

@@ -73,7 +73,8 @@ def backfill(
     run at once and race on what they publish. A day whose runs all finished (completed,
     failed, crashed, cancelled) gets a new run. The runs start as soon as a worker (or
     `seqcast serve`) picks them up; nightly-retrain's concurrency limit runs them one at
-    a time. Days already published are skipped by the runs themselves unless ``force``.
+    a time. Days a scheduled or backfill run already published are skipped by the runs
+    themselves (state ``Skipped``) unless ``force``.
     """
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
