@@ -53,9 +53,11 @@ def state_on_server(state: Any) -> tuple[str | None, str | None]:
     return stored.name, stored.message
 
 
-def test_a_manual_training_leaves_the_slot_and_a_second_scheduled_one_skips(
+def test_manual_runs_leave_the_slot_and_a_second_scheduled_run_skips(
     tiny_load_csv: Path, tmp_path: Path
 ) -> None:
+    """Training, then prediction (which needs the champion): one pipeline for both, so the
+    test trains twice, not three times."""
     config = tiny_config(tiny_load_csv, tmp_path / "root", model__epochs=1)
     manual = nightly_training(config, force=True, return_state=True)  # `seqcast train`
     assert manual.name == "Completed"
@@ -81,28 +83,23 @@ def test_a_manual_training_leaves_the_slot_and_a_second_scheduled_one_skips(
     # Callers that expect the outcome get the published one.
     assert again.result() == scheduled.result()
 
-
-def test_a_manual_prediction_leaves_the_slot_and_a_second_scheduled_one_skips(
-    tiny_load_csv: Path, tmp_path: Path
-) -> None:
-    config = tiny_config(tiny_load_csv, tmp_path / "root", model__epochs=1)
-    nightly_training(config, force=True)
-    manual = batch_predict(config, force=True, return_state=True)  # `seqcast predict`
+    # The predictions, with the champion just trained.
+    by_hand = batch_predict(config, force=True, return_state=True)  # `seqcast predict`
     marker = publications.read(config.pipeline_root, "predictions", DAY)
-    assert marker is not None and marker["flow_run_id"] == str(run_id(manual))
+    assert marker is not None and marker["flow_run_id"] == str(run_id(by_hand))
     assert marker["slot_flow_run_id"] is None
 
     with tags("backfill"):
-        state = batch_predict(config, return_state=True)
-    assert state.name == "Completed"
-    scheduled = state.result()
+        nightly = batch_predict(config, return_state=True)
+    assert nightly.name == "Completed"
+    predictions = nightly.result()
     # Predicted again, not skipped: the day's file is this run's.
-    assert set(pd.read_parquet(scheduled.uri)["flow_run_id"]) == {str(run_id(state))}
+    assert set(pd.read_parquet(predictions.uri)["flow_run_id"]) == {str(run_id(nightly))}
     marker = publications.read(config.pipeline_root, "predictions", DAY)
-    assert marker is not None and marker["slot_flow_run_id"] == str(run_id(state))
+    assert marker is not None and marker["slot_flow_run_id"] == str(run_id(nightly))
 
     with tags("backfill"):
-        again = batch_predict(config, return_state=True)
-    assert again.name == "Skipped" and state_on_server(again)[0] == "Skipped"
+        skipped = batch_predict(config, return_state=True)
+    assert skipped.name == "Skipped" and state_on_server(skipped)[0] == "Skipped"
     with tags("backfill"):
-        assert batch_predict(config) == scheduled  # a caller gets the day's predictions
+        assert batch_predict(config) == predictions  # a caller gets the day's predictions
