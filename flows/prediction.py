@@ -10,7 +10,7 @@ from flows.sharded import predict_shards
 from seqcast.config import PipelineConfig
 from seqcast.records import PredictionsRef
 from seqcast.serving import registry
-from tasks.common import already_published, current_run_id, logical_date
+from tasks.common import already_published, current_run_id, logical_date, run_trigger, skipped
 from tasks.ingest import ingest
 from tasks.validate import validate
 
@@ -19,15 +19,18 @@ from tasks.validate import validate
 def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef:
     """Forecast every series from its latest window with the champion; write Parquet.
 
-    Once per logical date: a second run for the same date keeps the first one's
-    predictions unless ``force``, which replaces them. With no champion it fails at once,
+    Once per logical date: once a scheduled (or backfill) run published the date, another
+    run for it ends ``Skipped`` and keeps the day's predictions, unless ``force``, which
+    replaces them. A manual run's predictions are the day's too, but do not make a
+    scheduled run skip (`seqcast.io.publications`). With no champion it fails at once,
     before reading the source (which may be large), with the registry's message.
     """
     day = logical_date()
+    trigger = run_trigger()
     if (done := already_published(config, "predictions", day, force)) is not None:
-        return PredictionsRef.model_validate(done["predictions"])
+        return skipped(PredictionsRef.model_validate(done.record["predictions"]), done.reason)
     registry.required_champion_version(config.pipeline_root)
     snapshot = ingest(config)
     validated = validate(config, snapshot, predicting=True)
     # Publishes the day's file and its marker itself (seqcast.serving.publication).
-    return run_sharded(predict_shards, config, validated, day, current_run_id())
+    return run_sharded(predict_shards, config, validated, day, current_run_id(), trigger)

@@ -43,14 +43,15 @@ def window_shards(config: PipelineConfig, validated: ValidatedRef) -> WindowsRef
 
 @flow(name="predict", flow_run_name="predict-shards-{config.name}")
 def predict_shards(
-    config: PipelineConfig, validated: ValidatedRef, day: date, flow_run_id: str
+    config: PipelineConfig, validated: ValidatedRef, day: date, flow_run_id: str, trigger: str
 ) -> PredictionsRef:
     """Predict each shard of series with one champion version; combine into one file and
-    publish it as the day's predictions (``flow_run_id``: the prediction run's, recorded)."""
+    publish it as the day's predictions (``flow_run_id``: the prediction run's, recorded;
+    ``trigger``: what started it, `seqcast.io.publications`)."""
     plan = plan_prediction(config, validated, flow_run_id)
     common = (unmapped(config), unmapped(validated), unmapped(plan))
     parts = predict_shard.map(*common, plan.shards, unmapped(flow_run_id)).result()
-    return combine_predictions(config, plan, parts, day, flow_run_id)
+    return combine_predictions(config, plan, parts, day, flow_run_id, trigger)
 
 
 @flow(name="backtest", flow_run_name="backtest-{config.name}")

@@ -14,7 +14,7 @@ from seqcast.config import PipelineConfig
 from seqcast.io import publications
 from seqcast.records import TrainingOutcome
 from tasks.challengers import fit_challengers
-from tasks.common import already_published, current_run_id, logical_date
+from tasks.common import already_published, current_run_id, logical_date, run_trigger, skipped
 from tasks.evaluate import evaluate
 from tasks.ingest import ingest
 from tasks.register import register
@@ -25,12 +25,14 @@ from tasks.validate import validate
 def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOutcome:
     """Train an LSTM/GRU and fit ETS; promote whichever beats the champion (always one).
 
-    Once per logical date: a second run for the same date returns the first one's outcome
-    unless ``force``.
+    Once per logical date: once a scheduled (or backfill) run published the date, another
+    run for it ends ``Skipped`` and returns the published outcome, unless ``force``. A
+    manual run's publication does not count (`seqcast.io.publications`).
     """
     day = logical_date()
+    trigger = run_trigger()
     if (done := already_published(config, "training", day, force)) is not None:
-        return TrainingOutcome.model_validate(done["outcome"])
+        return skipped(TrainingOutcome.model_validate(done.record["outcome"]), done.reason)
     snapshot = ingest(config)
     validated = validate(config, snapshot)
     windows = run_sharded(window_shards, config, validated)
@@ -42,10 +44,6 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     if config.evaluate.backtest_folds:
         backtested = run_sharded(backtest_folds, config, validated, windows, trained)
     outcome = TrainingOutcome(evaluation=evaluation, version=version, backtest=backtested)
-    publications.record(
-        config.pipeline_root,
-        "training",
-        day,
-        {"outcome": outcome.model_dump(), "flow_run_id": current_run_id()},
-    )
+    published = {"outcome": outcome.model_dump()}
+    publications.record(config.pipeline_root, "training", day, published, current_run_id(), trigger)
     return outcome

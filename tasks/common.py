@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from prefect import get_run_logger
+from prefect.context import FlowRunContext
 from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
+from prefect.states import Completed
 from pydantic import ValidationError
 
 from seqcast.config import PipelineConfig
@@ -93,19 +96,65 @@ def logical_date() -> date:
     return flow_run.scheduled_start_time.astimezone(UTC).date()
 
 
+BACKFILL_TAG = "backfill"
+"""Tag of the runs `seqcast backfill` creates."""
+
+
+def trigger_of(tags: Iterable[str], auto_scheduled: bool) -> str:
+    """`publications.SCHEDULED` for a run a schedule (``auto_scheduled``) or a backfill
+    (tagged `BACKFILL_TAG`) created, else `publications.MANUAL`: `seqcast train`/`predict`,
+    a deployment run started by hand (`prefect deployment run`, the UI's *Run*)."""
+    scheduled = auto_scheduled or BACKFILL_TAG in tags
+    return publications.SCHEDULED if scheduled else publications.MANUAL
+
+
+def run_trigger() -> str:
+    """`trigger_of` the current flow run; manual outside one. Call it in the top-level flow:
+    a subflow's run is neither scheduled nor tagged by the backfill."""
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    if run is None:
+        return publications.MANUAL
+    return trigger_of(run.tags, run.auto_scheduled)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What a scheduled run published for a day, which the run asking need not redo."""
+
+    record: dict[str, Any]
+    """The day's marker (the latest publication of the day: a manual one may follow)."""
+    reason: str
+    """Why the run skips, for its final state's message."""
+
+
 def already_published(
     config: PipelineConfig, kind: str, day: date, force: bool
-) -> dict[str, Any] | None:
-    """What an earlier run published for ``day``, if any and not ``force``; the caller then
-    returns it instead of doing the work again.
+) -> Publication | None:
+    """What a scheduled run published for ``day``, if any and not ``force``; the caller
+    then returns it (`skipped`) instead of doing the work again.
 
-    A record naming a file that does not exist (a publication interrupted before issue 13
-    #3 was fixed, or a file removed by hand) is no publication: the day is done again.
+    A day only manual runs published is not done (`seqcast.io.publications`): the run goes
+    on. A record naming a file that does not exist (a publication interrupted before issue
+    13 #3 was fixed, or a file removed by hand) is no publication: the day is done again.
     """
     if force:
         return None
     published = publications.read(config.pipeline_root, kind, day)
-    named = publications.named_file(kind, published) if published is not None else None
+    if published is None:
+        return None
+    holder = publications.slot_holder(published)
+    if holder is None:
+        get_run_logger().info(
+            "Only manual runs published the %s of %s for %s (last: flow run %s): this run "
+            "publishes them again",
+            kind,
+            config.name,
+            day,
+            published.get("flow_run_id"),
+        )
+        return None
+    named = publications.named_file(kind, published)
     if named is not None and not storage.exists(named):
         get_run_logger().warning(
             "%s names %s, which does not exist: publishing the %s for %s again",
@@ -115,13 +164,21 @@ def already_published(
             day,
         )
         return None
-    if published is not None:
-        get_run_logger().warning(
-            "Pipeline %s already published its %s for %s (flow run %s): nothing to do. "
-            "Run with force=true (`seqcast backfill --force`) to replace them.",
-            config.name,
-            kind,
-            day,
-            published.get("flow_run_id"),
-        )
-    return published
+    reason = (
+        f"Pipeline {config.name} already published its {kind} for {day} (scheduled flow "
+        f"run {holder}): nothing to do. Run with force=true (`seqcast backfill --force`) "
+        "to replace them."
+    )
+    get_run_logger().info("Skipped: %s", reason)
+    return Publication(record=published, reason=reason)
+
+
+def skipped(value: T, reason: str) -> T:
+    """End the flow run in a ``Completed`` state named ``Skipped`` with ``reason`` as its
+    message, so the runs list tells it from a run that did the work.
+
+    A flow that returns a state it made ends in that state, and whoever called the flow
+    gets the state's data (``state.result()``): ``value``, the earlier publication's
+    record. Hence the cast: to the caller the flow returns ``value``.
+    """
+    return cast(T, Completed(name="Skipped", message=reason, data=value))

@@ -76,6 +76,7 @@ def combine_predictions(
     parts: list[PredictionPartRef],
     day: date,
     flow_run_id: str,
+    trigger: str,
 ) -> PredictionsRef:
     """Combine the parts into one file under ``predictions/date={day}/`` and publish it.
 
@@ -90,7 +91,7 @@ def combine_predictions(
     uri = storage.join(publication.day_folder(config.pipeline_root, day), name)
     rows = combine_parts(parts, uri)
     result = PredictionsRef(uri=uri, rows=rows, model_version=plan.model_version)
-    replaced = publication.publish_day(config.pipeline_root, day, result, flow_run_id)
+    replaced = publication.publish_day(config.pipeline_root, day, result, flow_run_id, trigger)
     logger = get_run_logger()
     if replaced:
         logger.info("Replaced the earlier predictions for %s: %s", day, ", ".join(replaced))

@@ -93,7 +93,8 @@ def train(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = Fa
     The night's winner (the network if it beats every baseline, else the best of ETS,
     seasonal naive and last value) becomes champion if it beats the current champion on the
     same test windows, or if there is none. An ad-hoc run: it always trains, even if a scheduled
-    run already published a model today.
+    run already published a model today, and it does not take today's scheduled slot (that
+    night's scheduled run still trains).
     """
     cfg = config_or_exit(config, set_)
     ensure_prefect_home()
@@ -158,7 +159,8 @@ def training_result(
 def predict(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = False) -> None:
     """Run the batch prediction flow with the champion model and write Parquet.
 
-    An ad-hoc run: it replaces any predictions published for today.
+    An ad-hoc run: it replaces any predictions published for today, and does not take
+    today's scheduled slot (that night's scheduled run still predicts).
     """
     cfg = config_or_exit(config, set_)
     ensure_prefect_home()

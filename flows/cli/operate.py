@@ -129,23 +129,48 @@ def alerts(
 
 
 def serve(
-    config: ConfigOption, set_: SetOption = None, prefect_file: PrefectFile = DEFAULT_PREFECT_FILE
+    config: ConfigOption,
+    set_: SetOption = None,
+    prefect_file: PrefectFile = DEFAULT_PREFECT_FILE,
+    training_limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Training task runs allowed at once on the server (default: keep the "
+            "server's, else 1).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve nightly-retrain and batch-predict from this process, on their schedules.
+    """Serve nightly-retrain-serve and batch-predict-serve from this process, on their
+    schedules.
 
-    One machine, no work pool: the deployments of deploy/prefect.yaml with this config as
-    their parameters. Runs until stopped (Ctrl-C); needs PREFECT_API_URL to point at a
-    server (the UI there shows the runs and can trigger them).
+    One machine, no work pool: the deployments of deploy/prefect.yaml under their own names
+    (suffix -serve, so `seqcast deploy`'s worker deployments are left alone) with this
+    config as their parameters, and the seqcast-train limit. Runs until stopped (Ctrl-C
+    pauses the served schedules); needs PREFECT_API_URL to point at a server (the UI there
+    shows the runs and can trigger them).
     """
     cfg = config_or_exit(config, set_)
     ensure_prefect_home()
     from prefect import serve as prefect_serve
 
-    from flows.cli import scheduling, server_setup
+    from flows.cli import server_setup, serving
 
-    run_or_exit(server_setup.api_url)
-    deployments = run_or_exit(lambda: scheduling.runner_deployments(prefect_file, cfg))
-    run_or_exit(lambda: prefect_serve(*deployments))
+    def prepare() -> serving.ServePlan:
+        with server_setup.client() as client:
+            return serving.prepare(client, prefect_file, cfg, training_limit)
+
+    plan = run_or_exit(prepare)
+    typer.echo(f"task concurrency limit seqcast-train = {plan.training_limit}")
+    for name in plan.also_scheduled:
+        typer.secho(
+            f"{name} (a work pool's, from `seqcast deploy`) is scheduled on this server too: "
+            "both run every night. Pause one of them (the deployment's toggle in the UI).",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    run_or_exit(lambda: prefect_serve(*plan.deployments))
 
 
 def backfill(
@@ -169,10 +194,11 @@ def backfill(
 ) -> None:
     """Create one run per date from --from to --to, each with that date as its logical date.
 
-    A date whose outputs were already published is skipped by its run unless --force.
-    A date whose earlier backfill run has not finished keeps that run (no second one
-    beside it, --force or not). The runs wait for a worker (or `seqcast serve`) like any
-    other.
+    A date a scheduled or backfill run already published is skipped by its run (state
+    Skipped) unless --force; `seqcast train`/`predict` runs of that date do not count. A date
+    whose earlier backfill run has not finished keeps that run (no second one beside it,
+    --force or not). The runs wait for a worker like any other; under `seqcast serve`, pass
+    --deployment training/nightly-retrain-serve (or batch-predict/batch-predict-serve).
     """
     ensure_prefect_home()
     from flows.cli import scheduling, server_setup

@@ -1,4 +1,5 @@
-"""The deployments' schedules outside `prefect deploy`: serve them, or backfill past dates.
+"""The deployments' schedules outside `prefect deploy`: backfill past dates (serving them
+is `flows.cli.serving`).
 
 Both read ``deploy/prefect.yaml``, so the names, schedules, concurrency limits and tags
 are defined once, whichever way the flows are run.
@@ -15,14 +16,10 @@ from uuid import UUID
 
 import yaml
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.objects import ConcurrencyLimitConfig
-from prefect.client.schemas.schedules import CronSchedule
-from prefect.deployments.runner import RunnerDeployment
-from prefect.flows import Flow, load_flow_from_entrypoint
 
 from seqcast.config import PipelineConfig
 from seqcast.errors import ConfigError
-from tasks.common import sync_result
+from tasks.common import BACKFILL_TAG
 
 MAX_BACKFILL_DAYS = 366
 
@@ -31,33 +28,6 @@ def read_deployments(prefect_file: Path) -> list[dict[str, Any]]:
     if not prefect_file.is_file():
         raise ConfigError(f"{prefect_file} not found: run seqcast from the repository root")
     return yaml.safe_load(prefect_file.read_text(encoding="utf-8"))["deployments"]
-
-
-def runner_deployments(prefect_file: Path, config: PipelineConfig) -> list[RunnerDeployment]:
-    """The deployments of ``prefect_file`` for `prefect.serve`, with ``config`` as their
-    default parameters instead of the file's."""
-    deployments = []
-    for spec in read_deployments(prefect_file):
-        flow: Flow[..., Any] = load_flow_from_entrypoint(spec["entrypoint"])
-        limit = spec.get("concurrency_limit")
-        deployment = sync_result(
-            flow.to_deployment(
-                name=spec["name"],
-                description=spec.get("description"),
-                tags=spec.get("tags"),
-                schedules=[
-                    CronSchedule(cron=s["cron"], timezone=s["timezone"])
-                    for s in spec.get("schedules") or []
-                ],
-                concurrency_limit=ConcurrencyLimitConfig(**limit)
-                if isinstance(limit, dict)
-                else limit,
-                parameters={"config": config.model_dump(mode="json")},
-                enforce_parameter_schema=True,
-            )
-        )
-        deployments.append(deployment)
-    return deployments
 
 
 def logical_dates(start: date, end: date) -> list[date]:
@@ -103,7 +73,8 @@ def backfill(
     run at once and race on what they publish. A day whose runs all finished (completed,
     failed, crashed, cancelled) gets a new run. The runs start as soon as a worker (or
     `seqcast serve`) picks them up; nightly-retrain's concurrency limit runs them one at
-    a time. Days already published are skipped by the runs themselves unless ``force``.
+    a time. Days a scheduled or backfill run already published are skipped by the runs
+    themselves (state ``Skipped``) unless ``force``.
     """
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
@@ -159,7 +130,7 @@ def _request_day(
                 parameters=parameters,
                 state=Scheduled(scheduled_time=datetime.combine(day, time(0, 0), tzinfo=UTC)),
                 name=f"{name}-{day.isoformat()}-backfill",
-                tags=["backfill"],
+                tags=[BACKFILL_TAG],
                 idempotency_key=key,
             )
         state = (run.state.name if run.state is not None else None) or "unknown"

@@ -64,9 +64,20 @@ def ensure_work_pool(client: SyncPrefectClient, name: str) -> bool:
     return False
 
 
-def ensure_training_limit(client: SyncPrefectClient, limit: int) -> None:
-    """At most ``limit`` task runs tagged `seqcast-train` at once, server-wide."""
+DEFAULT_TRAINING_LIMIT = 1
+
+
+def ensure_training_limit(client: SyncPrefectClient, limit: int | None) -> int:
+    """At most ``limit`` task runs tagged `seqcast-train` at once, server-wide. With None
+    (`seqcast serve` without --training-limit) the server's limit is kept, or one of
+    `DEFAULT_TRAINING_LIMIT` created. Returns the limit in force."""
+    if limit is None:
+        try:
+            return client.read_concurrency_limit_by_tag(TRAINING_TAG).concurrency_limit
+        except ObjectNotFound:
+            limit = DEFAULT_TRAINING_LIMIT
     client.create_concurrency_limit(tag=TRAINING_TAG, concurrency_limit=limit)
+    return limit
 
 
 def deploy_all(prefect_file: Path) -> None:

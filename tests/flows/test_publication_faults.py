@@ -5,8 +5,10 @@ run, a real `batch_predict` flow run in a subprocess (on the test's Prefect API)
 with SIGKILL right after it removed the day's earlier file. Before the fix the files were
 removed before the marker was rewritten, so the marker named the deleted file and the next
 run returned Completed with that URI. Now the day's marker must name one complete file that
-exists, and the next (not forced) run must return it. The other kill points (before the
-marker changes) are covered without a subprocess in tests/unit/test_publication.py.
+exists, and the next (not forced) scheduled run must skip and return it: the forced run
+is a manual one, whose marker keeps the day's scheduled slot (issue 14 #2). The other kill
+points (before the marker changes) are covered without a subprocess in
+tests/unit/test_publication.py.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import IO
 
 import pandas as pd
 import pytest
+from prefect import tags
 from prefect.settings import get_current_settings
 
 from flows.prediction import batch_predict
@@ -154,7 +157,8 @@ def test_a_kill_while_replacing_a_day_leaves_one_published_file(
     try:
         last_value_champion(config, tmp_path, "first")
         day = datetime.now(UTC).date()  # the logical date of a run started by hand
-        batch_predict(config)
+        with tags("backfill"):  # the day's scheduled run publishes it
+            batch_predict(config)
         second = last_value_champion(config, tmp_path, "second")
         kill_at_its_point(child, log)
     finally:
@@ -174,6 +178,9 @@ def test_a_kill_while_replacing_a_day_leaves_one_published_file(
     folder = Path(publication.day_folder(config.pipeline_root, day))
     assert [p.name for p in folder.glob("*.parquet")] == [Path(published.uri).name]
 
-    # The next run for the day (not forced) returns that file, which exists.
-    again = batch_predict(config)
+    # The next scheduled run for the day (not forced) skips and returns that file, which exists.
+    with tags("backfill"):
+        state = batch_predict(config, return_state=True)
+    again = state.result()
+    assert state.name == "Skipped"
     assert again == published and Path(again.uri).is_file()

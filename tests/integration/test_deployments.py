@@ -330,6 +330,9 @@ def backfill_is_idempotent(stack: Stack, root: Path) -> None:
 
     again = backfill(stack, root, "--from", "2026-01-01", "--to", "2026-01-01")
     assert stack.task_runs(again["2026-01-01"]) == [], "a published date was predicted again"
+    skipped = stack.wait_for(again["2026-01-01"])["state"]
+    assert (skipped["name"], skipped["type"]) == ("Skipped", "COMPLETED"), skipped  # issue 14 #2
+    assert first["2026-01-01"] in skipped["message"], skipped
     assert set(published_predictions(root, "2026-01-01")["flow_run_id"]) == {first["2026-01-01"]}
 
     forced = backfill(stack, root, "--from", "2026-01-01", "--to", "2026-01-01", "--force")

@@ -56,17 +56,18 @@ def test_automations_validate() -> None:
 def test_served_deployments_follow_the_prefect_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """`seqcast serve` builds its deployments from deploy/prefect.yaml with the given config."""
+    """`seqcast serve` builds its deployments from deploy/prefect.yaml with the given config,
+    under names of their own (not the worker deployments' of `seqcast deploy`)."""
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
     monkeypatch.chdir(REPO)
-    from flows.cli.scheduling import runner_deployments
+    from flows.cli.serving import runner_deployments
 
     config = PipelineConfig.model_validate(
         {"name": "served", "source": {"path": "x.csv", "target": ["y"]}}
     )
     served = {d.name: d for d in runner_deployments(Path("deploy/prefect.yaml"), config)}
-    assert set(served) == {"nightly-retrain", "batch-predict"}
-    retrain = served["nightly-retrain"]
+    assert set(served) == {"nightly-retrain-serve", "batch-predict-serve"}
+    retrain = served["nightly-retrain-serve"]
     assert retrain.parameters["config"]["name"] == "served"
     schedule = retrain.schedules[0].schedule
     assert (schedule.cron, schedule.timezone) == ("0 2 * * *", "UTC")

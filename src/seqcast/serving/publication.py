@@ -27,6 +27,7 @@ left a marker naming a deleted file (issue 13 #3).
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import date
 
@@ -62,8 +63,14 @@ def published_predictions(pipeline_root: str, day: date) -> PredictionsRef | Non
     return ref if storage.exists(ref.uri) else None
 
 
-def publish_day(pipeline_root: str, day: date, ref: PredictionsRef, flow_run_id: str) -> list[str]:
+def publish_day(
+    pipeline_root: str, day: date, ref: PredictionsRef, flow_run_id: str, trigger: str
+) -> list[str]:
     """Make ``ref``'s file the day's predictions, then remove the day's other files.
+
+    ``trigger`` (`publications.SCHEDULED` or `MANUAL`) says whether this publication fills
+    the day's scheduled slot (see `seqcast.io.publications`); a manual run's file is the
+    day's predictions all the same.
 
     Returns:
         The names of the files removed.
@@ -73,7 +80,6 @@ def publish_day(pipeline_root: str, day: date, ref: PredictionsRef, flow_run_id:
             time removed it; the marker then keeps naming that run's file.
     """
     marker = marker_uri(pipeline_root, day)
-    record = {"logical_date": day.isoformat(), KIND: ref.model_dump(), "flow_run_id": flow_run_id}
 
     def name_the_new_file(current: bytes | None) -> bytes:
         if not storage.exists(ref.uri):
@@ -82,7 +88,11 @@ def publish_day(pipeline_root: str, day: date, ref: PredictionsRef, flow_run_id:
                 f"predictions for {day} at the same time; {marker} names that run's file. "
                 "Run once more (with force) to replace them."
             )
-        return storage.json_bytes(record)
+        earlier = json.loads(current) if current is not None else None
+        published = {KIND: ref.model_dump()}
+        return storage.json_bytes(
+            publications.marker(day, published, flow_run_id, trigger, earlier)
+        )
 
     cas.swap(marker, name_the_new_file)
     return remove_unpublished(pipeline_root, day)
