@@ -1,37 +1,52 @@
-"""The ephemeral Prefect server of a CLI run dies with the CLI, however the CLI ends.
+"""The CLI's own temporary Prefect server: started early, waited for late, dead with the CLI.
 
-Without ``PREFECT_API_URL`` Prefect starts a server (uvicorn) as a child process and stops
-it at exit (`atexit`). A CLI killed by SIGKILL, or by SIGTERM (Python runs no `atexit` on
-a signal's default action), left that child running for good: re-parented to PID 1, with
-its port and some 230 MB (issue 13 #12).
+Without ``PREFECT_API_URL`` (and no `seqcast server` running) a command that runs a flow
+needs a Prefect API for its run. Prefect would start one itself (a uvicorn child) the first
+time it needs it, and wait for it with a 20 s limit a loaded 2-core machine misses
+(issue 14 #5). Importing Prefect's server module in the CLI to do so costs 2-6 s more.
 
-On Linux the child is started with a parent-death signal (``prctl(PR_SET_PDEATHSIG,
-SIGTERM)``), set between fork and exec: the kernel sends SIGTERM to the server the moment
-the CLI dies, by any cause, and uvicorn shuts down cleanly. This needs nothing from the
-CLI at its end, which a SIGKILL would never give. The signal is tied to the thread that
-started the child, so the CLI starts the server from its main thread before the flow runs,
-rather than leaving it to whichever Prefect thread first needs the API. Elsewhere (macOS)
-Prefect's own `atexit` stop remains: a killed CLI still leaks the server there.
+So the CLI spawns the same uvicorn server itself, before it imports Prefect or the flows,
+and points ``PREFECT_API_URL`` at it: to Prefect it is then an ordinary server. The server
+boots while the CLI imports the flow (two processes, two cores), and the CLI waits for its
+``/api/health`` only when the flow is about to run, as long as
+``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` allows (the CLI sets 300), and
+reports a server that cannot start in one sentence.
+
+The server dies with the CLI, however the CLI ends (issue 13 #12): on Linux it is started
+with a parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``, set between fork and
+exec), so the kernel sends SIGTERM the moment the CLI dies, even by SIGKILL. The signal is
+tied to the thread that started the child, hence the main thread. Elsewhere (macOS) an
+`atexit` stop remains, and a killed CLI still leaks the server.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
+import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from prefect.server.api.server import SubprocessASGIServer
-from prefect.settings import (
-    PREFECT_API_URL,
-    PREFECT_SERVER_EPHEMERAL_ENABLED,
-    get_current_settings,
-)
+from seqcast.errors import SeqcastError
 
 PR_SET_PDEATHSIG = 1
 """From <linux/prctl.h>."""
+PORT_IN_USE = 3
+"""uvicorn's exit status when its port is taken (someone bound it after we picked it)."""
+STARTUP_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+class ServerStartError(SeqcastError):
+    """The Prefect API a command needs did not come up."""
 
 
 def parent_death_hook(signum: int = signal.SIGTERM) -> Any:
@@ -49,57 +64,138 @@ def parent_death_hook(signum: int = signal.SIGTERM) -> Any:
     return hook
 
 
-class OwnedServer(SubprocessASGIServer):
-    """Prefect's ephemeral server, started with a parent-death signal (Linux)."""
-
-    def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-        # Prefect 3.9's command and environment (prefect/server/api/server.py), plus the
-        # preexec hook, which Prefect gives no way to pass.
-        import prefect
-
-        return subprocess.Popen(
-            args=[
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--app-dir",
-                str(prefect.__module_path__.parent),
-                "--factory",
-                "prefect.server.api.server:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "error",
-                "--lifespan",
-                "on",
-            ],
-            env={
-                **os.environ,
-                "PREFECT_UI_ENABLED": "0",
-                "PREFECT__SERVER_EPHEMERAL": "1",
-                "PREFECT__SERVER_FINAL": "1",
-                **get_current_settings().to_environment_variables(exclude_unset=True),
-            },
-            preexec_fn=parent_death_hook(),
-        )
+def free_port() -> int:
+    """A port nothing listens on now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def start_owned_server() -> None:
-    """Start the ephemeral server now, from this (the main) thread, so that it dies with
-    this process; a no-op with ``PREFECT_API_URL`` set, off Linux, or once started.
+def answers(api_url: str, timeout: float = 2.0) -> bool:
+    """True when ``{api_url}/health`` answers 200."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
-    Prefect's own code asks for ``SubprocessASGIServer()``, the instance registered for no
-    port; registering ours there (as `prefect_test_harness` registers its server) makes
-    every part of Prefect use it.
+
+def startup_timeout() -> float:
+    """Seconds to wait for a server: Prefect's own setting, which the CLI raises to 300."""
+    try:
+        return float(os.environ.get(STARTUP_TIMEOUT, "300"))
+    except ValueError:
+        return 300.0
+
+
+@dataclass
+class OwnedServer:
+    """Prefect's ephemeral API server (uvicorn) as a child of this process."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _spawn(port: int) -> subprocess.Popen[bytes]:
+    """Prefect 3.9's command and environment for its ephemeral server
+    (``SubprocessASGIServer._run_uvicorn_command``), plus the parent-death hook, without
+    importing Prefect here."""
+    spec = importlib.util.find_spec("prefect")
+    assert spec is not None and spec.origin is not None, "prefect is not installed"
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
+    env.pop("PREFECT_API_URL", None)  # the client's setting (ours), not the server's
+    linux = sys.platform.startswith("linux")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(Path(spec.origin).parent.parent),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=parent_death_hook() if linux else None,
+    )
+
+
+_owned: OwnedServer | None = None
+
+
+def launch() -> None:
+    """Spawn the server now and point ``PREFECT_API_URL`` at it, without waiting for it.
+
+    Call before Prefect is imported (its settings are read at import) and from the main
+    thread (the parent-death signal). A no-op with ``PREFECT_API_URL`` set (a configured
+    server, or a running `seqcast server`), or once launched.
     """
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+    global _owned
+    if os.environ.get("PREFECT_API_URL") or _owned is not None:
         return
-    if not sys.platform.startswith("linux"):
-        return
-    current = SubprocessASGIServer._instances.get(None)
-    if current is not None and current.running:
-        return
-    SubprocessASGIServer._instances.pop(None, None)
-    OwnedServer().start()  # registers itself under None, the key Prefect asks for
+    port = free_port()
+    _owned = OwnedServer(port, _spawn(port))
+    atexit.register(_owned.stop)  # registered before Prefect's: runs after its last flush
+    os.environ["PREFECT_API_URL"] = _owned.api_url
+
+
+def wait_until_ready() -> str | None:
+    """Block until the launched server answers; None when none was launched, else its
+    API URL (a new one if its first port was taken meanwhile).
+
+    Raises:
+        ServerStartError: the server exited or did not answer within the start-up timeout.
+    """
+    global _owned
+    if _owned is None:
+        return None
+    limit = startup_timeout()
+    deadline = time.monotonic() + limit
+    while True:
+        code = _owned.process.poll()  # first: an exited server's port may answer for another
+        if code is None and answers(_owned.api_url):
+            return _owned.api_url
+        if code == PORT_IN_USE:
+            port = free_port()
+            _owned = OwnedServer(port, _spawn(port))
+            atexit.register(_owned.stop)
+            continue
+        if code is not None:
+            raise ServerStartError(
+                f"the temporary Prefect server exited with status {code} before it answered "
+                "(its error is above); start one yourself (`seqcast server start`) to see why"
+            )
+        if time.monotonic() > deadline:
+            _owned.stop()
+            raise ServerStartError(
+                f"the temporary Prefect server did not answer within {limit:.0f} s "
+                f"({STARTUP_TIMEOUT}); the machine may be overloaded. Raise that setting, "
+                "or start one server for all commands: `seqcast server start`"
+            )
+        time.sleep(0.1)

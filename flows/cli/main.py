@@ -1,8 +1,8 @@
 """The `seqcast` command line: run the flows from a YAML config, inspect the registry.
 
 `flows/cli/support.py` sets Prefect's defaults before Prefect is imported; the `models`
-sub-commands live in `models.py`, the server ones (deploy, alerts, serve, backfill)
-in `operate.py`.
+sub-commands live in `models.py`, `server start|stop|status` in `server.py`, the commands
+that set up and use a server (deploy, alerts, serve, backfill) in `operate.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import typer
 # module imports Prefect.
 from flows.cli import operate
 from flows.cli.models import models_app
+from flows.cli.server import server_app
 from flows.cli.support import (
     ConfigOption,
     JsonOption,
@@ -28,6 +29,7 @@ from flows.cli.support import (
     fail,
     run_flow_or_exit,
     run_or_exit,
+    start_prefect_api,
     state,
 )
 
@@ -43,6 +45,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_app, name="models")
+app.add_typer(server_app, name="server")
 contract_app = typer.Typer(help="Draft data contracts (schemas/).", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
 
@@ -98,6 +101,7 @@ def train(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = Fa
     """
     cfg = config_or_exit(config, set_)
     ensure_prefect_home()
+    start_prefect_api()  # boots while the flow is imported
     from flows.training import nightly_training
     from seqcast.io import storage
 
@@ -164,11 +168,12 @@ def predict(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = 
     """
     cfg = config_or_exit(config, set_)
     ensure_prefect_home()
-    from flows.prediction import batch_predict
     from seqcast.serving import registry
 
     # Before a Prefect server starts or the source is read: no champion, nothing to do.
     run_or_exit(lambda: registry.required_champion_version(cfg.pipeline_root))
+    start_prefect_api()  # boots while the flow is imported
+    from flows.prediction import batch_predict
 
     result = run_flow_or_exit(lambda: batch_predict(cfg, force=True))
     if as_json:
@@ -195,6 +200,7 @@ def validate(config: ConfigOption, set_: SetOption = None, as_json: JsonOption =
     """
     cfg = config_or_exit(config, set_)
     ensure_prefect_home()
+    start_prefect_api()  # boots while the flow is imported
     from flows.validation import validate_source
     from seqcast.errors import DataContractError
     from seqcast.io import storage

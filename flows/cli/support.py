@@ -1,9 +1,10 @@
 """What every `seqcast` command shares: Prefect defaults, options and error handling.
 
 Prefect defaults are set on import, before anything imports Prefect (a user's own settings
-win): runs go to the ephemeral API with its database under ``.seqcast/prefect`` so they can
-be browsed later with ``prefect server start``, and telemetry and TensorFlow's start-up
-chatter are off.
+win): runs go to the configured server (``PREFECT_API_URL``), else to the one `seqcast server
+start` left running, else to a temporary server of the command's own; the database of the
+last two is under ``.seqcast/prefect``, so the runs can be browsed later. Telemetry and
+TensorFlow's start-up chatter are off.
 """
 
 from __future__ import annotations
@@ -112,9 +113,12 @@ def _quiet_known_tracebacks() -> None:
 
 
 def ensure_prefect_home() -> None:
-    """Create PREFECT_HOME (the ephemeral server's database lives there): called by the
-    commands that run Prefect, before they import it (Prefect's import warns when the home's
+    """Create PREFECT_HOME (the local servers' database lives there) and use a running
+    `seqcast server` if no server is configured: called by the commands that run Prefect,
+    before they import it (its settings are read at import, and it warns when the home's
     parent is missing), so `seqcast --help`, `sample` or `models list` create nothing."""
+    from flows.cli.server import use_running_server
+
     home = Path(os.environ["PREFECT_HOME"]).expanduser()
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -123,6 +127,16 @@ def ensure_prefect_home() -> None:
             f"cannot create the Prefect home {home} ({exc}); set PREFECT_HOME to a writable "
             "directory"
         )
+    use_running_server()
+
+
+def start_prefect_api() -> None:
+    """Without a server to use, spawn the command's temporary one now, before the flow
+    (and Prefect) is imported, so that it boots meanwhile; `run_flow_or_exit` waits for it.
+    Call after `ensure_prefect_home`, from the main thread."""
+    from flows.cli.ephemeral import launch
+
+    launch()
 
 
 def fail(message: str) -> None:
@@ -149,15 +163,24 @@ def run_or_exit(action: Any) -> Any:
 
 
 def run_flow_or_exit(action: Any) -> Any:
-    """`run_or_exit` for a command that runs a flow: the ephemeral Prefect server it needs
-    is started first, so that it dies with this process (see `flows.cli.ephemeral`)."""
-    from flows.cli.ephemeral import start_owned_server
+    """`run_or_exit` for a command that runs a flow: waits first for the temporary Prefect
+    server that `start_prefect_api` spawned (if it did; see `flows.cli.ephemeral`)."""
+    from flows.cli.ephemeral import launch, wait_until_ready
 
-    def started_then_run() -> Any:
-        start_owned_server()
-        return action()
+    launch()  # a no-op when already launched or a server is configured
 
-    return run_or_exit(started_then_run)
+    def ready_then_run() -> Any:
+        url = wait_until_ready()
+        if url is None or url == os.environ.get("PREFECT_API_URL"):
+            return action()
+        # Its first port was taken meanwhile: Prefect read the old address at import.
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        os.environ["PREFECT_API_URL"] = url
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            return action()
+
+    return run_or_exit(ready_then_run)
 
 
 JsonOption = Annotated[
