@@ -13,7 +13,6 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from flows.runners import run_sharded
 from seqcast.config import PipelineConfig
-from seqcast.modeling.search import ModelSearch
 from seqcast.modeling.sizing import size_training
 from seqcast.records import TrainedRef, WindowsRef
 from tasks.common import current_run_id, sync_result
@@ -24,6 +23,8 @@ from tasks.train import log_plan, train
 @flow(name="search", flow_run_name="search-{config.name}")
 def search_models(config: PipelineConfig, windows: WindowsRef, flow_run_id: str) -> TrainedRef:
     """Search model settings within the budget; the best on validation loss is the model."""
+    from seqcast.modeling.search import ModelSearch  # Keras and Optuna: only when searching
+
     logger = get_run_logger()
     budget = config.model.search
     plan = size_training(config.model, windows.rows_by_split["train"])

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-import seqcast.modeling.networks  # noqa: F401 - registers the custom layers saved models use
 from seqcast.config import PipelineConfig
 from seqcast.errors import RegistryError
 from seqcast.io import storage
@@ -31,6 +29,9 @@ from seqcast.windows.scaling import Scaler
 from seqcast.windows.windowing import WindowArrays, WindowLayout
 from tasks.challengers import read_fits
 from tasks.common import STEP_OPTIONS
+
+if TYPE_CHECKING:  # Keras is imported by the task, not by the flows that import it
+    import keras
 
 _EXAMPLES = 3
 
@@ -215,6 +216,10 @@ def evaluate(
     layout = window_store.read_layout(windows.uri)
     scaler = window_store.read_scaler(windows.uri)
     test = window_store.read_split(windows.uri, "test", layout)
+    import keras
+
+    import seqcast.modeling.networks  # noqa: F401 - registers the custom layers saved models use
+
     with storage.local_copy(trained.model_uri, ".keras") as path:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     outputs = _score(model, test.model_inputs())

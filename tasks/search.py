@@ -9,17 +9,18 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from seqcast.config import PipelineConfig
 from seqcast.io import storage
-from seqcast.modeling.ensemble import mean_ensemble
-from seqcast.modeling.search import TrialPlan, run_trial, save_model
 from seqcast.records import TrainedRef, TrialRecord, WindowsRef
 from tasks.common import STEP_OPTIONS, TRAINING_TAG
+
+if TYPE_CHECKING:  # Keras and Optuna are imported by the tasks, not by the flows
+    from seqcast.modeling.search import TrialPlan
 
 
 def _run_dir(config: PipelineConfig, flow_run_id: str) -> str:
@@ -40,6 +41,8 @@ def train_trial(
     config: PipelineConfig, windows: WindowsRef, plan: TrialPlan, flow_run_id: str
 ) -> TrialRecord:
     """Train one search trial on the train windows, scored on the validation windows."""
+    from seqcast.modeling.search import run_trial
+
     model_uri = storage.join(
         _run_dir(config, flow_run_id), "trials", str(plan.number), "model.keras"
     )
@@ -103,6 +106,9 @@ def finish_search(
     # Where the train step puts its model, beside its history: evaluate reads both there.
     model_uri = storage.join(run_dir, "model.keras")
     if len(members) > 1:
+        from seqcast.modeling.ensemble import mean_ensemble
+        from seqcast.modeling.search import save_model
+
         save_model(mean_ensemble([m.model_uri for m in members]), model_uri)
     else:
         storage.write_bytes(model_uri, storage.read_bytes(best.model_uri))

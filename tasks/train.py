@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -16,14 +17,13 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from seqcast.config import ModelSpec, PipelineConfig
 from seqcast.io import storage
-from seqcast.modeling.distribution import global_batch_size, training_strategy
 from seqcast.modeling.sizing import TrainingPlan, size_training
-from seqcast.modeling.training import EpochHook, TrainingResult
-from seqcast.modeling.training import train as fit
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.windows import store as window_store
-from seqcast.windows.input_pipeline import stream_windows
 from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id, logical_date, sync_result
+
+if TYPE_CHECKING:  # TensorFlow is imported by the task, not by the flows that import it
+    from seqcast.modeling.training import EpochHook, TrainingResult
 
 PROGRESS_EVERY_S = 2.0
 """Least seconds between two updates of the training progress artifact."""
@@ -157,6 +157,10 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     """Train a fresh model and save it as a `.keras` file under this flow run's directory."""
     logger = get_run_logger()
     layout = window_store.read_layout(windows.uri)
+    from seqcast.modeling.distribution import global_batch_size, training_strategy
+    from seqcast.modeling.training import train as fit
+    from seqcast.windows.input_pipeline import stream_windows
+
     strategy = training_strategy()
     plan = size_training(
         config.model, windows.rows_by_split["train"], strategy.num_replicas_in_sync

@@ -34,6 +34,9 @@ ColumnType = Literal["float", "int", "string", "label", "timestamp"]
 Severity = Literal["fail", "quarantine", "warn"]
 PREDICTION_CONTRACT = "prediction_contract"
 """Key of a model version's prediction contract in its registry manifest."""
+ROW = "_row"
+"""Column with each row's position in the raw frame, so GX reports rows we can map back
+(here, not in `gx_suite`, so that validation imports GX only when it runs the suite)."""
 ROW_RULES = ("type", "timestamp", "not_null", "finite", "range", "categories")
 """Rules judged row by row; a column's ``severity`` overrides the contract's for these."""
 

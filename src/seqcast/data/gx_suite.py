@@ -24,12 +24,9 @@ from great_expectations.data_context.types.base import (
 )
 from great_expectations.expectations.metadata_types import FailureSeverity
 
-from seqcast.data.contracts import Contract, Severity
+from seqcast.data.contracts import ROW, Contract, Severity
 
 logger = logging.getLogger(__name__)
-
-ROW = "_row"
-"""Column with each row's position in the raw frame, so GX reports rows we can map back."""
 
 DOCS_SITE = "seqcast"
 _LARGEST_FLOAT = float(np.finfo(np.float64).max)

@@ -26,8 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from seqcast.config import SourceSpec, series_column
-from seqcast.data.contracts import Contract, contract_step, duration_seconds, duration_text
-from seqcast.data.gx_suite import ROW, run_suite
+from seqcast.data.contracts import ROW, Contract, contract_step, duration_seconds, duration_text
 from seqcast.data.ingest import SOURCE_FILE, SOURCE_LINE
 from seqcast.data.parsing import (
     Parsed,
@@ -300,6 +299,8 @@ def _apply_gx(
     """Run the GX suite; keep each row rule's rows that no earlier rule already reported.
 
     Returns the Data Docs page (or None) and GX's own verdict (every expectation met)."""
+    from seqcast.data.gx_suite import run_suite  # GX takes seconds to import: only here
+
     outcomes, docs_url = run_suite(typed, findings.contract, docs_dir)
     finite: dict[str, np.ndarray] = {}
     for outcome in outcomes:

@@ -31,10 +31,8 @@ from seqcast.errors import DataContractError
 from seqcast.io import storage
 from seqcast.modeling import evaluation
 from seqcast.modeling.sizing import size_training
-from seqcast.modeling.training import train
 from seqcast.windows import store as window_store
 from seqcast.windows.grid import GridStep, fixed_step
-from seqcast.windows.input_pipeline import stream_windows
 from seqcast.windows.publish import code_version
 from seqcast.windows.step import build_or_reuse
 
@@ -192,6 +190,10 @@ def run_fold(
     uri = fold_result_uri(config, key)
     if storage.exists(uri):
         return {**storage.read_json(uri), "cached": True}
+    # TensorFlow here, not at import: the training flow imports this module before it runs.
+    from seqcast.modeling.training import train
+    from seqcast.windows.input_pipeline import stream_windows
+
     settings = fold_config(config, fold)
     try:
         built = build_or_reuse(

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.windowing import WindowArrays, WindowLayout
@@ -231,6 +229,8 @@ def forecast_table(
 
 def confusion(predicted: np.ndarray, actual: np.ndarray, n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) counts: rows are actual classes, columns predicted ones."""
+    import tensorflow as tf  # here: the gate and the registry import this module
+
     matrix = tf.math.confusion_matrix(actual, predicted, num_classes=n_classes)
     return np.asarray(matrix, dtype=np.int64)
 
@@ -248,6 +248,8 @@ def per_class_metrics(matrix: np.ndarray, classes: list[str]) -> dict[str, dict[
 
 
 def classify_metrics(predicted: np.ndarray, actual: np.ndarray, n_classes: int) -> dict[str, float]:
+    import keras
+
     f1 = keras.metrics.F1Score(average="macro")
     f1.update_state(keras.ops.one_hot(actual, n_classes), keras.ops.one_hot(predicted, n_classes))
     return {

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend, imported on first use (0.4-1 s), not when
+    the flows import the evaluate task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
+
 
 _SIZE = (8.0, 3.0)
 _DPI = 110
@@ -39,13 +50,13 @@ def _png(figure: plt.Figure) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=_DPI)
-    plt.close(figure)
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
 def loss_curve(history: dict[str, list[float]]) -> bytes:
     """Training and validation loss per epoch."""
-    figure, axis = plt.subplots(figsize=_SIZE)
+    figure, axis = _pyplot().subplots(figsize=_SIZE)
     for key in ("loss", "val_loss"):
         if key in history:
             axis.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=key)
@@ -58,7 +69,7 @@ def loss_curve(history: dict[str, list[float]]) -> bytes:
 
 def forecasts(examples: list[ForecastExample], target: str) -> bytes:
     """One panel per series: the input window, then actual, model and baseline forecasts."""
-    figure, axes = plt.subplots(
+    figure, axes = _pyplot().subplots(
         len(examples), 1, figsize=(_SIZE[0], 2.6 * len(examples)), squeeze=False
     )
     for axis, ex in zip(axes[:, 0], examples, strict=True):
@@ -79,7 +90,7 @@ def forecasts(examples: list[ForecastExample], target: str) -> bytes:
 
 def confusion_matrix(matrix: np.ndarray, classes: list[str]) -> bytes:
     """Counts of actual (rows) vs predicted (columns) classes."""
-    figure, axis = plt.subplots(figsize=(1.2 * len(classes) + 2, 1.0 * len(classes) + 1.5))
+    figure, axis = _pyplot().subplots(figsize=(1.2 * len(classes) + 2, 1.0 * len(classes) + 1.5))
     axis.imshow(matrix, cmap="Blues")
     axis.set_xticks(range(len(classes)), classes, rotation=30)
     axis.set_yticks(range(len(classes)), classes)

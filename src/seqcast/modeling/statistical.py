@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from statsmodels.tools.sm_exceptions import ConvergenceWarning, ValueWarning
-from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
 Trend = Literal["none", "add", "damped"]
 TRENDS: tuple[Trend, ...] = ("none", "add", "damped")
@@ -128,6 +126,8 @@ def _fit_variant(
     y: np.ndarray, trend: Trend, season: int | None, start: int
 ) -> tuple[float, EtsFit]:
     """Fit one variant to ``y`` (finite, the values from ``start`` on); returns (AICc, fit)."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # 1 s; only fits need it
+
     estimated = season is None
     model = ETSModel(
         y,
@@ -231,6 +231,8 @@ def _try_variant(
     y: np.ndarray, trend: Trend, season: int | None, start: int
 ) -> tuple[float, EtsFit] | None:
     """`_fit_variant` with statsmodels' warnings silenced; None if it cannot be fitted."""
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, ValueWarning
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         # statsmodels warns when L-BFGS stops early or the likelihood overflows on the
         # way; the fit is still usable and AICc decides among variants.

@@ -34,17 +34,17 @@ import platform
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
-
-import seqcast.modeling.networks  # noqa: F401 - registers the custom layers saved models use
 from seqcast import __version__
 from seqcast.errors import RegistryError
 from seqcast.io import cas, storage
 from seqcast.modeling.gate import KINDS, NETWORK
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.windowing import WindowLayout
+
+if TYPE_CHECKING:  # Keras is imported where a model is loaded: listing versions needs none
+    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ def version_uri(pipeline_root: str, version: str) -> str:
 
 def library_versions() -> dict[str, str]:
     import great_expectations
+    import keras
     import numpy
     import pandas
     import pyarrow
@@ -536,6 +537,10 @@ def load_version(pipeline_root: str, version: str) -> LoadedModel:
     root = version_uri(pipeline_root, version)
     model, params = None, {}
     if kind == NETWORK:
+        import keras  # here: listing or checking versions needs no TensorFlow
+
+        import seqcast.modeling.networks  # noqa: F401 - registers the custom layers saved models use
+
         with storage.local_copy(storage.join(root, MODEL_FILE), suffix=".keras") as path:
             model = keras.saving.load_model(path, safe_mode=True, compile=False)
     else:
