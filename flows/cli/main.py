@@ -26,6 +26,7 @@ from flows.cli.support import (
     config_or_exit,
     echo_json,
     ensure_prefect_home,
+    exit_now,
     fail,
     run_flow_or_exit,
     run_or_exit,
@@ -298,7 +299,11 @@ for command in (operate.deploy, operate.alerts, operate.serve, operate.backfill)
 
 
 def main() -> None:
-    app(prog_name="seqcast")
+    try:
+        app(prog_name="seqcast")
+    except SystemExit as exc:
+        exit_now(exc.code)
+    exit_now(0)
 
 
 if __name__ == "__main__":
