@@ -72,18 +72,26 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--work", type=Path, default=ROOT / ".seqcast/bench-startup")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results_startup.json")
+    parser.add_argument(
+        "--kinds",
+        default="bare,server,cold",
+        help="Sides to time; bare,cold also runs on a checkout without `seqcast server`.",
+    )
     args = parser.parse_args()
     work = args.work.resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "logs").mkdir(parents=True)
-    csv = write_csv(DATASETS["sunspots"], work)
-    config = config_file(work, csv, args.epochs)
     base = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     base["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     envs = {
         "server": {**base, "PREFECT_HOME": str(work / "prefect-server")},
         "cold": {**base, "PREFECT_HOME": str(work / "prefect-cold")},
     }
+    stop = [str(SEQCAST), "server", "stop"]
+    if "server" in args.kinds:
+        subprocess.run(stop, env=envs["server"], cwd=ROOT, check=False)  # a previous run's
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "logs").mkdir(parents=True)
+    csv = write_csv(DATASETS["sunspots"], work)
+    config = config_file(work, csv, args.epochs)
     counter = iter(range(1000))
 
     def run(kind: str) -> float:
@@ -96,9 +104,10 @@ def main() -> None:
         command = [str(SEQCAST), "train", "--config", str(config), "--set", root]
         return timed(command, envs[kind], log)
 
-    server = [str(SEQCAST), "server", "start", "--port", "4291"]
-    subprocess.run(server, env=envs["server"], cwd=ROOT, check=True)
-    times: dict[str, list[float]] = {"bare": [], "server": [], "cold": []}
+    times: dict[str, list[float]] = {kind: [] for kind in args.kinds.split(",")}
+    if "server" in times:
+        server = [str(SEQCAST), "server", "start", "--port", "4291"]
+        subprocess.run(server, env=envs["server"], cwd=ROOT, check=True)
     loads: list[float] = []
     try:
         for kind in times:  # warm-up, untimed
@@ -109,8 +118,8 @@ def main() -> None:
                 times[kind].append(run(kind))
                 print(f"{kind:>6}: {times[kind][-1]:.1f} s (load {loads[-1]:.2f})", flush=True)
     finally:
-        stop = [str(SEQCAST), "server", "stop"]
-        subprocess.run(stop, env=envs["server"], cwd=ROOT, check=False)
+        if "server" in times:
+            subprocess.run(stop, env=envs["server"], cwd=ROOT, check=False)
     medians = {kind: statistics.median(values) for kind, values in times.items()}
     result: dict[str, Any] = {
         "dataset": "statsmodels sunspots (309 yearly rows)",
@@ -118,14 +127,13 @@ def main() -> None:
         "runs": args.runs,
         "seconds": times,
         "median_s": medians,
-        "ratio_server": medians["server"] / medians["bare"],
-        "ratio_cold": medians["cold"] / medians["bare"],
+        **{f"ratio_{kind}": medians[kind] / medians["bare"] for kind in medians if kind != "bare"},
         "load_1min": {"min": min(loads), "max": max(loads)},
         "cpus": os.cpu_count(),
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("median_s", "ratio_server", "ratio_cold")}))
+    print(json.dumps({k: v for k, v in result.items() if k.startswith(("median", "ratio"))}))
 
 
 if __name__ == "__main__":

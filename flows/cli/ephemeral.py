@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import importlib
 import importlib.util
 import os
 import signal
@@ -32,6 +33,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,12 +102,11 @@ class OwnedServer:
         return f"http://127.0.0.1:{self.port}/api"
 
     def stop(self) -> None:
+        """SIGTERM, without waiting: uvicorn's graceful shutdown waits for this process's
+        keep-alive connections, which close only when it exits (Prefect's own stop waited
+        5 s for that, then killed the server: 5 s at the end of every command)."""
         if self.process.poll() is None:
             self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 def _spawn(port: int) -> subprocess.Popen[bytes]:
@@ -165,9 +166,13 @@ def launch() -> None:
     os.environ["PREFECT_API_URL"] = _owned.api_url
 
 
-def wait_until_ready() -> str | None:
+def wait_until_ready(meanwhile: Sequence[str] = ()) -> str | None:
     """Block until the launched server answers; None when none was launched, else its
     API URL (a new one if its first port was taken meanwhile).
+
+    ``meanwhile``: modules the flow's tasks will import (TensorFlow, GX: seconds each),
+    imported here first if the server is still booting, which it does on the other core;
+    with a server already answering they are left to the tasks.
 
     Raises:
         ServerStartError: the server exited or did not answer within the start-up timeout.
@@ -175,6 +180,9 @@ def wait_until_ready() -> str | None:
     global _owned
     if _owned is None:
         return None
+    if meanwhile and not answers(_owned.api_url, timeout=0.5):
+        for module in meanwhile:
+            importlib.import_module(module)
     limit = startup_timeout()
     deadline = time.monotonic() + limit
     while True:

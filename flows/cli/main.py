@@ -37,6 +37,10 @@ from flows.cli.support import (
 if TYPE_CHECKING:  # the records import pydantic only; at run time they come with the flows
     from seqcast.records import ModelVersionRef, TrainingOutcome, ValidatedRef
 
+VALIDATION_IMPORTS = ("great_expectations",)
+"""What the validate task imports (seconds): imported while a temporary server boots."""
+TRAINING_IMPORTS = (*VALIDATION_IMPORTS, "keras", "statsmodels.tsa.exponential_smoothing.ets")
+
 app = typer.Typer(
     help="Train and serve LSTM/GRU sequence models over time-series tables with Prefect.\n\n"
     "Quick start: `seqcast sample`, then `seqcast train --config configs/sample-load.yaml`, "
@@ -106,7 +110,7 @@ def train(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = Fa
     from flows.training import nightly_training
     from seqcast.io import storage
 
-    outcome = run_flow_or_exit(lambda: nightly_training(cfg, force=True))
+    outcome = run_flow_or_exit(lambda: nightly_training(cfg, force=True), TRAINING_IMPORTS)
     document = storage.read_json(outcome.evaluation.metrics_uri)
     version = outcome.version
     if as_json:
@@ -176,7 +180,7 @@ def predict(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = 
     start_prefect_api()  # boots while the flow is imported
     from flows.prediction import batch_predict
 
-    result = run_flow_or_exit(lambda: batch_predict(cfg, force=True))
+    result = run_flow_or_exit(lambda: batch_predict(cfg, force=True), VALIDATION_IMPORTS)
     if as_json:
         echo_json(
             {
@@ -214,7 +218,7 @@ def validate(config: ConfigOption, set_: SetOption = None, as_json: JsonOption =
                 echo_json({"pipeline": cfg.name, "outcome": "fail", "error": str(exc)})
             raise
 
-    result = run_flow_or_exit(checked)
+    result = run_flow_or_exit(checked, VALIDATION_IMPORTS)
     report = storage.read_json(result.report_uri)
     if as_json:
         echo_json(

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -184,15 +185,16 @@ def run_or_exit(action: Any) -> Any:
         fail(f"{type(exc).__name__}: {exc}\n(run with --debug for the traceback)")
 
 
-def run_flow_or_exit(action: Any) -> Any:
+def run_flow_or_exit(action: Any, meanwhile: Sequence[str] = ()) -> Any:
     """`run_or_exit` for a command that runs a flow: waits first for the temporary Prefect
-    server that `start_prefect_api` spawned (if it did; see `flows.cli.ephemeral`)."""
+    server that `start_prefect_api` spawned (if it did; see `flows.cli.ephemeral`),
+    importing the ``meanwhile`` modules its tasks need while it boots."""
     from flows.cli.ephemeral import launch, wait_until_ready
 
     launch()  # a no-op when already launched or a server is configured
 
     def ready_then_run() -> Any:
-        url = wait_until_ready()
+        url = wait_until_ready(meanwhile)
         if url is None or url == os.environ.get("PREFECT_API_URL"):
             return action()
         # Its first port was taken meanwhile: Prefect read the old address at import.
