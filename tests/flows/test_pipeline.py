@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +31,17 @@ TRAINING_STEPS = {
 }
 
 
+FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
 def task_run_states(flow_run_id: object) -> dict[str, str]:
+    """Each task run's state type, by task name, once the server has recorded them all.
+
+    Prefect 3 records task-run states from events, asynchronously: on a loaded machine a
+    read right after the flow can still see a task Running, or miss one. Poll until two
+    reads a second apart agree and every state is final (a generous limit, not a timing
+    assertion: it returns as soon as they do)."""
+
     async def read() -> dict[str, str]:
         async with get_client() as client:
             runs = await client.read_task_runs(
@@ -38,7 +49,15 @@ def task_run_states(flow_run_id: object) -> dict[str, str]:
             )
         return {run.name.rsplit("-", 1)[0]: run.state.type.value for run in runs}
 
-    return asyncio.run(read())
+    deadline = time.monotonic() + 120
+    states = asyncio.run(read())
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        again = asyncio.run(read())
+        if again == states and set(states.values()) <= FINAL_STATES:
+            break
+        states = again
+    return states
 
 
 def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
