@@ -19,7 +19,7 @@ import yaml
 from prefect.settings import PREFECT_API_URL
 
 from seqcast.data.sample import load_series
-from tests.conftest import tiny_config
+from tests.conftest import run_cli, tiny_config
 
 pytestmark = pytest.mark.flow
 REPO = Path(__file__).resolve().parents[2]
@@ -28,16 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 def invoke(*args: str) -> subprocess.CompletedProcess[str]:
     """Run `seqcast ARGS` as a user would, against the session's test Prefect API."""
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    result = subprocess.run(
-        [sys.executable, "-m", "flows.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=600,
-    )
-    result.output = result.stdout + result.stderr  # type: ignore[attr-defined]
-    return result
+    return run_cli(*args, env=env, timeout=600)
 
 
 def test_single_series_csv_with_only_a_config(tmp_path: Path) -> None:
