@@ -155,18 +155,16 @@ def placeholder_version(root: str, tmp_path: Path, tag: str) -> str:
     return registry.register_version(root, str(model), str(windows), {"mae": 1.0}, {})
 
 
-def kill_writer_midway(script: str, tmp_path: Path, config: PipelineConfig, data: str) -> None:
-    """Run ``script`` (argv: config file, data) in a subprocess until it prints WRITING,
-    then SIGKILL it: a window writer dying mid-build, as a crash or an OOM kill would."""
+def kill_when_writing(script: str, tmp_path: Path, *argv: str) -> None:
+    """Run ``script`` with ``argv`` in a subprocess until it prints WRITING, then SIGKILL it:
+    a writer dying mid-write, as a crash or an OOM kill would."""
     import signal
     import textwrap
 
-    config_file = tmp_path / "config.json"
-    config_file.write_text(config.model_dump_json())
     path = tmp_path / "writer.py"
     path.write_text(textwrap.dedent(script))
     writer = subprocess.Popen(
-        [sys.executable, str(path), str(config_file), data],
+        [sys.executable, str(path), *argv],
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
@@ -179,3 +177,10 @@ def kill_writer_midway(script: str, tmp_path: Path, config: PipelineConfig, data
     finally:
         writer.wait(timeout=60)
     assert writer.returncode == -signal.SIGKILL
+
+
+def kill_writer_midway(script: str, tmp_path: Path, config: PipelineConfig, data: str) -> None:
+    """`kill_when_writing` a window writer (``script``'s argv: a config file, ``data``)."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(config.model_dump_json())
+    kill_when_writing(script, tmp_path, str(config_file), data)

@@ -7,10 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,10 +14,7 @@ import pytest
 from seqcast.errors import RegistryError
 from seqcast.io import storage
 from seqcast.serving import registry
-from tests.conftest import placeholder_version, run_cli
-
-REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+from tests.conftest import kill_when_writing, placeholder_version, run_cli
 
 
 def pipeline(tmp_path: Path) -> tuple[str, Path]:
@@ -160,21 +153,7 @@ def test_a_kill_during_promotion_never_leaves_an_unaudited_champion(
     first = placeholder_version(root, tmp_path, "a")
     second = placeholder_version(root, tmp_path, "b")
     registry.set_champion(root, first, {"reason": "first"})
-    script = tmp_path / "promote.py"
-    script.write_text(textwrap.dedent(KILLED_MIDWAY))
-    child = subprocess.Popen(
-        [sys.executable, str(script), root, second, point],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=ENV,
-        cwd=REPO,
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "WRITING"
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.wait(timeout=60)
+    kill_when_writing(KILLED_MIDWAY, tmp_path, root, second, point)
 
     champion = registry.champion_version(root)
     audited = [e for e in registry.read_audit(root) if e["promoted"]]
