@@ -184,7 +184,10 @@ def test_a_killed_train_resumes_at_its_checkpointed_epoch(
     # has, so a killed `seqcast train` always started over. Now a re-run of the same config
     # on the same day and data resumes at the last checkpointed epoch.
     root = tmp_path / "root"
-    config = tiny_config(tiny_load_csv, root, model__epochs=40, model__patience=40)
+    # Enough epochs that the first run is still training when the test sees its first
+    # checkpoint (it polls every 50 ms; an epoch takes far longer), few enough that the
+    # rerun's remaining epochs take seconds.
+    config = tiny_config(tiny_load_csv, root, model__epochs=12, model__patience=12)
     path = tmp_path / "tiny.json"
     path.write_text(config.model_dump_json())
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
