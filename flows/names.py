@@ -16,7 +16,8 @@ from typing import Any
 
 from prefect.context import FlowRunContext
 
-from tasks.common import logical_date
+from seqcast.io import publications
+from tasks.common import BACKFILL_TAG, logical_date, trigger_of
 
 GENERATED_NAME = re.compile(r"[a-z]+-[a-z]+")
 """Prefect names a run it was not given a name for with two random words
@@ -33,13 +34,19 @@ def build_run_name(
 ) -> str:
     """The run's name: ``current`` if it was given at creation, else
     ``{prefix}-{pipeline}-{day}``, ending in ``-backfill`` or ``-manual`` unless a schedule
-    created the run."""
+    created the run.
+
+    Manual or not is `tasks.common.trigger_of`'s call, the one that decides whether the run
+    holds its date's publication slot, so a name never says ``-manual`` of a run that
+    claims the slot, or the reverse; a backfill's run (scheduled to it) says so.
+    """
     if current and not GENERATED_NAME.fullmatch(current):
         return current
     name = f"{prefix}-{pipeline}-{day.isoformat()}"
-    if "backfill" in tags:
-        return f"{name}-backfill"
-    return name if auto_scheduled else f"{name}-manual"
+    tags = list(tags)
+    if trigger_of(tags, auto_scheduled) == publications.MANUAL:
+        return f"{name}-manual"
+    return f"{name}-backfill" if BACKFILL_TAG in tags else name
 
 
 def _pipeline_name(config: Any) -> str:

@@ -6,9 +6,6 @@ proposes and turn the ranked trials into the `TrainedRef` evaluate and register 
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from prefect import get_run_logger, task
@@ -18,6 +15,7 @@ from seqcast.config import PipelineConfig
 from seqcast.io import storage
 from seqcast.records import TrainedRef, TrialRecord, WindowsRef
 from tasks.common import STEP_OPTIONS, TRAINING_TAG
+from tasks.train import checkpoint_dir, claimed
 
 if TYPE_CHECKING:  # Keras and Optuna are imported by the tasks, not by the flows
     from seqcast.modeling.search import TrialPlan
@@ -27,13 +25,15 @@ def _run_dir(config: PipelineConfig, flow_run_id: str) -> str:
     return storage.join(config.pipeline_root, "runs", flow_run_id)
 
 
-def _backup_dir(config: PipelineConfig, windows: WindowsRef, plan: TrialPlan, run: str) -> str:
-    """Checkpoints of this trial: a retry of the task resumes from its last epoch."""
-    key = hashlib.sha256(f"{windows.fingerprint}{plan.model_dump_json()}".encode()).hexdigest()
-    fs, root = storage.filesystem(config.pipeline_root)
-    if storage.is_local(fs):
-        return str(Path(root) / "runs" / run / "backup" / f"trial-{plan.number}-{key[:16]}")
-    return str(Path(tempfile.gettempdir()) / "seqcast-backup" / f"{run}-{key[:16]}")
+def _backup_dir(config: PipelineConfig, windows: WindowsRef, plan: TrialPlan) -> str:
+    """Checkpoints of this trial, keyed like the train step's (`tasks.train.checkpoint_dir`:
+    logical date, data, settings), not by the flow run: a retried task, and a killed search
+    run again on the same day and data, resume each trial that proposes the same settings
+    at its last epoch. The earlier trials' curves are left out of the key: they only decide
+    when the pruner stops the trial, and a rerun's may differ in the last digits."""
+    trial = plan.model_dump_json(exclude={"earlier_curves"})
+    settings = f"{trial}{config.evaluate.season_steps}"
+    return checkpoint_dir(config, windows, settings, label=f"trial-{plan.number}-")
 
 
 @task(name="train-trial", task_run_name="{plan.label}", tags=[TRAINING_TAG], **STEP_OPTIONS)
@@ -46,13 +46,15 @@ def train_trial(
     model_uri = storage.join(
         _run_dir(config, flow_run_id), "trials", str(plan.number), "model.keras"
     )
-    record = run_trial(
-        plan,
-        windows.uri,
-        model_uri,
-        season=config.evaluate.season_steps,
-        backup_dir=_backup_dir(config, windows, plan, flow_run_id),
-    )
+    # The library logs "resuming after epoch N from checkpoint ..." when it resumes.
+    with claimed(_backup_dir(config, windows, plan)) as checkpoints:
+        record = run_trial(
+            plan,
+            windows.uri,
+            model_uri,
+            season=config.evaluate.season_steps,
+            backup_dir=checkpoints,
+        )
     if record.best_val_loss is None:
         get_run_logger().warning("Trial %d failed: %s", record.number, record.error)
         return record

@@ -30,12 +30,13 @@ PROGRESS_EVERY_S = 2.0
 """Least seconds between two updates of the training progress artifact."""
 
 
-def backup_dir(
-    config: PipelineConfig, windows: WindowsRef, spec: ModelSpec, batch: int, relative: bool
+def checkpoint_dir(
+    config: PipelineConfig, windows: WindowsRef, settings: str, label: str = ""
 ) -> str:
-    """Checkpoint directory of this pipeline, logical date, window build and resolved model
-    settings (``spec`` sized to the windows, the global ``batch``).
+    """Checkpoint directory of this pipeline, logical date, window build and ``settings``
+    (the resolved model settings, as text), named ``{day}-{label}{key}``.
 
+    The one key of every training checkpoint (a deployment's train step, a search trial).
     Not keyed by the flow run: a killed `seqcast train` run again with the same config on
     the same day and data, a retried task, and a retried flow run (same logical date) all
     resume at the last checkpointed epoch; another day, other data or other settings start
@@ -43,15 +44,21 @@ def backup_dir(
     (``s3://...``) they stay in the machine's temporary directory: a re-run on the same
     machine resumes, one on another machine starts over.
     """
-    key = hashlib.sha256(
-        f"{windows.fingerprint}{spec.model_dump_json()}{batch}{relative}"
-        f"{config.evaluate.season_steps}".encode()
-    ).hexdigest()[:16]
-    name = f"{logical_date().isoformat()}-{key}"
+    key = hashlib.sha256(f"{windows.fingerprint}{settings}".encode()).hexdigest()[:16]
+    name = f"{logical_date().isoformat()}-{label}{key}"
     fs, root = storage.filesystem(config.pipeline_root)
     if storage.is_local(fs):
         return str(Path(root) / "checkpoints" / name)
     return str(Path(tempfile.gettempdir()) / "seqcast-backup" / f"{config.name}-{name}")
+
+
+def backup_dir(
+    config: PipelineConfig, windows: WindowsRef, spec: ModelSpec, batch: int, relative: bool
+) -> str:
+    """`checkpoint_dir` of the train step: ``spec`` sized to the windows, the global
+    ``batch``, the input scaling and the season the loss compares with."""
+    settings = f"{spec.model_dump_json()}{batch}{relative}{config.evaluate.season_steps}"
+    return checkpoint_dir(config, windows, settings)
 
 
 @contextmanager

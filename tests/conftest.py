@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 # A throwaway Prefect home: tests never touch the user's runs or the repo's .seqcast/.
@@ -30,6 +33,35 @@ from seqcast.data.sample import load_series, write_csv_per_series  # noqa: E402
 from seqcast.windows.windowing import WindowLayout  # noqa: E402
 
 pytest_plugins = ["tests.object_store"]  # s3_root, memory_root, object_root fixtures
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = REPO,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """`seqcast ARGS` in a subprocess, as an operator runs it; ``output`` is stdout and
+    stderr together.
+
+    ``env`` is the whole environment (default: this process's). The repository's code is
+    put first on ``PYTHONPATH`` whatever it says, so the command runs this checkout, not
+    whatever an installed `seqcast` points at, from any ``cwd``.
+    """
+    environment = dict(os.environ if env is None else env)
+    paths = [str(REPO / "src"), str(REPO), environment.get("PYTHONPATH", "")]
+    environment["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        timeout=timeout,
+    )
+    result.output = result.stdout + result.stderr  # type: ignore[attr-defined]
+    return result
 
 
 def forecast_layout(lookback: int, horizon: int, inputs: tuple[str, ...] = ("y",)) -> WindowLayout:
@@ -123,25 +155,20 @@ def placeholder_version(root: str, tmp_path: Path, tag: str) -> str:
     return registry.register_version(root, str(model), str(windows), {"mae": 1.0}, {})
 
 
-def kill_writer_midway(script: str, tmp_path: Path, config: PipelineConfig, data: str) -> None:
-    """Run ``script`` (argv: config file, data) in a subprocess until it prints WRITING,
-    then SIGKILL it: a window writer dying mid-build, as a crash or an OOM kill would."""
+def kill_when_writing(script: str, tmp_path: Path, *argv: str) -> None:
+    """Run ``script`` with ``argv`` in a subprocess until it prints WRITING, then SIGKILL it:
+    a writer dying mid-write, as a crash or an OOM kill would."""
     import signal
-    import subprocess
-    import sys
     import textwrap
 
-    repo = Path(__file__).resolve().parents[1]
-    config_file = tmp_path / "config.json"
-    config_file.write_text(config.model_dump_json())
     path = tmp_path / "writer.py"
     path.write_text(textwrap.dedent(script))
     writer = subprocess.Popen(
-        [sys.executable, str(path), str(config_file), data],
+        [sys.executable, str(path), *argv],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=repo,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])},
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])},
     )
     try:
         assert writer.stdout is not None
@@ -150,3 +177,10 @@ def kill_writer_midway(script: str, tmp_path: Path, config: PipelineConfig, data
     finally:
         writer.wait(timeout=60)
     assert writer.returncode == -signal.SIGKILL
+
+
+def kill_writer_midway(script: str, tmp_path: Path, config: PipelineConfig, data: str) -> None:
+    """`kill_when_writing` a window writer (``script``'s argv: a config file, ``data``)."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(config.model_dump_json())
+    kill_when_writing(script, tmp_path, str(config_file), data)

@@ -19,7 +19,7 @@ import yaml
 from prefect.settings import PREFECT_API_URL
 
 from seqcast.data.sample import load_series
-from tests.conftest import tiny_config
+from tests.conftest import run_cli, tiny_config
 
 pytestmark = pytest.mark.flow
 REPO = Path(__file__).resolve().parents[2]
@@ -28,16 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 def invoke(*args: str) -> subprocess.CompletedProcess[str]:
     """Run `seqcast ARGS` as a user would, against the session's test Prefect API."""
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    result = subprocess.run(
-        [sys.executable, "-m", "flows.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=600,
-    )
-    result.output = result.stdout + result.stderr  # type: ignore[attr-defined]
-    return result
+    return run_cli(*args, env=env, timeout=600)
 
 
 def test_single_series_csv_with_only_a_config(tmp_path: Path) -> None:
@@ -193,7 +184,10 @@ def test_a_killed_train_resumes_at_its_checkpointed_epoch(
     # has, so a killed `seqcast train` always started over. Now a re-run of the same config
     # on the same day and data resumes at the last checkpointed epoch.
     root = tmp_path / "root"
-    config = tiny_config(tiny_load_csv, root, model__epochs=40, model__patience=40)
+    # Enough epochs that the first run is still training when the test sees its first
+    # checkpoint (it polls every 50 ms; an epoch takes far longer), few enough that the
+    # rerun's remaining epochs take seconds.
+    config = tiny_config(tiny_load_csv, root, model__epochs=12, model__patience=12)
     path = tmp_path / "tiny.json"
     path.write_text(config.model_dump_json())
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}

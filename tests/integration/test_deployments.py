@@ -1,12 +1,17 @@
 """The deployments on a real Prefect server, on SQLite and on PostgreSQL.
 
-One scenario per database: start `prefect server start` on a free loopback port, create
-the work pool and deployments from `deploy/prefect.yaml`, start a process worker, trigger
-the runs with the CLI and read everything back through the REST API: task runs,
-artifacts, the predictions file, the registry after two racing retrains, the alert a
-failed run sends, and (SQLite) a run whose worker and process were SIGKILLed marked
-Crashed by the zombie automation and alerted. Small data and a tiny model keep each leg
-near a minute and a half.
+On SQLite, the whole scenario: start `prefect server start` on a free loopback port,
+create the work pool and deployments from `deploy/prefect.yaml` with the README's prefect
+commands, start a process worker, trigger the runs with the CLI and read everything back
+through the REST API: task runs, artifacts, the published predictions of a backfill (and
+of its re-runs, skipped or forced), the registry after two racing retrains, the alert a
+failed run sends, and a run whose worker and process were SIGKILLed marked Crashed by the
+zombie automation and alerted.
+
+On PostgreSQL (with basic auth, as deploy/compose.yaml runs it), what depends on the
+database: `seqcast deploy` creates the same objects, and of two racing retrains one runs
+to Completed while the deployment's concurrency limit holds the other, which starts only
+then. Small data and a tiny model keep the legs near two minutes and under one.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from stack import BIN, HEARTBEAT, REPO, TERMINAL, Stack, free_port
 
 from seqcast.data.sample import load_series, write_csv_per_series
 from seqcast.serving import registry
+from tests.conftest import placeholder_version
 
 pytestmark = pytest.mark.integration
 
@@ -216,7 +222,9 @@ def trigger(stack: Stack, deployment: str, config: dict[str, Any]) -> dict[str, 
     return stack.wait_for(stack.run_deployment(deployment, {"config": config}))
 
 
-def train_then_predict(stack: Stack, root: Path) -> None:
+def train(stack: Stack, root: Path) -> str:
+    """A deployment run of the training flow: every step Completed, the train step holding
+    the training tag, the metrics and validation tables, a verified champion. Its id."""
     config = pipeline_config(root, "nightly")
     pipeline = f"{config['data_root']}/nightly"
 
@@ -232,17 +240,19 @@ def train_then_predict(stack: Stack, root: Path) -> None:
     champion = registry.champion_version(pipeline)
     assert champion is not None, "the first run always leaves a champion"
     registry.verify_version(pipeline, champion)
+    return champion
 
-    run = trigger(stack, "batch-predict/batch-predict", config)
-    assert run["state"]["type"] == "COMPLETED", stack.flow_run_logs(run["id"])
-    check_steps(stack, run["id"], PREDICTION_STEPS)
-    check_table(stack.artifacts(run["id"])["nightly-prediction-validation"], "rule")
-    files = sorted(Path(pipeline, "predictions").rglob("*.parquet"))
-    assert len(files) == 1, files
-    predictions = pd.read_parquet(files[0])
+
+def check_prediction_run(stack: Stack, root: Path, flow_run_id: str, day: str) -> None:
+    """A batch-predict run's steps all Completed, its validation table, and what it
+    published for ``day``: one row per series and horizon step, by the champion."""
+    check_steps(stack, flow_run_id, PREDICTION_STEPS)
+    check_table(stack.artifacts(flow_run_id)["nightly-prediction-validation"], "rule")
+    predictions = published_predictions(root, day)
     assert len(predictions) == 2 * 12  # two series, horizon 12
+    champion = registry.champion_version(str(root / "out" / "nightly"))
     assert set(predictions["model_version"]) == {champion}
-    assert set(predictions["flow_run_id"]) == {run["id"]}
+    assert set(predictions["flow_run_id"]) == {flow_run_id}
 
 
 def launch_racing_retrains(stack: Stack, root: Path) -> list[str]:
@@ -293,6 +303,28 @@ def check_racing_retrains(stack: Stack, root: Path, ids: list[str]) -> None:
         registry.verify_version(pipeline, version["version"])
 
 
+def check_slot_queue(stack: Stack, ids: list[str]) -> None:
+    """The deployment's concurrency limit held the second retrain (AwaitingConcurrencySlot
+    in its state records) until the first had Completed, then started it. Once it has
+    started the leg has seen what depends on the database, and ends without waiting for it
+    to train (the SQLite leg checks how the race ends)."""
+    deadline = time.monotonic() + 240
+    with stack.client() as api:
+        while True:
+            runs = [api.get(f"/flow_runs/{i}").raise_for_status().json() for i in ids]
+            types = [r["state"]["type"] if r["state"] else None for r in runs]
+            assert not set(types) & (TERMINAL - {"COMPLETED"}), runs
+            if "COMPLETED" in types and all(r["start_time"] for r in runs):
+                break
+            assert time.monotonic() < deadline, f"the race is not past its slot: {types}"
+            time.sleep(1)
+        first, second = sorted(runs, key=lambda r: r["start_time"])
+        assert first["state"]["type"] == "COMPLETED", stack.flow_run_logs(first["id"])
+        assert second["start_time"] >= first["end_time"], "the two retrains overlapped"
+        states = api.get("/flow_run_states/", params={"flow_run_id": second["id"]}).json()
+    assert "AwaitingConcurrencySlot" in {s["name"] for s in states}
+
+
 def backfill(stack: Stack, root: Path, *args: str) -> dict[str, str]:
     """`seqcast backfill` of batch-predict; the finished runs by logical date."""
     config_file = root / "nightly.yaml"
@@ -321,12 +353,12 @@ def published_predictions(root: Path, day: str) -> pd.DataFrame:
 
 
 def backfill_is_idempotent(stack: Stack, root: Path) -> None:
-    """One run per date, each publishing under its logical date; a re-run of a date keeps
-    what was published unless --force, which replaces it."""
+    """One run per date, each a whole prediction run publishing under its logical date; a
+    re-run of a date keeps what was published unless --force, which replaces it."""
     first = backfill(stack, root, "--from", "2026-01-01", "--to", "2026-01-02")
     assert sorted(first) == ["2026-01-01", "2026-01-02"]
     for day, flow_run_id in first.items():
-        assert set(published_predictions(root, day)["flow_run_id"]) == {flow_run_id}
+        check_prediction_run(stack, root, flow_run_id, day)
 
     again = backfill(stack, root, "--from", "2026-01-01", "--to", "2026-01-01")
     assert stack.task_runs(again["2026-01-01"]) == [], "a published date was predicted again"
@@ -353,13 +385,17 @@ def start_zombie(stack: Stack, root: Path) -> str:
     machine: once the server has its first heartbeat, SIGKILL the worker and the run's
     process, then start a new worker for the rest of the test. Return the run's id.
 
-    The run reads a FIFO nobody writes to, so it is still running when killed (forced:
-    today's predictions of this pipeline are already published)."""
+    The run is of a pipeline of its own whose champion is a placeholder (the run checks
+    that one exists, then reads its source), and reads a FIFO nobody writes to, so it is
+    still running when killed; so it can go first, and the zombie automation's window
+    passes while the rest of the scenario runs."""
     fifo = root / "stuck" / "load.csv"
     fifo.parent.mkdir()
     os.mkfifo(fifo)
-    config = pipeline_config(root, "nightly")
+    config = pipeline_config(root, "stuck")
     config["source"]["path"] = str(fifo)
+    champion = placeholder_version(f"{config['data_root']}/stuck", root, "stuck")
+    registry.set_champion(f"{config['data_root']}/stuck", champion, {"reason": "placeholder"})
     flow_run_id = stack.run_deployment(
         "batch-predict/batch-predict", {"config": config, "force": True}
     )
@@ -404,26 +440,31 @@ def test_deployments_on_a_real_server(stack: Stack, webhook: Webhook, tmp_path: 
     stack.start_worker("seqcast")
     lap("deploy")
 
-    train_then_predict(stack, tmp_path)
-    lap("train then predict")
-    # Like the backfill below, one leg is enough for the zombie run (the other leg checks
-    # that `seqcast deploy` made the automation match ids). Killed first, it is marked
-    # Crashed while the rest runs (the window is a minute and a half).
-    sqlite = stack.database_url.startswith("sqlite")
-    zombie = start_zombie(stack, tmp_path) if sqlite else None
+    if not stack.database_url.startswith("sqlite"):
+        # PostgreSQL: what depends on the database. Of two racing retrains, one deployment
+        # run to Completed while the other waits for the deployment's concurrency slot
+        # (its records); the rest of the scenario is the SQLite leg's.
+        check_slot_queue(stack, launch_racing_retrains(stack, tmp_path))
+        lap("race")
+        print(f"\npostgresql: {timings}")
+        return
+
+    # One leg is enough for the zombie run (the other checks that `seqcast deploy` made the
+    # automation match ids). Killed first, it is marked Crashed while the rest runs (the
+    # window is a minute and a half).
+    zombie = start_zombie(stack, tmp_path)
     lap("zombie killed")
-    # Independent of each other: run them side by side, then check each.
+    train(stack, tmp_path)
+    lap("train")
+    # Independent of each other: run them side by side, then check each. The backfill's
+    # runs are the scenario's prediction runs (steps, artifacts, the published file).
     race = launch_racing_retrains(stack, tmp_path)
     untrained = {"config": pipeline_config(tmp_path, "untrained")}
     failing = stack.run_deployment("batch-predict/batch-predict", untrained)
-    if sqlite:
-        # Idempotency lives in the data root, not in Prefect's database: one leg is
-        # enough, and it keeps the test within its time budget.
-        backfill_is_idempotent(stack, tmp_path)
+    backfill_is_idempotent(stack, tmp_path)
     check_racing_retrains(stack, tmp_path, race)
     check_failure_alert(stack, failing, webhook)
     lap("race, backfill, alert")
-    if zombie is not None:
-        check_zombie_crashed(stack, zombie, webhook)
-        lap("zombie crashed")
-    print(f"\n{stack.database_url.split(':')[0]}: {timings}")
+    check_zombie_crashed(stack, zombie, webhook)
+    lap("zombie crashed")
+    print(f"\nsqlite: {timings}")

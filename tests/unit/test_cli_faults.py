@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_contracts_cli import SEQCAST, project, seqcast
+from tests.unit.test_contracts_cli import project, seqcast
+
+SEQCAST = Path(sys.executable).parent / "seqcast"
 
 
 def test_predict_without_a_champion_fails_before_reading_the_source(tmp_path: Path) -> None:

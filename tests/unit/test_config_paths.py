@@ -6,12 +6,13 @@ said nothing useful, and `seqcast --help` created `./.seqcast/`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from seqcast.config import load_config
+from seqcast.config import PipelineConfig, load_config
 from tests.unit.test_contracts_cli import seqcast
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,10 +25,26 @@ def write(folder: Path, data: dict) -> Path:
     return path
 
 
+Load = Callable[[Path, dict], tuple[Path, PipelineConfig]]
+
+
+@pytest.fixture
+def load_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Load:
+    """Write a config into a folder and load it with ``tmp_path`` as the working directory
+    (anywhere but the config's folder); the config file and what it loads to."""
+    monkeypatch.chdir(tmp_path)
+
+    def load(folder: Path, data: dict) -> tuple[Path, PipelineConfig]:
+        config = write(folder, data)
+        return config, load_config(config)
+
+    return load
+
+
 def test_relative_paths_are_read_from_the_config_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, load_elsewhere: Load
 ) -> None:
-    config = write(
+    _, cfg = load_elsewhere(
         tmp_path / "project/configs",
         {
             "name": "p",
@@ -36,8 +53,6 @@ def test_relative_paths_are_read_from_the_config_folder(
             "source": {"path": "../data/*.csv", "target": ["y"]},
         },
     )
-    monkeypatch.chdir(tmp_path)  # anywhere but the config's folder
-    cfg = load_config(config)
     project = tmp_path / "project"
     assert cfg.data_root == str(project / "out")
     assert cfg.pipeline_root == f"{project}/out/p"
@@ -45,20 +60,18 @@ def test_relative_paths_are_read_from_the_config_folder(
     assert cfg.source.path == f"{project}/data/*.csv"  # a glob stays a glob
 
 
-def test_default_data_root_lives_beside_the_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = write(tmp_path / "c", {"name": "p", "source": {"path": "/abs/x.csv", "target": ["y"]}})
-    monkeypatch.chdir(tmp_path)
-    cfg = load_config(config)
+def test_default_data_root_lives_beside_the_config(tmp_path: Path, load_elsewhere: Load) -> None:
+    _, cfg = load_elsewhere(
+        tmp_path / "c", {"name": "p", "source": {"path": "/abs/x.csv", "target": ["y"]}}
+    )
     assert cfg.data_root == str(tmp_path / "c/.seqcast/data")
     assert cfg.source.path == "/abs/x.csv"  # absolute paths are kept
 
 
 def test_urls_are_never_rewritten_and_overrides_are_relative_to_the_shell(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, load_elsewhere: Load
 ) -> None:
-    config = write(
+    config, cfg = load_elsewhere(
         tmp_path / "c",
         {
             "name": "p",
@@ -66,8 +79,6 @@ def test_urls_are_never_rewritten_and_overrides_are_relative_to_the_shell(
             "source": {"path": "memory://in/*.parquet", "target": ["y"]},
         },
     )
-    monkeypatch.chdir(tmp_path)
-    cfg = load_config(config)
     assert (cfg.data_root, cfg.source.path) == ("s3://bucket/root", "memory://in/*.parquet")
     chained = load_config(config, ["source.path=simplecache::s3://b/x.csv", "data_root=here"])
     assert chained.source.path == "simplecache::s3://b/x.csv"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,17 @@ import yaml
 
 from seqcast.data.contracts import load_contract
 from seqcast.data.sample import write_samples
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-SEQCAST = Path(sys.executable).parent / "seqcast"
 
 
 def seqcast(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`seqcast ARGS` run in ``cwd`` with no Prefect home set: the CLI puts it under
+    ``cwd/.seqcast``."""
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_HOME", None)  # the CLI puts it under cwd/.seqcast
-    return subprocess.run(
-        [str(SEQCAST), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    env.pop("PREFECT_HOME", None)
+    return run_cli(*args, env=env, cwd=cwd)
 
 
 def project(tmp_path: Path, contract: str | None = None) -> Path:

@@ -7,10 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,24 +14,7 @@ import pytest
 from seqcast.errors import RegistryError
 from seqcast.io import storage
 from seqcast.serving import registry
-from tests.conftest import placeholder_version
-
-REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
-
-
-def seqcast(*args: str) -> subprocess.CompletedProcess[str]:
-    """`seqcast ARGS` in a subprocess; ``output`` is stdout and stderr together."""
-    result = subprocess.run(
-        [sys.executable, "-m", "flows.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=REPO,
-        timeout=300,
-    )
-    result.output = result.stdout + result.stderr  # type: ignore[attr-defined]
-    return result
+from tests.conftest import kill_when_writing, placeholder_version, run_cli
 
 
 def pipeline(tmp_path: Path) -> tuple[str, Path]:
@@ -66,7 +45,7 @@ def test_cli_refuses_a_version_id_that_climbs_out_of_the_registry(tmp_path: Path
     shutil.copytree(registry.version_uri(root, real), outside)
     climb = os.path.relpath(outside, Path(registry.registry_root(root)) / "versions")
 
-    result = seqcast("models", "promote", climb, "--config", str(config))
+    result = run_cli("models", "promote", climb, "--config", str(config))
 
     assert result.returncode == 1, result.output
     assert f"{climb!r} is not a model version id" in result.output
@@ -80,7 +59,7 @@ def test_a_pointer_or_audit_line_naming_a_path_is_refused(tmp_path: Path) -> Non
     pointer = Path(registry.registry_root(root), "champion.json")
     pointer.write_text(json.dumps({"version": "../../../elsewhere/fakever", "previous": []}))
 
-    listed = seqcast("models", "list", "--config", str(config))
+    listed = run_cli("models", "list", "--config", str(config))
 
     assert listed.returncode == 1
     assert str(pointer) in listed.output and "not a model version id" in listed.output
@@ -174,21 +153,7 @@ def test_a_kill_during_promotion_never_leaves_an_unaudited_champion(
     first = placeholder_version(root, tmp_path, "a")
     second = placeholder_version(root, tmp_path, "b")
     registry.set_champion(root, first, {"reason": "first"})
-    script = tmp_path / "promote.py"
-    script.write_text(textwrap.dedent(KILLED_MIDWAY))
-    child = subprocess.Popen(
-        [sys.executable, str(script), root, second, point],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=ENV,
-        cwd=REPO,
-    )
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "WRITING"
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.wait(timeout=60)
+    kill_when_writing(KILLED_MIDWAY, tmp_path, root, second, point)
 
     champion = registry.champion_version(root)
     audited = [e for e in registry.read_audit(root) if e["promoted"]]
@@ -210,18 +175,18 @@ def test_a_truncated_pointer_is_named_and_promote_rebuilds_it(tmp_path: Path) ->
     pointer = Path(registry.registry_root(root), "champion.json")
     pointer.write_bytes(pointer.read_bytes()[:20])  # truncated, as a crash or full disk left it
 
-    listed = seqcast("models", "list", "--config", str(config))
+    listed = run_cli("models", "list", "--config", str(config))
     assert listed.returncode == 1
     assert f"{pointer} is corrupt" in listed.output and "models promote" in listed.output
     assert "Traceback" not in listed.output
 
-    promoted = seqcast("models", "promote", third, "--config", str(config))
+    promoted = run_cli("models", "promote", third, "--config", str(config))
     assert promoted.returncode == 0, promoted.output
     rebuilt = json.loads(pointer.read_text())
     assert rebuilt["version"] == third and rebuilt["previous"] == [second, first]
 
     pointer.write_text("{")
-    rolled = seqcast("models", "rollback", "--config", str(config))
+    rolled = run_cli("models", "rollback", "--config", str(config))
     assert rolled.returncode == 0, rolled.output
     assert registry.champion_version(root) == second  # rebuilt from the audit, then back one
 

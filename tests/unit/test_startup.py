@@ -15,7 +15,8 @@ import pytest
 
 from flows.cli import ephemeral, server
 from flows.cli.ephemeral import ServerStartError, free_port
-from tests.unit.test_contracts_cli import SEQCAST, project, seqcast
+from tests.conftest import run_cli
+from tests.unit.test_contracts_cli import project, seqcast
 
 HEAVY = (
     "tensorflow",
@@ -130,13 +131,6 @@ def test_commands_use_the_running_seqcast_server(tmp_path: Path) -> None:
 def test_server_start_refuses_a_configured_server(tmp_path: Path) -> None:
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}
     env.pop("PREFECT_HOME", None)
-    done = subprocess.run(
-        [str(SEQCAST), "server", "start"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_cli("server", "start", env=env, cwd=tmp_path)
     assert done.returncode == 1
     assert "PREFECT_API_URL is set (http://127.0.0.1:9/api)" in done.stderr
