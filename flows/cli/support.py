@@ -188,20 +188,31 @@ def run_or_exit(action: Any) -> Any:
 def run_flow_or_exit(action: Any, meanwhile: Sequence[str] = ()) -> Any:
     """`run_or_exit` for a command that runs a flow: waits first for the temporary Prefect
     server that `start_prefect_api` spawned (if it did; see `flows.cli.ephemeral`),
-    importing the ``meanwhile`` modules its tasks need while it boots."""
+    importing the ``meanwhile`` modules its tasks need while it boots.
+
+    The command's flow run sends no heartbeats: Prefect joins its heartbeat thread at the
+    flow's end, and that thread sleeps in 1 s steps (0-1 s added to every command, issue
+    14 #5), while nothing watches an ad-hoc run's heartbeats (the zombie-run automation,
+    `deploy/automations.yaml`, matches the deployments' runs; those keep theirs).
+    """
     from flows.cli.ephemeral import launch, wait_until_ready
 
     launch()  # a no-op when already launched or a server is configured
 
     def ready_then_run() -> Any:
-        url = wait_until_ready(meanwhile)
-        if url is None or url == os.environ.get("PREFECT_API_URL"):
-            return action()
-        # Its first port was taken meanwhile: Prefect read the old address at import.
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+            temporary_settings,
+        )
 
-        os.environ["PREFECT_API_URL"] = url
-        with temporary_settings(updates={PREFECT_API_URL: url}):
+        url = wait_until_ready(meanwhile)
+        updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        if url is not None and url != os.environ.get("PREFECT_API_URL"):
+            # Its first port was taken meanwhile: Prefect read the old address at import.
+            os.environ["PREFECT_API_URL"] = url
+            updates[PREFECT_API_URL] = url
+        with temporary_settings(updates=updates):
             return action()
 
     return run_or_exit(ready_then_run)

@@ -134,3 +134,17 @@ def test_server_start_refuses_a_configured_server(tmp_path: Path) -> None:
     done = run_cli("server", "start", env=env, cwd=tmp_path)
     assert done.returncode == 1
     assert "PREFECT_API_URL is set (http://127.0.0.1:9/api)" in done.stderr
+
+
+def test_a_command_s_flow_run_sends_no_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prefect joins the heartbeat thread at the flow's end, up to 1 s per command; nothing
+    # watches an ad-hoc run's heartbeats (the zombie automation matches deployments).
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
+    from flows.cli.support import run_flow_or_exit
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # no server launched
+    monkeypatch.setattr(ephemeral, "_owned", None)
+    assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() is not None
+    assert run_flow_or_exit(PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value) is None
+    assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() is not None  # for this command only
