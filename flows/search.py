@@ -13,7 +13,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from flows.runners import run_sharded
 from seqcast.config import PipelineConfig
-from seqcast.modeling.sizing import size_training
+from seqcast.modeling.sequence_sizing import size_for
 from seqcast.records import TrainedRef, WindowsRef
 from tasks.common import current_run_id, sync_result
 from tasks.search import finish_search, train_trial
@@ -27,7 +27,7 @@ def search_models(config: PipelineConfig, windows: WindowsRef, flow_run_id: str)
 
     logger = get_run_logger()
     budget = config.model.search
-    plan = size_training(config.model, windows.rows_by_split["train"])
+    plan = size_for(config.model, windows.rows_by_split["train"], per=config.window.per)
     log_plan(plan)
     search = ModelSearch(config, plan)
     logger.info(

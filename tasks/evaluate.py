@@ -20,7 +20,7 @@ from seqcast.modeling.challengers import (
     effective_season,
     seasonal_naive_name,
 )
-from seqcast.modeling.gate import decide, kind_of_predictor
+from seqcast.modeling.gate import decide, decide_classifier, kind_of_predictor
 from seqcast.modeling.statistical import EtsFit
 from seqcast.records import ChallengersRef, EvaluationRef, TrainedRef, WindowsRef
 from seqcast.serving import registry
@@ -310,13 +310,17 @@ def evaluate(
     primary = evaluation.PRIMARY_METRIC[layout.task]
     document.update(primary_metric=primary, scores=scores)
     # The register step decides from the same numbers; the report says it plainly now.
-    gate = decide(
-        scores["model"][primary],
-        {k: v[primary] for k, v in scores.items() if k not in ("model", "champion")},
-        scores["champion"][primary] if "champion" in scores else None,
-        champion_version,
-        primary,
-        config.evaluate.promotion_margin,
+    gate = (
+        decide_classifier(scores, champion_version, primary, config.evaluate.promotion_margin)
+        if layout.task == "classify"
+        else decide(
+            scores["model"][primary],
+            {k: v[primary] for k, v in scores.items() if k not in ("model", "champion")},
+            scores["champion"][primary] if "champion" in scores else None,
+            champion_version,
+            primary,
+            config.evaluate.promotion_margin,
+        )
     )
     document["gate"] = dataclasses.asdict(gate)
     metrics_uri = storage.join(run_dir, "metrics.json")
@@ -337,6 +341,7 @@ def evaluate(
         champion=scores["champion"][primary] if "champion" in scores else None,
         champion_version=champion_version,
         forecasts_uri=run_forecasts_uri,
+        classify_scores=scores if layout.task == "classify" else None,
     )
 
 

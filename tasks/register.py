@@ -10,7 +10,13 @@ from prefect import get_run_logger, task
 from seqcast.config import PipelineConfig
 from seqcast.data.contracts import PREDICTION_CONTRACT, contract_for, derive_prediction_contract
 from seqcast.io import storage
-from seqcast.modeling.gate import NETWORK, GateDecision, decide, season_of
+from seqcast.modeling.gate import (
+    NETWORK,
+    GateDecision,
+    decide,
+    decide_classifier,
+    season_of,
+)
 from seqcast.records import (
     ChallengersRef,
     EvaluationRef,
@@ -25,7 +31,15 @@ from tasks.common import STEP_OPTIONS, current_run_id
 
 def promotion_decision(evaluation: EvaluationRef, margin: float) -> GateDecision:
     """The gate on this run's test scores (see `seqcast.modeling.gate`): the network must
-    beat every baseline, a statistical winner every simpler one, and either the champion."""
+    beat every baseline, a statistical winner every simpler one, and either the champion;
+    a classifier must beat the majority class on accuracy and balanced accuracy."""
+    if evaluation.classify_scores is not None:
+        return decide_classifier(
+            evaluation.classify_scores,
+            evaluation.champion_version,
+            evaluation.primary_metric,
+            margin,
+        )
     return decide(
         evaluation.challenger,
         evaluation.baselines,

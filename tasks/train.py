@@ -17,7 +17,8 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from seqcast.config import ModelSpec, PipelineConfig
 from seqcast.io import storage
-from seqcast.modeling.sizing import TrainingPlan, size_training
+from seqcast.modeling.sequence_sizing import size_for
+from seqcast.modeling.sizing import TrainingPlan
 from seqcast.records import TrainedRef, WindowsRef
 from seqcast.windows import store as window_store
 from tasks.common import STEP_OPTIONS, TRAINING_TAG, current_run_id, logical_date, sync_result
@@ -162,8 +163,11 @@ def train(config: PipelineConfig, windows: WindowsRef) -> TrainedRef:
     from seqcast.windows.input_pipeline import stream_windows
 
     strategy = training_strategy()
-    plan = size_training(
-        config.model, windows.rows_by_split["train"], strategy.num_replicas_in_sync
+    plan = size_for(
+        config.model,
+        windows.rows_by_split["train"],
+        strategy.num_replicas_in_sync,
+        config.window.per,
     )
     log_plan(plan)
     spec = plan.apply(config.model)

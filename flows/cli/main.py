@@ -290,7 +290,7 @@ def sample(
         "data/sample"
     ),
 ) -> None:
-    """Write the bundled sample data sets (deterministic): load/ and activity/."""
+    """Write the bundled sample data sets (deterministic): load/, activity/ and sequences/."""
     from seqcast.data.sample import write_samples
 
     written = run_or_exit(lambda: write_samples(out))

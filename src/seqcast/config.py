@@ -81,6 +81,13 @@ class SourceSpec(_Spec):
         "digits (years if all lie in 1678-2261, else steps).",
     )
 
+    test_path: str | None = Field(
+        default=None,
+        description="A second file (CSV or Parquet, same columns) holding the test sequences "
+        "or series: all of it is the test split and `split.test` is not used; validation is "
+        "carved from `path` (split.by=series or column). Relative paths as for `path`.",
+    )
+
     read_timeout_seconds: float = Field(
         default=READ_TIMEOUT_SECONDS,
         gt=0,
@@ -141,6 +148,21 @@ def series_column(source: SourceSpec) -> str:
 class WindowSpec(_Spec):
     """How series are cut into (lookback -> horizon) windows and scaled."""
 
+    per: Literal["step", "sequence"] = Field(
+        default="step",
+        description="classify: step labels windows cut from each series (lookback, "
+        "horizon, stride); sequence makes each whole series one window labelled by the "
+        "series' label (a sequence classifier: lookback, horizon and stride do not apply). "
+        "Unequal lengths are padded on the right to `max_length` and masked.",
+    )
+    max_length: int | None = Field(
+        default=None,
+        gt=0,
+        description="per=sequence: steps a sequence is padded to; longer sequences keep "
+        "their last `max_length` steps (one warning says how many). Omitted: the longest "
+        "training sequence.",
+    )
+
     lookback: int = Field(default=48, gt=0, description="Input steps per window.")
     horizon: int = Field(
         default=24,
@@ -185,10 +207,20 @@ class WindowSpec(_Spec):
 class SplitSpec(_Spec):
     """How windows are assigned to train, validation and test."""
 
-    by: Literal["time", "series"] = Field(
+    by: Literal["time", "series", "column"] = Field(
         default="time",
         description="time: each series split by time (train | val | test); series: whole "
-        "series go to one split.",
+        "series go to one split, drawn at random with `seed` (stratified by class for "
+        "classify); column: whole series go to the split named in `split.column`.",
+    )
+    column: str | None = Field(
+        default=None,
+        description="split.by=column: the column holding train, val or test, constant within "
+        "each series. With no val series, validation is a stratified seeded draw of `val` "
+        "of the train series.",
+    )
+    seed: int = Field(
+        default=0, description="Seed of the random split of series (split.by=series or column)."
     )
     val: float = Field(default=0.1, ge=0.0, lt=1.0)
     test: float = Field(default=0.2, gt=0.0, lt=1.0)
@@ -205,7 +237,13 @@ class SplitSpec(_Spec):
 
     @model_validator(mode="after")
     def _train_left(self) -> SplitSpec:
-        if self.val + self.test >= 0.9:
+        if (self.by == "column") != (self.column is not None):
+            raise ValueError(
+                "split.by=column and split.column go together: name the column that holds "
+                f"train/val/test. Received: by={self.by!r}, column={self.column!r}"
+            )
+        # A share of the series is taken only when no column says where test lies.
+        if self.by != "column" and self.val + self.test >= 0.9:
             raise ValueError(
                 f"`val` + `test` must leave at least 10% for training. "
                 f"Received: val={self.val}, test={self.test}"
@@ -425,6 +463,12 @@ class PipelineConfig(_Spec):
                 f"read at the forecast steps, so they need `window.horizon` >= 1. Received: "
                 f"horizon={self.window.horizon}"
             )
+        self._check_sequence_mode()
+        if self.source.test_path is not None and self.split.by == "time":
+            raise ValueError(
+                "`source.test_path` gives whole test series: use split.by=series or column "
+                "(validation is then drawn from `source.path`'s series)"
+            )
         if self.task == "classify":
             if len(self.source.target) != 1:
                 raise ValueError(
@@ -444,12 +488,49 @@ class PipelineConfig(_Spec):
             )
         return self
 
+    def _check_sequence_mode(self) -> None:
+        """Refuse step-window settings that a whole-sequence window would silently ignore."""
+        window = self.window
+        if window.per == "step":
+            if window.max_length is not None:
+                raise ValueError("`window.max_length` applies to window.per=sequence only")
+            return
+        if self.task != "classify":
+            raise ValueError("window.per=sequence needs task: classify")
+        # Compared with the defaults, not `model_fields_set`: a config that went through a
+        # flow's parameters comes back with every field set.
+        step_only = [
+            key
+            for key in ("lookback", "horizon", "stride", "calendar", "fill_gaps")
+            if getattr(window, key) != WindowSpec.model_fields[key].get_default(
+                call_default_factory=True
+            )
+        ]
+        if step_only:
+            raise ValueError(
+                f"window.per=sequence makes each whole sequence one window, so "
+                f"{', '.join(f'window.{k}' for k in step_only)} do(es) not apply: remove "
+                "it (use window.max_length to cap long sequences)"
+            )
+        if self.split.by == "time":
+            raise ValueError(
+                "window.per=sequence puts whole sequences into splits: set split.by to "
+                "series (a seeded random, class-stratified draw) or column (split.column)"
+            )
+        if self.source.future_features:
+            raise ValueError("window.per=sequence takes no `source.future_features`")
+
     @property
     def normalize(self) -> Literal["series", "global", "none"]:
         """The z-score the window step applies (per series is impossible for a series split)."""
         if self.window.normalize in ("none", "global"):
             return self.window.normalize
-        return "global" if self.split.by == "series" else "series"
+        return "global" if self.split.by != "time" else "series"
+
+    @property
+    def per_sequence(self) -> bool:
+        """Whether each whole series is one window (a sequence classifier)."""
+        return self.window.per == "sequence"
 
     @property
     def window_relative_options(self) -> list[bool]:

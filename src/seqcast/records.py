@@ -123,6 +123,9 @@ class EvaluationRef(_Record):
     champion_version: str | None
     forecasts_uri: str | None = None
     """Every test forecast (test_forecasts.parquet; forecast only)."""
+    classify_scores: dict[str, dict[str, float]] | None = None
+    """classify: every predictor's accuracy, balanced accuracy and macro-F1, which the
+    classifier gate (`seqcast.modeling.gate.decide_classifier`) decides from."""
 
 
 class ModelVersionRef(_Record):

@@ -220,11 +220,17 @@ def derive_contract(config: PipelineConfig, predicting: bool = False) -> Contrac
     if predicting and config.task == "classify":
         # the label is not a model input: prediction data may carry it or not
         columns[source.target[0]] = ColumnRule(type="label", required=False, nullable=True)
+    elif config.per_sequence:
+        # one label per sequence: constant, or given on some of its rows only
+        columns[source.target[0]] = ColumnRule(type="label", nullable=True)
     else:
         columns.update({t: ColumnRule(type=value_type) for t in source.target})
     columns.update(
         {f: ColumnRule(type="float") for f in [*source.features, *source.covariate_columns]}
     )
+    if config.split.column is not None:
+        # train/val/test per series, checked by the window step (naming the series)
+        columns[config.split.column] = ColumnRule(type="string", required=not predicting)
     key = [c for c in (source.series_id, source.timestamp) if c]
     return Contract(
         name=f"{config.name}-derived",
@@ -237,7 +243,10 @@ def derive_contract(config: PipelineConfig, predicting: bool = False) -> Contrac
 
 
 def rows_needed(config: PipelineConfig, predicting: bool = False) -> int:
-    """Rows one series needs: a whole window to train, one lookback to predict."""
+    """Rows one series needs: a whole window to train, one lookback to predict; a whole
+    sequence (window.per=sequence) is padded, so one row is enough."""
+    if config.per_sequence:
+        return 1
     return config.window.lookback + (0 if predicting else max(config.window.horizon, 1))
 
 

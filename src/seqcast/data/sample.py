@@ -125,6 +125,52 @@ def activity_series(n_series: int = 3, n_steps: int = 1500, seed: int = 0) -> pd
     return pd.concat(frames, ignore_index=True)
 
 
+SHAPES = ("slow", "fast", "burst")
+
+
+def sequence_set(
+    n_sequences: int = 120,
+    min_length: int = 20,
+    max_length: int = 60,
+    n_classes: int = 3,
+    test: float = 0.25,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Labelled sequences of unequal length, like a time-series classification archive set.
+
+    Columns: ``seq`` (sequence id), ``t`` (integer step from 0), ``value``, ``shape`` (the
+    class, on every row), ``split`` (``train`` or ``test``: the last ``test`` share of each
+    class). Class k is a noisy sine of its own frequency (burst: a fast sine in the second
+    half only). Rows are sorted by class then id, as archive files often are.
+    """
+    if not 2 <= n_classes <= len(SHAPES):
+        raise ValueError(f"`n_classes` must be in [2, {len(SHAPES)}]. Received: {n_classes}")
+    rng = np.random.default_rng(seed)
+    frames = []
+    per_class = n_sequences // n_classes
+    for k in range(n_classes):
+        n_test = max(1, int(round(per_class * test)))
+        for i in range(per_class):
+            length = int(rng.integers(min_length, max_length + 1))
+            t = np.arange(length)
+            frequency = (0.04, 0.18, 0.18)[k]
+            signal = np.sin(2 * np.pi * frequency * t + rng.uniform(0, 2 * np.pi))
+            if SHAPES[k] == "burst":
+                signal = np.where(t >= length // 2, 2 * signal, 0.2 * signal)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "seq": f"{SHAPES[k]}-{i:03d}",
+                        "t": t,
+                        "value": (signal + rng.normal(0, 0.2, length)).round(4),
+                        "shape": SHAPES[k],
+                        "split": "test" if i >= per_class - n_test else "train",
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
 def write_csv_per_series(frame: pd.DataFrame, series_column: str, directory: Path) -> list[Path]:
     """One CSV per series, timestamps in ISO 8601 with offset; returns the files written."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -139,9 +185,20 @@ def write_csv_per_series(frame: pd.DataFrame, series_column: str, directory: Pat
     return paths
 
 
+def write_frame_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """``frame`` as one CSV at ``path``, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(".csv.tmp")
+    frame.to_csv(temp, index=False)
+    temp.replace(path)
+    return path
+
+
 def write_samples(root: Path) -> dict[str, list[Path]]:
-    """The bundled sample sets under ``root``: ``load/`` (forecast) and ``activity/`` (classify)."""
+    """The bundled sample sets under ``root``: ``load/`` (forecast), ``activity/`` (per-step
+    classify) and ``sequences/`` (whole-sequence classify, unequal lengths)."""
     return {
         "load": write_csv_per_series(load_series(), "sensor", root / "load"),
         "activity": write_csv_per_series(activity_series(), "device", root / "activity"),
+        "sequences": [write_frame_csv(sequence_set(), root / "sequences" / "sequences.csv")],
     }

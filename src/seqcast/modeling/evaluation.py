@@ -22,6 +22,7 @@ HIGHER_IS_BETTER = {
     "smape": False,
     "mase": False,
     "accuracy": True,
+    "balanced_accuracy": True,
     "macro_f1": True,
 }
 WORST_SERIES_SHOWN = 5
@@ -247,13 +248,24 @@ def per_class_metrics(matrix: np.ndarray, classes: list[str]) -> dict[str, dict[
     }
 
 
+def balanced_accuracy(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Mean recall over the classes present in ``actual``: a constant predictor scores
+    1/k on k classes whatever their shares (accuracy gives it the majority's share)."""
+    classes = np.unique(actual)
+    if classes.size == 0:
+        return float("nan")
+    return float(np.mean([np.mean(predicted[actual == c] == c) for c in classes]))
+
+
 def classify_metrics(predicted: np.ndarray, actual: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy, balanced accuracy and macro-F1 of class ids ``predicted`` against ``actual``."""
     import keras
 
     f1 = keras.metrics.F1Score(average="macro")
     f1.update_state(keras.ops.one_hot(actual, n_classes), keras.ops.one_hot(predicted, n_classes))
     return {
         "accuracy": float(np.mean(predicted == actual)),
+        "balanced_accuracy": balanced_accuracy(predicted, actual),
         "macro_f1": float(keras.ops.convert_to_numpy(f1.result())),
     }
 

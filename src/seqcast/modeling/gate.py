@@ -11,9 +11,16 @@ run there is always a champion, and never one that lost to last value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from seqcast.modeling.evaluation import is_better
+
+MAJORITY = "majority_class"
+CLASSIFIER_FLOORS = ("accuracy", "balanced_accuracy")
+"""A classifier must beat the majority class on each of these (by the margin): accuracy
+alone passes a model that always answers the majority, macro-F1 alone passed one below
+the majority's accuracy (a constant predictor's macro-F1 is tiny)."""
 
 NETWORK = "network"
 STATISTICAL_KINDS = ("ets", "seasonal_naive", "last_value")
@@ -126,4 +133,63 @@ def decide(
         False,
         f"{reason}; {label} {metric} {score:.4f} does not beat champion {champion_version} "
         f"({champion:.4f}), which stays champion",
+    )
+
+
+def majority_floor(
+    model: Mapping[str, float], majority: Mapping[str, float], margin: float
+) -> str | None:
+    """Why a classifier does not beat the majority class (None when it does): it must beat
+    it on every metric of `CLASSIFIER_FLOORS` by ``margin``."""
+    lost = [
+        f"{metric} {model[metric]:.4f} vs {majority[metric]:.4f}"
+        for metric in CLASSIFIER_FLOORS
+        if not is_better(model[metric], majority[metric], metric, margin)
+    ]
+    if not lost:
+        return None
+    return f"network does not beat the majority class on {', '.join(lost)}"
+
+
+def decide_classifier(
+    scores: Mapping[str, Mapping[str, float]],
+    champion_version: str | None,
+    metric: str,
+    margin: float,
+) -> GateDecision:
+    """The classifier gate: the network (``scores["model"]``) must beat the majority class
+    (``scores["majority_class"]``) on accuracy and on balanced accuracy, then the champion
+    (``scores["champion"]``, when there is one) on ``metric``, each by ``margin``.
+
+    A classifier has no statistical fallback: when the network fails, nothing is promoted
+    and the champion (if any) stays.
+    """
+    model = scores["model"]
+    refused = majority_floor(model, scores[MAJORITY], margin) if MAJORITY in scores else None
+    if refused is not None:
+        return GateDecision(None, None, None, False, refused)
+    reason = (
+        f"network beats the majority class on {' and '.join(CLASSIFIER_FLOORS)} "
+        f"({', '.join(f'{m} {model[m]:.4f}' for m in CLASSIFIER_FLOORS)})"
+    )
+    score = model[metric]
+    champion = scores.get("champion")
+    if champion is None:
+        return GateDecision("model", NETWORK, score, True, f"{reason}; network is champion")
+    if is_better(score, champion[metric], metric, margin):
+        return GateDecision(
+            "model",
+            NETWORK,
+            score,
+            True,
+            f"{reason}; {metric} {score:.4f} beats champion {champion_version} "
+            f"({champion[metric]:.4f}) and is champion",
+        )
+    return GateDecision(
+        "model",
+        NETWORK,
+        score,
+        False,
+        f"{reason}; {metric} {score:.4f} does not beat champion {champion_version} "
+        f"({champion[metric]:.4f}), which stays champion",
     )

@@ -85,6 +85,35 @@ class NaiveForecast(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="seqcast")
+class StepMask(keras.layers.Layer):
+    """Split a padded sequence window into its inputs and a Keras mask.
+
+    (batch, steps, features + 1) -> (batch, steps, features), masked where the last
+    column (`seqcast.windows.sequences.VALID_COLUMN`) is 0. The recurrent layers after it
+    skip masked steps, so padding values never matter.
+
+    Sequences are padded on the right: with a mask, Keras runs the fused cuDNN GRU/LSTM
+    kernel only for right-padded masks (keras/src/backend/tensorflow/rnn.py, Keras 3.15:
+    ``_is_sequence_right_padded`` / ``_assert_valid_mask``, used by ``gru``/``lstm`` there
+    and by keras/src/layers/rnn/gru.py, lstm.py when ``use_cudnn="auto"``).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, window: Any) -> Any:
+        return window[:, :, :-1]
+
+    def compute_mask(self, window: Any, mask: Any = None) -> Any:
+        return window[:, :, -1] > 0.5  # (batch, steps) True on real steps
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        features = input_shape[-1]
+        return (*input_shape[:-1], None if features is None else features - 1)
+
+
 def _recurrent_stack(hidden: Any, spec: ModelSpec, bidirectional: bool) -> Any:
     recurrent = _CELLS[spec.cell]
     for depth, units in enumerate(spec.units):
@@ -149,7 +178,9 @@ def build_model(
             spec.recurrent_dropout,
             spec.cell.upper(),
         )
-    window = keras.Input(shape=(layout.lookback, len(layout.input_columns)), name="window")
+    # Whole sequences: any number of steps (padding length does not change the output).
+    steps = None if layout.per == "sequence" else layout.lookback
+    window = keras.Input(shape=(steps, len(layout.input_columns)), name="window")
     covariates = _covariate_inputs(layout)
     inputs: keras.KerasTensor | dict[str, keras.KerasTensor] = window
     if covariates:
@@ -164,7 +195,8 @@ def build_model(
         )  # (batch, units[-1] + horizon * n_future + n_static)
 
     if layout.task == "classify":
-        hidden = with_covariates(_recurrent_stack(window, spec, spec.bidirectional))
+        seen = StepMask(name="step_mask")(window) if layout.per == "sequence" else window
+        hidden = with_covariates(_recurrent_stack(seen, spec, spec.bidirectional))
         outputs = keras.layers.Dense(len(layout.classes), activation="softmax", name="classes")(
             hidden
         )

@@ -22,7 +22,7 @@ from seqcast.config import ModelSpec
 from seqcast.errors import SeqcastError
 from seqcast.modeling.checkpoints import EpochCheckpoints
 from seqcast.modeling.networks import build_model
-from seqcast.modeling.sizing import size_training
+from seqcast.modeling.sequence_sizing import size_for
 from seqcast.windows.input_pipeline import StreamedWindows, TrainingData, fit_arguments
 from seqcast.windows.windowing import WindowArrays, WindowLayout
 
@@ -70,7 +70,10 @@ def seed_everything(spec: ModelSpec) -> None:
 
 
 def _resolved(
-    spec: ModelSpec, train_windows: TrainingData, strategy: tf.distribute.Strategy | None
+    spec: ModelSpec,
+    train_windows: TrainingData,
+    strategy: tf.distribute.Strategy | None,
+    per: str = "step",
 ) -> tuple[ModelSpec, int, int, int]:
     """``spec`` with its unset batch size, epochs and patience sized to the windows, and
     those three values."""
@@ -86,7 +89,7 @@ def _resolved(
             "model.epochs and model.patience, or pass WindowArrays or StreamedWindows"
         )
     devices = (strategy or tf.distribute.get_strategy()).num_replicas_in_sync
-    plan = size_training(spec, count, devices)
+    plan = size_for(spec, count, devices, per)
     return plan.apply(spec), plan.batch_size, plan.epochs, plan.patience
 
 
@@ -118,7 +121,7 @@ def train(
     Raises:
         TrainingDivergedError: the loss became NaN or infinite.
     """
-    spec, batch_size, epochs, patience = _resolved(spec, train_windows, strategy)
+    spec, batch_size, epochs, patience = _resolved(spec, train_windows, strategy, layout.per)
     seed_everything(spec)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(layout, spec, window_relative=window_relative, season=season)

@@ -40,6 +40,14 @@ from seqcast.windows.grid import (
     to_grid,
 )
 from seqcast.windows.scaling import Moments, RunningStats, Scaler, Stats, moments
+from seqcast.windows.sequences import (
+    assign_splits,
+    padded_inputs,
+    sequence_label,
+    split_value,
+    truncated,
+    warn_truncated,
+)
 from seqcast.windows.series_source import ColumnRoles, FrameSeries, column_roles
 from seqcast.windows.store import BlockWriter
 from seqcast.windows.windowing import (
@@ -47,7 +55,6 @@ from seqcast.windows.windowing import (
     SeriesWindows,
     WindowArrays,
     WindowLayout,
-    assign_series_splits,
     concat_series_windows,
     concat_windows,
     cut_windows,
@@ -126,6 +133,8 @@ class Survey:
     step: GridStep
     series_split: dict[str, str] | None
     time_unit: str | None = None
+    length: int | None = None
+    """window.per=sequence: the steps every sequence is padded or truncated to."""
 
 
 @dataclass(frozen=True)
@@ -149,27 +158,59 @@ class SeriesFit:
         return cls(data["series"], part("inputs"), part("future"), part("static"), data["labels"])
 
 
+def _stratum(rows: SeriesRows, config: PipelineConfig) -> object | None:
+    """What a split of whole series is stratified by: the class of a sequence, or the most
+    common label of a per-step classify series; None for forecasting."""
+    if config.task != "classify" or rows.labels is None:
+        return None
+    if config.per_sequence:
+        return sequence_label(rows)
+    common = pd.Series(rows.labels).dropna().mode()
+    return common.iloc[0] if len(common) else None
+
+
 def survey(source: SeriesSource, config: PipelineConfig) -> Survey:
-    """Pass 1: the series ids in source order, rows per series, grid step and series split."""
+    """Pass 1: the series ids in source order, rows per series, grid step and series split
+    (a seeded random draw stratified by class, or the split column's)."""
     steps = StepCounter()
     series_ids: list[str] = []
     counts: list[int] = []
+    strata: dict[str, object | None] = {}
+    fixed: dict[str, str] = {}
+    split = config.split
     for rows in source(light=True):
         series_ids.append(rows.series)
         counts.append(len(rows.stamps))
         if config.source.frequency is None:
             steps.add(rows.stamps)
+        if split.by != "time":
+            strata[rows.series] = _stratum(rows, config)
+        if split.column is not None and rows.split is not None:
+            fixed[rows.series] = split_value(rows, split.column)
     if not series_ids:
         raise DataContractError("the validated table has no rows to cut windows from")
     step = grid_step(
         config.source.frequency, steps.frequency(config.source.timezone), config.source.timezone
     )
-    split = config.split
-    series_split = (
-        assign_series_splits(series_ids, split.val, split.test) if split.by == "series" else None
-    )
+    series_split = None
+    if split.by != "time":
+        series_split = assign_splits(
+            series_ids,
+            split.val,
+            split.test,
+            split.seed,
+            strata if config.task == "classify" else None,
+            fixed if split.by == "column" else None,
+        )
     time_unit = config.source.time_unit or getattr(source, "time_unit", None)
-    return Survey(series_ids, counts, step, series_split, time_unit)
+    length = None
+    if config.per_sequence:
+        assert series_split is not None  # the config refuses split.by=time
+        length = config.window.max_length or max(
+            n for s, n in zip(series_ids, counts, strict=True) if series_split[s] == "train"
+        )
+        warn_truncated(counts, length, config.window.max_length is not None)
+    return Survey(series_ids, counts, step, series_split, time_unit, length)
 
 
 MAX_MAGNITUDE = float(np.finfo(np.float32).max)
@@ -234,8 +275,10 @@ def fit_series(
     series_column: str,
     step: GridStep,
     series_split: dict[str, str] | None,
+    length: int | None = None,
 ) -> Iterator[SeriesFit]:
-    """Pass 2 over (a shard of) the source: each series' train-row moments, in order.
+    """Pass 2 over (a shard of) the source: each series' train-row moments, in order
+    (window.per=sequence: each train sequence's, truncated to ``length``).
 
     Raises:
         DataContractError: a value too large to scale (`check_magnitudes`), here, before
@@ -244,6 +287,11 @@ def fit_series(
     roles = column_roles(config, series_column)
     for rows in source():
         check_magnitudes(rows, roles)
+        if config.per_sequence:
+            fit = _fit_sequence(rows, roles, series_split or {}, length or len(rows))
+            if fit is not None:
+                yield fit
+            continue
         grid = _grid(rows, step, config)
         train = _train_rows(grid, step, config, series_split)
         static_values = _check_static(grid, roles)
@@ -259,6 +307,30 @@ def fit_series(
             static=moments(static_values[None, :]),
             labels=labels,
         )
+
+
+def _fit_sequence(
+    rows: SeriesRows, roles: ColumnRoles, series_split: dict[str, str], length: int
+) -> SeriesFit | None:
+    """A train sequence's moments (its own rows: padding is added later and never counted)
+    and its label; None for a val or test sequence."""
+    label = sequence_label(rows)
+    if series_split.get(rows.series) != "train":
+        return None
+    if label is None:
+        raise DataContractError(
+            f"training sequence {rows.series!r} has no label: column {roles.label!r} is "
+            "empty on all its rows. Give it a label, or remove the sequence."
+        )
+    rows = truncated(rows, length)
+    static = rows.static[0] if len(rows) else np.zeros(rows.static.shape[1])
+    return SeriesFit(
+        series=rows.series,
+        inputs=moments(rows.values),
+        future=None,
+        static=moments(static[None, :]),
+        labels=[str(label)],
+    )
 
 
 def merge_fits(
@@ -300,6 +372,7 @@ def merge_fits(
         found.time_unit,
         (future_stats.mean, future_stats.std),
         (static_stats.mean, static_stats.std),
+        found.length,
     )
     scaler = Scaler(
         kind=kind if roles.inputs else "none",
@@ -315,7 +388,7 @@ def merge_fits(
 def plan_windows(source: SeriesSource, config: PipelineConfig, series_column: str) -> WindowPlan:
     """Passes 1 and 2 over the whole source: the grid step, the splits, the statistics."""
     found = survey(source, config)
-    fits = fit_series(source, config, series_column, found.step, found.series_split)
+    fits = fit_series(source, config, series_column, found.step, found.series_split, found.length)
     return merge_fits(fits, config, series_column, found)
 
 
@@ -326,6 +399,11 @@ def iter_series_windows(
     layout = plan.layout
     calendar = list(config.window.calendar)
     for rows in source():
+        if layout.per == "sequence":
+            windows = sequence_window(rows, plan)
+            if windows is not None:
+                yield windows
+            continue
         grid = _grid(rows, plan.step, config)
         if grid.n_steps < layout.span:
             continue
@@ -353,6 +431,42 @@ def iter_series_windows(
         windows = series_windows(grid, layout, inputs, future, labels, static, split_of_step)
         if any(windows.count(s) for s in SPLITS):
             yield windows
+
+
+def sequence_window(rows: SeriesRows, plan: WindowPlan) -> SeriesWindows | None:
+    """One sequence as one window: its last ``lookback`` rows, scaled, padded on the right
+    (`seqcast.windows.sequences.padded_inputs`), labelled on every row with its class.
+
+    None (with a warning) for a sequence without a label or with one not seen in training.
+    """
+    layout = plan.layout
+    assert plan.series_split is not None  # sequences are split whole
+    label = sequence_label(rows)
+    code = plan.class_index.get(str(label)) if label is not None else None
+    if code is None:
+        logger.warning(
+            "sequence %r skipped: %s",
+            rows.series,
+            "no label" if label is None else f"label {label!r} not seen in training",
+        )
+        return None
+    rows = truncated(rows, layout.lookback)
+    scaled = plan.scaler.transform(rows.values.astype(np.float32), rows.series)
+    inputs = padded_inputs(scaled, layout.lookback)  # (lookback, n_features + 1)
+    stamps = np.full(layout.lookback, rows.stamps[-1], np.int64)  # padding: the last step's
+    stamps[: len(rows)] = rows.stamps
+    static = rows.static[0] if len(rows) else np.zeros(layout.n_static)
+    split = SPLITS.index(plan.series_split[rows.series])
+    return SeriesWindows(
+        stamps=stamps,
+        inputs=inputs,
+        future=np.zeros((layout.lookback, 0), np.float32),
+        labels=np.full(layout.lookback, code, np.int32),
+        series=np.zeros(layout.lookback, np.int32),
+        names=[rows.series],
+        static=static.reshape(1, -1).astype(np.float32),
+        starts={name: np.zeros(int(i == split), np.int64) for i, name in enumerate(SPLITS)},
+    )
 
 
 def build_windows(
@@ -408,6 +522,11 @@ def write_part(
 def require_every_split(counts: dict[str, int], layout: WindowLayout) -> None:
     """Raise unless every split has at least one window."""
     for name in SPLITS:
+        if counts[name] == 0 and layout.per == "sequence":
+            raise DataContractError(
+                f"the {name} split has no labelled sequences: check split.column / "
+                "split.val / split.test and that its sequences carry a training class."
+            )
         if counts[name] == 0:
             raise DataContractError(
                 f"the {name} split has no windows: each series needs more than "

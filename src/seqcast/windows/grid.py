@@ -49,6 +49,8 @@ class SeriesRows:
     labels: np.ndarray | None
     future: np.ndarray
     static: np.ndarray
+    split: np.ndarray | None = None
+    """(rows,) values of the split column (``split.by: column``), else None."""
 
     def __len__(self) -> int:
         return len(self.stamps)

@@ -29,6 +29,7 @@ from seqcast.windows.grid import SeriesRows
 
 _READ_BUFFER = 1 << 20
 
+
 @dataclass(frozen=True)
 class ColumnRoles:
     """Which columns of the validated table the window step reads, by role."""
@@ -39,13 +40,25 @@ class ColumnRoles:
     label: str | None
     future: list[str]
     static: list[str]
+    split: str | None = None
+    """The split column (``split.by: column``)."""
 
     def columns(self, light: bool = False) -> list[str]:
-        """Columns to read; ``light``: only series and timestamp (a survey pass)."""
-        if light:
-            return [self.series, self.timestamp]
+        """Columns to read; ``light``: series, timestamp, label and split column (a survey
+        pass: the split of series is drawn within classes)."""
         label = [self.label] if self.label else []
-        return [self.series, self.timestamp, *self.inputs, *label, *self.future, *self.static]
+        split = [self.split] if self.split else []
+        if light:
+            return [self.series, self.timestamp, *label, *split]
+        return [
+            self.series,
+            self.timestamp,
+            *self.inputs,
+            *label,
+            *self.future,
+            *self.static,
+            *split,
+        ]
 
 
 def column_roles(config: PipelineConfig, series_column: str) -> ColumnRoles:
@@ -58,6 +71,7 @@ def column_roles(config: PipelineConfig, series_column: str) -> ColumnRoles:
         label=source.target[0] if classify else None,
         future=list(source.future_features),
         static=list(source.static_features),
+        split=config.split.column,
     )
 
 
@@ -78,6 +92,7 @@ def series_rows(series: str, columns: dict[str, np.ndarray], roles: ColumnRoles)
         labels=columns[roles.label] if roles.label and roles.label in columns else None,
         future=_matrix(columns, [c for c in roles.future if c in columns], n),
         static=_matrix(columns, [c for c in roles.static if c in columns], n),
+        split=columns[roles.split] if roles.split and roles.split in columns else None,
     )
 
 

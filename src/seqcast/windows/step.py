@@ -74,7 +74,7 @@ def _work(uri: str, name: str) -> str:
 def _read_survey(uri: str) -> Survey:
     data = storage.read_json(_work(uri, "survey.json"))
     step = GridStep.from_json(data["step"])
-    return Survey([], [], step, data["series_split"], data.get("time_unit"))
+    return Survey([], [], step, data["series_split"], data.get("time_unit"), data.get("length"))
 
 
 def _shard_source(source: ParquetSeries, shard: ShardRef) -> ParquetSeries:
@@ -90,6 +90,7 @@ def survey_shards(source: ParquetSeries, config: PipelineConfig, uri: str) -> li
             "step": surveyed.step.to_json(),
             "series_split": surveyed.series_split,
             "time_unit": surveyed.time_unit,
+            "length": surveyed.length,
         },
     )
     return make_shards(surveyed.rows, config.runner.series_per_shard)
@@ -132,7 +133,12 @@ def fit_shard(
     """
     found = _read_survey(uri)
     fits = fit_series(
-        _shard_source(source, shard), config, series_column, found.step, found.series_split
+        _shard_source(source, shard),
+        config,
+        series_column,
+        found.step,
+        found.series_split,
+        found.length,
     )
     out = _work(uri, f"fit-{shard.number:05d}.json")
     storage.write_json(out, [fit.to_json() for fit in fits])

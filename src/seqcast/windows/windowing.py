@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from seqcast.config import PipelineConfig, SplitSpec
-from seqcast.errors import DataContractError
 from seqcast.windows.covariates import calendar_columns
 from seqcast.windows.grid import GridRows, GridStep, layout_step
 from seqcast.windows.grid import segment_ids as grid_segment_ids
+from seqcast.windows.sequences import VALID_COLUMN
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ class WindowLayout:
     time_unit: str | None = None
     """``year`` or ``step`` when the source's time column holds integers: prediction
     reports its timestamps back in that form."""
+    per: str = "step"
+    """``sequence``: one window per whole series, ``lookback`` its padded length, its last
+    input column `seqcast.windows.sequences.VALID_COLUMN` (1 = a real step, 0 = padding)."""
 
     @property
     def span(self) -> int:
@@ -160,21 +163,6 @@ def grid_split_bounds(
     instant = pd.Timestamp(split.test_from).as_unit("ns").value
     test_start = int(np.clip(step.steps_until(first_stamp_ns, instant), 0, n_steps))
     return test_start - int(round(test_start * split.val)), test_start
-
-
-def assign_series_splits(series_ids: list[str], val: float, test: float) -> dict[str, str]:
-    """Whole series to splits, in sorted order: the last ones go to val then test."""
-    ordered = sorted(series_ids)
-    n = len(ordered)
-    n_test = max(1, int(round(n * test)))
-    n_val = int(round(n * val))
-    if n - n_test - n_val < 1:
-        raise DataContractError(
-            f"split.by=series needs more series: {n} series cannot fill train, val ({val}) "
-            f"and test ({test}). Add series or use split.by=time."
-        )
-    splits = ["train"] * (n - n_test - n_val) + ["val"] * n_val + ["test"] * n_test
-    return dict(zip(ordered, splits, strict=True))
 
 
 def segment_ids(stamps: pd.Series, layout: WindowLayout) -> np.ndarray:
@@ -380,17 +368,22 @@ def make_layout(
     time_unit: str | None = None,
     future_stats: tuple[list[float], list[float]] = ([], []),
     static_stats: tuple[list[float], list[float]] = ([], []),
+    length: int | None = None,
 ) -> WindowLayout:
-    """The layout of ``config``'s windows, with the statistics the build measured."""
+    """The layout of ``config``'s windows, with the statistics the build measured
+    (``length``: the padded length of whole-sequence windows)."""
     source = config.source
     inputs = list(source.features) if config.task == "classify" else source.value_columns
+    per_sequence = config.per_sequence and length is not None
+    if per_sequence:
+        inputs = [*inputs, VALID_COLUMN]
     calendar: list[str] = list(config.window.calendar)
     n_calendar = 2 * len(calendar)
     return WindowLayout(
         task=config.task,
-        lookback=config.window.lookback,
-        horizon=config.window.horizon,
-        stride=config.window.stride,
+        lookback=length if per_sequence and length else config.window.lookback,
+        horizon=0 if per_sequence else config.window.horizon,
+        stride=1 if per_sequence else config.window.stride,
         series_column=series_column,
         timestamp=source.timestamp,
         input_columns=inputs,
@@ -408,4 +401,5 @@ def make_layout(
         static_std=list(static_stats[1]),
         frequency=step.frequency.alias,
         time_unit=time_unit,
+        per="sequence" if per_sequence else "step",
     )
