@@ -2,8 +2,9 @@
 
 The config names only the columns, the task, the mode (``window.per: sequence``) and the split
 column holding the archive's official split (validation is carved from train by seqcast);
-everything else is seqcast's default. One run per seed (``model.seed``, set with ``--set``: the
-seed is not a model choice), each on a fresh ``data_root``. Test accuracy, balanced accuracy and
+everything else is seqcast's default. One run per seed (``model.seed`` and ``split.seed``, so
+the weights and the validation carve both change; set with ``--set``: a seed is not a model
+choice), each on a fresh ``data_root``. Test accuracy, balanced accuracy and
 macro-F1 of the trained network are read from the registry (`seqcast models list --json`),
 promoted or not, with what seqcast's defaults chose (the version manifest's training plan).
 """
@@ -27,10 +28,10 @@ def archive_config(archive: ArchiveSet, csv: Path, dims: int, data_root: Path) -
     """The whole config a user writes for an archive set: columns, task, mode, split column."""
     return {
         "name": f"classify-{archive.name}",
-        "data_root": str(data_root),
+        "data_root": str(data_root.resolve()),
         "task": "classify",
         "source": {
-            "path": str(csv),
+            "path": str(csv.resolve()),
             "series_id": SEQ,
             "timestamp": STEP,
             "time_unit": "step",
@@ -43,7 +44,7 @@ def archive_config(archive: ArchiveSet, csv: Path, dims: int, data_root: Path) -
 
 
 def run_seed(archive: ArchiveSet, csv: Path, dims: int, work: Path, seed: int) -> dict[str, Any]:
-    """`seqcast train` with ``model.seed=seed`` on a fresh data_root; the network's test scores."""
+    """`seqcast train` with ``seed`` on a fresh data_root; the network's test scores."""
     data_root = work / "data-root" / f"{archive.name}-seed{seed}"
     shutil.rmtree(data_root, ignore_errors=True)
     config_path = write_config(
@@ -53,7 +54,8 @@ def run_seed(archive: ArchiveSet, csv: Path, dims: int, work: Path, seed: int) -
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     config = ["--config", str(config_path)]
     started = time.perf_counter()
-    trained = _checked(_cli(["train", *config, "--set", f"model.seed={seed}"], env), "train")
+    seeds = ["--set", f"model.seed={seed}", "--set", f"split.seed={seed}"]
+    trained = _checked(_cli(["train", *config, *seeds], env), "train")
     wall_s = time.perf_counter() - started
     rows = json.loads(_checked(_cli(["models", "list", *config, "--json"], env), "models list"))
     mine = max(rows, key=lambda r: r["created"])

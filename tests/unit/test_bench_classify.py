@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from benchmarks.classify.bare_keras import stratified_carve
-from benchmarks.classify.datasets import Sequences, long_table, parse_ts
+from benchmarks.classify.datasets import SETS, Sequences, long_table, parse_ts
 from benchmarks.classify.peers import (
     dtw_distances,
     euclidean_distances,
     nearest_labels,
     resample,
 )
+from benchmarks.classify.seqcast_run import archive_config
+from seqcast.config import config_from_dict
 
 TS = """#\ufeff comment
 % another comment
@@ -96,3 +100,14 @@ def test_stratified_carve_takes_each_class_and_follows_the_seed() -> None:
     assert sorted(labels[i] for i in carve) == ["a", "a", "b", "c"]
     assert carve.tolist() == stratified_carve(labels, 0.1, seed=0).tolist()
     assert carve.tolist() != stratified_carve(labels, 0.1, seed=1).tolist()
+
+
+def test_archive_config_is_a_valid_sequence_classifier_without_model_settings(
+    tmp_path: Path,
+) -> None:
+    raw = archive_config(SETS["basicmotions"], tmp_path / "x.csv", 6, tmp_path / "root")
+    assert "model" not in raw and "lookback" not in raw["window"]
+    config = config_from_dict(raw)
+    assert config.per_sequence
+    assert config.split.by == "column" and config.split.column == "split"
+    assert config.source.features == [f"dim_{d}" for d in range(6)]
