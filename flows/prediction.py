@@ -30,7 +30,7 @@ def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef
     if (done := already_published(config, "predictions", day, force)) is not None:
         return skipped(PredictionsRef.model_validate(done.record["predictions"]), done.reason)
     registry.required_champion_version(config.pipeline_root)
-    snapshot = ingest(config)
+    snapshot = ingest(config, predicting=True)
     validated = validate(config, snapshot, predicting=True)
     # Publishes the day's file and its marker itself (seqcast.serving.publication).
     return run_sharded(predict_shards, config, validated, day, current_run_id(), trigger)

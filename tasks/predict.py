@@ -9,6 +9,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from seqcast.config import PipelineConfig, series_column
+from seqcast.data.contracts import PREDICTION_CONTRACT
 from seqcast.io import storage
 from seqcast.records import (
     PredictionPartRef,
@@ -19,6 +20,7 @@ from seqcast.records import (
 )
 from seqcast.serving import publication, registry
 from seqcast.serving.prediction import combine_parts, predict_part, remove_stale_staging
+from seqcast.serving.sequence_prediction import contract_ranges
 from seqcast.windows.series_source import make_shards, series_row_counts
 from tasks.common import STEP_OPTIONS
 
@@ -66,7 +68,12 @@ def predict_shard(
     """Predict one shard's series from their latest windows; stage them as one Parquet part."""
     champion = run_champion(config.pipeline_root, plan.model_version, flow_run_id)
     out = storage.join(plan.staging_uri, f"part-{shard.number:05d}.parquet")
-    return predict_part(validated.uri, shard, champion, out, flow_run_id)
+    ranges = None
+    if champion.layout.per == "sequence":
+        manifest = registry.read_manifest(config.pipeline_root, plan.model_version)
+        stored = manifest.get(PREDICTION_CONTRACT)
+        ranges = contract_ranges(stored, champion.layout.input_columns)
+    return predict_part(validated.uri, shard, champion, out, flow_run_id, ranges)
 
 
 @task(name="predict-combine", **STEP_OPTIONS)

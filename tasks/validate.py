@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from seqcast.config import NOT_DATA, PipelineConfig, series_column
 from seqcast.data.contracts import PREDICTION_CONTRACT, Contract, contract_for, contract_from_dict
+from seqcast.data.ingest import SOURCE_TEST
 from seqcast.data.validation import table_schema, validate_table
 from seqcast.data.validation_report import (
     ReportFiles,
@@ -107,7 +108,10 @@ def validate(
             "not local, so the report and summary files are the record of this check",
             config.data_root,
         )
-    report = validate_table(raw, contract, config.source, snapshot.files, docs_dir=docs_dir)
+    text = [c for c in (config.split.column, SOURCE_TEST) if c]
+    report = validate_table(
+        raw, contract, config.source, snapshot.files, docs_dir=docs_dir, text_columns=text
+    )
     files = save_report(report, config.pipeline_root, fingerprint[:16])
     publish(config, predicting, artifact_rows(report), files)
     if report.outcome == "fail":
@@ -118,7 +122,7 @@ def validate(
     uri = storage.join(config.pipeline_root, "validated", fingerprint[:16], "data.parquet")
     if not storage.exists(uri):
         columns = list(report.clean.columns)
-        schema = table_schema(contract, config.source, columns, report.time_unit)
+        schema = table_schema(contract, config.source, columns, report.time_unit, text)
         storage.write_parquet(
             pa.Table.from_pandas(report.clean, schema=schema, preserve_index=False), uri
         )

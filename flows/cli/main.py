@@ -80,7 +80,8 @@ def format_metrics(
     order = sorted(scores, key=lambda n: (n != "model", n != "champion", n))
     metrics = list(scores["model"])
     width = max(len(name) for name in scores) + 2
-    lines = ["predictor".ljust(width) + "".join(m.rjust(12) for m in metrics)]
+    cell = max(12, *(len(m) + 2 for m in metrics))  # balanced_accuracy is 17 characters
+    lines = ["predictor".ljust(width) + "".join(m.rjust(cell) for m in metrics)]
     for name in order:
         values = scores[name]
         won = winner is not None and (
@@ -88,7 +89,8 @@ def format_metrics(
             or (name != "champion" and name.startswith(winner))
         )
         mark = "  <- winner" if won else ""
-        lines.append(name.ljust(width) + "".join(metric_cell(values[m]) for m in metrics) + mark)
+        cells = "".join(metric_cell(values[m], cell) for m in metrics)
+        lines.append(name.ljust(width) + cells + mark)
     lines.append(f"(test windows; primary metric: {primary})")
     return "\n".join(lines)
 

@@ -210,3 +210,31 @@ def test_a_below_majority_classifier_is_refused() -> None:
         {"model": good, "majority_class": majority, "champion": champion}, "v1", "macro_f1", 0.01
     )
     assert not kept.promote and "stays champion" in kept.reason
+
+
+def test_a_test_file_is_the_test_split_and_val_is_drawn_from_the_other(tmp_path: Any) -> None:
+    from seqcast.data.ingest import SOURCE_TEST, snapshot_source
+    from seqcast.errors import SourceError
+    from seqcast.io import storage
+
+    data = frame(n_classes=2).drop(columns=["split"])
+    test_ids = data["seq"].isin(["slow-000", "slow-001", "fast-000"])
+    data[~test_ids].to_csv(tmp_path / "train.csv", index=False)
+    data[test_ids].to_csv(tmp_path / "test.csv", index=False)
+    config = sequence_config(
+        source={"path": str(tmp_path / "train.csv"), "test_path": str(tmp_path / "test.csv")},
+        split={"by": "series", "column": None, "test": 0.5},
+    )
+    snapshot = snapshot_source(config.source, str(tmp_path / "root"))
+    raw = storage.read_parquet(snapshot.uri).to_pandas()
+    assert set(raw.loc[raw[SOURCE_TEST] == "1", "seq"]) == {"slow-000", "slow-001", "fast-000"}
+    assert len(snapshot.files) == 2
+
+    data[SOURCE_TEST] = np.where(test_ids, "1", "0")
+    windows, _, layout = build_windows(data, config, "seq")
+    assert sorted(windows["test"].series) == ["fast-000", "slow-000", "slow-001"]
+    assert {layout.classes[c] for c in windows["val"].y} == {"slow", "fast"}  # stratified
+
+    data[test_ids].assign(seq="fast-005").to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(SourceError, match="fast-005"):
+        snapshot_source(config.source, str(tmp_path / "root"))

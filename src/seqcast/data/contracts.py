@@ -475,13 +475,16 @@ def derive_prediction_contract(
     if frequency is None and source.timestamp in frame.columns:
         series = frame[source.series_id] if source.series_id else pd.Series(0, index=frame.index)
         frequency = usual_frequency(frame[source.timestamp], series, source.timezone)
+    # A sequence classifier reads each sequence whole: a value outside the training range
+    # is a warning (the sequence is classified and flagged in the output), not a reason
+    # to refuse every other sequence of the batch.
     severity = base.severity.model_copy(
         update={
             "type": "fail",
             "timestamp": "fail",
             "not_null": "fail",
             "finite": "fail",
-            "range": "fail",
+            "range": "warn" if config.per_sequence else "fail",
             "categories": "fail",
             "unique_key": "fail",
             "series_length": "fail",

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 SOURCE_FILE = "_source_file"
 SOURCE_LINE = "_source_line"
 _READABLE = (".csv", ".parquet", ".pq", ".csv.gz")
+SOURCE_TEST = "_source_test"
+"""With ``source.test_path``: ``1`` on the rows read from it (the test split), ``0`` on the
+others. Named like the other ``_source_`` columns, so no contract has to declare it."""
 SNAPSHOT_FORMAT = "text1"
 """Version of the snapshot layout (values as text); a new layout never reuses an old one."""
 
@@ -172,20 +175,52 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=raw_schema(frame), preserve_index=False)
 
 
-def snapshot_source(source: SourceSpec, pipeline_root: str) -> SnapshotRef:
-    """Write the source to ``{pipeline_root}/raw/{fingerprint}/`` unless that snapshot exists."""
+def _check_test_ids(frame: pd.DataFrame, source: SourceSpec) -> None:
+    """Refuse a series id found both in ``source.path`` and in ``source.test_path``."""
+    if source.series_id is None or source.series_id not in frame.columns:
+        return
+    test = frame[SOURCE_TEST] == "1"
+    shared = sorted(
+        set(frame.loc[test, source.series_id]) & set(frame.loc[~test, source.series_id])
+    )
+    if shared:
+        raise SourceError(
+            f"{len(shared)} {source.series_id} value(s) appear both in source.path and in "
+            f"source.test_path ({', '.join(map(str, shared[:5]))}): give the test series ids "
+            "of their own (e.g. a prefix), so no series is in train and test at once."
+        )
+
+
+def snapshot_source(source: SourceSpec, pipeline_root: str, with_test: bool = True) -> SnapshotRef:
+    """Write the source to ``{pipeline_root}/raw/{fingerprint}/`` unless that snapshot exists.
+
+    ``with_test``: also read ``source.test_path`` (its rows marked in `SOURCE_TEST`); a
+    prediction run reads ``source.path`` only.
+    """
     timeout = source.read_timeout_seconds
     uris = resolve_source_files(source.path, timeout)
     fingerprint = fingerprint_files(uris, timeout)
+    test_uris: list[str] = []
+    if with_test and source.test_path is not None:
+        test_uris = resolve_source_files(source.test_path, timeout)
+        test_print = fingerprint_files(test_uris, timeout)
+        fingerprint = hashlib.sha256(f"{fingerprint}:test:{test_print}".encode()).hexdigest()
     snapshot_dir = storage.join(pipeline_root, "raw", f"{fingerprint[:16]}-{SNAPSHOT_FORMAT}")
     manifest_uri = storage.join(snapshot_dir, "manifest.json")
     if storage.exists(manifest_uri):
         manifest = storage.read_json(manifest_uri)
         logger.info("Source unchanged: reusing raw snapshot %s", snapshot_dir)
         return SnapshotRef(**manifest["ref"])
-    frame = pd.concat([read_source_file(u, timeout) for u in uris], ignore_index=True)
+    frames = [read_source_file(u, timeout) for u in uris]
+    if test_uris:
+        frames = [f.assign(**{SOURCE_TEST: "0"}) for f in frames]
+        frames += [read_source_file(u, timeout).assign(**{SOURCE_TEST: "1"}) for u in test_uris]
+    frame = pd.concat(frames, ignore_index=True)
     # pandas fills a column that some files lack with NaN: keep it as a missing (null) text.
     frame = frame.astype({c: "str" for c in frame.columns if c != SOURCE_LINE})
+    if test_uris:
+        _check_test_ids(frame, source)
+    uris = uris + test_uris
     data_uri = storage.join(snapshot_dir, "data.parquet")
     storage.write_parquet(_to_arrow(frame), data_uri)
     ref = SnapshotRef(uri=data_uri, rows=len(frame), fingerprint=fingerprint, files=uris)

@@ -17,6 +17,7 @@ or ``warn``. The result is a `ValidationReport`: every rule's outcome with examp
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -524,9 +525,14 @@ def _check_quarantine_share(findings: _Findings, quarantined: np.ndarray) -> Non
 
 
 def clean_table(
-    typed: pd.DataFrame, keep: np.ndarray, contract: Contract, source: SourceSpec
+    typed: pd.DataFrame,
+    keep: np.ndarray,
+    contract: Contract,
+    source: SourceSpec,
+    text_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """The typed rows to keep, as the window step reads them: series, UTC time, values."""
+    """The typed rows to keep, as the window step reads them: series, UTC time, values
+    (and ``text_columns``, e.g. the split column, as text)."""
     rows = typed.iloc[keep]
     out = pd.DataFrame(index=rows.index)
     series = series_column(source)
@@ -537,14 +543,22 @@ def clean_table(
         if rule is None or column not in rows.columns:
             continue  # a classify label is not needed to predict
         if rule.type == "label":
-            out[column] = rows[column].astype(str)
+            # a label given on some rows only (window.per=sequence) stays null elsewhere
+            out[column] = rows[column].astype(str).where(rows[column].notna(), None)
         else:
             out[column] = rows[column].astype(np.float64)
+    for column in text_columns:
+        if column in rows.columns:
+            out[column] = rows[column].astype(str).where(rows[column].notna(), None)
     return out.sort_values([series, source.timestamp], kind="stable").reset_index(drop=True)
 
 
 def table_schema(
-    contract: Contract, source: SourceSpec, present: list[str], time_unit: str | None = None
+    contract: Contract,
+    source: SourceSpec,
+    present: list[str],
+    time_unit: str | None = None,
+    text_columns: Sequence[str] = (),
 ) -> pa.Schema:
     """The validated table's Parquet schema, from the contract: what the window step reads.
 
@@ -561,6 +575,7 @@ def table_schema(
         if rule is not None and column in present:
             kind = pa.string() if rule.type == "label" else pa.float64()
             fields.append(pa.field(column, kind))
+    fields.extend(pa.field(c, pa.string()) for c in text_columns if c in present)
     metadata = {TIME_UNIT.encode(): time_unit.encode()} if time_unit else None
     return pa.schema(fields, metadata=metadata)
 
@@ -588,6 +603,7 @@ def validate_table(
     files: list[str],
     docs_dir: str | None = None,
     now: datetime | None = None,
+    text_columns: Sequence[str] = (),
 ) -> ValidationReport:
     """Check a raw snapshot (values as read, with file and line) against ``contract``.
 
@@ -598,6 +614,7 @@ def validate_table(
         files: the source files the snapshot came from (named in messages).
         docs_dir: a local directory for GX Data Docs; none = do not build them.
         now: the time freshness is judged at (default: the current time).
+        text_columns: other columns the window step reads, kept as text (split.column).
 
     Returns:
         The report; the caller decides what a ``fail`` outcome stops.
@@ -617,7 +634,7 @@ def validate_table(
         clean = pd.DataFrame()  # the run stops; nothing goes on
     else:
         keep = np.setdiff1d(np.arange(len(raw), dtype=np.int64), quarantined)
-        clean = clean_table(typed, keep, contract, source)
+        clean = clean_table(typed, keep, contract, source, text_columns)
     stamps = parsed.get(source.timestamp)
     time_unit = stamps.unit if isinstance(stamps, ParsedTimestamps) else None
     if time_unit:

@@ -25,6 +25,7 @@ from seqcast.io import storage
 from seqcast.modeling.statistical import EtsFit, forecast_latest
 from seqcast.records import PredictionPartRef, ShardRef
 from seqcast.serving.registry import LoadedModel
+from seqcast.serving.sequence_prediction import Ranges, classify_sequences
 from seqcast.windows.covariates import calendar_features
 from seqcast.windows.grid import future_stamps, layout_step, report_time
 from seqcast.windows.series_source import read_rows
@@ -232,14 +233,22 @@ def network_outputs(champion: LoadedModel, model_input: Any) -> np.ndarray:
     return np.concatenate(batches)
 
 
-def predict_frame(frame: pd.DataFrame, champion: LoadedModel) -> pd.DataFrame:
+def predict_frame(
+    frame: pd.DataFrame, champion: LoadedModel, ranges: Ranges | None = None
+) -> pd.DataFrame:
     """Predictions for every series of a validated frame, in original units.
 
     Forecast: one row per series and horizon step. Classify: one row per series, with the
-    class and its probability at ``horizon`` steps after the last observed step.
+    class and its probability at ``horizon`` steps after the last observed step; a whole
+    sequence classifier: one row per sequence with every class's probability, flagged
+    where a value lies outside ``ranges`` (`classify_sequences`).
     """
     layout = champion.layout
     series_name = layout.series_column if not layout.series_column.startswith("__") else "series"
+    if layout.per == "sequence":
+        return classify_sequences(
+            frame, champion, lambda x: network_outputs(champion, x), series_name, ranges
+        )
     if champion.model is None:
         values, index = statistical_forecasts(frame, champion)
         return forecast_rows(values, index, layout, series_name)
@@ -302,10 +311,12 @@ def predict_part(
     champion: LoadedModel,
     out_uri: str,
     flow_run_id: str,
+    ranges: Ranges | None = None,
 ) -> PredictionPartRef:
-    """Predict the series of one shard of the validated table; write them to ``out_uri``."""
+    """Predict the series of one shard of the validated table; write them to ``out_uri``
+    (``ranges``: the prediction contract's, to flag sequences outside them)."""
     frame = read_rows(validated_uri, shard.first_row, shard.rows).to_pandas()
-    predictions = predict_frame(frame, champion)
+    predictions = predict_frame(frame, champion, ranges)
     predictions["model_version"] = champion.version
     predictions["model_kind"] = champion.kind
     predictions["flow_run_id"] = flow_run_id

@@ -185,8 +185,12 @@ def survey(source: SeriesSource, config: PipelineConfig) -> Survey:
             steps.add(rows.stamps)
         if split.by != "time":
             strata[rows.series] = _stratum(rows, config)
-        if split.column is not None and rows.split is not None:
+        if rows.from_test is not None and len(rows) and str(rows.from_test[0]) == "1":
+            fixed[rows.series] = "test"  # from source.test_path
+        elif split.column is not None and rows.split is not None:
             fixed[rows.series] = split_value(rows, split.column)
+        elif rows.from_test is not None:
+            fixed[rows.series] = "train"
     if not series_ids:
         raise DataContractError("the validated table has no rows to cut windows from")
     step = grid_step(
@@ -200,7 +204,7 @@ def survey(source: SeriesSource, config: PipelineConfig) -> Survey:
             split.test,
             split.seed,
             strata if config.task == "classify" else None,
-            fixed if split.by == "column" else None,
+            fixed if split.by == "column" or config.source.test_path else None,
         )
     time_unit = config.source.time_unit or getattr(source, "time_unit", None)
     length = None

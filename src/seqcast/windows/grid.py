@@ -51,6 +51,8 @@ class SeriesRows:
     static: np.ndarray
     split: np.ndarray | None = None
     """(rows,) values of the split column (``split.by: column``), else None."""
+    from_test: np.ndarray | None = None
+    """(rows,) ``1`` on rows read from ``source.test_path``, else None."""
 
     def __len__(self) -> int:
         return len(self.stamps)

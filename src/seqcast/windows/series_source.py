@@ -28,6 +28,8 @@ from seqcast.records import ShardRef
 from seqcast.windows.grid import SeriesRows
 
 _READ_BUFFER = 1 << 20
+TEST_MARKER = "_source_test"
+"""`seqcast.data.ingest.SOURCE_TEST`, spelled here: the window stage never imports ingest."""
 
 
 @dataclass(frozen=True)
@@ -42,12 +44,14 @@ class ColumnRoles:
     static: list[str]
     split: str | None = None
     """The split column (``split.by: column``)."""
+    test_marker: str | None = None
+    """The column marking rows of ``source.test_path`` (`seqcast.data.ingest.SOURCE_TEST`)."""
 
     def columns(self, light: bool = False) -> list[str]:
         """Columns to read; ``light``: series, timestamp, label and split column (a survey
         pass: the split of series is drawn within classes)."""
         label = [self.label] if self.label else []
-        split = [self.split] if self.split else []
+        split = [c for c in (self.split, self.test_marker) if c]
         if light:
             return [self.series, self.timestamp, *label, *split]
         return [
@@ -72,6 +76,7 @@ def column_roles(config: PipelineConfig, series_column: str) -> ColumnRoles:
         future=list(source.future_features),
         static=list(source.static_features),
         split=config.split.column,
+        test_marker=TEST_MARKER if config.source.test_path else None,
     )
 
 
@@ -93,6 +98,11 @@ def series_rows(series: str, columns: dict[str, np.ndarray], roles: ColumnRoles)
         future=_matrix(columns, [c for c in roles.future if c in columns], n),
         static=_matrix(columns, [c for c in roles.static if c in columns], n),
         split=columns[roles.split] if roles.split and roles.split in columns else None,
+        from_test=(
+            columns[roles.test_marker]
+            if roles.test_marker and roles.test_marker in columns
+            else None
+        ),
     )
 
 
