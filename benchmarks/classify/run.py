@@ -5,6 +5,7 @@ Usage:
     python -m benchmarks.classify.run                        # every set, 3 seqcast seeds
     python -m benchmarks.classify.run --dataset italypower   # one (others' results are kept)
     python -m benchmarks.classify.run --peers-only           # no seqcast runs
+    python -m benchmarks.classify.run --seqcast-only --reuse # keep the peers; resume seeds
 
 Per set: the ``.ts`` files from the pinned sktime wheel (`datasets.py`), the peers on the
 official split (`peers.py`, `bare_keras.py`), then `seqcast train` once per seed on the same
@@ -98,13 +99,23 @@ def run_peers(archive: ArchiveSet, work: Path) -> dict[str, Any]:
 
 
 def run_seqcast(
-    archive: ArchiveSet, work: Path, dims: int, seeds: tuple[int, ...]
+    archive: ArchiveSet, work: Path, dims: int, seeds: tuple[int, ...], reuse: bool = False
 ) -> dict[str, Any]:
-    """`seqcast train` once per seed; the median test accuracy and every seed's run."""
+    """`seqcast train` once per seed; the median test accuracy and every seed's run.
+
+    Each seed's run is also kept as ``{work}/runs/{name}-seed{seed}.json``; ``reuse`` takes a
+    kept run instead of training again (to resume an interrupted benchmark).
+    """
     csv = write_csv(archive, work)
     runs = []
     for seed in seeds:
-        runs.append(run_seed(archive, csv, dims, work, seed))
+        kept = work / "runs" / f"{archive.name}-seed{seed}.json"
+        if reuse and kept.exists():
+            runs.append(json.loads(kept.read_text()))
+        else:
+            runs.append(run_seed(archive, csv, dims, work, seed))
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(json.dumps(runs[-1], indent=2, default=str))
         print(f"  {archive.name} seqcast seed {seed}: {runs[-1]['accuracy']}", flush=True)
     accuracies = [r["accuracy"] for r in runs]
     return {
@@ -129,30 +140,51 @@ def verdict(result: dict[str, Any]) -> None:
 
 
 def run_datasets(
-    names: list[str], work: Path, seeds: tuple[int, ...], peers_only: bool = False
+    names: list[str],
+    work: Path,
+    seeds: tuple[int, ...],
+    peers: bool = True,
+    seqcast: bool = True,
+    reuse: bool = False,
 ) -> dict[str, Any]:
-    """Peers then seqcast on each set; results.json and the README table updated per set."""
-    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results.setdefault("datasets", {})
-    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    results["load_before"] = load_average()
+    """Peers then seqcast on each set; results.json and the README table updated per set.
+
+    ``peers=False`` keeps the peers' recorded results, ``seqcast=False`` seqcast's (either
+    may be absent). results.json is read again before each write, so two runs of different
+    sets do not undo each other.
+    """
     for name in names:
         archive = SETS[name]
         print(f"== {name}", flush=True)
-        started = time.perf_counter()
-        result = run_peers(archive, work)
-        if not peers_only:
-            result["seqcast"] = run_seqcast(archive, work, result["dims"], seeds)
-        elif "seqcast" in results["datasets"].get(name, {}):
-            result["seqcast"] = results["datasets"][name]["seqcast"]
+        load_before = load_average()
+        recorded = _read_results()["datasets"].get(name, {})
+        if peers or "peers" not in recorded:
+            result = run_peers(archive, work)
+            result["peers_wall_s"] = sum(p["wall_s"] for p in result["peers"].values())
+        else:
+            result = {k: v for k, v in recorded.items() if k != "seqcast"}
+        if seqcast:
+            result["seqcast"] = run_seqcast(archive, work, result["dims"], seeds, reuse)
+        elif "seqcast" in recorded:
+            result["seqcast"] = recorded["seqcast"]
         verdict(result)
-        result["wall_s"] = time.perf_counter() - started
-        result["load_after"] = load_average()
+        spent = sum(r["wall_s"] for r in result.get("seqcast", {}).get("runs", []))
+        result["wall_s"] = result["peers_wall_s"] + spent
+        result["load_before"], result["load_after"] = load_before, load_average()
+        results = _read_results()
         results["datasets"][name] = result
+        results["datasets"] = {n: results["datasets"][n] for n in SETS if n in results["datasets"]}
+        results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
         results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
         report.write_readme(results)
         print(report.line(result), flush=True)
+    return _read_results()
+
+
+def _read_results() -> dict[str, Any]:
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results.setdefault("datasets", {})
     return results
 
 
@@ -160,11 +192,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", action="append", choices=list(SETS), help="repeatable")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="seqcast seeds (0..N-1)")
-    parser.add_argument("--peers-only", action="store_true", help="skip the seqcast runs")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--peers-only", action="store_true", help="keep seqcast's recorded runs")
+    only.add_argument("--seqcast-only", action="store_true", help="keep the peers' results")
+    parser.add_argument("--reuse", action="store_true", help="reuse seed runs kept in --work")
     parser.add_argument("--work", default=str(WORK), help="downloads, CSVs and data roots")
     args = parser.parse_args()
     run_datasets(
-        args.dataset or list(SETS), Path(args.work), tuple(range(args.seeds)), args.peers_only
+        args.dataset or list(SETS),
+        Path(args.work),
+        tuple(range(args.seeds)),
+        peers=not args.seqcast_only,
+        seqcast=not args.peers_only,
+        reuse=args.reuse,
     )
 
 
