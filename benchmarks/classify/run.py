@@ -163,6 +163,7 @@ def run_datasets(
             result["peers_wall_s"] = sum(p["wall_s"] for p in result["peers"].values())
         else:
             result = {k: v for k, v in recorded.items() if k != "seqcast"}
+            result.setdefault("peers_wall_s", sum(p["wall_s"] for p in result["peers"].values()))
         if seqcast:
             result["seqcast"] = run_seqcast(archive, work, result["dims"], seeds, reuse)
         elif "seqcast" in recorded:
