@@ -29,7 +29,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The figures of benchmarks/README.md; results.json. Figure 7 (real data) needs the bench
-# extra (statsmodels) and downloads the pinned sktime wheel once for its bundled CSVs.
+# extra (statsmodels) and downloads the pinned sktime wheel once for its bundled CSVs;
+# figure 8 (classification archive sets) reads the same wheel's .ts files.
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP)

@@ -1,10 +1,11 @@
 """`make bench`: run the benchmark figures and write benchmarks/results.json.
 
-Usage: python -m benchmarks.run_all [--epochs N] [--stride S] [--only 1,2,3,4,6,7] [--series N]
+Usage: python -m benchmarks.run_all [--epochs N] [--stride S] [--only 1,2,3,4,6,7,8] [--series N]
 (figure 4 and 5 come from the same flow runs, so ``4`` selects both; 6 is the sharded
 window build + prediction on Dask vs threads; 7 is real data, `benchmarks.real.run`, with
-its own results in benchmarks/real/results.json). A run of some figures keeps the others'
-recorded results.
+its own results in benchmarks/real/results.json; 8 is classification archive sets,
+`benchmarks.classify.run`, results in benchmarks/classify/results.json). A run of some
+figures keeps the others' recorded results.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=8, help="figure 5 training epochs")
     parser.add_argument("--stride", type=int, default=2, help="figure 5 window stride")
-    parser.add_argument("--only", default="1,2,3,4,6,7", help="figures to run")
+    parser.add_argument("--only", default="1,2,3,4,6,7,8", help="figures to run")
     parser.add_argument("--work", default=None, help="scratch directory (default: temporary)")
     parser.add_argument("--series", type=int, default=200, help="1x series (smoke runs: fewer)")
     args = parser.parse_args()
@@ -86,6 +87,25 @@ def main() -> None:
         }
         wins = sum(r["at_or_below_best"] for r in results["figure_7"].values())
         print(f"figure 7: {wins}/{len(results['figure_7'])} at or below the best peer", flush=True)
+    if "8" in only:
+        from benchmarks.classify.datasets import SETS
+        from benchmarks.classify.run import SEEDS
+        from benchmarks.classify.run import run_datasets as run_classify
+
+        classify = run_classify(list(SETS), work / "classify", SEEDS)
+        results["figure_8"] = {
+            name: {
+                "seqcast_accuracy": r["seqcast"]["accuracy"],
+                "seqcast_accuracies": r["seqcast"]["accuracies"],
+                "best_peer": r["best_peer"],
+                "best_peer_accuracy": r["best_peer_accuracy"],
+                "at_or_above_best": r["at_or_above_best"],
+                "wall_s": r["wall_s"],
+            }
+            for name, r in classify["datasets"].items()
+        }
+        wins = sum(r["at_or_above_best"] for r in results["figure_8"].values())
+        print(f"figure 8: {wins}/{len(results['figure_8'])} at or above the best peer", flush=True)
     results["total_s"] = time.perf_counter() - started
     results["load_after"] = load_average()
     if RESULTS.exists():  # keep the figures this run did not redo

@@ -47,8 +47,8 @@ class Dataset:
     smoke_step: str = "1D"
 
 
-def sktime_csv(work: Path, folder: str) -> pd.DataFrame:
-    """One of sktime's bundled CSVs (``sktime/datasets/data/{folder}/{folder}.csv``)."""
+def sktime_wheel(work: Path) -> Path:
+    """The pinned sktime wheel under ``{work}/wheels`` (downloaded there once)."""
     wheels = work / "wheels"
     found = sorted(wheels.glob("sktime-*.whl"))
     if not found:
@@ -58,7 +58,12 @@ def sktime_csv(work: Path, folder: str) -> pd.DataFrame:
             check=True,
         )
         found = sorted(wheels.glob("sktime-*.whl"))
-    with zipfile.ZipFile(found[-1]) as wheel:
+    return found[-1]
+
+
+def sktime_csv(work: Path, folder: str) -> pd.DataFrame:
+    """One of sktime's bundled CSVs (``sktime/datasets/data/{folder}/{folder}.csv``)."""
+    with zipfile.ZipFile(sktime_wheel(work)) as wheel:
         text = wheel.read(f"sktime/datasets/data/{folder}/{folder}.csv").decode("utf-8")
     return pd.read_csv(io.StringIO(text))
 
