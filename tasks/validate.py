@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from seqcast.config import NOT_DATA, PipelineConfig, series_column
 from seqcast.data.contracts import PREDICTION_CONTRACT, Contract, contract_for, contract_from_dict
 from seqcast.data.ingest import SOURCE_TEST
+from seqcast.data.prediction_scope import PredictionScope
 from seqcast.data.validation import table_schema, validate_table
 from seqcast.data.validation_report import (
     ReportFiles,
@@ -58,6 +59,15 @@ def prediction_contract(config: PipelineConfig) -> tuple[Contract, str]:
     return contract_from_dict(stored, origin), origin
 
 
+def champion_scope(config: PipelineConfig) -> PredictionScope:
+    """The rows of each series the champion reads to predict (`prediction_scope`)."""
+    from seqcast.serving import registry
+    from seqcast.serving.prediction import prediction_scope
+
+    version = registry.required_champion_version(config.pipeline_root)
+    return prediction_scope(*registry.read_layout(config.pipeline_root, version))
+
+
 def contract_origin(config: PipelineConfig) -> str:
     if config.contract is None:
         return "the contract derived from the config (write one: `seqcast contract init`)"
@@ -92,12 +102,15 @@ def validate(
 ) -> ValidatedRef:
     """Check the snapshot against its contract: stop, quarantine or warn as its rules say."""
     logger = get_run_logger()
+    scope = None
     if predicting:
+        # only the rows prediction reads; a series breaking a rule is set aside on its own
         contract, origin = prediction_contract(config)
+        scope = champion_scope(config)
     else:
         contract, origin = contract_for(config), contract_origin(config)
     fingerprint = hashlib.sha256(
-        f"{snapshot.fingerprint}{contract.model_dump_json()}"
+        f"{snapshot.fingerprint}{contract.model_dump_json()}{scope}"
         f"{config.source.model_dump_json(exclude=NOT_DATA)}".encode()
     ).hexdigest()
     raw = storage.read_parquet(snapshot.uri).to_pandas()
@@ -110,7 +123,13 @@ def validate(
         )
     text = [c for c in (config.split.column, SOURCE_TEST) if c]
     report = validate_table(
-        raw, contract, config.source, snapshot.files, docs_dir=docs_dir, text_columns=text
+        raw,
+        contract,
+        config.source,
+        snapshot.files,
+        docs_dir=docs_dir,
+        text_columns=text,
+        scope=scope,
     )
     files = save_report(report, config.pipeline_root, fingerprint[:16])
     publish(config, predicting, artifact_rows(report), files)
@@ -119,6 +138,18 @@ def validate(
         raise DataContractError(f"{message}\nRaw snapshot (as read): {snapshot.uri}")
     for warning in report.warnings:
         logger.warning("Contract %s: %s", contract.name, warning)
+    if report.set_aside:
+        logger.warning(
+            "%d series set aside for this run (not predicted; rows in %s): %s",
+            len(report.set_aside),
+            files.quarantine_uri,
+            "; ".join(f"{s!r}: {', '.join(c)}" for s, c in list(report.set_aside.items())[:5]),
+        )
+    if predicting and report.clean.empty:
+        raise DataContractError(
+            f"no series left to predict: every series of {snapshot.uri} was set aside "
+            f"({len(report.set_aside)}); see {files.summary_uri}"
+        )
     uri = storage.join(config.pipeline_root, "validated", fingerprint[:16], "data.parquet")
     if not storage.exists(uri):
         columns = list(report.clean.columns)
@@ -146,4 +177,5 @@ def validate(
         outcome=report.outcome,
         quarantined=len(report.quarantined),
         report_uri=files.report_uri,
+        series_set_aside=sorted(report.set_aside),
     )

@@ -35,6 +35,8 @@ class ValidatedRef(_Record):
     outcome: str = "pass"
     quarantined: int = 0
     report_uri: str = ""
+    series_set_aside: list[str] = []
+    """Prediction: the series whose rows read broke a rule, not predicted this run."""
 
 
 class ShardRef(_Record):

@@ -178,7 +178,7 @@ def test_prediction_contract_from_training_data(tmp_path: Path) -> None:
     assert -60 <= temperature.min < observed.min() and observed.max() < temperature.max <= 60
     assert contract.columns["sensor"].categories == [f"sensor-{i}" for i in range(1, 5)]
     assert contract.severity_of("categories", "sensor") == "fail"
-    assert contract.severity.range == "fail" and contract.quarantine_limit == 0.0
+    assert contract.severity.range == "warn" and contract.quarantine_limit == 0.0
     assert (contract.min_rows, contract.frequency) == (48, "1h")
     # stored as JSON in the model's manifest, read back the same
     assert Contract.model_validate(json.loads(contract.model_dump_json())) == contract

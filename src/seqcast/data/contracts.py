@@ -173,6 +173,13 @@ class Contract(_Frozen):
         le=1.0,
         description="Largest share of rows that may be quarantined before the run fails.",
     )
+    series_quarantine_limit: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Prediction: largest share of series that may be set aside (their rows "
+        "read for the forecast break a rule) before the run fails.",
+    )
 
     @field_validator("max_gap", "freshness")
     @classmethod
@@ -439,8 +446,12 @@ def derive_prediction_contract(
     widened by ``margin`` of its span (within the base contract's bounds); with per-series
     scaling the series must be ones seen in training (the model has no statistics for
     others); a classify label, if present, must be a class the model knows (warning only:
-    the label is not a model input). Row rules fail rather than quarantine: dropping an
-    input row would put a gap into the window a forecast starts from.
+    the label is not a model input). A value outside the range only warns (drift is
+    expected; a column's own ``severity: fail`` in the base contract still refuses it).
+    Row rules fail rather than quarantine rows: dropping an input row would put a gap into
+    the window a forecast starts from. The prediction check applies them per series
+    (`seqcast.data.prediction_scope`): a series whose rows read break one is set aside for
+    the run and the others are predicted, up to the base's ``series_quarantine_limit``.
 
     Args:
         frame: the validated training table (typed, as the window step reads it).
@@ -475,16 +486,16 @@ def derive_prediction_contract(
     if frequency is None and source.timestamp in frame.columns:
         series = frame[source.series_id] if source.series_id else pd.Series(0, index=frame.index)
         frequency = usual_frequency(frame[source.timestamp], series, source.timezone)
-    # A sequence classifier reads each sequence whole: a value outside the training range
-    # is a warning (the sequence is classified and flagged in the output), not a reason
-    # to refuse every other sequence of the batch.
+    # Drift is expected: a value outside the training range is a warning (a sequence
+    # classifier flags the sequence in its output), not a reason to refuse the series,
+    # let alone every other series of the batch.
     severity = base.severity.model_copy(
         update={
             "type": "fail",
             "timestamp": "fail",
             "not_null": "fail",
             "finite": "fail",
-            "range": "warn" if config.per_sequence else "fail",
+            "range": "warn",
             "categories": "fail",
             "unique_key": "fail",
             "series_length": "fail",

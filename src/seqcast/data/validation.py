@@ -12,6 +12,10 @@ Every failed rule gets the outcome its severity says: ``fail`` (the run stops), 
 (its rows are set aside, the rest go on; above the contract's limit the run fails instead)
 or ``warn``. The result is a `ValidationReport`: every rule's outcome with example rows
 (file:line), the clean typed table for the window step and the quarantined rows as read.
+
+At prediction time (a `PredictionScope`) only the rows prediction reads are checked, cut
+before parsing and GX, and a broken row sets its whole series aside
+(`seqcast.data.prediction_scope`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from seqcast.data.parsing import (
     parse_text,
     parse_timestamps,
 )
+from seqcast.data.prediction_scope import PredictionScope, per_series_contract, recent_rows
 from seqcast.frequency import TIME_UNIT, Frequency
 
 logger = logging.getLogger(__name__)
@@ -86,6 +91,14 @@ class ValidationReport:
     seqcast passes with rows quarantined or warnings. None where GX did not run."""
     time_unit: str | None = None
     """``year``/``step`` when the time column held integers (`parse_integer_time`)."""
+    scope: PredictionScope | None = None
+    """Prediction: the rows of each series checked (None: the whole table, row by row)."""
+    checked_rows: int | None = None
+    """Prediction: the rows checked (each series' rows read), of ``rows`` in the snapshot."""
+    set_aside: dict[str, list[str]] = field(default_factory=dict)
+    """Prediction: each series set aside for the run, with its causes (one per rule)."""
+    series_limit: float | None = None
+    """Prediction: the contract's ``series_quarantine_limit``."""
 
     @property
     def outcome(self) -> Outcome:
@@ -113,6 +126,9 @@ class _Findings:
 
     raw: pd.DataFrame
     contract: Contract
+    context: list[str] = field(default_factory=list)
+    """Columns shown before a failed rule's own in its example rows (the series id at
+    prediction time, where each series' outcome is its own)."""
     checked: list[tuple[str, str]] = field(default_factory=list)
     failed: dict[tuple[str, str], tuple[np.ndarray, str, str, int | None]] = field(
         default_factory=dict
@@ -134,7 +150,7 @@ class _Findings:
         """Record a failed rule: its rows (positions), why, and optionally custom examples."""
         self.check(rule, column)
         if examples is None:
-            shown = [column] if column in self.raw.columns else []
+            shown = [c for c in dict.fromkeys([*self.context, column]) if c in self.raw.columns]
             examples = format_rows(self.raw, rows, shown)
         self.failed[(rule, column)] = (np.asarray(rows, dtype=np.int64), reason, examples, count)
 
@@ -475,11 +491,12 @@ def _check_series(
     short = counts[counts < contract.min_rows]
     if len(short):
         examples = "; ".join(f"series {s!r}: {n} row(s)" for s, n in short.head(5).items())
+        need = "what one forecast reads" if findings.context else "one window: lookback + horizon"
         findings.fail(
             "series_length",
             source.series_id or "(table)",
             frame["pos"][frame["series"].isin(short.index)].to_numpy(),
-            f"series shorter than {contract.min_rows} rows (one window: lookback + horizon)",
+            f"series shorter than {contract.min_rows} rows ({need})",
             examples,
         )
     if contract.freshness is not None:
@@ -520,6 +537,60 @@ def _check_quarantine_share(findings: _Findings, quarantined: np.ndarray) -> Non
             f"{len(quarantined)} of {total} rows ({share:.1%}) would be quarantined, above "
             f"the contract's quarantine_limit of {limit:.0%} ({'; '.join(by_rule)})",
             "",
+            None,
+        )
+
+
+def _series_names(typed: pd.DataFrame, source: SourceSpec) -> pd.Series:
+    """Each typed row's series as text (the validated table's names; None where missing)."""
+    if not source.series_id:
+        return pd.Series("series", index=typed.index, dtype=object)
+    if source.series_id not in typed.columns:
+        return pd.Series(None, index=typed.index, dtype=object)
+    ids = typed[source.series_id]
+    return ids.astype(str).where(ids.notna(), None)
+
+
+def _whole_series(names: pd.Series, positions: np.ndarray) -> np.ndarray:
+    """``positions`` and every other row of the series they belong to."""
+    if not len(positions):
+        return positions
+    owners = names.iloc[positions].dropna().unique()
+    whole = np.flatnonzero(names.isin(owners).to_numpy(bool))
+    return np.union1d(positions, whole).astype(np.int64)
+
+
+def _series_causes(findings: _Findings, names: pd.Series) -> dict[str, list[str]]:
+    """Each set-aside series' causes: one line per rule it broke, with its row count."""
+    causes: dict[str, list[str]] = {}
+    for (rule, column), (rows, reason, *_r) in findings.failed.items():
+        if findings.severity(rule, column) != "quarantine" or not len(rows):
+            continue
+        owners = names.iloc[rows].fillna("(no series id)")
+        for name, count in owners.value_counts(sort=False).items():
+            causes.setdefault(str(name), []).append(
+                f"{rule} on {column!r}: {count} row(s) {reason}"
+            )
+    return dict(sorted(causes.items()))
+
+
+def _check_series_share(
+    findings: _Findings, causes: dict[str, list[str]], names: pd.Series, rows: np.ndarray
+) -> None:
+    """Prediction: fail the run when more series are set aside than the contract allows."""
+    findings.check("quarantine_share", "(series)")
+    total = int(names.dropna().nunique())
+    if not causes or not total:
+        return
+    share = len(causes) / total
+    limit = findings.contract.series_quarantine_limit
+    if share > limit:
+        examples = "; ".join(f"series {s!r}: {c[0]}" for s, c in list(causes.items())[:_EXAMPLES])
+        findings.failed[("quarantine_share", "(series)")] = (
+            rows,
+            f"{len(causes)} of {total} series ({share:.1%}) would be set aside, above the "
+            f"contract's series_quarantine_limit of {limit:.0%}",
+            examples + (f" (+{len(causes) - _EXAMPLES} more)" if len(causes) > _EXAMPLES else ""),
             None,
         )
 
@@ -580,8 +651,15 @@ def table_schema(
     return pa.schema(fields, metadata=metadata)
 
 
-def _quarantined_rows(findings: _Findings, positions: np.ndarray) -> pd.DataFrame:
-    """The set-aside rows as read, each with the rule(s) and reason(s) that set it aside."""
+def _quarantined_rows(
+    findings: _Findings,
+    positions: np.ndarray,
+    names: pd.Series | None = None,
+    causes: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
+    """The set-aside rows as read, each with the rule(s) and reason(s) that set it aside
+    (at prediction time, a row of a set-aside series that broke no rule itself names its
+    series' causes: ``names`` and ``causes``)."""
     rules: dict[int, list[str]] = {}
     reasons: dict[int, list[str]] = {}
     for (rule, column), (rows, reason, *_r) in findings.failed.items():
@@ -590,6 +668,13 @@ def _quarantined_rows(findings: _Findings, positions: np.ndarray) -> pd.DataFram
         for position in rows:
             rules.setdefault(int(position), []).append(f"{rule}:{column}")
             reasons.setdefault(int(position), []).append(reason)
+    column = findings.context[0] if findings.context else "(table)"
+    for position in positions:
+        if int(position) not in rules and names is not None:
+            name = str(names.iloc[int(position)])
+            why = "; ".join((causes or {}).get(name, []))
+            rules[int(position)] = [f"series_set_aside:{column}"]
+            reasons[int(position)] = [f"series {name!r} set aside for this run: {why}"]
     out = findings.raw.iloc[positions].copy()
     out[QUARANTINE_RULE] = ["; ".join(rules[int(p)]) for p in positions]
     out[QUARANTINE_REASON] = ["; ".join(reasons[int(p)]) for p in positions]
@@ -604,6 +689,7 @@ def validate_table(
     docs_dir: str | None = None,
     now: datetime | None = None,
     text_columns: Sequence[str] = (),
+    scope: PredictionScope | None = None,
 ) -> ValidationReport:
     """Check a raw snapshot (values as read, with file and line) against ``contract``.
 
@@ -615,20 +701,44 @@ def validate_table(
         docs_dir: a local directory for GX Data Docs; none = do not build them.
         now: the time freshness is judged at (default: the current time).
         text_columns: other columns the window step reads, kept as text (split.column).
+        scope: prediction: check only the rows of each series that prediction reads (cut
+            before parsing and GX; older rows are neither checked nor counted), and set a
+            series whose rows break a row rule aside whole (`per_series_contract`).
 
     Returns:
         The report; the caller decides what a ``fail`` outcome stops.
     """
     raw = raw.reset_index(drop=True)
-    findings = _Findings(raw=raw, contract=contract)
-    _check_structure(findings, files)
+    snapshot_rows = len(raw)
+    context: list[str] = []
+    if scope is not None:
+        contract = per_series_contract(contract).model_copy(
+            update={"min_rows": max(contract.min_rows, scope.min_rows)}
+        )
+        context = [source.series_id] if source.series_id else []
+    findings = _Findings(raw=raw, contract=contract, context=context)
+    _check_structure(findings, files)  # on every row: a file of old rows only is not empty
+    if scope is not None and scope.rows is not None and not len(findings.rows_with(("fail",))):
+        # (rows failed so far: a missing column, which stops the run; positions kept as they are)
+        raw = raw.iloc[recent_rows(raw, contract, source, scope.rows)].reset_index(drop=True)
+        findings.raw = raw
     typed, parsed = _parse_columns(findings, source)
     docs_url, gx_success = _apply_gx(findings, typed, parsed, docs_dir)
+    names = _series_names(typed, source)
     set_aside = findings.rows_with(("quarantine", "fail"))
+    if scope is not None:
+        # a series with a broken row is out: its length etc. are not judged again
+        set_aside = _whole_series(names, set_aside)
     kept = np.setdiff1d(np.arange(len(raw), dtype=np.int64), set_aside)
     _check_series(findings, typed, kept, source, now or datetime.now(UTC))
     quarantined = findings.rows_with(("quarantine",))
-    _check_quarantine_share(findings, quarantined)
+    causes: dict[str, list[str]] = {}
+    if scope is not None:
+        quarantined = _whole_series(names, quarantined)
+        causes = _series_causes(findings, names)
+        _check_series_share(findings, causes, names, quarantined)
+    else:
+        _check_quarantine_share(findings, quarantined)
     results = findings.results()
     if any(r.outcome == "fail" for r in results):
         clean = pd.DataFrame()  # the run stops; nothing goes on
@@ -642,12 +752,18 @@ def validate_table(
     return ValidationReport(
         contract=contract.name,
         files=files,
-        rows=len(raw),
+        rows=snapshot_rows,
         results=results,
         clean=clean,
-        quarantined=_quarantined_rows(findings, quarantined),
+        quarantined=_quarantined_rows(
+            findings, quarantined, names if scope is not None else None, causes
+        ),
         quarantine_limit=contract.quarantine_limit,
         docs_url=docs_url,
         gx_success=gx_success,
         time_unit=time_unit,
+        scope=scope,
+        checked_rows=len(raw) if scope is not None else None,
+        set_aside=causes,
+        series_limit=contract.series_quarantine_limit if scope is not None else None,
     )

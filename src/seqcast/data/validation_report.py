@@ -17,6 +17,7 @@ from seqcast.data.validation import RuleResult, ValidationReport
 from seqcast.io import storage
 
 _ARTIFACT_EXAMPLES = 400
+_SET_ASIDE_SHOWN = 20
 _LABELS = {
     "pass": "PASSED",
     "warn": "PASSED with warnings",
@@ -98,17 +99,22 @@ def summary_markdown(
     quarantined = len(report.quarantined)
     share = quarantined / report.rows if report.rows else 0.0
     passed = sum(1 for r in report.results if r.outcome == "pass")
+    where = f" in `{quarantine_uri}`" if quarantine_uri else ""
     lines = [
         f"## Data contract `{report.contract}`: {_LABELS[report.outcome]}",
         "",
         f"- source: {len(report.files)} file(s) ({file_names(report.files)}), {report.rows} rows",
         f"- rules: {passed} of {len(report.results)} passed",
         f"- clean rows passed on: {len(report.clean)}",
-        f"- quarantined rows: {quarantined} ({share:.1%}; limit "
-        f"{report.quarantine_limit:.0%})" + (f" in `{quarantine_uri}`" if quarantine_uri else ""),
-        f"- report: `{report_uri}`",
-        _docs_line(docs_url),
     ]
+    if report.scope is None:
+        lines.append(
+            f"- quarantined rows: {quarantined} ({share:.1%}; limit "
+            f"{report.quarantine_limit:.0%}){where}"
+        )
+    else:
+        lines += _scope_lines(report, where)
+    lines += [f"- report: `{report_uri}`", _docs_line(docs_url)]
     if report.gx_success is False and report.outcome != "fail":
         # Data Docs say "Failed" here: say why, so the two verdicts do not contradict.
         lines += [
@@ -136,6 +142,30 @@ def summary_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _scope_lines(report: ValidationReport, where: str) -> list[str]:
+    """Prediction: which rows were checked and each series set aside, with its causes."""
+    assert report.scope is not None
+    read = (
+        f"each series' last {report.scope.rows} rows, what prediction reads"
+        if report.scope.rows is not None
+        else "every row: prediction reads each series whole"
+    )
+    limit = report.series_limit or 0.0
+    lines = [
+        f"- rows checked: {report.checked_rows} ({read})",
+        f"- series set aside for this run: {len(report.set_aside)} (limit {limit:.0%} of "
+        f"series){where}",
+    ]
+    lines += [
+        f"  - `{series}`: {_cell('; '.join(causes))}"
+        for series, causes in list(report.set_aside.items())[:_SET_ASIDE_SHOWN]
+    ]
+    more = len(report.set_aside) - _SET_ASIDE_SHOWN
+    if more > 0:
+        lines.append(f"  - and {more} more (the quarantine file lists them all)")
+    return lines
+
+
 def _docs_line(docs_url: str | None) -> str:
     """Where GX's Data Docs are, as a plain path and not a link: the Prefect UI cannot open a
     ``file://`` link, and the pages load their styles from the internet."""
@@ -158,6 +188,16 @@ def report_document(report: ValidationReport, **locations: str | None) -> dict[s
         "clean_rows": len(report.clean),
         "quarantined_rows": len(report.quarantined),
         "quarantine_limit": report.quarantine_limit,
+        **(
+            {
+                "checked_rows": report.checked_rows,
+                "rows_read_per_series": report.scope.rows,
+                "series_set_aside": report.set_aside,
+                "series_quarantine_limit": report.series_limit,
+            }
+            if report.scope is not None
+            else {}
+        ),
         **locations,
         "results": artifact_rows(report),
     }

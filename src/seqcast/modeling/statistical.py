@@ -106,9 +106,15 @@ def _flat(level: float, start: int) -> EtsFit:
     )
 
 
+def fit_history(season: int | None) -> int:
+    """The most values a fit (and so a refit at prediction time) reads: max(10 seasons,
+    `MAX_FIT_ROWS`)."""
+    return max(10 * season, MAX_FIT_ROWS) if season else MAX_FIT_ROWS
+
+
 def _fit_rows(n: int, season: int | None) -> int:
     """Where the fit starts in ``n`` training values (a whole number of seasons back)."""
-    keep = max(10 * season, MAX_FIT_ROWS) if season else MAX_FIT_ROWS
+    keep = fit_history(season)
     if n <= keep:
         return 0
     period = season or 1

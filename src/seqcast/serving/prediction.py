@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from seqcast.data.prediction_scope import PredictionScope
 from seqcast.errors import DataContractError
 from seqcast.io import storage
-from seqcast.modeling.statistical import EtsFit, forecast_latest
+from seqcast.modeling.statistical import EtsFit, fit_history, forecast_latest
 from seqcast.records import PredictionPartRef, ShardRef
 from seqcast.serving.registry import LoadedModel
 from seqcast.serving.sequence_prediction import Ranges, classify_sequences
@@ -32,6 +33,31 @@ from seqcast.windows.series_source import read_rows
 from seqcast.windows.windowing import WindowLayout, segment_ids
 
 logger = logging.getLogger(__name__)
+
+
+def prediction_scope(kind: str, layout: WindowLayout, params: dict[str, Any]) -> PredictionScope:
+    """The rows of each series a champion reads to predict, so the prediction check covers
+    those and no older ones (`seqcast.data.prediction_scope`).
+
+    A network reads its last ``lookback`` steps; last value and seasonal naive at most one
+    season (and the contract asks one lookback of every series); ETS refits on up to
+    max(10 seasons, 1000) recent values (`seqcast.modeling.statistical.fit_history`); a
+    whole-sequence classifier reads each sequence whole.
+    """
+    if layout.per == "sequence":
+        return PredictionScope(rows=None, min_rows=1)
+    if kind == "seasonal_naive":
+        needed = max(layout.lookback, int(params.get("season") or 0))
+        return PredictionScope(rows=needed, min_rows=needed)
+    if kind == "ets":
+        seasons = [
+            EtsFit.from_json(fit).season or 0
+            for columns in params.get("fits", {}).values()
+            for fit in columns.values()
+        ]
+        rows = max(layout.lookback, fit_history(max(seasons, default=0) or None))
+        return PredictionScope(rows=rows, min_rows=layout.lookback)
+    return PredictionScope(rows=layout.lookback, min_rows=layout.lookback)
 
 
 def latest_windows(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarray, pd.DataFrame]:

@@ -561,6 +561,16 @@ def load_version(pipeline_root: str, version: str) -> LoadedModel:
     )
 
 
+def read_layout(pipeline_root: str, version: str) -> tuple[str, WindowLayout, dict[str, Any]]:
+    """A version's kind, window layout and (statistical kinds) parameters, without loading
+    or verifying the model: what the prediction check needs to know which rows are read."""
+    kind = kind_of(read_manifest(pipeline_root, version))
+    root = version_uri(pipeline_root, version)
+    layout = WindowLayout(**storage.read_json(storage.join(root, "layout.json")))
+    params = storage.read_json(storage.join(root, PARAMS_FILE)) if kind != NETWORK else {}
+    return kind, layout, params
+
+
 def required_champion_version(pipeline_root: str) -> str:
     """The champion's version; raises `RegistryError` saying what to do when there is none."""
     version = champion_version(pipeline_root)
