@@ -1,10 +1,13 @@
 """Step 5, evaluate: test metrics of the new model, the statistical challengers (baselines)
-and the champion, on the same test windows; every forecast kept in test_forecasts.parquet."""
+and the champion, on the same test windows; every forecast kept in test_forecasts.parquet.
+A whole-sequence classifier's challenger is the 1-NN (`seqcast.modeling.nearest`), fitted
+here on the training sequences and scored on the same test sequences."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +23,8 @@ from seqcast.modeling.challengers import (
     effective_season,
     seasonal_naive_name,
 )
-from seqcast.modeling.gate import decide, decide_classifier, kind_of_predictor
+from seqcast.modeling.gate import NEAREST, decide, decide_classifier, kind_of_predictor
+from seqcast.modeling.nearest import Neighbours, fit_neighbours
 from seqcast.modeling.statistical import EtsFit
 from seqcast.records import ChallengersRef, EvaluationRef, TrainedRef, WindowsRef
 from seqcast.serving import registry
@@ -176,6 +180,29 @@ def publish(config: PipelineConfig, document: dict[str, Any], images: dict[str, 
     )
 
 
+def fit_nearest(
+    config: PipelineConfig, windows_uri: str, layout: WindowLayout, test: WindowArrays
+) -> tuple[Neighbours, np.ndarray] | None:
+    """The 1-NN challenger of a whole-sequence classifier (None for other layouts or with
+    ``evaluate.nearest_neighbour: none``) and its test probabilities (sequences, classes)."""
+    metric = config.evaluate.nearest_neighbour
+    if layout.per != "sequence" or layout.task != "classify" or metric == "none":
+        return None
+    started = time.perf_counter()
+    train = window_store.read_split(windows_uri, "train", layout)
+    neighbours = fit_neighbours(train.x, train.y, len(layout.classes), metric)
+    probabilities = neighbours.probabilities(test.x)
+    get_run_logger().info(
+        "1-NN (%s) on %d test x %d training sequences of %d steps: %.1fs",
+        metric,
+        len(test),
+        len(train),
+        neighbours.train.shape[1],
+        time.perf_counter() - started,
+    )
+    return neighbours, probabilities
+
+
 def _score(model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
     return model.predict(inputs, verbose=0, batch_size=1024)
 
@@ -230,10 +257,15 @@ def evaluate(
     if layout.task == "forecast":
         # last value, seasonal naive (history beyond the window) and ETS, in scaled units.
         naive = challenger_forecasts(windows.uri, "test", layout, scaler, season, fits)
+    nearest = fit_nearest(config, windows.uri, layout, test)
     champion_outputs = None
-    if champion is not None and champion.model is not None:
+    if champion is not None and (champion.model is not None or champion.neighbours is not None):
         inputs = evaluation.rescale_inputs(test, layout.input_columns, scaler, champion.scaler)
-        champion_outputs = _score(champion.model, test.model_inputs(inputs))
+        champion_outputs = (
+            _score(champion.model, test.model_inputs(inputs))
+            if champion.model is not None
+            else champion.neighbours.probabilities(inputs)  # type: ignore[union-attr]
+        )
     elif champion is not None:
         # This run's scale: `to_original_units` below undoes it with the champion's scaler.
         champion_outputs = evaluation.rescale_forecasts(
@@ -252,6 +284,7 @@ def evaluate(
         "window_relative": trained.window_relative,
     }
     run_forecasts_uri: str | None = None
+    neighbours_uri: str | None = None
     if layout.task == "forecast":
         scale = evaluation.mase_scales(test, layout, scaler, season)
         report = evaluation.evaluate_forecast(
@@ -296,6 +329,12 @@ def evaluate(
         majority = int(window_store.label_counts(windows.uri, "train").argmax())
         scored = evaluation.evaluate_classify(outputs, test, layout, majority)
         scores = {s.name: s.metrics for s in scored}
+        if nearest is not None:
+            neighbours, nearest_outputs = nearest
+            nearest_scored = evaluation.evaluate_classify(nearest_outputs, test, layout, majority)
+            scores[NEAREST] = nearest_scored[0].metrics
+            neighbours_uri = storage.join(run_dir, "neighbours.npz")
+            storage.write_bytes(neighbours_uri, neighbours.to_bytes())
         if champion_outputs is not None:
             scores["champion"] = evaluation.evaluate_classify(
                 champion_outputs, test, layout, majority
@@ -305,6 +344,7 @@ def evaluate(
             per_class=evaluation.per_class_metrics(matrix, layout.classes),
             confusion=matrix.tolist(),
             classes=layout.classes,
+            kinds={name: kind for name in scores if (kind := _kind(name, champion))},
         )
         images["confusion matrix"] = plots.confusion_matrix(matrix, layout.classes)
     primary = evaluation.PRIMARY_METRIC[layout.task]
@@ -342,6 +382,7 @@ def evaluate(
         champion_version=champion_version,
         forecasts_uri=run_forecasts_uri,
         classify_scores=scores if layout.task == "classify" else None,
+        neighbours_uri=neighbours_uri,
     )
 
 

@@ -1,5 +1,5 @@
-"""Step 6, register: store the network (and a winning statistical challenger) as versions;
-promote the night's winner only if it beats the champion."""
+"""Step 6, register: store the network (and a winning statistical or 1-NN challenger) as
+versions; promote the night's winner only if it beats the champion."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from seqcast.config import PipelineConfig
 from seqcast.data.contracts import PREDICTION_CONTRACT, contract_for, derive_prediction_contract
 from seqcast.io import storage
 from seqcast.modeling.gate import (
+    NEAREST,
     NETWORK,
     GateDecision,
     decide,
@@ -120,14 +121,17 @@ def register(
     statistical: str | None = None
     if gate.winner is not None and gate.kind != NETWORK:
         assert gate.kind is not None
+        nearest = gate.kind == NEAREST
+        if nearest and evaluation.neighbours_uri is None:
+            raise ValueError("a nearest_neighbour winner needs the run's neighbours.npz")
         statistical = registry.register_version(
             config.pipeline_root,
-            None,
+            evaluation.neighbours_uri if nearest else None,
             windows.uri,
             metrics,
             {**info, "predictor": gate.winner, "epochs_run": 0},
             kind=gate.kind,
-            params=statistical_params(gate.winner, challengers),
+            params=None if nearest else statistical_params(gate.winner, challengers),
             forecasts_uri=evaluation.forecasts_uri,
         )
     winner_version = network if gate.kind == NETWORK else statistical

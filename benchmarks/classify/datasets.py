@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.real.datasets import sktime_wheel
+from seqcast.modeling.nearest import resample
 
 SEQ = "seq"
 STEP = "step"
@@ -157,3 +158,13 @@ def write_csv(archive: ArchiveSet, work: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     long_table(*load(archive, work)).to_csv(path, index=False)
     return path
+
+
+def as_array(part: Sequences, length: int | None) -> np.ndarray:
+    """(sequences, steps, dims) float32 for the 1-NN peers: stacked when lengths are equal,
+    else resampled linearly to ``length`` (`seqcast.modeling.nearest.resample`)."""
+    if length is None:
+        if len(set(part.lengths.tolist())) != 1:
+            raise ValueError("sequences of unequal length need `resample_to`")
+        return np.stack(part.values).astype(np.float32)
+    return resample(part.values, length)

@@ -8,8 +8,9 @@ Usage:
     python -m benchmarks.classify.run --seqcast-only --reuse # keep the peers; resume seeds
 
 Per set: the ``.ts`` files from the pinned sktime wheel (`datasets.py`), the peers on the
-official split (`peers.py`, `bare_keras.py`), then `seqcast train` once per seed on the same
-split written as one CSV with a split column (`seqcast_run.py`). The median of the seeds'
+official split (1-NN from `seqcast.modeling.nearest`, the code of seqcast's own 1-NN
+challenger; `bare_keras.py`), then `seqcast train` once per seed on the same split
+written as one CSV with a split column (`seqcast_run.py`). The median of the seeds'
 test accuracy is compared with the best peer. Results go to ``benchmarks/classify/results.json``
 and the "Figure 8" table of ``benchmarks/README.md`` (`report.py`).
 """
@@ -29,16 +30,10 @@ import numpy as np
 
 from benchmarks.classify import report
 from benchmarks.classify.bare_keras import bare_classify
-from benchmarks.classify.datasets import SETS, ArchiveSet, load, write_csv
-from benchmarks.classify.peers import (
-    BAND,
-    as_array,
-    dtw_distances,
-    euclidean_distances,
-    nearest_labels,
-)
+from benchmarks.classify.datasets import SETS, ArchiveSet, as_array, load, write_csv
 from benchmarks.classify.seqcast_run import run_seed
 from benchmarks.common import load_average
+from seqcast.modeling.nearest import BAND, dtw_distances, euclidean_distances, nearest_labels
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results.json"

@@ -368,6 +368,13 @@ class EvaluateSpec(_Spec):
         ge=0.0,
         description="Relative improvement the challenger needs over the champion and baseline.",
     )
+    nearest_neighbour: Literal["dtw", "euclidean", "none"] = Field(
+        default="dtw",
+        description="Whole-sequence classifiers (window.per: sequence): the 1-NN challenger "
+        "scored beside the network on the test sequences and registered when it wins: DTW "
+        "(Sakoe-Chiba band 10% of the length), Euclidean, or none. Its cost grows with test x "
+        "training sequences x length x band (sequences resampled to at most 256 steps).",
+    )
     backtest_folds: int = Field(
         default=0,
         ge=0,

@@ -128,6 +128,9 @@ class EvaluationRef(_Record):
     classify_scores: dict[str, dict[str, float]] | None = None
     """classify: every predictor's accuracy, balanced accuracy and macro-F1, which the
     classifier gate (`seqcast.modeling.gate.decide_classifier`) decides from."""
+    neighbours_uri: str | None = None
+    """A whole-sequence classifier's 1-NN challenger (neighbours.npz of this run), which
+    the register step stores as a nearest_neighbour version when it wins."""
 
 
 class ModelVersionRef(_Record):

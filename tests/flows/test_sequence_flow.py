@@ -1,5 +1,6 @@
 """Whole-sequence classification end to end: train -> evaluate -> register, then batch
-classification of new sequences of unequal lengths, one of them out of range."""
+classification of new sequences of unequal lengths, one of them out of range; and a network
+that learns nothing, where the 1-NN challenger becomes champion and classifies the batch."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def sequences(seed: int, n: int) -> pd.DataFrame:
     return data
 
 
-def sequence_config(path: Path, root: Path) -> Any:
+def sequence_config(path: Path, root: Path, **model: Any) -> Any:
     return config_from_dict(
         {
             "name": "seqs",
@@ -46,6 +47,7 @@ def sequence_config(path: Path, root: Path) -> Any:
                 "epochs": 4,
                 "learning_rate": 0.03,
                 "search": {"enabled": False},
+                **model,
             },
         }
     )
@@ -63,7 +65,7 @@ def test_sequences_train_evaluate_and_classify_in_batch(tmp_path: Path) -> None:
     evaluation = outcome.evaluation
     document = storage.read_json(evaluation.metrics_uri)
     assert document["test_windows"] == n_test  # the split column's test sequences, one each
-    for predictor in ("model", "majority_class"):
+    for predictor in ("model", "majority_class", "nearest_neighbour"):
         assert set(document["scores"][predictor]) == {"accuracy", "balanced_accuracy", "macro_f1"}
     assert document["scores"]["majority_class"]["balanced_accuracy"] == pytest.approx(0.5)
     assert len(document["confusion"]) == 2
@@ -86,3 +88,34 @@ def test_sequences_train_evaluate_and_classify_in_batch(tmp_path: Path) -> None:
     assert (predicted["model_version"] == outcome.version.version).all()
     lengths = new.groupby("seq").size()
     assert (predicted.set_index("seq")["steps"] == lengths.loc[predicted["seq"]]).all()
+
+
+def test_a_1nn_beats_a_network_that_learns_nothing_and_serves_the_batch(tmp_path: Path) -> None:
+    train_csv = tmp_path / "train.csv"
+    sequences(seed=1, n=40).to_csv(train_csv, index=False)
+    # One epoch at a tiny learning rate: the network stays at its initial weights.
+    config = sequence_config(train_csv, tmp_path / "root", epochs=1, learning_rate=1e-7)
+
+    outcome = nightly_training(config)
+
+    scores = storage.read_json(outcome.evaluation.metrics_uri)["scores"]
+    assert scores["nearest_neighbour"]["accuracy"] > scores["model"]["accuracy"]
+    assert outcome.version.winner == "nearest_neighbour" and not outcome.version.promoted
+    nearest = outcome.version.statistical
+    assert nearest is not None and nearest.promoted and nearest.kind == "nearest_neighbour"
+    assert outcome.version.champion == nearest.version
+
+    new = sequences(seed=7, n=10)
+    labels = new.groupby("seq")["shape"].first()
+    new_csv = tmp_path / "new.csv"
+    new.drop(columns=["shape", "split"]).to_csv(new_csv, index=False)
+    predicted = pd.read_parquet(batch_predict(sequence_config(new_csv, tmp_path / "root")).uri)
+
+    assert (predicted["model_kind"] == "nearest_neighbour").all()
+    assert (predicted["model_version"] == nearest.version).all()
+    assert sorted(predicted["seq"]) == sorted(labels.index)
+    probabilities = predicted[["probability_fast", "probability_slow"]].to_numpy()
+    assert sorted(set(probabilities.ravel())) == [0.0, 1.0]  # the neighbour's class only
+    assert (predicted["probability"] == 1.0).all()
+    right = (predicted.set_index("seq")["shape"] == labels.loc[predicted["seq"]]).mean()
+    assert right >= 0.8  # two classes told apart by level: the 1-NN gets them

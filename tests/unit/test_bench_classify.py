@@ -1,4 +1,5 @@
-"""Figure 8's harness: the .ts reader, the long table and the 1-NN peers (no training here)."""
+"""Figure 8's harness: the .ts reader, the long table, the carve and the config (no training
+here; the 1-NN peers are `seqcast.modeling.nearest`, tested in test_nearest.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,6 @@ import pytest
 
 from benchmarks.classify.bare_keras import stratified_carve
 from benchmarks.classify.datasets import SETS, Sequences, long_table, parse_ts
-from benchmarks.classify.peers import (
-    dtw_distances,
-    euclidean_distances,
-    nearest_labels,
-    resample,
-)
 from benchmarks.classify.seqcast_run import archive_config
 from seqcast.config import config_from_dict
 
@@ -55,43 +50,6 @@ def test_long_table_has_one_row_per_step_with_split_and_label() -> None:
     assert per_seq.loc["train-0001", "label"].tolist() == ["b"]
     assert per_seq.loc["test-0000", "split"].tolist() == ["test"]
     assert table.loc[table.seq == "train-0001", "step"].tolist() == [0, 1]
-
-
-def _dtw_reference(x: np.ndarray, y: np.ndarray, window: int) -> float:
-    n = len(x)
-    d = np.full((n + 1, n + 1), np.inf)
-    d[0, 0] = 0.0
-    for i in range(1, n + 1):
-        for j in range(max(1, i - window), min(n, i + window) + 1):
-            cost = float(((x[i - 1] - y[j - 1]) ** 2).sum())
-            d[i, j] = cost + min(d[i - 1, j - 1], d[i - 1, j], d[i, j - 1])
-    return float(d[n, n])
-
-
-@pytest.mark.parametrize("band", [0.1, 0.3, 1.0])
-def test_vectorised_dtw_matches_the_textbook_recursion(band: float) -> None:
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(3, 20, 2)).astype(np.float32)
-    b = rng.normal(size=(4, 20, 2)).astype(np.float32)
-    window = max(1, int(np.ceil(band * 20)))
-    expected = [[_dtw_reference(x, y, window) for y in b] for x in a]
-    np.testing.assert_allclose(dtw_distances(a, b, band), expected, rtol=1e-4)
-
-
-def test_dtw_finds_a_shifted_copy_that_euclidean_misses() -> None:
-    steps = np.arange(40, dtype=np.float32)
-    bump = np.exp(-((steps - 20) ** 2) / 4)
-    train = np.stack([np.roll(bump, 3), np.zeros(40, np.float32) + 0.2])[..., None]
-    test = bump[None, :, None]
-    assert nearest_labels(euclidean_distances(test, train), ["bump", "flat"]) == ["flat"]
-    assert nearest_labels(dtw_distances(test, train), ["bump", "flat"]) == ["bump"]
-
-
-def test_resample_keeps_the_ends_and_a_linear_ramp() -> None:
-    out = resample([np.arange(5.0)[:, None], np.arange(3.0)[:, None]], 9)
-    assert out.shape == (2, 9, 1)
-    np.testing.assert_allclose(out[0, :, 0], np.linspace(0, 4, 9))
-    np.testing.assert_allclose(out[1, [0, -1], 0], [0, 2])
 
 
 def test_stratified_carve_takes_each_class_and_follows_the_seed() -> None:

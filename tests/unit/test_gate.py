@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seqcast.modeling.gate import choose_winner, decide, kind_of_predictor
+from seqcast.modeling.gate import choose_winner, decide, decide_classifier, kind_of_predictor
 
 MARGIN = 0.01
 
@@ -71,5 +71,59 @@ def test_a_network_that_lost_to_last_value_is_never_promoted() -> None:
 def test_predictor_names_map_to_kinds() -> None:
     assert [
         kind_of_predictor(n)
-        for n in ("model", "ets", "seasonal_naive_365", "last_value", "majority_class", "champion")
-    ] == ["network", "ets", "seasonal_naive", "last_value", None, None]
+        for n in (
+            "model",
+            "ets",
+            "seasonal_naive_365",
+            "last_value",
+            "nearest_neighbour",
+            "majority_class",
+            "champion",
+        )
+    ] == ["network", "ets", "seasonal_naive", "last_value", "nearest_neighbour", None, None]
+
+
+MAJORITY = {"accuracy": 0.4, "balanced_accuracy": 0.333, "macro_f1": 0.19}
+
+
+def _classifier(accuracy: float) -> dict[str, float]:
+    return {"accuracy": accuracy, "balanced_accuracy": accuracy, "macro_f1": accuracy}
+
+
+@pytest.mark.parametrize(
+    ("network", "nearest", "winner"),
+    [
+        (0.9, 0.7, "model"),  # the network clearly better
+        (0.8, 0.802, "model"),  # within the margin: the network stays
+        (0.7, 0.9, "nearest_neighbour"),  # the 1-NN beats it by the margin
+        (0.4, 0.8, "nearest_neighbour"),  # the network fails the majority floors
+        (0.9, 0.3, "model"),  # the 1-NN fails them
+        (0.4, 0.35, None),  # neither beats the majority class
+    ],
+)
+def test_the_classifier_gate_ranks_network_and_1nn(
+    network: float, nearest: float, winner: str | None
+) -> None:
+    scores = {
+        "model": _classifier(network),
+        "nearest_neighbour": _classifier(nearest),
+        "majority_class": MAJORITY,
+    }
+    gate = decide_classifier(scores, None, "macro_f1", MARGIN)
+    assert gate.winner == winner and gate.promote is (winner is not None)
+    assert gate.kind == kind_of_predictor(winner or "majority_class")
+    if winner is not None:
+        assert gate.score == scores[winner]["macro_f1"]
+
+
+def test_a_1nn_winner_must_still_beat_the_champion() -> None:
+    scores = {
+        "model": _classifier(0.4),
+        "nearest_neighbour": _classifier(0.8),
+        "majority_class": MAJORITY,
+        "champion": _classifier(0.85),
+    }
+    gate = decide_classifier(scores, "v1", "macro_f1", MARGIN)
+    assert gate.winner == "nearest_neighbour" and not gate.promote
+    assert "network does not beat the majority class" in gate.reason
+    assert "stays champion" in gate.reason

@@ -7,6 +7,12 @@ predictor that beats every simpler one by the margin wins (ets > seasonal naive 
 value), and last value wins when nothing beats it. The winner is promoted when it beats
 the current comparable champion by the margin, or when there is none, so after the first
 run there is always a champion, and never one that lost to last value.
+
+A whole-sequence classifier (`decide_classifier`) has the 1-NN ("nearest_neighbour") as its
+challenger: each candidate must beat the majority class on accuracy and balanced accuracy;
+of those that do, the network wins unless the 1-NN beats it on the primary metric by the
+margin (the network is what the user configured and its prediction cost does not grow with the
+training set; on a tie it stays), and the winner is promoted as above.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ the majority's accuracy (a constant predictor's macro-F1 is tiny)."""
 NETWORK = "network"
 STATISTICAL_KINDS = ("ets", "seasonal_naive", "last_value")
 """Statistical kinds, most complex first."""
-KINDS = (NETWORK, *STATISTICAL_KINDS)
+NEAREST = "nearest_neighbour"
+"""The whole-sequence classifier's challenger: predictor name and kind alike."""
+KINDS = (NETWORK, *STATISTICAL_KINDS, NEAREST)
 
 
 def kind_of_predictor(name: str) -> str | None:
@@ -35,7 +43,7 @@ def kind_of_predictor(name: str) -> str | None:
         return NETWORK
     if name.startswith("seasonal_naive_"):
         return "seasonal_naive"
-    return name if name in STATISTICAL_KINDS else None
+    return name if name in (*STATISTICAL_KINDS, NEAREST) else None
 
 
 def season_of(name: str) -> int | None:
@@ -137,10 +145,13 @@ def decide(
 
 
 def majority_floor(
-    model: Mapping[str, float], majority: Mapping[str, float], margin: float
+    model: Mapping[str, float],
+    majority: Mapping[str, float],
+    margin: float,
+    label: str = "network",
 ) -> str | None:
-    """Why a classifier does not beat the majority class (None when it does): it must beat
-    it on every metric of `CLASSIFIER_FLOORS` by ``margin``."""
+    """Why a classifier (``label``) does not beat the majority class (None when it does): it
+    must beat it on every metric of `CLASSIFIER_FLOORS` by ``margin``."""
     lost = [
         f"{metric} {model[metric]:.4f} vs {majority[metric]:.4f}"
         for metric in CLASSIFIER_FLOORS
@@ -148,7 +159,44 @@ def majority_floor(
     ]
     if not lost:
         return None
-    return f"network does not beat the majority class on {', '.join(lost)}"
+    return f"{label} does not beat the majority class on {', '.join(lost)}"
+
+
+def _classifier_winner(
+    scores: Mapping[str, Mapping[str, float]], metric: str, margin: float
+) -> tuple[str | None, str]:
+    """The network or the 1-NN (see the module docstring), with why; None when neither
+    beats the majority class."""
+    names = {"model": "network", NEAREST: "1-NN"}
+    passed: list[str] = []
+    refusals: list[str] = []
+    for name, label in names.items():
+        if name not in scores:
+            continue
+        refused = (
+            majority_floor(scores[name], scores[MAJORITY], margin, label)
+            if MAJORITY in scores
+            else None
+        )
+        if refused is None:
+            passed.append(name)
+        else:
+            refusals.append(refused)
+    floors = " and ".join(CLASSIFIER_FLOORS)
+    if not passed:
+        return None, "; ".join(refusals)
+    if passed == ["model", NEAREST]:
+        network, nearest = scores["model"][metric], scores[NEAREST][metric]
+        both = f"network and 1-NN beat the majority class on {floors}"
+        if is_better(nearest, network, metric, margin):
+            return NEAREST, f"{both}; 1-NN {metric} {nearest:.4f} beats network {network:.4f}"
+        return "model", (
+            f"{both}; network {metric} {network:.4f} is not beaten by 1-NN {nearest:.4f}"
+        )
+    name = passed[0]
+    values = ", ".join(f"{m} {scores[name][m]:.4f}" for m in CLASSIFIER_FLOORS)
+    reason = f"{names[name]} beats the majority class on {floors} ({values})"
+    return name, "; ".join([*refusals, reason])
 
 
 def decide_classifier(
@@ -157,39 +205,37 @@ def decide_classifier(
     metric: str,
     margin: float,
 ) -> GateDecision:
-    """The classifier gate: the network (``scores["model"]``) must beat the majority class
-    (``scores["majority_class"]``) on accuracy and on balanced accuracy, then the champion
-    (``scores["champion"]``, when there is one) on ``metric``, each by ``margin``.
+    """The classifier gate: the network (``scores["model"]``) and the 1-NN
+    (``scores["nearest_neighbour"]``, when scored) must beat the majority class
+    (``scores["majority_class"]``) on accuracy and on balanced accuracy; the network wins
+    unless the 1-NN beats it on ``metric`` by ``margin``; the winner must beat the champion
+    (``scores["champion"]``, when there is one) by ``margin``.
 
-    A classifier has no statistical fallback: when the network fails, nothing is promoted
-    and the champion (if any) stays.
+    When neither passes the floors nothing is promoted and the champion (if any) stays.
     """
-    model = scores["model"]
-    refused = majority_floor(model, scores[MAJORITY], margin) if MAJORITY in scores else None
-    if refused is not None:
-        return GateDecision(None, None, None, False, refused)
-    reason = (
-        f"network beats the majority class on {' and '.join(CLASSIFIER_FLOORS)} "
-        f"({', '.join(f'{m} {model[m]:.4f}' for m in CLASSIFIER_FLOORS)})"
-    )
-    score = model[metric]
+    winner, reason = _classifier_winner(scores, metric, margin)
+    if winner is None:
+        return GateDecision(None, None, None, False, reason)
+    kind = kind_of_predictor(winner)
+    label = "network" if winner == "model" else "1-NN"
+    score = scores[winner][metric]
     champion = scores.get("champion")
     if champion is None:
-        return GateDecision("model", NETWORK, score, True, f"{reason}; network is champion")
+        return GateDecision(winner, kind, score, True, f"{reason}; {label} is champion")
     if is_better(score, champion[metric], metric, margin):
         return GateDecision(
-            "model",
-            NETWORK,
+            winner,
+            kind,
             score,
             True,
-            f"{reason}; {metric} {score:.4f} beats champion {champion_version} "
+            f"{reason}; {label} {metric} {score:.4f} beats champion {champion_version} "
             f"({champion[metric]:.4f}) and is champion",
         )
     return GateDecision(
-        "model",
-        NETWORK,
+        winner,
+        kind,
         score,
         False,
-        f"{reason}; {metric} {score:.4f} does not beat champion {champion_version} "
+        f"{reason}; {label} {metric} {score:.4f} does not beat champion {champion_version} "
         f"({champion[metric]:.4f}), which stays champion",
     )

@@ -272,9 +272,13 @@ def predict_frame(
     layout = champion.layout
     series_name = layout.series_column if not layout.series_column.startswith("__") else "series"
     if layout.per == "sequence":
-        return classify_sequences(
-            frame, champion, lambda x: network_outputs(champion, x), series_name, ranges
+        neighbours = champion.neighbours  # a nearest_neighbour champion: 1-NN, no network
+        outputs_of = (
+            neighbours.probabilities
+            if neighbours is not None
+            else lambda x: network_outputs(champion, x)
         )
+        return classify_sequences(frame, champion, outputs_of, series_name, ranges)
     if champion.model is None:
         values, index = statistical_forecasts(frame, champion)
         return forecast_rows(values, index, layout, series_name)

@@ -4,7 +4,7 @@ Layout under ``{pipeline_root}/registry/``::
 
     versions/{version}/model.keras, scaler.json, layout.json, metrics.json, manifest.json
                        (+ test_forecasts.parquet; params.json instead of model.keras for a
-                       statistical kind)
+                       statistical kind, neighbours.npz for a nearest_neighbour one)
     champion.json      pointer to the champion version, replaced by compare-and-swap
     audit.jsonl        one line per promotion decision
 
@@ -17,8 +17,10 @@ and is checked before a model is loaded.
 A version has a ``kind`` (manifest field; versions from before kinds are "network"): a
 trained network (model.keras) or a statistical predictor - ``ets``, ``seasonal_naive``,
 ``last_value`` - whose ``params.json`` (season, per-series ETS fits) is all it needs to
-forecast from each series' history. Every kind goes through the same checks, promotion
-and rollback, so the champion can be whichever predictor won.
+forecast from each series' history, or a whole-sequence classifier's 1-NN
+(``nearest_neighbour``) whose ``neighbours.npz`` holds its scaled, resampled training
+sequences and their class ids (`seqcast.modeling.nearest.Neighbours`). Every kind goes through
+the same checks, promotion and rollback, so the champion can be whichever predictor won.
 
 The champion pointer changes only through `seqcast.io.cas.swap`, so two promotions can
 never both win (see `seqcast.io.cas` for how on each kind of store).
@@ -39,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 from seqcast import __version__
 from seqcast.errors import RegistryError
 from seqcast.io import cas, storage
-from seqcast.modeling.gate import KINDS, NETWORK
+from seqcast.modeling.gate import KINDS, NEAREST, NETWORK
+from seqcast.modeling.nearest import Neighbours
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.windowing import WindowLayout
 
@@ -50,6 +53,9 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 PARAMS_FILE = "params.json"
+NEIGHBOURS_FILE = "neighbours.npz"
+_PAYLOAD = {NETWORK: MODEL_FILE, NEAREST: NEIGHBOURS_FILE}
+"""The payload file of the kinds that have one; every other kind holds params.json."""
 FORECASTS_FILE = "test_forecasts.parquet"
 _COMMON = ("scaler.json", "layout.json", "metrics.json")
 
@@ -58,7 +64,7 @@ def required_files(kind: str) -> tuple[str, ...]:
     """The payload every version of ``kind`` holds (its manifest must list each)."""
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
-    return (MODEL_FILE if kind == NETWORK else PARAMS_FILE, *_COMMON)
+    return (_PAYLOAD.get(kind, PARAMS_FILE), *_COMMON)
 
 
 def kind_of(manifest: dict[str, Any]) -> str:
@@ -71,7 +77,8 @@ class LoadedModel:
     """A verified version, ready to predict.
 
     ``model`` is the Keras network for kind "network" and None for a statistical kind,
-    whose ``params`` (e.g. ``{"season": 7}``) say how it forecasts from history.
+    whose ``params`` (e.g. ``{"season": 7}``) say how it forecasts from history;
+    ``neighbours`` is the 1-NN of a nearest_neighbour version.
     """
 
     version: str
@@ -81,6 +88,7 @@ class LoadedModel:
     metrics: dict[str, Any]
     kind: str = NETWORK
     params: dict[str, Any] = field(default_factory=dict)
+    neighbours: Neighbours | None = None
 
 
 VERSION_PATTERN = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")
@@ -169,7 +177,8 @@ def register_version(
     the version does not, for every reader.
 
     Args:
-        model_file: the trained ``.keras`` file; None for a statistical ``kind``.
+        model_file: the trained ``.keras`` file, or a nearest_neighbour's ``.npz``; None for
+            a statistical ``kind``.
         kind: one of `KINDS`.
         params: what a statistical kind forecasts with (written as ``params.json``).
         forecasts_uri: the run's ``test_forecasts.parquet``, kept with the version.
@@ -180,10 +189,10 @@ def register_version(
     registering the same model again under a new id.
     """
     files = list(required_files(kind))
-    if (kind == NETWORK) != (model_file is not None):
+    if (kind in _PAYLOAD) != (model_file is not None):
         raise ValueError(
             f"a {kind!r} version needs "
-            f"{'a model file' if kind == NETWORK else 'params and no model file'}. "
+            f"{'a model file' if kind in _PAYLOAD else 'params and no model file'}. "
             f"Received: model_file={model_file!r}"
         )
     payload = (
@@ -539,8 +548,10 @@ def load_version(pipeline_root: str, version: str) -> LoadedModel:
     manifest = verify_version(pipeline_root, version)
     kind = kind_of(manifest)
     root = version_uri(pipeline_root, version)
-    model, params = None, {}
-    if kind == NETWORK:
+    model, params, neighbours = None, {}, None
+    if kind == NEAREST:
+        neighbours = Neighbours.from_bytes(storage.read_bytes(storage.join(root, NEIGHBOURS_FILE)))
+    elif kind == NETWORK:
         import keras  # here: listing or checking versions needs no TensorFlow
 
         import seqcast.modeling.networks  # noqa: F401 - registers the custom layers saved models use
@@ -558,6 +569,7 @@ def load_version(pipeline_root: str, version: str) -> LoadedModel:
         metrics=storage.read_json(storage.join(root, "metrics.json")),
         kind=kind,
         params=params,
+        neighbours=neighbours,
     )
 
 
@@ -567,7 +579,7 @@ def read_layout(pipeline_root: str, version: str) -> tuple[str, WindowLayout, di
     kind = kind_of(read_manifest(pipeline_root, version))
     root = version_uri(pipeline_root, version)
     layout = WindowLayout(**storage.read_json(storage.join(root, "layout.json")))
-    params = storage.read_json(storage.join(root, PARAMS_FILE)) if kind != NETWORK else {}
+    params = storage.read_json(storage.join(root, PARAMS_FILE)) if kind not in _PAYLOAD else {}
     return kind, layout, params
 
 
