@@ -31,6 +31,18 @@ def line(result: dict[str, Any]) -> str:
     )
 
 
+KIND_NOTES = {"nearest_neighbour": " (1-NN)", None: " (no champion)"}
+"""How a seed's champion is marked in the seeds column (a network is not marked)."""
+
+
+def _seeds(s: dict[str, Any]) -> str:
+    """Each seed's accuracy and, where the champion is not a network, its kind."""
+    return ", ".join(
+        f"{r['accuracy']:.3f}{KIND_NOTES.get(r.get('champion_kind', 'network'), '')}"
+        for r in s["runs"]
+    )
+
+
 def _lengths(r: dict[str, Any]) -> str:
     if r["length_min"] == r["length_max"]:
         return str(r["length_min"])
@@ -51,7 +63,7 @@ def table(results: dict[str, Any]) -> str:
         mine = s["accuracy"] if s else None
         best = max(v for v in [*values, mine] if v is not None)
         name = r["dataset"] + (f" (for {r['stands_in_for']})" if r["stands_in_for"] else "")
-        seeds = ", ".join(f"{a:.3f}" for a in s["accuracies"]) if s else "-"
+        seeds = _seeds(s) if s else "-"
         verdict = ("yes" if r["at_or_above_best"] else "NO") if s else "-"
         cells = [
             name,

@@ -5,8 +5,11 @@ column holding the archive's official split (validation is carved from train by 
 everything else is seqcast's default. One run per seed (``model.seed`` and ``split.seed``, so
 the weights and the validation carve both change; set with ``--set``: a seed is not a model
 choice), each on a fresh ``data_root``. Test accuracy, balanced accuracy and
-macro-F1 of the trained network are read from the registry (`seqcast models list --json`),
-promoted or not, with what seqcast's defaults chose (the version manifest's training plan).
+macro-F1 are the champion's after the run (what `seqcast predict` would classify with: the
+network or its 1-NN challenger, whichever the gate promoted), read from the registry
+(`seqcast models list --json`), with the network's own scores beside them and what seqcast's
+defaults chose (the network version's manifest: training plan). With no champion (neither
+beat the majority class) the network's scores are reported and ``champion_kind`` is None.
 """
 
 from __future__ import annotations
@@ -58,17 +61,22 @@ def run_seed(archive: ArchiveSet, csv: Path, dims: int, work: Path, seed: int) -
     trained = _checked(_cli(["train", *config, *seeds], env), "train")
     wall_s = time.perf_counter() - started
     rows = json.loads(_checked(_cli(["models", "list", *config, "--json"], env), "models list"))
-    mine = max(rows, key=lambda r: r["created"])
-    shown = _cli(["models", "show", mine["version"], *config, "--json"], env)
+    network = next(r for r in rows if r["kind"] == "network")  # one per run, fresh data_root
+    champion = next((r for r in rows if r["champion"]), None)
+    shown = _cli(["models", "show", network["version"], *config, "--json"], env)
     detail = json.loads(shown.stdout) if shown.returncode == 0 else {}
-    model = mine["metrics"]["scores"]["model"]
+    scores = network["metrics"]["scores"]
+    model = scores["model"]
+    served = scores[champion["predictor"]] if champion is not None else model
     return {
         "seed": seed,
         "wall_s": wall_s,
-        "version": mine["version"],
-        "promoted": bool(mine["champion"]),
-        **{m: (float(model[m]) if m in model else None) for m in METRICS},
-        "baselines": {k: v for k, v in mine["metrics"]["scores"].items() if k != "model"},
+        "version": (champion or network)["version"],
+        "champion_kind": champion["kind"] if champion is not None else None,
+        "promoted": champion is not None,
+        **{m: (float(served[m]) if m in served else None) for m in METRICS},
+        "network": {m: float(model[m]) for m in METRICS if m in model},
+        "baselines": {k: v for k, v in scores.items() if k != "model"},
         "training": _find(detail.get("manifest"), ("training",)),
         "val_share": _find(detail.get("manifest"), ("val_share", "val")),
         "log": "\n".join(trained.strip().splitlines()[-12:]),
