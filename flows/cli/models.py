@@ -43,7 +43,7 @@ def models_list(
         own = row["predictor"] if row["predictor"] in scores else "model"
         others = ", ".join(f"{k}={v[primary]:.4f}" for k, v in scores.items() if k != own)
         typer.echo(
-            f"{mark} {row['version']}  {row['kind']:<14} {primary}={scores[own][primary]:.4f}"
+            f"{mark} {row['version']}  {row['kind']:<17} {primary}={scores[own][primary]:.4f}"
             f"  ({others})"
         )
     champion = next((row for row in rows if row["champion"]), None)
