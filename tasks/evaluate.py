@@ -30,7 +30,7 @@ from seqcast.records import ChallengersRef, EvaluationRef, TrainedRef, WindowsRe
 from seqcast.serving import registry
 from seqcast.windows import store as window_store
 from seqcast.windows.scaling import Scaler
-from seqcast.windows.windowing import WindowArrays, WindowLayout
+from seqcast.windows.windowing import WindowArrays, WindowLayout, concat_windows
 from tasks.challengers import read_fits
 from tasks.common import STEP_OPTIONS
 
@@ -184,12 +184,19 @@ def fit_nearest(
     config: PipelineConfig, windows_uri: str, layout: WindowLayout, test: WindowArrays
 ) -> tuple[Neighbours, np.ndarray] | None:
     """The 1-NN challenger of a whole-sequence classifier (None for other layouts or with
-    ``evaluate.nearest_neighbour: none``) and its test probabilities (sequences, classes)."""
+    ``evaluate.nearest_neighbour: none``) and its test probabilities (sequences, classes).
+
+    Its neighbours are the training *and validation* sequences: the network needs validation
+    for early stopping and the model search, the 1-NN tunes nothing, so it gets all labelled
+    sequences the network saw (as the archive's 1-NN uses the whole official train set).
+    """
     metric = config.evaluate.nearest_neighbour
     if layout.per != "sequence" or layout.task != "classify" or metric == "none":
         return None
     started = time.perf_counter()
-    train = window_store.read_split(windows_uri, "train", layout)
+    train = concat_windows(
+        [window_store.read_split(windows_uri, split, layout) for split in ("train", "val")]
+    )
     neighbours = fit_neighbours(train.x, train.y, len(layout.classes), metric)
     probabilities = neighbours.probabilities(test.x)
     get_run_logger().info(
