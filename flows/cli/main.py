@@ -76,7 +76,8 @@ def format_metrics(
     scores: dict[str, dict[str, float]], primary: str, winner: str | None = None
 ) -> str:
     """A fixed-width table: one row per predictor, one column per metric; the night's
-    winning kind (``winner``: network, ets, seasonal_naive, last_value) is marked."""
+    winning kind (``winner``: network, ets, seasonal_naive, last_value, nearest_neighbour)
+    is marked."""
     order = sorted(scores, key=lambda n: (n != "model", n != "champion", n))
     metrics = list(scores["model"])
     width = max(len(name) for name in scores) + 2
@@ -101,7 +102,8 @@ def train(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = Fa
     register.
 
     The night's winner (the network if it beats every baseline, else the best of ETS,
-    seasonal naive and last value) becomes champion if it beats the current champion on the
+    seasonal naive and last value; a whole-sequence classifier: the network or its 1-NN
+    challenger) becomes champion if it beats the current champion on the
     same test windows, or if there is none. An ad-hoc run: it always trains, even if a scheduled
     run already published a model today, and it does not take today's scheduled slot (that
     night's scheduled run still trains).
