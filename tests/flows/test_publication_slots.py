@@ -19,7 +19,7 @@ from flows.prediction import batch_predict
 from flows.training import nightly_training
 from seqcast.io import publications
 from tests.conftest import tiny_config
-from tests.flows.test_backtest_flow import (
+from tests.flows.backtest_checks import (
     BACKTEST,
     assert_folds_ran_as_tasks_and_published_their_spread,
     assert_folds_read_back,
@@ -62,8 +62,8 @@ def test_manual_runs_leave_the_slot_and_a_second_scheduled_run_skips(
     tiny_load_csv: Path, tmp_path: Path
 ) -> None:
     """Training, then prediction (which needs the champion): one pipeline for both, so the
-    test trains twice, not three times. The pipeline backtests: its two trainings are also
-    tests/flows/test_backtest_flow.py's first run and rerun."""
+    test trains twice, not three times. The pipeline backtests: the two trainings are also
+    the backtest's first run and its rerun (tests/flows/backtest_checks.py)."""
     config = tiny_config(tiny_load_csv, tmp_path / "root", **BACKTEST)
     manual = nightly_training(config, force=True, return_state=True)  # `seqcast train`
     assert manual.name == "Completed"

@@ -1,6 +1,6 @@
 """The backtest in the nightly flow: a subflow of mapped fold tasks, a spread table, cached
-folds. Checked on the pipeline of tests/flows/test_publication_slots.py (its two trainings
-are the backtest's first run and its rerun)."""
+folds. Checks, not tests: tests/flows/test_publication_slots.py runs them on its two
+trainings (the backtest's first run and its rerun), so no pipeline trains twice for them."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlo
 from seqcast.records import BacktestRef
 from tests.flows.test_pipeline import task_run_states
 from tests.flows.test_trust import read_artifacts
-
-pytestmark = pytest.mark.flow
 
 
 def subflow_run_id(parent: object, name: str) -> object:
@@ -46,7 +44,7 @@ def assert_folds_ran_as_tasks_and_published_their_spread(state: Any) -> Backtest
     """The first nightly run of a `BACKTEST` pipeline (a fresh data root): a subflow of
     mapped fold tasks, the folds' dates and baselines, and the spread table artifact.
 
-    Called by tests/flows/test_publication_slots.py, whose two trainings are this test's
+    Called by tests/flows/test_publication_slots.py, whose two trainings are the backtest's
     first run and its rerun: a pipeline of their own would train twice more.
     """
     outcome = state.result()
