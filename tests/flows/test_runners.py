@@ -123,11 +123,13 @@ def test_search_trials_run_on_dask_workers_as_on_threads(
             "data_root": str(tmp_path / "dask"),
         }
     )
-    trained = {}
-    for name, config in (("threads", threads), ("dask", dask)):
-        validated = validate(config, ingest(config))
-        windows = run_sharded(window_shards, config, validated)
-        trained[name] = run_sharded(search_models, config, windows, f"run-{name}")
+    # One window build (on threads) for both searches: the window step on Dask is the
+    # first test's, and the same windows make "same data" exact.
+    windows = run_sharded(window_shards, threads, validate(threads, ingest(threads)))
+    trained = {
+        name: run_sharded(search_models, config, windows, f"run-{name}")
+        for name, config in (("threads", threads), ("dask", dask))
+    }
     for ref in trained.values():
         assert ref.search is not None and ref.search["trials"] == 2
         assert Path(ref.model_uri).is_file()
