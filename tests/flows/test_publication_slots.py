@@ -19,6 +19,11 @@ from flows.prediction import batch_predict
 from flows.training import nightly_training
 from seqcast.io import publications
 from tests.conftest import tiny_config
+from tests.flows.backtest_checks import (
+    BACKTEST,
+    assert_folds_ran_as_tasks_and_published_their_spread,
+    assert_folds_read_back,
+)
 
 pytestmark = pytest.mark.flow
 
@@ -57,10 +62,12 @@ def test_manual_runs_leave_the_slot_and_a_second_scheduled_run_skips(
     tiny_load_csv: Path, tmp_path: Path
 ) -> None:
     """Training, then prediction (which needs the champion): one pipeline for both, so the
-    test trains twice, not three times."""
-    config = tiny_config(tiny_load_csv, tmp_path / "root", model__epochs=1)
+    test trains twice, not three times. The pipeline backtests: the two trainings are also
+    the backtest's first run and its rerun (tests/flows/backtest_checks.py)."""
+    config = tiny_config(tiny_load_csv, tmp_path / "root", **BACKTEST)
     manual = nightly_training(config, force=True, return_state=True)  # `seqcast train`
     assert manual.name == "Completed"
+    backtest = assert_folds_ran_as_tasks_and_published_their_spread(manual)
     marker = publications.read(config.pipeline_root, "training", DAY)
     assert marker is not None and marker["trigger"] == "manual"
     assert marker["slot_flow_run_id"] is None
@@ -71,6 +78,7 @@ def test_manual_runs_leave_the_slot_and_a_second_scheduled_run_skips(
     assert {"ingest", "train", "register"} <= task_names(scheduled)
     marker = publications.read(config.pipeline_root, "training", DAY)
     assert marker is not None and marker["slot_flow_run_id"] == str(run_id(scheduled))
+    assert_folds_read_back(scheduled.result(), backtest)  # same data: every fold is read back
 
     with tags("backfill"):
         again = nightly_training(config, return_state=True)

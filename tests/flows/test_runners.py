@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +27,26 @@ DASK = {"kind": "dask", "n_workers": 2, "threads_per_worker": 1, "series_per_sha
 THREAD = {"kind": "thread", "n_workers": 1, "series_per_shard": 1}
 
 
+@pytest.fixture(scope="module")
+def dask_address() -> Iterator[str]:
+    """One local cluster of `DASK`'s shape for the module's runs on a scheduler address.
+
+    Each local cluster a run starts costs seconds (its worker processes import the
+    pipeline, then TensorFlow, anew); the local-cluster path (no ``address``) is run once,
+    by the window step of the first test.
+    """
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=DASK["n_workers"],
+        threads_per_worker=DASK["threads_per_worker"],
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": ":0"},
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
 def small(source: Path, root: Path, runner: dict) -> PipelineConfig:
     """Three series in three shards; one model variant (normalize=series), a few seconds."""
     return tiny_config(source, root, runner=runner, model__epochs=3, window__normalize="series")
@@ -42,7 +63,7 @@ def test_runner_spec_picks_the_task_runner() -> None:
 
 
 def test_thread_and_dask_runners_write_identical_windows_and_predictions(
-    tiny_load_csv: Path, tmp_path: Path
+    tiny_load_csv: Path, tmp_path: Path, dask_address: str
 ) -> None:
     threads = small(tiny_load_csv, tmp_path / "threads", THREAD)
     dask = small(tiny_load_csv, tmp_path / "dask", DASK)
@@ -61,10 +82,12 @@ def test_thread_and_dask_runners_write_identical_windows_and_predictions(
     assert dask_windows["counts"] == thread_windows["counts"] == on_dask.rows_by_split
     assert on_threads.version.champion is not None  # the network or a statistical winner
 
-    # Predictions: one champion, predicted on threads and then on Dask (a forced rerun).
+    # Predictions: one champion, predicted on threads and then on Dask (a forced rerun), on
+    # the module's cluster.
     first = batch_predict(threads)
     by_threads = pd.read_parquet(first.uri).drop(columns="flow_run_id")
-    on_dask_runner = threads.model_copy(update={"runner": RunnerSpec(**DASK)})
+    on_cluster = RunnerSpec(**DASK, address=dask_address)
+    on_dask_runner = threads.model_copy(update={"runner": on_cluster})
     second = batch_predict(on_dask_runner, force=True)
     by_dask = pd.read_parquet(second.uri).drop(columns="flow_run_id")
     assert second.rows == first.rows == 3 * threads.window.horizon
@@ -84,7 +107,7 @@ def _windows_uri(config: PipelineConfig) -> str:
 
 
 def test_search_trials_run_on_dask_workers_as_on_threads(
-    tiny_load_csv: Path, tmp_path: Path
+    tiny_load_csv: Path, tmp_path: Path, dask_address: str
 ) -> None:
     searched = {"epochs": 1, "units": [4], "search": {"enabled": True, "trials": 2}}
     threads = tiny_config(
@@ -95,13 +118,18 @@ def test_search_trials_run_on_dask_workers_as_on_threads(
         window__normalize="series",
     )
     dask = threads.model_copy(
-        update={"runner": RunnerSpec(**DASK), "data_root": str(tmp_path / "dask")}
+        update={
+            "runner": RunnerSpec(**DASK, address=dask_address),
+            "data_root": str(tmp_path / "dask"),
+        }
     )
-    trained = {}
-    for name, config in (("threads", threads), ("dask", dask)):
-        validated = validate(config, ingest(config))
-        windows = run_sharded(window_shards, config, validated)
-        trained[name] = run_sharded(search_models, config, windows, f"run-{name}")
+    # One window build (on threads) for both searches: the window step on Dask is the
+    # first test's, and the same windows make "same data" exact.
+    windows = run_sharded(window_shards, threads, validate(threads, ingest(threads)))
+    trained = {
+        name: run_sharded(search_models, config, windows, f"run-{name}")
+        for name, config in (("threads", threads), ("dask", dask))
+    }
     for ref in trained.values():
         assert ref.search is not None and ref.search["trials"] == 2
         assert Path(ref.model_uri).is_file()

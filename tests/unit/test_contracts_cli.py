@@ -49,15 +49,21 @@ def test_contract_init_drafts_a_contract_and_will_not_overwrite(tmp_path: Path) 
     assert again.returncode == 1 and "exists; review it, or pass --force" in again.stderr
 
 
-@pytest.mark.flow
-def test_validate_exit_codes_summary_and_report(tmp_path: Path) -> None:
+def one_null_load(tmp_path: Path) -> tuple[Path, list[str]]:
+    """The project with the contract, sensor-1's load on its line 6 NaN (a quarantined
+    row); returns that file and its lines."""
     project(tmp_path, contract=str(ROOT / "schemas/sample-load.yaml"))
     one = tmp_path / "data/sample/load/sensor-1.csv"
     lines = one.read_text().splitlines()
     lines[5] = lines[5].replace(lines[5].split(",")[2], "NaN")
     one.write_text("\n".join(lines) + "\n")
+    return one, lines
 
-    passed = seqcast(tmp_path, "validate", "--config", "pipeline.yaml")
+
+def assert_passed_with_one_row_quarantined(
+    tmp_path: Path, passed: subprocess.CompletedProcess[str]
+) -> None:
+    """`seqcast validate` of `one_null_load`'s project: exit 0, the summary, the report."""
     assert passed.returncode == 0, passed.stderr[-2000:]
     assert "PASSED with rows quarantined" in passed.stdout
     assert "| not_null | load | quarantine | 1 | quarantine |" in passed.stdout
@@ -66,6 +72,14 @@ def test_validate_exit_codes_summary_and_report(tmp_path: Path) -> None:
     assert list((tmp_path / ".seqcast/data/sample-load/quarantine").glob("*.parquet"))
     assert list((tmp_path / ".seqcast/data/sample-load/data_docs/validations").rglob("*.html"))
 
+
+@pytest.mark.flow
+def test_validate_exit_codes_summary_and_report(tmp_path: Path) -> None:
+    # The passing run of this project (exit 0, a row quarantined, the reports) is checked
+    # by tests/unit/test_startup.py::test_commands_use_the_running_seqcast_server, on its
+    # running server: each `validate` here starts a temporary server of its own. This one
+    # is the suite's command that runs to its end on such a server.
+    one, lines = one_null_load(tmp_path)
     lines[6] = lines[6].replace("+00:00", "")
     one.write_text("\n".join(lines) + "\n")
     failed = seqcast(tmp_path, "validate", "--config", "pipeline.yaml")

@@ -54,7 +54,7 @@ def run_search(config: PipelineConfig, built: WindowsBuilt, root: Path) -> list[
     return study.records
 
 
-def test_same_seed_and_data_give_the_same_trials_and_winner(tmp_path: Path) -> None:
+def test_same_seed_and_data_give_the_same_trials_winner_and_ensemble(tmp_path: Path) -> None:
     config, built = tiny_store(tmp_path)
     first = run_search(config, built, tmp_path / "a")
     second = run_search(config, built, tmp_path / "b")
@@ -69,8 +69,28 @@ def test_same_seed_and_data_give_the_same_trials_and_winner(tmp_path: Path) -> N
     ]
     assert first[0].model["learning_rate"] == config.model.learning_rate
     assert all(math.isfinite(r.best_val_loss) and r.epochs_run == 1 for r in first)
+    # Another seed proposes another third trial. Its first two are the configured model
+    # whatever the seed: they are told the first search's outcomes rather than trained again.
     other = config.model_copy(update={"model": config.model.model_copy(update={"seed": 4})})
-    assert [r.params for r in run_search(other, built, tmp_path / "c")][2] != first[2].params
+    reseeded = ModelSearch(other, size_training(other.model, built.counts["train"]))
+    assert [p.params for p in reseeded.propose(2)] == [r.params for r in first[:2]]
+    reseeded.record(first[:2])
+    assert reseeded.propose(1)[0].params != first[2].params
+
+    # The ensemble of the first two trials' models (a search of its own would train them
+    # again): the mean of its members, loaded in safe mode.
+    uris = [r.model_uri for r in first[:2]]
+    ensemble = mean_ensemble(uris)
+    path = tmp_path / "ensemble.keras"
+    ensemble.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    val = read_split(built.uri, "val")
+    members = [load_member(u).predict(val.model_inputs(), verbose=0) for u in uris]
+    np.testing.assert_allclose(
+        loaded.predict(val.model_inputs(), verbose=0), np.mean(members, axis=0), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="at least two"):
+        mean_ensemble(uris[:1])
 
 
 def test_the_budget_ends_the_search(tmp_path: Path) -> None:
@@ -105,20 +125,3 @@ def test_the_pruner_leaves_a_trial_as_good_as_the_others() -> None:
     for epoch, loss in enumerate([0.9, 0.5, 0.35, 0.3]):
         pruner.on_epoch_end(epoch, {"val_loss": loss})
     assert pruner.pruned_at is None
-
-
-def test_the_ensemble_is_the_mean_and_loads_in_safe_mode(tmp_path: Path) -> None:
-    config, built = tiny_store(tmp_path, trials=2)
-    records = run_search(config, built, tmp_path)
-    uris = [r.model_uri for r in records[:2]]
-    ensemble = mean_ensemble(uris)
-    path = tmp_path / "ensemble.keras"
-    ensemble.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    val = read_split(built.uri, "val")
-    members = [load_member(u).predict(val.model_inputs(), verbose=0) for u in uris]
-    np.testing.assert_allclose(
-        loaded.predict(val.model_inputs(), verbose=0), np.mean(members, axis=0), rtol=1e-5
-    )
-    with pytest.raises(ValueError, match="at least two"):
-        mean_ensemble(uris[:1])

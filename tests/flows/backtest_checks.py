@@ -1,22 +1,20 @@
 """The backtest in the nightly flow: a subflow of mapped fold tasks, a spread table, cached
-folds."""
+folds. Checks, not tests: tests/flows/test_publication_slots.py runs them on its two
+trainings (the backtest's first run and its rerun), so no pipeline trains twice for them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
-from flows.training import nightly_training
-from tests.conftest import tiny_config
+from seqcast.records import BacktestRef
 from tests.flows.test_pipeline import task_run_states
 from tests.flows.test_trust import read_artifacts
-
-pytestmark = pytest.mark.flow
 
 
 def subflow_run_id(parent: object, name: str) -> object:
@@ -33,18 +31,22 @@ def subflow_run_id(parent: object, name: str) -> object:
     return asyncio.run(read())
 
 
-def test_backtest_folds_run_as_tasks_and_publish_their_spread(
-    tiny_load_csv: Path, tmp_path: Path
-) -> None:
-    config = tiny_config(
-        tiny_load_csv,
-        tmp_path / "root",
-        model__epochs=2,
-        evaluate__season=24,
-        evaluate__backtest_folds=2,
-        evaluate__backtest_steps=24,
-    )
-    state = nightly_training(config, return_state=True)
+BACKTEST = {
+    "model__epochs": 2,
+    "evaluate__season": 24,
+    "evaluate__backtest_folds": 2,
+    "evaluate__backtest_steps": 24,
+}
+"""`tiny_config` overrides for a backtest of two daily folds."""
+
+
+def assert_folds_ran_as_tasks_and_published_their_spread(state: Any) -> BacktestRef:
+    """The first nightly run of a `BACKTEST` pipeline (a fresh data root): a subflow of
+    mapped fold tasks, the folds' dates and baselines, and the spread table artifact.
+
+    Called by tests/flows/test_publication_slots.py, whose two trainings are the backtest's
+    first run and its rerun: a pipeline of their own would train twice more.
+    """
     outcome = state.result()
     assert task_run_states(state.state_details.flow_run_id)["backtest"] == "COMPLETED"
     run_id = subflow_run_id(state.state_details.flow_run_id, "backtest")
@@ -64,7 +66,10 @@ def test_backtest_folds_run_as_tasks_and_publish_their_spread(
     rows = json.loads(table.data)
     assert [r["fold"] for r in rows] == ["1", "2", "mean", "std"]
     assert rows[2]["model"] == pytest.approx(backtest.model_mean, abs=1e-4)
+    return backtest
 
-    again = nightly_training(config, force=True)  # same data: every fold is read back
+
+def assert_folds_read_back(again: Any, backtest: BacktestRef) -> None:
+    """A rerun on the same data (``again``, its outcome) reads every fold back."""
     assert all(f.cached for f in again.backtest.folds)
     assert [f.model for f in again.backtest.folds] == [f.model for f in backtest.folds]
