@@ -274,7 +274,7 @@ def to_grid(rows: SeriesRows, step: GridStep, fill_gaps: int, fill_method: str) 
     origin = int(rows.stamps[0]) if len(rows) else 0
     keep = _observed(rows)
     if not keep.all():
-        rows = _select(rows, keep)
+        rows = select_rows(rows, keep)
         position = position[keep]
     if len(position) == 0:
         return GridRows(rows, position, position.copy(), np.zeros(0, bool), 0)
@@ -303,17 +303,19 @@ def to_grid(rows: SeriesRows, step: GridStep, fill_gaps: int, fill_method: str) 
 
 def rows_before(rows: SeriesRows, stamp_ns: int) -> SeriesRows:
     """The rows stamped before ``stamp_ns`` (a backtest fold ends there)."""
-    return _select(rows, rows.stamps < stamp_ns)
+    return select_rows(rows, rows.stamps < stamp_ns)
 
 
-def _select(rows: SeriesRows, mask: np.ndarray) -> SeriesRows:
+def select_rows(rows: SeriesRows, which: np.ndarray | slice) -> SeriesRows:
+    """The rows ``which`` (a mask or a slice) picks, every per-row array cut alike."""
     return SeriesRows(
         series=rows.series,
-        stamps=rows.stamps[mask],
-        values=rows.values[mask],
-        labels=None if rows.labels is None else rows.labels[mask],
-        future=rows.future[mask],
-        static=rows.static[mask],
+        stamps=rows.stamps[which],
+        values=rows.values[which],
+        labels=None if rows.labels is None else rows.labels[which],
+        future=rows.future[which],
+        static=rows.static[which],
+        split=None if rows.split is None else rows.split[which],
     )
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from seqcast.errors import DataContractError
-from seqcast.windows.grid import SeriesRows
+from seqcast.windows.grid import SeriesRows, select_rows
 
 logger = logging.getLogger(__name__)
 
@@ -154,16 +154,7 @@ def truncated(rows: SeriesRows, length: int) -> SeriesRows:
     """The last ``length`` rows of a sequence (all of it when shorter)."""
     if len(rows) <= length:
         return rows
-    cut = slice(len(rows) - length, None)
-    return SeriesRows(
-        series=rows.series,
-        stamps=rows.stamps[cut],
-        values=rows.values[cut],
-        labels=None if rows.labels is None else rows.labels[cut],
-        future=rows.future[cut],
-        static=rows.static[cut],
-        split=None if rows.split is None else rows.split[cut],
-    )
+    return select_rows(rows, slice(len(rows) - length, None))
 
 
 def padded_inputs(scaled: np.ndarray, length: int) -> np.ndarray:
