@@ -334,6 +334,12 @@ class ModelSpec(_Spec):
         description="Training windows held in the input pipeline's shuffle buffer: bounds its "
         "memory; windows are shuffled within it (and block order is shuffled every epoch).",
     )
+    quantiles: list[float] = Field(
+        default_factory=lambda: [0.1, 0.5, 0.9],
+        description="forecast: quantiles of a second head trained with the pinball loss on "
+        "the trunk's features (the point forecast and its loss are unchanged); prediction "
+        "files get one column per quantile. Sorted, unique, each in (0, 1); [] turns it off.",
+    )
     search: SearchSpec = Field(
         default_factory=SearchSpec,
         description="Budgeted model search (Optuna) around these settings; the first trial "
@@ -346,6 +352,21 @@ class ModelSpec(_Spec):
         if any(u <= 0 for u in units):
             raise ValueError(f"every entry of `units` must be positive. Received: {units}")
         return units
+
+    @field_validator("quantiles")
+    @classmethod
+    def _valid_quantiles(cls, quantiles: list[float]) -> list[float]:
+        if any(not 0.0 < q < 1.0 for q in quantiles):
+            raise ValueError(
+                f"every entry of `quantiles` must lie strictly between 0 and 1. "
+                f"Received: {quantiles}"
+            )
+        if quantiles != sorted(set(quantiles)):
+            raise ValueError(
+                f"`quantiles` must be sorted and unique, e.g. [0.1, 0.5, 0.9]. "
+                f"Received: {quantiles}"
+            )
+        return quantiles
 
 
 class EvaluateSpec(_Spec):
@@ -363,10 +384,17 @@ class EvaluateSpec(_Spec):
     def season_steps(self) -> int | None:
         """The configured season, None when unset or 0 (no seasonal baseline there)."""
         return self.season or None
+
     promotion_margin: float = Field(
         default=0.01,
         ge=0.0,
         description="Relative improvement the challenger needs over the champion and baseline.",
+    )
+    calibrate: bool = Field(
+        default=False,
+        description="forecast: conformal calibration of the network's quantiles on the "
+        "validation windows (each shifted by the empirical quantile of the validation "
+        "actuals' distance from it), stored with the version and applied at prediction.",
     )
     nearest_neighbour: Literal["dtw", "euclidean", "none"] = Field(
         default="dtw",
@@ -509,9 +537,8 @@ class PipelineConfig(_Spec):
         step_only = [
             key
             for key in ("lookback", "horizon", "stride", "calendar", "fill_gaps")
-            if getattr(window, key) != WindowSpec.model_fields[key].get_default(
-                call_default_factory=True
-            )
+            if getattr(window, key)
+            != WindowSpec.model_fields[key].get_default(call_default_factory=True)
         ]
         if step_only:
             raise ValueError(

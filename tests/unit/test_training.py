@@ -49,7 +49,9 @@ data, val = sine_windows(256), sine_windows(64, seed=1)
 runs = [train(data, val, LAYOUT, SPEC.model_copy(update={"seed": s})) for s in (7, 7, 8)]
 print(json.dumps({
     "histories": [r.history for r in runs],
-    "outputs": [r.model.predict(val.x, verbose=0).tolist() for r in runs],
+    "outputs": [
+        {k: v.tolist() for k, v in r.model.predict(val.x, verbose=0).items()} for r in runs
+    ],
 }))
 """
 
@@ -67,7 +69,8 @@ def test_same_seed_same_result() -> None:
     runs = json.loads(out.stdout.strip().splitlines()[-1])
     first, second, third = runs["histories"]
     assert first == second
-    np.testing.assert_array_equal(runs["outputs"][0], runs["outputs"][1])
+    for output in ("forecast", "quantiles"):  # the quantile head is as reproducible
+        np.testing.assert_array_equal(runs["outputs"][0][output], runs["outputs"][1][output])
     assert third != first
 
 
@@ -82,7 +85,10 @@ def test_residual_model_starts_at_the_seasonal_naive_forecast() -> None:
     model = build_model(LAYOUT, ModelSpec(units=[4], residual=True), season=4)
     window = sine_windows(5).x  # (batch, lookback, features)
     expected = window[:, [8, 9, 10], :1]  # one season (4 steps) before steps 12, 13, 14
-    np.testing.assert_allclose(model.predict(window, verbose=0), expected, rtol=1e-6)
+    outputs = model.predict(window, verbose=0)
+    np.testing.assert_allclose(outputs["forecast"], expected, rtol=1e-6)
+    # The quantile head starts around the same forecast, its median on it.
+    np.testing.assert_allclose(outputs["quantiles"][..., 1], expected, rtol=1e-6)
 
 
 def test_recurrent_dropout_warns_about_cudnn(caplog: pytest.LogCaptureFixture) -> None:

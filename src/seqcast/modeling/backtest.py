@@ -158,7 +158,9 @@ def _scores(config: PipelineConfig, windows_uri: str, model: Any) -> dict[str, d
     layout = window_store.read_layout(windows_uri)
     scaler = window_store.read_scaler(windows_uri)
     test = window_store.read_split(windows_uri, "test", layout)
-    outputs = model.predict(test.model_inputs(), verbose=0, batch_size=1024)
+    from seqcast.modeling.networks import split_outputs
+
+    outputs, _ = split_outputs(model.predict(test.model_inputs(), verbose=0, batch_size=1024))
     season = config.evaluate.season_steps
     if layout.task == "forecast":
         scale = evaluation.mase_scales(test, layout, scaler, season)

@@ -15,6 +15,7 @@ from typing import Any
 import keras
 
 from seqcast.io import storage
+from seqcast.modeling.networks import PinballLoss, QuantileForecaster, model_quantiles
 
 
 def load_member(uri: str) -> keras.Model:
@@ -29,7 +30,8 @@ def mean_ensemble(member_uris: list[str]) -> keras.Model:
     """One model whose output is the mean of the members' outputs.
 
     The members must take the same inputs (the same window layout) and give outputs of the
-    same shape: (batch, horizon, n_targets) forecasts or (batch, n_classes) probabilities.
+    same shape: (batch, horizon, n_targets) forecasts or (batch, n_classes) probabilities,
+    or the same ``forecast`` and ``quantiles`` outputs (a quantile head), each averaged.
 
     Raises:
         ValueError: fewer than two members.
@@ -48,13 +50,23 @@ def mean_ensemble(member_uris: list[str]) -> keras.Model:
         }
     else:
         inputs = keras.Input(shape=first.input.shape[1:], name="window")
-    outputs = keras.layers.Average(name="mean")([member(inputs) for member in members])
-    model = keras.Model(inputs, outputs, name="seqcast_ensemble")
-    model.compile(
-        optimizer=keras.optimizers.Adam(),
-        loss=first.loss,
-        metrics=["mae"] if first.loss == "mse" else ["accuracy"],
-    )
+    results = [member(inputs) for member in members]
+    if isinstance(results[0], dict):
+        # Members with a quantile head: point forecasts and quantiles averaged apart; a
+        # mean of sorted quantile vectors is sorted, so they still never cross.
+        outputs: Any = {
+            key: keras.layers.Average(name=f"mean_{key}")([r[key] for r in results])
+            for key in results[0]
+        }
+        model = QuantileForecaster(inputs, outputs, name="seqcast_ensemble")
+        loss: Any = {"forecast": "mse", "quantiles": PinballLoss(model_quantiles(first))}
+        metrics: Any = {"forecast": ["mae"]}
+    else:
+        outputs = keras.layers.Average(name="mean")(results)
+        model = keras.Model(inputs, outputs, name="seqcast_ensemble")
+        loss = first.loss
+        metrics = ["mae"] if first.loss == "mse" else ["accuracy"]
+    model.compile(optimizer=keras.optimizers.Adam(), loss=loss, metrics=metrics)
     # Built now, so a saved ensemble's optimizer state matches what loading builds.
     model.optimizer.build(model.trainable_variables)
     return model

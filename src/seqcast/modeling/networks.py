@@ -16,6 +16,13 @@ on the training period cannot extrapolate:
 
 Both are layers of the saved model (registered, no Lambda), so a loaded model needs no
 extra code to predict.
+
+A forecast model with ``model.quantiles`` has a second output, ``quantiles``
+(batch, horizon, n_targets, n_quantiles), beside the unchanged point forecast: a head on
+the trunk's features behind `StopGradient`, trained with the pinball loss, so it neither
+moves the recurrent layers nor the point head (the point forecast and its MSE training are
+exactly those of a model without it). `MonotoneQuantiles` builds the quantiles outward from
+the point forecast with non-negative offsets, so they never cross.
 """
 
 from __future__ import annotations
@@ -114,6 +121,119 @@ class StepMask(keras.layers.Layer):
         return (*input_shape[:-1], None if features is None else features - 1)
 
 
+@keras.saving.register_keras_serializable(package="seqcast")
+class StopGradient(keras.layers.Layer):
+    """The identity whose gradient is zero: the quantile head learns from the trunk's
+    features without changing them (shape unchanged)."""
+
+    def call(self, values: Any) -> Any:
+        return ops.stop_gradient(values)
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class MonotoneQuantiles(keras.layers.Layer):
+    """Quantiles that cannot cross, from raw head outputs and the point forecast.
+
+    Inputs: raw (batch, horizon * n_targets * n_quantiles) and the point forecast
+    (batch, horizon, n_targets). The quantile nearest 0.5 is the point forecast plus a
+    learnt shift; each lower quantile lies a softplus (> 0) below the next one up, each
+    upper one a softplus above the next one down. Output: (batch, horizon, n_targets,
+    n_quantiles), sorted along the last axis, in the point forecast's (scaled) units.
+    """
+
+    def __init__(self, quantiles: list[float], horizon: int, n_targets: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.quantiles = [float(q) for q in quantiles]
+        self.horizon, self.n_targets = horizon, n_targets
+        self.anchor = min(range(len(self.quantiles)), key=lambda i: abs(self.quantiles[i] - 0.5))
+
+    def call(self, inputs: list[Any]) -> Any:
+        raw, point = inputs
+        raw = ops.reshape(raw, (-1, self.horizon, self.n_targets, len(self.quantiles)))
+        a = self.anchor
+        centre = ops.stop_gradient(point)[..., None] + raw[..., a : a + 1]  # (b, h, t, 1)
+        below = ops.softplus(raw[..., :a])  # gaps between neighbours, lowest first
+        above = ops.softplus(raw[..., a + 1 :])
+        lower = centre - ops.flip(ops.cumsum(ops.flip(below, axis=-1), axis=-1), axis=-1)
+        upper = centre + ops.cumsum(above, axis=-1)
+        return ops.concatenate([lower, centre, upper], axis=-1)
+
+    def compute_output_shape(self, input_shapes: Any) -> tuple[int | None, ...]:
+        return (input_shapes[0][0], self.horizon, self.n_targets, len(self.quantiles))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "quantiles": self.quantiles,
+            "horizon": self.horizon,
+            "n_targets": self.n_targets,
+        }
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class PinballLoss(keras.losses.Loss):
+    """Mean pinball (quantile) loss of (batch, horizon, n_targets, n_quantiles) predictions
+    against (batch, horizon, n_targets) actuals: minimised by the true quantiles."""
+
+    def __init__(self, quantiles: list[float], name: str = "pinball", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.quantiles = [float(q) for q in quantiles]
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        levels = ops.convert_to_tensor(self.quantiles, dtype=y_pred.dtype)
+        error = ops.cast(y_true, y_pred.dtype)[..., None] - y_pred
+        return ops.mean(ops.maximum(levels * error, (levels - 1.0) * error), axis=(-1, -2, -3))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "quantiles": self.quantiles}
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
+class QuantileForecaster(keras.Model):
+    """A functional forecast model with ``forecast`` and ``quantiles`` outputs that trains on
+    the plain targets (batch, horizon, n_targets): each is given to both outputs' losses.
+
+    So every input pipeline (arrays, streamed or distributed datasets) feeds it unchanged.
+    Revived as a functional model of this class on loading (Keras' functional subclass).
+    """
+
+    @staticmethod
+    def _both(y: Any) -> Any:
+        return y if y is None or isinstance(y, dict) else {"forecast": y, "quantiles": y}
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        return super().compute_loss(x, self._both(y), y_pred, sample_weight, training)
+
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        return super().compute_metrics(x, self._both(y), y_pred, sample_weight)
+
+
+def split_outputs(outputs: Any) -> tuple[Any, Any]:
+    """(point forecasts or class probabilities, quantiles or None) of a model's outputs:
+    a model with a quantile head returns a dict, any other a single array."""
+    if isinstance(outputs, dict):
+        return outputs["forecast"], outputs.get("quantiles")
+    return outputs, None
+
+
+def model_quantiles(model: keras.Model) -> list[float]:
+    """The quantile levels a model's quantile head predicts ([] without one); an ensemble's
+    are its first member's."""
+    for layer in model.layers:
+        if isinstance(layer, MonotoneQuantiles):
+            return list(layer.quantiles)
+        if isinstance(layer, keras.Model) and (nested := model_quantiles(layer)):
+            return nested
+    return []
+
+
 def _recurrent_stack(hidden: Any, spec: ModelSpec, bidirectional: bool) -> Any:
     recurrent = _CELLS[spec.cell]
     for depth, units in enumerate(spec.units):
@@ -169,7 +289,9 @@ def build_model(
     ``future`` (batch, horizon, n_future) and ``static`` (batch, n_static), which join the
     last recurrent state before the head. Output: (batch, horizon, n_targets) scaled
     values for forecast, (batch, n_classes) probabilities for classify. ``season`` is used
-    by ``spec.residual`` only.
+    by ``spec.residual`` only. With ``spec.quantiles`` a forecast model outputs a dict:
+    ``forecast`` as above and ``quantiles`` (batch, horizon, n_targets, n_quantiles), see
+    `split_outputs`.
     """
     if spec.recurrent_dropout:
         logger.warning(
@@ -200,7 +322,8 @@ def build_model(
         outputs = keras.layers.Dense(len(layout.classes), activation="softmax", name="classes")(
             hidden
         )
-        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+        loss: Any = "sparse_categorical_crossentropy"
+        metrics: Any = ["accuracy"]
     else:
         n_targets = len(layout.target_columns)
         seen = RelativeToLast(n_targets, name="relative")(window) if window_relative else window
@@ -218,7 +341,22 @@ def build_model(
             )(window)
             outputs = keras.layers.Add(name="forecast_out")([reference, delta])
         loss, metrics = "mse", ["mae"]
-    model = keras.Model(inputs, outputs, name=f"seqcast_{spec.cell}_{layout.task}")
+        if spec.quantiles:
+            # Created after every trunk and point-head layer, with a zero kernel: the point
+            # model's initial weights and random streams are those of a model without it.
+            raw = keras.layers.Dense(
+                layout.horizon * n_targets * len(spec.quantiles),
+                name="quantile_raw",
+                kernel_initializer="zeros",
+            )(StopGradient(name="quantile_features")(hidden))
+            quantiles = MonotoneQuantiles(
+                spec.quantiles, layout.horizon, n_targets, name="quantiles"
+            )([raw, outputs])  # (batch, horizon, n_targets, n_quantiles)
+            outputs = {"forecast": outputs, "quantiles": quantiles}
+            loss = {"forecast": "mse", "quantiles": PinballLoss(spec.quantiles)}
+            metrics = {"forecast": ["mae"]}
+    kind = QuantileForecaster if isinstance(outputs, dict) else keras.Model
+    model = kind(inputs, outputs, name=f"seqcast_{spec.cell}_{layout.task}")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=spec.learning_rate),
         loss=loss,

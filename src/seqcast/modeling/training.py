@@ -62,6 +62,25 @@ class _EpochReport(keras.callbacks.Callback):
             self.hook(epoch + 1, self.epochs, values)
 
 
+class PointLossLogs(keras.callbacks.Callback):
+    """Make ``loss`` and ``val_loss`` the point forecast's loss in a model with a quantile
+    head (Keras reports their sum there); the pinball loss becomes ``quantile_loss``.
+
+    First in the callback list, so early stopping, the search's pruner, checkpoints, the
+    epoch report and the history all rank and show the point loss, as without the head.
+    """
+
+    _RENAMES = {"forecast_loss": "loss", "forecast_mae": "mae", "quantiles_loss": "quantile_loss"}
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is None or "forecast_loss" not in logs:
+            return
+        for prefix in ("", "val_"):
+            for old, new in self._RENAMES.items():
+                if prefix + old in logs:
+                    logs[prefix + new] = logs.pop(prefix + old)
+
+
 def seed_everything(spec: ModelSpec) -> None:
     """Seed Python, NumPy and TensorFlow; turn on op determinism when asked."""
     keras.utils.set_random_seed(spec.seed)
@@ -133,9 +152,10 @@ def train(
         *(callbacks or []),
         _EpochReport(epochs, on_epoch_end),
     ]
+    steps.insert(0, PointLossLogs())
     if backup_dir is not None:
         # Before the report, so an epoch counts as done only once it is saved.
-        steps.insert(0, EpochCheckpoints(backup_dir))
+        steps.insert(1, EpochCheckpoints(backup_dir))
     started = time.perf_counter()
     history = model.fit(
         **fit_arguments(train_windows, val_windows, batch_size),
