@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from seqcast.config import PipelineConfig
 from seqcast.errors import RegistryError
 from seqcast.io import storage
-from seqcast.modeling import evaluation, plots
+from seqcast.modeling import evaluation, intervals, plots
 from seqcast.modeling.challengers import (
     challenger_forecasts,
     effective_season,
@@ -127,10 +127,13 @@ def forecast_examples(
 
 
 def _metrics_table(scores: dict[str, dict[str, float]]) -> str:
-    metrics = list(scores["model"])
+    """Every predictor's metrics; a metric a predictor lacks (an interval metric of a
+    champion scored without one) shows as a dash."""
+    metrics = list(dict.fromkeys(m for values in scores.values() for m in values))
     lines = ["| predictor | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for name, values in scores.items():
-        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.4f}" for m in metrics) + " |")
+        cells = (f"{values[m]:.4f}" if m in values else "-" for m in metrics)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -158,6 +161,14 @@ def publish(config: PipelineConfig, document: dict[str, Any], images: dict[str, 
             f"**Tonight's winner: {winner}** ({gate['kind'] or 'no registrable kind'}; "
             f"{'promoted' if gate['promote'] else 'not promoted'}). {gate['reason']}."
         )
+    if "intervals" in document:
+        methods = "; ".join(f"{k}: {v}" for k, v in document["intervals"]["methods"].items())
+        parts.append(
+            f"Intervals for quantiles {document['intervals']['quantiles']} ({methods}). "
+            "coverage_N is the share of test actuals inside the central N% interval, wql "
+            "the weighted quantile loss (lower is better)."
+        )
+        parts.extend(f"**Warning:** {flag}" for flag in document.get("interval_flags", []))
     if "worst_series" in document:
         worst = ", ".join(
             f"{s} ({document['per_series_mae'][s]['model']:.3f})" for s in document["worst_series"]
@@ -211,7 +222,18 @@ def fit_nearest(
 
 
 def _score(model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
-    return model.predict(inputs, verbose=0, batch_size=1024)
+    """The point forecasts (or class probabilities) of a model."""
+    return _score_with_quantiles(model, inputs)[0]
+
+
+def _score_with_quantiles(
+    model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The point forecasts (or probabilities) and the quantile head's outputs, if any."""
+    from seqcast.modeling.networks import split_outputs
+
+    point, quantiles = split_outputs(model.predict(inputs, verbose=0, batch_size=1024))
+    return np.asarray(point), None if quantiles is None else np.asarray(quantiles)
 
 
 def statistical_champion_forecasts(
@@ -242,6 +264,75 @@ def statistical_champion_forecasts(
     return baselines[champion.kind]
 
 
+@dataclasses.dataclass(frozen=True)
+class IntervalScores:
+    """Interval metrics of the predictors on the test windows and how each got its band."""
+
+    scores: dict[str, dict[str, float]]
+    per_step: dict[str, dict[str, list[float]]]
+    offsets: dict[str, list[Any]]
+    methods: dict[str, str]
+
+    def document(self, levels: list[float]) -> dict[str, Any]:
+        """What metrics.json keeps (and so each registered version): prediction applies a
+        champion's offsets (`seqcast.serving.prediction`)."""
+        return {"quantiles": levels, "methods": self.methods, "offsets": self.offsets}
+
+
+def interval_scores(
+    config: PipelineConfig,
+    windows_uri: str,
+    layout: WindowLayout,
+    scaler: Scaler,
+    model: keras.Model,
+    quantiles: np.ndarray | None,
+    levels: list[float],
+    naive: dict[str, np.ndarray],
+    fits: dict[str, dict[str, EtsFit]],
+    test: WindowArrays,
+) -> IntervalScores:
+    """Coverage and wQL of the network's quantile head and of the challengers' empirical
+    intervals (their validation residuals' quantiles), all on the test windows.
+
+    With ``evaluate.calibrate`` the head's quantiles are first shifted by their conformal
+    shifts from the validation windows (`seqcast.modeling.intervals.conformal_shifts`).
+    """
+    season = effective_season(config.evaluate.season, layout)
+    val = window_store.read_split(windows_uri, "val", layout)
+    columns = layout.target_columns
+    bands: dict[str, np.ndarray] = {}  # scaled units, (windows, horizon, n_targets, q)
+    offsets: dict[str, list[Any]] = {}
+    methods: dict[str, str] = {}
+    if quantiles is not None:
+        bands["model"], methods["model"] = quantiles, "quantile head (pinball loss)"
+        if config.evaluate.calibrate:
+            _, val_quantiles = _score_with_quantiles(model, val.model_inputs())
+            assert val_quantiles is not None
+            shifts = intervals.conformal_shifts(val_quantiles, val.y, levels)
+            bands["model"] = intervals.shifted(quantiles, shifts)
+            offsets["model"] = shifts.tolist()
+            methods["model"] += ", conformally calibrated on the validation windows"
+    val_naive = challenger_forecasts(windows_uri, "val", layout, scaler, season, fits)
+    for name, forecast in naive.items():
+        residual = intervals.residual_offsets(val_naive[name], val.y, levels)
+        bands[name] = intervals.with_offsets(forecast, residual)
+        offsets[name] = residual.tolist()
+        methods[name] = "empirical quantiles of validation residuals per step"
+    actual = evaluation.to_original_units(test.y, test.series, scaler, columns)
+    scores, per_step = {}, {}
+    for name, band in bands.items():
+        original = np.stack(
+            [
+                evaluation.to_original_units(band[..., k], test.series, scaler, columns)
+                for k in range(band.shape[-1])
+            ],
+            axis=-1,
+        )
+        scores[name] = intervals.quantile_metrics(original, actual, levels)
+        per_step[name] = intervals.per_step_quantile_metrics(original, actual, levels)
+    return IntervalScores(scores=scores, per_step=per_step, offsets=offsets, methods=methods)
+
+
 @task(name="evaluate", **STEP_OPTIONS)
 def evaluate(
     config: PipelineConfig, windows: WindowsRef, trained: TrainedRef, challengers: ChallengersRef
@@ -252,11 +343,12 @@ def evaluate(
     test = window_store.read_split(windows.uri, "test", layout)
     import keras
 
-    import seqcast.modeling.networks  # noqa: F401 - registers the custom layers saved models use
+    # Registers the custom layers saved models use.
+    from seqcast.modeling.networks import model_quantiles
 
     with storage.local_copy(trained.model_uri, ".keras") as path:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    outputs = _score(model, test.model_inputs())
+    outputs, quantiles = _score_with_quantiles(model, test.model_inputs())
     champion_version, champion = load_comparable_champion(config, layout)
     season = effective_season(config.evaluate.season, layout)
     naive: dict[str, np.ndarray] = {}
@@ -300,6 +392,18 @@ def evaluate(
         scores = {s.name: s.metrics for s in report.scored}
         forecasts = dict(report.forecasts)
         assert report.actual is not None
+        levels = model_quantiles(model) if quantiles is not None else config.model.quantiles
+        if levels:
+            bands = interval_scores(
+                config, windows.uri, layout, scaler, model, quantiles, levels, naive, fits, test
+            )
+            for name, metrics in bands.scores.items():
+                scores[name].update(metrics)
+            document.update(
+                intervals=bands.document(levels),
+                per_step_intervals=bands.per_step,
+                interval_flags=intervals.coverage_flags(scores["model"]),
+            )
         if champion is not None and champion_outputs is not None:
             # The champion's outputs are in its own scale: map them to the challenger's.
             forecasts["champion"] = evaluation.to_original_units(
