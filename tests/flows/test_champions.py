@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -80,4 +81,16 @@ def test_last_value_is_champion_and_served_when_no_network_wins(tmp_path: Path) 
     assert (predictions["model_version"] == champion).all()
     last = frame.groupby("series")["value"].last()
     assert (predictions["value"] == predictions["series"].map(last)).all()
+    # Issue 16: its interval is the last value plus the run's validation residual
+    # quantiles per step (stored with the version), in each series' own spread.
+    stored = registry.load_champion(config.pipeline_root)
+    offsets = np.asarray(stored.metrics["intervals"]["offsets"]["last_value"])  # (3, 3, 1)
+    for series, rows in predictions.groupby("series"):
+        spread = stored.scaler.stats_for(str(series))[1][0]
+        np.testing.assert_allclose(
+            rows[["value_q0.1", "value_q0.5", "value_q0.9"]].to_numpy() - last[series],
+            offsets[:, :, 0].T * spread,
+            rtol=1e-5,
+            atol=1e-6,
+        )
     assert predictions.groupby("series")["step"].apply(list).tolist() == [[1, 2, 3]] * 2

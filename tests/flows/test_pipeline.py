@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
@@ -15,6 +16,7 @@ from flows.prediction import batch_predict
 from flows.training import nightly_training
 from seqcast.data.sample import activity_series, write_csv_per_series
 from seqcast.errors import DataContractError
+from seqcast.io import storage
 from seqcast.serving import registry
 from tests.conftest import tiny_config
 
@@ -89,6 +91,12 @@ def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
     assert frame["ts"].min() == last_seen + pd.Timedelta(hours=1)
     assert (frame["model_version"] == outcome.version.version).all()
     assert (frame["flow_run_id"] == str(state.state_details.flow_run_id)).all()
+    # Issue 16: the network's quantiles beside its point forecast, never crossing, and
+    # their test coverage and wQL beside MAE for the model and every baseline.
+    bands = frame[["load_q0.1", "load_q0.5", "load_q0.9"]].to_numpy()
+    assert (np.diff(bands, axis=1) >= 0).all() and (bands[:, 2] > bands[:, 0]).all()
+    scores = storage.read_json(outcome.evaluation.metrics_uri)["scores"]
+    assert {"mae", "coverage_80", "wql"} <= set(scores["model"]) & set(scores["last_value"])
 
     # A second model must beat the champion: a weaker network on the same pipeline (the
     # champion's, so no third training for this check) is registered, not promoted.

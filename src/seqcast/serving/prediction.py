@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from seqcast.data.prediction_scope import PredictionScope
 from seqcast.errors import DataContractError
 from seqcast.io import storage
+from seqcast.modeling.intervals import predictor_of, quantile_column, shifted
 from seqcast.modeling.statistical import EtsFit, fit_history, forecast_latest
 from seqcast.records import PredictionPartRef, ShardRef
 from seqcast.serving.registry import LoadedModel
@@ -241,9 +242,13 @@ def predict_function(champion: LoadedModel) -> Callable[..., Any]:
     return cast(Callable[..., Any], cached)
 
 
-def network_outputs(champion: LoadedModel, model_input: Any) -> np.ndarray:
+def network_forecasts(
+    champion: LoadedModel, model_input: Any
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``champion.model``'s outputs for ``model_input`` (an array, or a dict of arrays named
-    like the model's inputs), in batches of `PREDICT_BATCH` rows."""
+    like the model's inputs), in batches of `PREDICT_BATCH` rows: the point forecasts (or
+    class probabilities) and, from a quantile head, the quantiles (rows, horizon,
+    n_targets, n_quantiles), else None."""
     forward = predict_function(champion)
     model = champion.model
     assert model is not None  # predict_function raised otherwise
@@ -252,11 +257,44 @@ def network_outputs(champion: LoadedModel, model_input: Any) -> np.ndarray:
         for t in model.inputs
     ]
     rows = len(arrays[0])
-    batches = [
-        np.asarray(forward(*(a[start : start + PREDICT_BATCH] for a in arrays)))
-        for start in range(0, rows, PREDICT_BATCH)
-    ]
-    return np.concatenate(batches)
+    points, quantiles = [], []
+    for start in range(0, rows, PREDICT_BATCH):
+        out = forward(*(a[start : start + PREDICT_BATCH] for a in arrays))
+        if isinstance(out, dict):  # a quantile head (`seqcast.modeling.networks`)
+            quantiles.append(np.asarray(out["quantiles"]))
+            out = out["forecast"]
+        points.append(np.asarray(out))
+    return np.concatenate(points), np.concatenate(quantiles) if quantiles else None
+
+
+def network_outputs(champion: LoadedModel, model_input: Any) -> np.ndarray:
+    """The point forecasts (or class probabilities) of `network_forecasts`."""
+    return network_forecasts(champion, model_input)[0]
+
+
+def interval_levels(champion: LoadedModel) -> list[float]:
+    """The quantile levels of a champion's intervals (recorded by its evaluation; [] for
+    a version evaluated without them)."""
+    return [float(q) for q in champion.metrics.get("intervals", {}).get("quantiles", [])]
+
+
+def _offsets(champion: LoadedModel, levels: list[float]) -> np.ndarray | None:
+    """The champion's stored interval offsets (n_quantiles, horizon, n_targets) in scaled
+    units: residual quantiles of a statistical kind, calibration shifts of a network."""
+    stored = champion.metrics.get("intervals", {}).get("offsets", {})
+    values = stored.get(predictor_of(champion.kind, champion.params))
+    if values is None or not levels:
+        return None
+    return np.asarray(values, dtype=np.float64)
+
+
+def _series_spread(champion: LoadedModel, index: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each series' target (mean, std) from the champion's scaler, (series, 1, n_targets)."""
+    columns = [champion.scaler.columns.index(c) for c in champion.layout.target_columns]
+    stats = [champion.scaler.stats_for(s) for s in index["series"]]
+    mean = np.stack([m[columns] for m, _ in stats])[:, None, :]
+    std = np.stack([d[columns] for _, d in stats])[:, None, :]
+    return mean, std
 
 
 def predict_frame(
@@ -281,11 +319,21 @@ def predict_frame(
         return classify_sequences(frame, champion, outputs_of, series_name, ranges)
     if champion.model is None:
         values, index = statistical_forecasts(frame, champion)
-        return forecast_rows(values, index, layout, series_name)
+        levels = interval_levels(champion)
+        offsets = _offsets(champion, levels)
+        bands = None
+        if offsets is not None:
+            # Residual quantiles are in scaled units: each series' spread widens its band.
+            _, spread = _series_spread(champion, index)
+            point = values.reshape(len(index), layout.horizon, -1)
+            bands = np.sort(
+                point[..., None] + np.moveaxis(offsets, 0, -1)[None] * spread[..., None], axis=-1
+            )  # (series, horizon, n_targets, n_quantiles)
+        return forecast_rows(values, index, layout, series_name, bands, levels)
     inputs, index = latest_windows(frame, champion)
     covariates = covariate_inputs(frame, index, champion)
     model_input = {"window": inputs, **covariates} if covariates else inputs
-    outputs = network_outputs(champion, model_input)
+    outputs, quantiles = network_forecasts(champion, model_input)
     origin_ns = pd.DatetimeIndex(index["origin"]).as_unit("ns").asi8
     unit = pd.DatetimeIndex(index["origin"]).unit
     if layout.task == "classify":
@@ -304,19 +352,36 @@ def predict_frame(
             }
         )
     # outputs: (series, horizon, n_targets), each row in its series' scale; undone at once.
-    columns = [champion.scaler.columns.index(c) for c in layout.target_columns]
-    stats = [champion.scaler.stats_for(s) for s in index["series"]]
-    mean = np.stack([m[columns] for m, _ in stats])[:, None, :]
-    std = np.stack([d[columns] for _, d in stats])[:, None, :]
+    mean, std = _series_spread(champion, index)
     values = (outputs * std + mean).astype(np.float64).reshape(-1, len(layout.target_columns))
-    return forecast_rows(values, index, layout, series_name)
+    bands, levels = None, []
+    if quantiles is not None:
+        levels = interval_levels(champion) or _head_levels(champion)
+        shifts = _offsets(champion, levels)  # conformal calibration, when the run made one
+        if shifts is not None:
+            quantiles = shifted(quantiles, shifts)
+        bands = quantiles * std[..., None] + mean[..., None]  # (series, horizon, t, q)
+    return forecast_rows(values, index, layout, series_name, bands, levels)
+
+
+def _head_levels(champion: LoadedModel) -> list[float]:
+    from seqcast.modeling.networks import model_quantiles  # Keras: loaded with the model
+
+    assert champion.model is not None
+    return model_quantiles(champion.model)
 
 
 def forecast_rows(
-    values: np.ndarray, index: pd.DataFrame, layout: WindowLayout, series_name: str
+    values: np.ndarray,
+    index: pd.DataFrame,
+    layout: WindowLayout,
+    series_name: str,
+    quantiles: np.ndarray | None = None,
+    levels: list[float] | None = None,
 ) -> pd.DataFrame:
     """One row per series and horizon step from ``values`` (series * horizon, n_targets),
-    in original units, series-major."""
+    in original units, series-major; with ``quantiles`` (series, horizon, n_targets,
+    len(levels)) one more column per target and level, ``{target}_q{level}``."""
     origin_ns = pd.DatetimeIndex(index["origin"]).as_unit("ns").asi8
     unit = pd.DatetimeIndex(index["origin"]).unit
     n, horizon = len(index), layout.horizon
@@ -332,6 +397,11 @@ def forecast_rows(
     )
     for k, column in enumerate(layout.target_columns):
         result[column] = values[:, k]
+        if quantiles is not None:
+            for j, level in enumerate(levels or []):
+                result[quantile_column(column, level)] = (
+                    quantiles[:, :, k, j].reshape(-1).astype(np.float64)
+                )
     return result
 
 
