@@ -107,8 +107,13 @@ def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
         model__epochs=1,
         model__units=[1],
         model__learning_rate=1e-5,
+        evaluate__calibrate=True,
     )
     second = nightly_training(weaker, force=True)  # same logical date: a deliberate rerun
+    # Its head was calibrated on the validation windows; the shifts are kept to predict.
+    calibration = storage.read_json(second.evaluation.metrics_uri)["intervals"]
+    assert "conformally calibrated" in calibration["methods"]["model"]
+    assert np.asarray(calibration["offsets"]["model"]).shape == (3, 6, 1)
     assert second.evaluation.champion_version == champion
     assert not second.version.promoted and "does not beat" in second.version.reason
     assert registry.champion_version(config.pipeline_root) == champion
