@@ -90,7 +90,8 @@ def format_metrics(
             or (name != "champion" and name.startswith(winner))
         )
         mark = "  <- winner" if won else ""
-        cells = "".join(metric_cell(values[m], cell) for m in metrics)
+        # A champion scored without intervals has no coverage or wql: n/a.
+        cells = "".join(metric_cell(values.get(m, math.nan), cell) for m in metrics)
         lines.append(name.ljust(width) + cells + mark)
     lines.append(f"(test windows; primary metric: {primary})")
     return "\n".join(lines)
