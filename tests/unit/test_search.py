@@ -13,6 +13,7 @@ import pytest
 from seqcast.config import PipelineConfig, config_from_dict
 from seqcast.io import storage
 from seqcast.modeling.ensemble import load_member, mean_ensemble
+from seqcast.modeling.networks import model_quantiles
 from seqcast.modeling.search import EpochPruner, ModelSearch, TrialPlan, run_trial, search
 from seqcast.modeling.sizing import size_training
 from seqcast.records import TrialRecord
@@ -86,9 +87,12 @@ def test_same_seed_and_data_give_the_same_trials_winner_and_ensemble(tmp_path: P
     loaded = keras.saving.load_model(path, safe_mode=True)
     val = read_split(built.uri, "val")
     members = [load_member(u).predict(val.model_inputs(), verbose=0) for u in uris]
-    np.testing.assert_allclose(
-        loaded.predict(val.model_inputs(), verbose=0), np.mean(members, axis=0), rtol=1e-5
-    )
+    mean = loaded.predict(val.model_inputs(), verbose=0)
+    for output in ("forecast", "quantiles"):  # the quantile heads are averaged too
+        np.testing.assert_allclose(
+            mean[output], np.mean([m[output] for m in members], axis=0), rtol=1e-5
+        )
+    assert model_quantiles(loaded) == config.model.quantiles
     with pytest.raises(ValueError, match="at least two"):
         mean_ensemble(uris[:1])
 
