@@ -477,6 +477,8 @@ def evaluate(
     metrics_uri = storage.join(run_dir, "metrics.json")
     storage.write_json(metrics_uri, document)
     publish(config, document, images)
+    for flag in document.get("interval_flags", []):
+        get_run_logger().warning(flag)
     get_run_logger().info(
         "Test %s: model %.4f | %s",
         primary,

@@ -8,6 +8,7 @@ Per dataset: the committed config (`configs/{name}.yaml`, no model settings) on 
 central 80% interval and the weighted quantile loss (wQL, `seqcast.modeling.intervals`) of
 the night's champion, of the network's quantile head, and of seasonal naive with its
 empirical validation-residual interval (last value where the config has no season).
+``--calibrate`` runs with ``evaluate.calibrate: true`` (kept as ``NAME+calibrated``).
 Results go to ``benchmarks/real/results_intervals.json`` (datasets not run are kept) and the
 "Figure 9" table of ``benchmarks/README.md``.
 """
@@ -41,11 +42,14 @@ def _predictor(kind: str, season: int | None) -> str:
     return f"seasonal_naive_{season}" if kind == "seasonal_naive" else kind
 
 
-def run_one(name: str, work: Path) -> dict[str, Any]:
-    """One dataset's nightly run and its interval scores."""
+def run_one(name: str, work: Path, calibrate: bool = False) -> dict[str, Any]:
+    """One dataset's nightly run and its interval scores (``calibrate``: with
+    ``evaluate.calibrate: true``)."""
     dataset = DATASETS[name]
     csv = write_csv(dataset, work, smoke=False).resolve()
     config = run_config(dataset, csv, work.resolve(), smoke=False)
+    if calibrate:
+        config.setdefault("evaluate", {})["calibrate"] = True
     path = write_config(config, work / "configs" / f"{name}.yaml")
     flow = run_nightly(path, Path(config["data_root"]), [])
     season = yaml.safe_load(path.read_text()).get("evaluate", {}).get("season")
@@ -54,6 +58,7 @@ def run_one(name: str, work: Path) -> dict[str, Any]:
     pick = ("mae", "coverage_80", "wql")
     return {
         "dataset": name,
+        "calibrate": calibrate,
         "season": season,
         "champion": champion,
         "scores": {
@@ -79,8 +84,9 @@ def table(results: dict[str, Any]) -> str:
         "80% | network head wQL | naive (empirical) | naive coverage 80% | naive wQL |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in results["datasets"].items():
+    for r in results["datasets"].values():
         champ, model, naive = (r["scores"].get(k, {}) for k in (r["champion"], "model", r["naive"]))
+        name = f"{r['dataset']} (calibrated)" if r.get("calibrate") else r["dataset"]
         lines.append(
             f"| {name} | {r['champion']} | {_cell(champ.get('coverage_80'), True)} | "
             f"{_cell(champ.get('wql'))} | {_cell(model.get('coverage_80'), True)} | "
@@ -104,13 +110,18 @@ def main() -> None:
     )
     parser.add_argument("--dataset", action="append", choices=sorted(DATASETS), required=True)
     parser.add_argument("--work", type=Path, default=WORK, help="scratch folder (not committed)")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="evaluate.calibrate: true (results kept as NAME+calibrated)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"datasets": {}}
     for name in args.dataset:
         started = time.perf_counter()
-        result = run_one(name, args.work)
-        results["datasets"][name] = result
+        result = run_one(name, args.work, args.calibrate)
+        results["datasets"][f"{name}+calibrated" if args.calibrate else name] = result
         results["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(f"{name}: {json.dumps(result['scores'])} ({time.perf_counter() - started:.0f} s)")
