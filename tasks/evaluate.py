@@ -399,11 +399,7 @@ def evaluate(
             )
             for name, metrics in bands.scores.items():
                 scores[name].update(metrics)
-            document.update(
-                intervals=bands.document(levels),
-                per_step_intervals=bands.per_step,
-                interval_flags=intervals.coverage_flags(scores["model"]),
-            )
+            document.update(intervals=bands.document(levels), per_step_intervals=bands.per_step)
         if champion is not None and champion_outputs is not None:
             # The champion's outputs are in its own scale: map them to the challenger's.
             forecasts["champion"] = evaluation.to_original_units(
@@ -474,6 +470,16 @@ def evaluate(
         )
     )
     document["gate"] = dataclasses.asdict(gate)
+    if "intervals" in document:
+        # The network's interval and tonight's winner's, when another predictor won.
+        flagged = dict.fromkeys(["model", *([gate.winner] if gate.winner else [])])
+        document["interval_flags"] = [
+            flag
+            for name in flagged
+            for flag in intervals.coverage_flags(
+                scores[name], name, calibrated=config.evaluate.calibrate
+            )
+        ]
     metrics_uri = storage.join(run_dir, "metrics.json")
     storage.write_json(metrics_uri, document)
     publish(config, document, images)

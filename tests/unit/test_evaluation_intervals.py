@@ -66,9 +66,11 @@ def test_conformal_shifts_widen_a_too_narrow_head_to_nominal() -> None:
 def test_a_coverage_far_from_nominal_is_flagged_in_words() -> None:
     assert intervals.coverage_flags({"mae": 1.0, "coverage_80": 0.78}) == []
     (flag,) = intervals.coverage_flags({"coverage_80": 0.6})
-    assert "80% interval covered 60.0%" in flag and "too narrow" in flag
+    assert "80% interval of model covered 60.0%" in flag and "too narrow" in flag
     assert "evaluate.calibrate" in flag
     assert "too wide" in intervals.coverage_flags({"coverage_80": 0.97})[0]
+    (ets,) = intervals.coverage_flags({"coverage_80": 0.26}, "ets")
+    assert ets.startswith("The 80% interval of ets covered 26.0%") and "validation residuals" in ets
 
 
 def test_the_metrics_table_shows_a_dash_where_a_predictor_has_no_interval() -> None:

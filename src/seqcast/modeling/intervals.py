@@ -156,10 +156,21 @@ def shifted(quantiles: np.ndarray, shifts: np.ndarray) -> np.ndarray:
 
 
 def coverage_flags(
-    scores: dict[str, float], predictor: str = "model", tolerance: float = COVERAGE_TOLERANCE
+    scores: dict[str, float],
+    predictor: str = "model",
+    calibrated: bool = False,
+    tolerance: float = COVERAGE_TOLERANCE,
 ) -> list[str]:
-    """Sentences for the report on each central interval whose test coverage is far from
-    nominal (empty when every one is within ``tolerance``)."""
+    """Sentences for the report on each central interval of ``predictor`` whose test
+    coverage is far from nominal (empty when every one is within ``tolerance``); the advice
+    depends on where the interval came from (the network's head, calibrated or not, or a
+    challenger's validation residuals)."""
+    if predictor != "model":
+        advice = "its interval comes from validation residuals, which test does not resemble"
+    elif calibrated:
+        advice = "it was calibrated on validation windows that test does not resemble"
+    else:
+        advice = "try `evaluate.calibrate: true` or check for a shift between validation and test"
     flags = []
     for name, value in scores.items():
         if not name.startswith("coverage_"):
@@ -168,9 +179,8 @@ def coverage_flags(
         if np.isfinite(value) and abs(value - nominal) > tolerance:
             side = "too narrow" if value < nominal else "too wide"
             flags.append(
-                f"The {predictor}'s {100 * nominal:g}% interval covered {100 * value:.1f}% of "
+                f"The {100 * nominal:g}% interval of {predictor} covered {100 * value:.1f}% of "
                 f"the test actuals ({side}; expected {100 * nominal:g}% +/- "
-                f"{100 * tolerance:g} points): do not plan with it as is; set "
-                "`evaluate.calibrate: true` or check for a shift between validation and test."
+                f"{100 * tolerance:g} points): do not plan with it as is; {advice}."
             )
     return flags
