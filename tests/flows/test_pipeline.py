@@ -75,12 +75,11 @@ def check_prediction_artifact(
     version = predictions.model_version
     manifest = registry.read_manifest(config.pipeline_root, version)
     for line in (
-        f"| rows written | {predictions.rows} |",
-        "| series predicted | 3 |",
-        "| series set aside | 0 |",
-        f"| model version | `{version}` |",
-        f"| model kind | {manifest['kind']} |",
-        f"| prediction file | `{predictions.uri}` |",
+        f"- rows written: **{predictions.rows}**",
+        "- series predicted: **3**",
+        "- series set aside: **0**",
+        f"- model: version `{version}`, kind **{manifest['kind']}**",
+        f"- prediction file: `{predictions.uri}`",
     ):
         assert line in report.data
     metrics = storage.read_json(

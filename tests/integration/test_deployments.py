@@ -250,7 +250,7 @@ def check_prediction_run(stack: Stack, root: Path, flow_run_id: str, day: str) -
     artifacts = stack.artifacts(flow_run_id)
     check_table(artifacts["nightly-prediction-validation"], "rule")
     report = artifacts["nightly-predictions"]
-    assert report["type"] == "markdown" and "| rows written | 24 |" in report["data"]
+    assert report["type"] == "markdown" and "- rows written: **24**" in report["data"]
     assert "data:image/png;base64," in report["data"]
     predictions = published_predictions(root, day)
     assert len(predictions) == 2 * 12  # two series, horizon 12

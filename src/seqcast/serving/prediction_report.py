@@ -220,8 +220,8 @@ def forecast_plot(
     if chosen:
         notes = {s: f"worst #{rank}, test MAE {mae[s]:.4g}" for rank, s in enumerate(chosen, 1)}
         note = (
-            f"The {len(chosen)} series model version `{version}` fitted worst (highest "
-            f"per-series test MAE of `{predictor}` at its evaluation), worst first: "
+            f"Below: the {len(chosen)} series the model fitted worst at its evaluation "
+            f"(per-series test MAE of `{predictor}`), worst first: "
             + ", ".join(f"`{s}` ({mae[s]:.4g})" for s in chosen)
         )
     else:
@@ -236,15 +236,15 @@ def forecast_plot(
             predictions_uri,
         )
         note = (
-            f"The first {len(chosen)} series of the file (model version `{version}` stored "
-            "no per-series test error to pick the worst-fitting ones)"
+            f"Below: the first {len(chosen)} series of the file (the model stored no "
+            "per-series test error to pick the worst-fitting ones)"
         )
     if not chosen:
         return None, "No plot: the prediction file holds no series."
     note += (
-        f"; shaded: between the {quantiles[0][1]} and {quantiles[-1][1]} forecasts."
+        f". Shaded: between the `{quantiles[0][1]}` and `{quantiles[-1][1]}` forecasts."
         if len(quantiles) > 1
-        else "; the file has no quantile columns, so no band."
+        else ". No band: the file has no quantile columns."
     )
     history = recent_history(validated_uri, source, chosen, history_rows(layout), layout)
     drawn = panels(forecasts, history, named, chosen, notes)
@@ -278,31 +278,28 @@ class PredictionSummary:
     image: bytes | None = None
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _one_line(text: str) -> str:
+    return text.replace("\n", " ")
 
 
 def markdown(summary: PredictionSummary) -> str:
-    """The artifact's markdown: a table of what was written, the series set aside with
-    their reasons, then the plot (an inline PNG: the UI shows no file links)."""
+    """The artifact's markdown: what was written and by which model, the series set aside
+    with their reasons, then the plot (an inline PNG: the UI shows no file links)."""
     s = summary
     lines = [
         f"# {s.pipeline}: predictions of {s.day}",
         "",
-        "| | |",
-        "|---|---|",
-        f"| rows written | {s.rows} |",
-        f"| series predicted | {s.series} |",
-        f"| series set aside | {len(s.set_aside)} |",
-        f"| model version | `{s.model_version}` |",
-        f"| model kind | {s.model_kind} |",
-        f"| prediction file | `{_cell(s.uri)}` |",
+        f"- rows written: **{s.rows}**",
+        f"- series predicted: **{s.series}**",
+        f"- series set aside: **{len(s.set_aside)}**",
+        f"- model: version `{s.model_version}`, kind **{s.model_kind}**",
+        f"- prediction file: `{s.uri}`",
     ]
     if s.set_aside:
         where = f" Their rows are in `{s.quarantine_uri}`." if s.quarantine_uri else ""
-        lines += ["", f"**Set aside for this run (not predicted): {len(s.set_aside)}.**{where}", ""]
+        lines += ["", f"Set aside for this run (not predicted): {len(s.set_aside)}.{where}", ""]
         lines += [
-            f"- `{series}`: {_cell('; '.join(causes))}"
+            f"- `{series}`: {_one_line('; '.join(causes))}"
             for series, causes in list(s.set_aside.items())[:SET_ASIDE_SHOWN]
         ]
         more = len(s.set_aside) - SET_ASIDE_SHOWN
