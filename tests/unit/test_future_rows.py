@@ -18,7 +18,7 @@ from seqcast.config import PipelineConfig, config_from_dict
 from seqcast.data.contracts import contract_for, derive_prediction_contract
 from seqcast.data.ingest import read_source_file, resolve_source_files, snapshot_source
 from seqcast.data.prediction_scope import PredictionScope
-from seqcast.data.validation import ValidationReport, validate_table
+from seqcast.data.validation import ValidationReport, table_schema, validate_table
 from seqcast.errors import ConfigError
 from seqcast.io import storage
 from tests.unit.test_bad_inputs import message, result
@@ -162,3 +162,12 @@ def test_future_path_rows_are_read_like_the_same_rows_of_the_source(tmp_path: Pa
 def test_future_path_needs_future_features(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="list them in `future_features`"):
         make_config(tmp_path, future_features=[], future_path=str(tmp_path / "f.csv"))
+
+
+def test_the_validated_table_keeps_the_covariate_columns(tmp_path: Path) -> None:
+    # the window step reads them; the schema once dropped them and training then failed
+    config = make_config(tmp_path, static_features=["capacity"])
+    contract = contract_for(config)
+    schema = table_schema(contract, config.source, ["sensor", "ts", "load", "promo", "capacity"])
+    assert schema.names == ["sensor", "ts", "load", "promo", "capacity"]
+    assert str(schema.field("promo").type) == "double"

@@ -34,7 +34,8 @@ from seqcast.config import SourceSpec
 from seqcast.data.contracts import Contract
 from seqcast.data.ingest import SOURCE_FUTURE
 from seqcast.data.parsing import null_text, parse_text, parse_timestamps
-from seqcast.frequency import Frequency, steps_after
+from seqcast.data.prediction_scope import PredictionScope, recent_rows
+from seqcast.frequency import Frequency, parse_frequency, steps_after
 
 MISSING_SHOWN = 5
 """Missing future rows named in a message; the rest are counted."""
@@ -176,3 +177,25 @@ def split_future_rows(
     future = np.sort(hit["pos"].to_numpy(np.int64))
     unused = int(len(candidates) - len(hit) + stale.sum())
     return FutureSplit(observed, future, unused, missing)
+
+
+def rows_read(
+    raw: pd.DataFrame, contract: Contract, source: SourceSpec, scope: PredictionScope | None
+) -> tuple[pd.DataFrame, FutureSplit | None]:
+    """The rows to check: the observed ones (each series' last ``scope.rows`` at prediction
+    time), then the future rows prediction reads (the module docstring; training and
+    a champion reading no known-future column set them aside unchecked)."""
+    split = None
+    if splits_future_rows(contract, source):
+        steps = scope.future_steps if scope is not None else 0
+        alias = scope.frequency if scope is not None and steps else None
+        grid = parse_frequency(alias) if alias is not None else None
+        split = split_future_rows(raw, contract, source, steps, grid)
+        observed = raw.iloc[split.observed].reset_index(drop=True)
+    else:
+        observed = raw
+    if scope is not None and scope.rows is not None:
+        observed = observed.iloc[recent_rows(observed, contract, source, scope.rows)]
+    if split is None:
+        return observed.reset_index(drop=True), None
+    return pd.concat([observed, raw.iloc[split.future]], ignore_index=True), split

@@ -39,7 +39,7 @@ from seqcast.data.contracts import (
     duration_seconds,
     duration_text,
 )
-from seqcast.data.future_rows import FutureSplit, split_future_rows, splits_future_rows
+from seqcast.data.future_rows import FutureSplit, rows_read
 from seqcast.data.ingest import SOURCE_FILE, SOURCE_LINE
 from seqcast.data.parsing import (
     Parsed,
@@ -48,12 +48,7 @@ from seqcast.data.parsing import (
     parse_text,
     parse_timestamps,
 )
-from seqcast.data.prediction_scope import (
-    PredictionScope,
-    per_series_contract,
-    recent_gaps,
-    recent_rows,
-)
+from seqcast.data.prediction_scope import PredictionScope, per_series_contract, recent_gaps
 from seqcast.frequency import TIME_UNIT, Frequency, parse_frequency
 
 logger = logging.getLogger(__name__)
@@ -746,7 +741,7 @@ def validate_table(
     split = None
     if not len(findings.rows_with(("fail",))):
         # (rows failed so far: a missing column, which stops the run; positions kept as they are)
-        raw, split = _rows_read(raw, contract, source, scope)
+        raw, split = rows_read(raw, contract, source, scope)
         findings.raw = raw
     future = np.arange(len(raw) - (len(split.future) if split else 0), len(raw), dtype=np.int64)
     typed, parsed = _parse_columns(findings, source)
@@ -804,28 +799,6 @@ def validate_table(
         future_rows=len(np.setdiff1d(future, quarantined)) if len(clean) else 0,
         unused_future_rows=split.unused if split else 0,
     )
-
-
-def _rows_read(
-    raw: pd.DataFrame, contract: Contract, source: SourceSpec, scope: PredictionScope | None
-) -> tuple[pd.DataFrame, FutureSplit | None]:
-    """The rows to check: the observed ones (each series' last ``scope.rows`` at prediction
-    time), then the future rows prediction reads (`seqcast.data.future_rows`; training and
-    a champion reading no known-future column set them aside unchecked)."""
-    split = None
-    if splits_future_rows(contract, source):
-        steps = scope.future_steps if scope is not None else 0
-        alias = scope.frequency if scope is not None and steps else None
-        grid = parse_frequency(alias) if alias is not None else None
-        split = split_future_rows(raw, contract, source, steps, grid)
-        observed = raw.iloc[split.observed].reset_index(drop=True)
-    else:
-        observed = raw
-    if scope is not None and scope.rows is not None:
-        observed = observed.iloc[recent_rows(observed, contract, source, scope.rows)]
-    if split is None:
-        return observed.reset_index(drop=True), None
-    return pd.concat([observed, raw.iloc[split.future]], ignore_index=True), split
 
 
 def _exempt(findings: _Findings, rows: np.ndarray, columns: Sequence[str]) -> None:
