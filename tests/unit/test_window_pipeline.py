@@ -17,7 +17,8 @@ from seqcast.errors import DataContractError
 from seqcast.io import storage
 from seqcast.modeling.networks import build_model
 from seqcast.modeling.training import train
-from seqcast.serving.prediction import covariate_inputs, latest_windows, predict_frame
+from seqcast.serving.future_inputs import covariate_inputs
+from seqcast.serving.prediction import latest_windows, predict_frame
 from seqcast.serving.registry import LoadedModel
 from seqcast.windows import input_pipeline
 from seqcast.windows.input_pipeline import (
@@ -209,7 +210,7 @@ def test_batch_prediction_supplies_calendar_and_static_inputs(tmp_path: Path) ->
     predictions = predict_frame(frame, champion)
     assert len(predictions) == 2 * 3 and predictions["load"].notna().all()
     _, index = latest_windows(frame, champion)
-    inputs = covariate_inputs(frame, index, champion)
+    inputs = covariate_inputs(frame, frame.iloc[:0], index, layout)
     np.testing.assert_array_equal(inputs["static"][:, 0], [1.0, 2.0])  # sensor-1, sensor-2
     for k in range(3):  # forecast step k + 1 after each series' last observation
         hour = (pd.DatetimeIndex(index["origin"]) + pd.Timedelta(hours=k + 1)).hour.to_numpy()
