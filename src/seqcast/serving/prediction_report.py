@@ -113,10 +113,12 @@ def recent_history(
     rows: int,
     layout: WindowLayout,
 ) -> pd.DataFrame:
-    """Each series' last ``rows`` observations from the validated table, under the
+    """Each series' last ``rows`` observed values from the validated table, under the
     prediction file's column names and with times as the file reports them."""
     columns = [source.series, source.time, source.target]
     frame = read_series(validated_uri, source.series, series, columns)
+    # Known-future rows (target blank, after the origin) are inputs, not observations.
+    frame = frame.dropna(subset=[source.target])
     frame = frame.sort_values([source.series, source.time]).groupby(source.series).tail(rows)
     named = file_columns(layout)
     stamps = pd.DatetimeIndex(frame[source.time]).as_unit("ns").asi8
