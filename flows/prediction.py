@@ -1,4 +1,4 @@
-"""The batch prediction flow: ingest -> validate -> predict with the champion model."""
+"""The batch prediction flow: ingest -> validate -> predict with the champion model -> report."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from seqcast.records import PredictionsRef
 from seqcast.serving import registry
 from tasks.common import already_published, current_run_id, logical_date, run_trigger, skipped
 from tasks.ingest import ingest
+from tasks.prediction_report import publish_prediction_report
 from tasks.validate import validate
 
 
 @flow(name="batch-predict", flow_run_name=run_name("predict"), validate_parameters=True)
 def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef:
-    """Forecast every series from its latest window with the champion; write Parquet.
+    """Forecast every series from its latest window with the champion; write Parquet and
+    publish the prediction artifact (`{name}-predictions`).
 
     Once per logical date: once a scheduled (or backfill) run published the date, another
     run for it ends ``Skipped`` and keeps the day's predictions, unless ``force``, which
@@ -33,4 +35,6 @@ def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef
     snapshot = ingest(config, predicting=True)
     validated = validate(config, snapshot, predicting=True)
     # Publishes the day's file and its marker itself (seqcast.serving.publication).
-    return run_sharded(predict_shards, config, validated, day, current_run_id(), trigger)
+    predictions = run_sharded(predict_shards, config, validated, day, current_run_id(), trigger)
+    publish_prediction_report(config, validated, predictions, day)
+    return predictions

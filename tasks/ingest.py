@@ -13,7 +13,9 @@ from tasks.common import STEP_OPTIONS
 @task(name="ingest", **STEP_OPTIONS)
 def ingest(config: PipelineConfig, predicting: bool = False) -> SnapshotRef:
     """Read the source (CSV/Parquet, local or fsspec URL) into an immutable raw snapshot."""
-    snapshot = snapshot_source(config.source, config.pipeline_root, with_test=not predicting)
+    snapshot = snapshot_source(
+        config.source, config.pipeline_root, with_test=not predicting, with_future=predicting
+    )
     get_run_logger().info(
         "Snapshot %s: %d rows from %d file(s)",
         snapshot.fingerprint[:12],

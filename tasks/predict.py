@@ -97,7 +97,8 @@ def combine_predictions(
     name = f"origin={origin:%Y%m%dT%H%M%SZ}__model={version}.parquet"
     uri = storage.join(publication.day_folder(config.pipeline_root, day), name)
     rows = combine_parts(parts, uri)
-    result = PredictionsRef(uri=uri, rows=rows, model_version=plan.model_version)
+    series = sum(p.series for p in parts)
+    result = PredictionsRef(uri=uri, rows=rows, model_version=plan.model_version, series=series)
     replaced = publication.publish_day(config.pipeline_root, day, result, flow_run_id, trigger)
     logger = get_run_logger()
     if replaced:
@@ -111,7 +112,7 @@ def combine_predictions(
     logger.info(
         "%d prediction rows for %d series from champion %s published as %s",
         rows,
-        sum(p.series for p in parts),
+        series,
         plan.model_version,
         uri,
     )

@@ -145,6 +145,16 @@ def validate(
             files.quarantine_uri,
             "; ".join(f"{s!r}: {', '.join(c)}" for s, c in list(report.set_aside.items())[:5]),
         )
+    if report.unused_future_rows:
+        logger.info(
+            "%d row(s) after their series' last observed target are not read (%s)",
+            report.unused_future_rows,
+            "beyond the forecast steps, or none read"
+            if predicting
+            else "future rows: known-future covariates for prediction, no target to train on",
+        )
+    if report.future_rows:
+        logger.info("%d future row(s) give the forecast steps' covariates", report.future_rows)
     if predicting and report.clean.empty:
         raise DataContractError(
             f"no series left to predict: every series of {snapshot.uri} was set aside "

@@ -171,7 +171,7 @@ def training_result(
 
 @app.command()
 def predict(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = False) -> None:
-    """Run the batch prediction flow with the champion model and write Parquet.
+    """Run the batch prediction flow with the champion model; write Parquet and its artifact.
 
     An ad-hoc run: it replaces any predictions published for today, and does not take
     today's scheduled slot (that night's scheduled run still predicts).

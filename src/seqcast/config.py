@@ -88,6 +88,14 @@ class SourceSpec(_Spec):
         "carved from `path` (split.by=series or column). Relative paths as for `path`.",
     )
 
+    future_path: str | None = Field(
+        default=None,
+        description="A CSV or Parquet file (glob, directory; local or fsspec URL) with the "
+        "series id, timestamp and `future_features` columns for the forecast steps after each "
+        "series' last observation; read by prediction only, parsed like `path`. Without it, "
+        "prediction takes them from `path`: the rows after a series' last target value.",
+    )
+
     read_timeout_seconds: float = Field(
         default=READ_TIMEOUT_SECONDS,
         gt=0,
@@ -118,6 +126,11 @@ class SourceSpec(_Spec):
         repeated = sorted({c for c in columns if columns.count(c) > 1})
         if repeated:
             raise ValueError(f"each column may have one role only; repeated: {repeated}")
+        if self.future_path is not None and not self.future_features:
+            raise ValueError(
+                "`future_path` gives the known-future columns of the forecast steps: list "
+                "them in `future_features`, or remove `future_path`"
+            )
         return self
 
     def data_settings(self) -> dict[str, Any]:

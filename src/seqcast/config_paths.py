@@ -17,7 +17,13 @@ from typing import Any
 DEFAULT_DATA_ROOT = ".seqcast/data"
 """``data_root`` when a config omits it (next to the config file once loaded from one)."""
 
-PATH_KEYS = (("data_root",), ("source", "path"), ("source", "test_path"), ("contract",))
+PATH_KEYS = (
+    ("data_root",),
+    ("source", "path"),
+    ("source", "test_path"),
+    ("source", "future_path"),
+    ("contract",),
+)
 """The config keys that hold a local path or an fsspec URL."""
 
 

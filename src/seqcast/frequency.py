@@ -135,6 +135,30 @@ class Frequency:
         return local.asi8
 
 
+def steps_after(
+    origins: np.ndarray, steps: np.ndarray, frequency: Frequency, timezone: str
+) -> np.ndarray:
+    """UTC int64 ns of ``steps`` grid steps after each origin: (origins, steps).
+
+    Months, quarters and years advance on the calendar (in ``timezone``): one month after
+    2026-01-31 (``ME``) is 2026-02-28, two months 2026-03-31. Validation (the future rows
+    a forecast reads) and the window grid (`seqcast.windows.grid.future_stamps`) both use
+    it, so they agree on which timestamps follow a series' last one.
+
+    Args:
+        origins: (n,) UTC int64 ns, each on its series' grid.
+        steps: (k,) int step counts, e.g. ``1..horizon``.
+    """
+    origins = np.asarray(origins, np.int64)
+    steps = np.asarray(steps, np.int64)
+    if frequency.nanos is not None:
+        return origins[:, None] + steps[None, :] * frequency.nanos
+    ordinal, time_of_day, _ = frequency.ordinals(origins, timezone)
+    ahead = ordinal[:, None] + steps[None, :] * frequency.multiple  # (n, k)
+    tod = np.broadcast_to(time_of_day[:, None], ahead.shape)
+    return frequency.stamps(ahead.reshape(-1), tod.reshape(-1), timezone).reshape(ahead.shape)
+
+
 def _local(stamps_ns: np.ndarray, timezone: str) -> pd.DatetimeIndex:
     """UTC ``stamps_ns`` as naive local wall times in ``timezone``."""
     utc = pd.DatetimeIndex(np.asarray(stamps_ns, np.int64).astype("datetime64[ns]"), tz="UTC")

@@ -174,6 +174,8 @@ class PredictionsRef(_Record):
     uri: str
     rows: int
     model_version: str
+    series: int = 0
+    """Series predicted (0 in records written before it was kept)."""
 
 
 class BacktestFoldRef(_Record):

@@ -14,11 +14,14 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.prediction import batch_predict
 from flows.training import nightly_training
+from seqcast.config import PipelineConfig
 from seqcast.data.sample import activity_series, write_csv_per_series
 from seqcast.errors import DataContractError
 from seqcast.io import storage
+from seqcast.records import PredictionsRef
 from seqcast.serving import registry
 from tests.conftest import tiny_config
+from tests.flows.test_trust import read_artifacts
 
 pytestmark = pytest.mark.flow
 
@@ -62,6 +65,33 @@ def task_run_states(flow_run_id: object) -> dict[str, str]:
     return states
 
 
+def check_prediction_artifact(
+    config: PipelineConfig, flow_run_id: object, predictions: PredictionsRef
+) -> None:
+    """Issue 16, in the UI: the run's prediction artifact says what was written and by which
+    model, and plots the series the champion fitted worst (its evaluation's per-series test
+    MAE), worst first."""
+    report = read_artifacts(flow_run_id)["tiny-predictions"]
+    assert report.type == "markdown"
+    version = predictions.model_version
+    manifest = registry.read_manifest(config.pipeline_root, version)
+    for line in (
+        f"- rows written: **{predictions.rows}**",
+        "- series predicted: **3**",
+        "- series set aside: **0**",
+        f"- model: version `{version}`, kind **{manifest['kind']}**",
+        f"- prediction file: `{predictions.uri}`",
+    ):
+        assert line in report.data
+    metrics = storage.read_json(
+        storage.join(registry.version_uri(config.pipeline_root, version), "metrics.json")
+    )
+    mae = {s: m[manifest.get("predictor", "model")] for s, m in metrics["per_series_mae"].items()}
+    named = [report.data.index(f"`{s}` (") for s in sorted(mae, key=lambda s: -mae[s])]
+    assert named == sorted(named)  # all three series, worst first
+    assert report.data.count("![forecasts](data:image/png;base64,") == 1
+
+
 def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
     config = tiny_config(tiny_load_csv, tmp_path / "root")
     state = nightly_training(config, return_state=True)
@@ -97,6 +127,7 @@ def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
     assert (np.diff(bands, axis=1) >= 0).all() and (bands[:, 2] > bands[:, 0]).all()
     scores = storage.read_json(outcome.evaluation.metrics_uri)["scores"]
     assert {"mae", "coverage_80", "wql"} <= set(scores["model"]) & set(scores["last_value"])
+    check_prediction_artifact(config, state.state_details.flow_run_id, predictions)
 
     # A second model must beat the champion: a weaker network on the same pipeline (the
     # champion's, so no third training for this check) is registered, not promoted.

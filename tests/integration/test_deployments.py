@@ -48,7 +48,7 @@ TRAINING_STEPS = [
     "evaluate",
     "register",
 ]
-PREDICTION_STEPS = ["ingest", "validate", "predict"]
+PREDICTION_STEPS = ["ingest", "validate", "predict", "prediction-report"]
 REQUIRE_POSTGRES = os.environ.get("SEQCAST_REQUIRE_POSTGRES") == "1"
 # The zombie automation's window: three of the stack's heartbeats (stack.HEARTBEAT, 30 s),
 # so a healthy run on a loaded machine is not taken for dead, and a dead one is marked
@@ -247,7 +247,11 @@ def check_prediction_run(stack: Stack, root: Path, flow_run_id: str, day: str) -
     """A batch-predict run's steps all Completed, its validation table, and what it
     published for ``day``: one row per series and horizon step, by the champion."""
     check_steps(stack, flow_run_id, PREDICTION_STEPS)
-    check_table(stack.artifacts(flow_run_id)["nightly-prediction-validation"], "rule")
+    artifacts = stack.artifacts(flow_run_id)
+    check_table(artifacts["nightly-prediction-validation"], "rule")
+    report = artifacts["nightly-predictions"]
+    assert report["type"] == "markdown" and "- rows written: **24**" in report["data"]
+    assert "data:image/png;base64," in report["data"]
     predictions = published_predictions(root, day)
     assert len(predictions) == 2 * 12  # two series, horizon 12
     champion = registry.champion_version(str(root / "out" / "nightly"))

@@ -58,7 +58,9 @@ def main(out_dir: Path) -> None:
         stack.start_worker("seqcast")
         config = pipeline_config(root, "nightly")
         train = stack.wait_for(stack.run_deployment("training/nightly-retrain", {"config": config}))
-        stack.wait_for(stack.run_deployment("batch-predict/batch-predict", {"config": config}))
+        predict = stack.wait_for(
+            stack.run_deployment("batch-predict/batch-predict", {"config": config})
+        )
         untrained = {"config": pipeline_config(root, "untrained")}
         stack.wait_for(stack.run_deployment("batch-predict/batch-predict", untrained))
         base = stack.api_url.removesuffix("/api")
@@ -69,6 +71,10 @@ def main(out_dir: Path) -> None:
         shoot(f"{base}/artifacts/artifact/{metrics}", out_dir / "prefect-ui-metrics.png", 600)
         report = artifacts["nightly-report"]["id"]
         shoot(f"{base}/artifacts/artifact/{report}", out_dir / "prefect-ui-report.png", 1500)
+        predictions = stack.artifacts(predict["id"])["nightly-predictions"]["id"]
+        shoot(
+            f"{base}/artifacts/artifact/{predictions}", out_dir / "prefect-ui-predictions.png", 1500
+        )
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -145,11 +145,48 @@ def test_a_short_series_is_reported_once_as_short(tmp_path: Path) -> None:
 
 def test_the_rows_read_follow_the_champion() -> None:
     layout = forecast_layout(lookback=4, horizon=2)
-    assert prediction_scope("network", layout, {}) == PredictionScope(4, 4)
+    hourly = {"frequency": "1h", "timezone": "UTC"}
+    # a network's window must be gap-free; it reads no future rows without future features
+    assert prediction_scope("network", layout, {}) == PredictionScope(4, 4, 4, 0, **hourly)
+    promo = dataclasses.replace(layout, future_columns=["promo"], future_mean=[0], future_std=[1])
+    assert prediction_scope("network", promo, {}) == PredictionScope(4, 4, 4, 2, **hourly)
     assert prediction_scope("last_value", layout, {}) == PredictionScope(4, 4)
-    assert prediction_scope("seasonal_naive", layout, {"season": 24}) == PredictionScope(24, 24)
+    assert prediction_scope("last_value", promo, {}) == PredictionScope(4, 4)
+    naive = prediction_scope("seasonal_naive", layout, {"season": 24})
+    assert naive == PredictionScope(24, 24, 24, **hourly)
     fit = {"trend": "none", "season": 168, "params": {"alpha": 0.5}, "initial_seasonal": []}
     ets = prediction_scope("ets", layout, {"fits": {"s": {"y": fit}}})
     assert ets == PredictionScope(1680, 4)  # ten seasons: what the ETS refit reads
     sequence = dataclasses.replace(forecast_layout(lookback=4, horizon=0), per="sequence")
     assert prediction_scope("network", sequence, {}) == PredictionScope(None, 1)
+
+
+GAP_FREE = PredictionScope(rows=4, min_rows=4, gap_free=4, frequency="1h")
+
+
+def test_a_gap_in_the_rows_read_sets_only_its_series_aside(tmp_path: Path) -> None:
+    trained, config, raw, files = prediction_inputs(
+        tmp_path, lambda lines: lines.pop(STEPS - 3), series_quarantine_limit=0.5
+    )
+    report = validate_table(raw, trained, config.source, files, scope=GAP_FREE)
+    assert report.outcome == "quarantine"
+    # once, as a gap: not also as a warning of the gaps rule or a short series
+    assert report.set_aside == {
+        "sensor-1": [
+            "recent_gap on 'ts': 4 row(s) gap in the last 4 steps (the rows a forecast "
+            "starts from); supply the missing steps"
+        ]
+    }
+    gap = result(report, "recent_gap", "ts")
+    assert gap.examples == (
+        "series 'sensor-1': no row between 2024-01-02T12:00:00+00:00 and 2024-01-02T14:00:00+00:00"
+    )
+    assert set(report.clean["sensor"]) == {"sensor-2"} and len(report.clean) == 4
+    assert report.warnings == [f"recent_gap on 'ts': 4 row(s) {gap.reason}"]
+
+
+def test_a_gap_before_the_rows_read_does_not_matter(tmp_path: Path) -> None:
+    trained, config, raw, files = prediction_inputs(tmp_path, lambda lines: lines.pop(STEPS - 6))
+    report = validate_table(raw, trained, config.source, files, scope=GAP_FREE)
+    assert report.outcome == "pass", report.results
+    assert len(report.clean) == 8 and report.set_aside == {}

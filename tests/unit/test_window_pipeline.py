@@ -17,7 +17,8 @@ from seqcast.errors import DataContractError
 from seqcast.io import storage
 from seqcast.modeling.networks import build_model
 from seqcast.modeling.training import train
-from seqcast.serving.prediction import covariate_inputs, latest_windows, predict_frame
+from seqcast.serving.future_inputs import covariate_inputs
+from seqcast.serving.prediction import latest_windows, predict_frame
 from seqcast.serving.registry import LoadedModel
 from seqcast.windows import input_pipeline
 from seqcast.windows.input_pipeline import (
@@ -175,7 +176,8 @@ def test_a_model_with_covariates_trains_and_predicts(tmp_path: Path, streamed: b
     test = read_split(built.uri, "test")
     assert set(test.model_inputs()) == {"window", "future"}
     predicted = result.model.predict(test.model_inputs(), verbose=0)
-    assert predicted.shape == (len(test), 2, 1)  # (windows, horizon, targets)
+    assert predicted["forecast"].shape == (len(test), 2, 1)  # (windows, horizon, targets)
+    assert predicted["quantiles"].shape == (len(test), 2, 1, 3)  # + the 3 default levels
     assert isinstance(result.model.get_layer("future_scaling"), keras.layers.Normalization)
 
 
@@ -209,7 +211,7 @@ def test_batch_prediction_supplies_calendar_and_static_inputs(tmp_path: Path) ->
     predictions = predict_frame(frame, champion)
     assert len(predictions) == 2 * 3 and predictions["load"].notna().all()
     _, index = latest_windows(frame, champion)
-    inputs = covariate_inputs(frame, index, champion)
+    inputs = covariate_inputs(frame, frame.iloc[:0], index, layout)
     np.testing.assert_array_equal(inputs["static"][:, 0], [1.0, 2.0])  # sensor-1, sensor-2
     for k in range(3):  # forecast step k + 1 after each series' last observation
         hour = (pd.DatetimeIndex(index["origin"]) + pd.Timedelta(hours=k + 1)).hour.to_numpy()

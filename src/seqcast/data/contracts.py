@@ -100,6 +100,10 @@ class Severities(_Frozen):
     frequency: Literal["warn", "fail"] = "fail"
     gaps: Literal["warn", "fail"] = "warn"
     series_length: Severity = "quarantine"
+    recent_gap: Literal["fail", "quarantine"] = "quarantine"
+    """Prediction: a gap inside the rows a forecast starts from (its series is set aside)."""
+    future_rows: Literal["fail"] = "fail"
+    """Prediction: a series lacks one of its forecast steps' known-future rows."""
     freshness: Literal["warn", "fail"] = "warn"
     quarantine_share: Literal["fail"] = "fail"
 

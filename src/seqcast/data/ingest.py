@@ -33,6 +33,9 @@ _READABLE = (".csv", ".parquet", ".pq", ".csv.gz")
 SOURCE_TEST = "_source_test"
 """With ``source.test_path``: ``1`` on the rows read from it (the test split), ``0`` on the
 others. Named like the other ``_source_`` columns, so no contract has to declare it."""
+SOURCE_FUTURE = "_source_future"
+"""With ``source.future_path`` at prediction: ``1`` on the rows read from it (known-future
+covariates of the forecast steps, `seqcast.data.future_rows`), ``0`` on the others."""
 SNAPSHOT_FORMAT = "text1"
 """Version of the snapshot layout (values as text); a new layout never reuses an old one."""
 
@@ -191,11 +194,14 @@ def _check_test_ids(frame: pd.DataFrame, source: SourceSpec) -> None:
         )
 
 
-def snapshot_source(source: SourceSpec, pipeline_root: str, with_test: bool = True) -> SnapshotRef:
+def snapshot_source(
+    source: SourceSpec, pipeline_root: str, with_test: bool = True, with_future: bool = False
+) -> SnapshotRef:
     """Write the source to ``{pipeline_root}/raw/{fingerprint}/`` unless that snapshot exists.
 
     ``with_test``: also read ``source.test_path`` (its rows marked in `SOURCE_TEST`); a
-    prediction run reads ``source.path`` only.
+    prediction run reads ``source.path`` and, ``with_future``, ``source.future_path`` (its
+    rows marked in `SOURCE_FUTURE`: the known-future covariates of the forecast steps).
     """
     timeout = source.read_timeout_seconds
     uris = resolve_source_files(source.path, timeout)
@@ -205,6 +211,11 @@ def snapshot_source(source: SourceSpec, pipeline_root: str, with_test: bool = Tr
         test_uris = resolve_source_files(source.test_path, timeout)
         test_print = fingerprint_files(test_uris, timeout)
         fingerprint = hashlib.sha256(f"{fingerprint}:test:{test_print}".encode()).hexdigest()
+    future_uris: list[str] = []
+    if with_future and source.future_path is not None:
+        future_uris = resolve_source_files(source.future_path, timeout)
+        future_print = fingerprint_files(future_uris, timeout)
+        fingerprint = hashlib.sha256(f"{fingerprint}:future:{future_print}".encode()).hexdigest()
     snapshot_dir = storage.join(pipeline_root, "raw", f"{fingerprint[:16]}-{SNAPSHOT_FORMAT}")
     manifest_uri = storage.join(snapshot_dir, "manifest.json")
     if storage.exists(manifest_uri):
@@ -215,12 +226,15 @@ def snapshot_source(source: SourceSpec, pipeline_root: str, with_test: bool = Tr
     if test_uris:
         frames = [f.assign(**{SOURCE_TEST: "0"}) for f in frames]
         frames += [read_source_file(u, timeout).assign(**{SOURCE_TEST: "1"}) for u in test_uris]
+    if future_uris:
+        frames = [f.assign(**{SOURCE_FUTURE: "0"}) for f in frames]
+        frames += [read_source_file(u, timeout).assign(**{SOURCE_FUTURE: "1"}) for u in future_uris]
     frame = pd.concat(frames, ignore_index=True)
     # pandas fills a column that some files lack with NaN: keep it as a missing (null) text.
     frame = frame.astype({c: "str" for c in frame.columns if c != SOURCE_LINE})
     if test_uris:
         _check_test_ids(frame, source)
-    uris = uris + test_uris
+    uris = uris + test_uris + future_uris
     data_uri = storage.join(snapshot_dir, "data.parquet")
     storage.write_parquet(_to_arrow(frame), data_uri)
     ref = SnapshotRef(uri=data_uri, rows=len(frame), fingerprint=fingerprint, files=uris)

@@ -10,7 +10,8 @@ read, not the length of the history.
 A row cannot be dropped from the rows a forecast starts from (it would put a gap into the
 window), so a series whose read rows break a row rule is set aside whole for the run, and
 the others are predicted (`per_series_contract`); the run fails only when more than the
-contract's ``series_quarantine_limit`` of the series are set aside.
+contract's ``series_quarantine_limit`` of the series are set aside. A gap inside the rows a
+forecast starts from (`recent_gaps`) sets its series aside the same way.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import pandas as pd
 from seqcast.config import SourceSpec
 from seqcast.data.contracts import ROW_RULES, Contract
 from seqcast.data.parsing import parse_text, parse_timestamps
+from seqcast.frequency import Frequency, steps_after
 
-SERIES_RULES = ("unique_key", "series_length")
+SERIES_RULES = ("unique_key", "series_length", "recent_gap")
 """Rules besides the row rules whose ``fail`` sets the series aside at prediction time."""
 
 
@@ -40,6 +42,16 @@ class PredictionScope:
 
     rows: int | None
     min_rows: int
+    gap_free: int = 0
+    """The last ``gap_free`` rows of a series must be consecutive grid steps (a network's
+    lookback window, a seasonal naive season); a gap there sets the series aside. 0: none
+    (ETS fills gaps; a whole sequence is read as it is)."""
+    future_steps: int = 0
+    """Future rows each series must have right after its last observation (the horizon,
+    for a network reading known-future columns; `seqcast.data.future_rows`)."""
+    frequency: str | None = None
+    """The series' grid (the champion's), for ``gap_free`` and ``future_steps``."""
+    timezone: str = "UTC"
 
     def __post_init__(self) -> None:
         if self.rows is not None and self.rows < 1:
@@ -47,6 +59,11 @@ class PredictionScope:
         if self.min_rows < 1:
             raise ValueError(
                 f"`min_rows` must be a positive integer. Received: min_rows={self.min_rows}"
+            )
+        if (self.gap_free or self.future_steps) and self.frequency is None:
+            raise ValueError(
+                "`frequency` is required with `gap_free` or `future_steps`. Received: "
+                f"gap_free={self.gap_free}, future_steps={self.future_steps}, frequency=None"
             )
 
 
@@ -75,6 +92,32 @@ def recent_rows(raw: pd.DataFrame, contract: Contract, source: SourceSpec, rows:
     frame = frame.sort_values(["series", "ts", "pos"], kind="stable")
     latest = frame.groupby("series", sort=False).tail(rows)["pos"].to_numpy(np.int64)
     return np.sort(np.concatenate([latest, every[~placed]]))
+
+
+def recent_gaps(
+    series: np.ndarray, stamps_ns: np.ndarray, rows: int, frequency: Frequency, timezone: str
+) -> dict[str, tuple[int, int]]:
+    """Series whose last ``rows`` rows are not consecutive steps of ``frequency``.
+
+    Args:
+        series: (n,) series names; stamps_ns: (n,) UTC int64 ns; both sorted by
+            (series, time), one row per step.
+
+    Returns:
+        series -> (the last row before its latest gap, the first after it), UTC ns.
+    """
+    series = np.asarray(series, dtype=object)
+    stamps_ns = np.asarray(stamps_ns, np.int64)
+    if len(series) < 2 or rows < 2:
+        return {}
+    from_end = pd.Series(series).groupby(series, sort=False).cumcount(ascending=False).to_numpy()
+    nxt = steps_after(stamps_ns[:-1], np.asarray([1]), frequency, timezone)[:, 0]
+    same = series[:-1] == series[1:]
+    broken = same & (nxt != stamps_ns[1:]) & (from_end[1:] < rows - 1)
+    out: dict[str, tuple[int, int]] = {}
+    for i in np.flatnonzero(broken):  # the latest gap of a series wins
+        out[str(series[i])] = (int(stamps_ns[i]), int(stamps_ns[i + 1]))
+    return out
 
 
 def per_series_contract(contract: Contract) -> Contract:

@@ -46,6 +46,35 @@ def load_series(n_series: int = 4, n_steps: int = 24 * 7 * 8, seed: int = 0) -> 
     return pd.concat(frames, ignore_index=True)
 
 
+def promotion_series(
+    n_series: int = 2, n_steps: int = 400, jump: float = 20.0, seed: int = 0
+) -> pd.DataFrame:
+    """Hourly load that jumps by ``jump`` on promotion hours: ts, sensor, load, promo.
+
+    ``promo`` (0/1, about a third of the hours, drawn at random) is known in advance: a
+    known-future covariate. Past values cannot tell when the next promotion comes, so only
+    a model given its future values can forecast the jumps.
+    """
+    rng = np.random.default_rng(seed)
+    hours = np.arange(n_steps)
+    frames = []
+    for i in range(n_series):
+        promo = (rng.random(n_steps) < 1 / 3).astype(np.float64)
+        daily = 5.0 * np.sin(2 * np.pi * (hours % 24) / 24 + i)
+        load = 50.0 + 10.0 * i + daily + jump * promo + rng.normal(0.0, 0.5, n_steps)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "ts": START + pd.to_timedelta(hours, unit="h"),
+                    "sensor": f"sensor-{i + 1}",
+                    "load": load.round(3),
+                    "promo": promo,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
 def _daily_frame(values: np.ndarray, series: str) -> pd.DataFrame:
     return pd.DataFrame(
         {

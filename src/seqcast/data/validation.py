@@ -31,7 +31,15 @@ import pandas as pd
 import pyarrow as pa
 
 from seqcast.config import SourceSpec, series_column
-from seqcast.data.contracts import ROW, Contract, contract_step, duration_seconds, duration_text
+from seqcast.data.contracts import (
+    ROW,
+    ROW_RULES,
+    Contract,
+    contract_step,
+    duration_seconds,
+    duration_text,
+)
+from seqcast.data.future_rows import FutureSplit, rows_read
 from seqcast.data.ingest import SOURCE_FILE, SOURCE_LINE
 from seqcast.data.parsing import (
     Parsed,
@@ -40,8 +48,8 @@ from seqcast.data.parsing import (
     parse_text,
     parse_timestamps,
 )
-from seqcast.data.prediction_scope import PredictionScope, per_series_contract, recent_rows
-from seqcast.frequency import TIME_UNIT, Frequency
+from seqcast.data.prediction_scope import PredictionScope, per_series_contract, recent_gaps
+from seqcast.frequency import TIME_UNIT, Frequency, parse_frequency
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +105,11 @@ class ValidationReport:
     """Prediction: the rows checked (each series' rows read), of ``rows`` in the snapshot."""
     set_aside: dict[str, list[str]] = field(default_factory=dict)
     """Prediction: each series set aside for the run, with its causes (one per rule)."""
+    future_rows: int = 0
+    """Prediction: future rows (known-future covariates of the forecast steps) kept."""
+    unused_future_rows: int = 0
+    """Rows after their series' last observed target that nothing reads: every one in
+    training, those beyond the horizon at prediction time (`seqcast.data.future_rows`)."""
     series_limit: float | None = None
     """Prediction: the contract's ``series_quarantine_limit``."""
 
@@ -641,7 +654,7 @@ def table_schema(
         pa.field(series_column(source), pa.string()),
         pa.field(source.timestamp, pa.timestamp("us", tz="UTC")),
     ]
-    for column in source.value_columns:
+    for column in [*source.value_columns, *source.covariate_columns]:
         rule = contract.columns.get(column)
         if rule is not None and column in present:
             kind = pa.string() if rule.type == "label" else pa.float64()
@@ -703,7 +716,14 @@ def validate_table(
         text_columns: other columns the window step reads, kept as text (split.column).
         scope: prediction: check only the rows of each series that prediction reads (cut
             before parsing and GX; older rows are neither checked nor counted), and set a
-            series whose rows break a row rule aside whole (`per_series_contract`).
+            series whose rows break a row rule aside whole (`per_series_contract`), or
+            whose last ``scope.gap_free`` rows have a gap (`recent_gaps`).
+
+    With ``source.future_features``, the rows after each series' last observed target are
+    future rows (`seqcast.data.future_rows`): set aside unchecked in training; at
+    prediction the ``scope.future_steps`` after each series' last observation are checked
+    (known-future columns not null and typed) and kept in the clean table (target NaN),
+    and a missing one fails the run (rule ``future_rows``).
 
     Returns:
         The report; the caller decides what a ``fail`` outcome stops.
@@ -718,23 +738,33 @@ def validate_table(
         context = [source.series_id] if source.series_id else []
     findings = _Findings(raw=raw, contract=contract, context=context)
     _check_structure(findings, files)  # on every row: a file of old rows only is not empty
-    if scope is not None and scope.rows is not None and not len(findings.rows_with(("fail",))):
+    split = None
+    if not len(findings.rows_with(("fail",))):
         # (rows failed so far: a missing column, which stops the run; positions kept as they are)
-        raw = raw.iloc[recent_rows(raw, contract, source, scope.rows)].reset_index(drop=True)
+        raw, split = rows_read(raw, contract, source, scope)
         findings.raw = raw
+    future = np.arange(len(raw) - (len(split.future) if split else 0), len(raw), dtype=np.int64)
     typed, parsed = _parse_columns(findings, source)
     docs_url, gx_success = _apply_gx(findings, typed, parsed, docs_dir)
+    # a future row has no target (what makes it one) and may leave static columns blank
+    _exempt(findings, future, [*source.value_columns, *source.static_features])
     names = _series_names(typed, source)
     set_aside = findings.rows_with(("quarantine", "fail"))
     if scope is not None:
         # a series with a broken row is out: its length etc. are not judged again
         set_aside = _whole_series(names, set_aside)
+        if scope.gap_free:
+            observed = np.setdiff1d(np.arange(len(raw), dtype=np.int64), set_aside)
+            _check_recent_gaps(findings, typed, np.setdiff1d(observed, future), scope, source)
+            set_aside = _whole_series(names, findings.rows_with(("quarantine", "fail")))
     kept = np.setdiff1d(np.arange(len(raw), dtype=np.int64), set_aside)
-    _check_series(findings, typed, kept, source, now or datetime.now(UTC))
+    _check_series(findings, typed, np.setdiff1d(kept, future), source, now or datetime.now(UTC))
     quarantined = findings.rows_with(("quarantine",))
     causes: dict[str, list[str]] = {}
     if scope is not None:
         quarantined = _whole_series(names, quarantined)
+        if split is not None and split.missing:
+            _check_future_rows(findings, split, names, quarantined, source, scope.future_steps)
         causes = _series_causes(findings, names)
         _check_series_share(findings, causes, names, quarantined)
     else:
@@ -766,4 +796,94 @@ def validate_table(
         checked_rows=len(raw) if scope is not None else None,
         set_aside=causes,
         series_limit=contract.series_quarantine_limit if scope is not None else None,
+        future_rows=len(np.setdiff1d(future, quarantined)) if len(clean) else 0,
+        unused_future_rows=split.unused if split else 0,
+    )
+
+
+def _exempt(findings: _Findings, rows: np.ndarray, columns: Sequence[str]) -> None:
+    """Drop ``rows`` from the row rules failed on ``columns`` (a future row's blank target
+    is what makes it a future row, not a null)."""
+    if not len(rows):
+        return
+    for (rule, column), (failed, reason, *_rest) in list(findings.failed.items()):
+        if column not in columns or rule not in ROW_RULES:
+            continue
+        left = np.setdiff1d(failed, rows)
+        del findings.failed[(rule, column)]
+        if len(left):
+            findings.fail(rule, column, left, reason)
+
+
+def _check_recent_gaps(
+    findings: _Findings,
+    typed: pd.DataFrame,
+    observed: np.ndarray,
+    scope: PredictionScope,
+    source: SourceSpec,
+) -> None:
+    """Prediction: set aside each series with a gap in the last ``scope.gap_free`` rows a
+    forecast starts from (`recent_gaps`); the others are still predicted."""
+    ts = source.timestamp
+    findings.check("recent_gap", ts)
+    if ts not in typed.columns or scope.frequency is None:
+        return
+    rows = typed.iloc[observed]
+    rows = rows[rows[ts].notna()]
+    frame = pd.DataFrame(
+        {
+            "series": _series_names(rows, source).to_numpy(),
+            "ns": pd.DatetimeIndex(rows[ts]).as_unit("ns").asi8,
+            "pos": rows[ROW].to_numpy(),
+        }
+    ).sort_values(["series", "ns", "pos"], kind="stable")
+    gaps = recent_gaps(
+        frame["series"].to_numpy(),
+        frame["ns"].to_numpy(),
+        scope.gap_free,
+        parse_frequency(scope.frequency),
+        scope.timezone,
+    )
+    if not gaps:
+        return
+    examples = "; ".join(
+        f"series {name!r}: no row between {pd.Timestamp(a, tz='UTC').isoformat()} and "
+        f"{pd.Timestamp(b, tz='UTC').isoformat()}"
+        for name, (a, b) in list(gaps.items())[:_EXAMPLES]
+    )
+    findings.fail(
+        "recent_gap",
+        ts,
+        frame["pos"][frame["series"].isin(list(gaps))].to_numpy(),
+        f"gap in the last {scope.gap_free} steps (the rows a forecast starts from); supply "
+        "the missing steps",
+        examples + (f" (+{len(gaps) - _EXAMPLES} more)" if len(gaps) > _EXAMPLES else ""),
+    )
+
+
+def _check_future_rows(
+    findings: _Findings,
+    split: FutureSplit,
+    names: pd.Series,
+    quarantined: np.ndarray,
+    source: SourceSpec,
+    steps: int,
+) -> None:
+    """Prediction: fail the run when a series to be predicted lacks one of its ``steps``
+    future rows (a set-aside series is not predicted: its future rows do not matter)."""
+    predicted = np.setdiff1d(np.arange(len(names), dtype=np.int64), quarantined)
+    count, examples = split.missing_text(sorted(set(names.iloc[predicted].dropna())))
+    findings.check("future_rows", source.timestamp)
+    if not count:
+        return
+    findings.fail(
+        "future_rows",
+        source.timestamp,
+        _NO_ROWS,
+        f"missing: each series needs a row for each of its {steps} forecast steps right "
+        f"after its last observed {', '.join(source.target)}, with the target blank and the "
+        f"known-future columns {source.future_features} filled (in source.path or "
+        "source.future_path). Add the rows, then run again; nothing was predicted",
+        examples,
+        count=count,
     )

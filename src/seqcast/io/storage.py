@@ -167,9 +167,15 @@ def write_frame(frame: pd.DataFrame, uri: str) -> None:
     write_parquet(pa.Table.from_pandas(frame, preserve_index=False), uri)
 
 
-def read_parquet(uri: str, columns: list[str] | None = None) -> pa.Table:
+def read_parquet(
+    uri: str,
+    columns: list[str] | None = None,
+    filters: list[tuple[str, str, Any]] | None = None,
+) -> pa.Table:
+    """``uri`` as a table; with ``filters`` (pyarrow's, e.g. ``[("sensor", "in", names)]``)
+    only the matching rows, and row groups whose statistics rule them out are not read."""
     fs, path = filesystem(uri)
-    return pq.read_table(path, filesystem=fs, columns=columns)
+    return pq.read_table(path, filesystem=fs, columns=columns, filters=filters)
 
 
 def sha256_of(uri: str) -> str:

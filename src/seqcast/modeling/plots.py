@@ -1,4 +1,5 @@
-"""Small PNG figures for the evaluation report: loss curves, forecasts vs actuals, confusion.
+"""Small PNG figures for the evaluation report (loss curves, forecasts vs actuals, confusion)
+and the prediction artifact (forecasts after their recent history, with their band).
 
 Rendered with matplotlib's Agg backend (no display needed). The report embeds them in a
 Prefect artifact, which the UI shows at their pixel size: about 900 pixels wide with
@@ -46,12 +47,22 @@ class ForecastExample:
     """Why this window is shown (e.g. ``worst #1, model MAE 3.2``): part of its title."""
 
 
-def _png(figure: plt.Figure) -> bytes:
+def _png(figure: plt.Figure, colors: int | None = None) -> bytes:
+    """The figure as PNG; with ``colors``, a palette PNG of that many colours (line plots
+    need few: a third of the size, inline in an artifact as base64)."""
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=_DPI)
     _pyplot().close(figure)
-    return buffer.getvalue()
+    if colors is None:
+        return buffer.getvalue()
+    from PIL import Image  # matplotlib's own dependency
+
+    buffer.seek(0)
+    palette = Image.open(buffer).convert("RGB").quantize(colors=colors)
+    out = io.BytesIO()
+    palette.save(out, format="png", optimize=True)
+    return out.getvalue()
 
 
 def loss_curve(history: dict[str, list[float]]) -> bytes:
@@ -86,6 +97,67 @@ def forecasts(examples: list[ForecastExample], target: str) -> bytes:
     axes[0, 0].legend(fontsize=9, ncols=4)
     axes[-1, 0].set_xlabel("steps from forecast origin")
     return _png(figure)
+
+
+@dataclass(frozen=True)
+class PredictionPanel:
+    """One series of a prediction file: its recent history, then the forecast.
+
+    Times are numpy datetime64 (UTC) or integers (a source with integer years or steps),
+    the same kind for history and forecast.
+    """
+
+    series: str
+    history_time: np.ndarray  # (history,)
+    history: np.ndarray  # (history,)
+    time: np.ndarray  # (horizon,)
+    forecast: np.ndarray  # (horizon,)
+    band: tuple[np.ndarray, np.ndarray] | None = None
+    """Lowest and highest quantile forecasts, each (horizon,); None: the file has none."""
+    band_label: str = ""
+    note: str = ""
+    """Why this series is shown (e.g. ``test MAE 3.2``): part of its title."""
+
+
+BAND_COLOR = "#9ecae1"
+"""Opaque light blue: the band stays readable under the lines (and a test can find it)."""
+
+
+def predictions(panels: list[PredictionPanel], target: str) -> bytes:
+    """One panel per series: recent history, the forecast and, where given, its band."""
+    figure, axes = _pyplot().subplots(
+        len(panels), 1, figsize=(_SIZE[0], 2.3 * len(panels)), squeeze=False
+    )
+    for axis, panel in zip(axes[:, 0], panels, strict=True):
+        # Forecast and band start at the last observation, so they read as its continuation.
+        last_time, last = panel.history_time[-1:], panel.history[-1:]
+        joined_time = np.concatenate([last_time, panel.time])
+        if panel.band is not None:
+            low, high = (np.concatenate([last, b]) for b in panel.band)
+            axis.fill_between(
+                joined_time, low, high, color=BAND_COLOR, linewidth=0, label=panel.band_label
+            )
+        axis.plot(panel.history_time, panel.history, color="0.35", label="history")
+        joined = np.concatenate([last, panel.forecast])
+        axis.plot(joined_time, joined, color="tab:blue", label="forecast")
+        if len(panel.history_time):
+            axis.axvline(panel.history_time[-1], color="0.75", linewidth=1)
+        note = f" ({panel.note})" if panel.note else ""
+        axis.set_title(f"{panel.series}: {target}{note}", fontsize=11, loc="left")
+        axis.grid(alpha=0.3)
+        if np.issubdtype(panel.time.dtype, np.datetime64):
+            from matplotlib import dates  # loaded with pyplot above
+
+            locator = dates.AutoDateLocator()
+            axis.xaxis.set_major_locator(locator)
+            axis.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator))
+    # Above the first panel, right of its left-aligned title: never over a curve.
+    axes[0, 0].legend(
+        fontsize=9, ncols=3, loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False
+    )
+    if np.issubdtype(panels[-1].time.dtype, np.datetime64):
+        axes[-1, 0].set_xlabel("time (UTC)")
+    return _png(figure, colors=64)
 
 
 def confusion_matrix(matrix: np.ndarray, classes: list[str]) -> bytes:

@@ -22,13 +22,15 @@ import pyarrow.parquet as pq
 
 from seqcast.data.prediction_scope import PredictionScope
 from seqcast.errors import DataContractError
+from seqcast.frequency import NS_PER_SECOND, duration_alias
 from seqcast.io import storage
+from seqcast.modeling.gate import STATISTICAL_KINDS
 from seqcast.modeling.intervals import predictor_of, quantile_column, shifted
 from seqcast.modeling.statistical import EtsFit, fit_history, forecast_latest
 from seqcast.records import PredictionPartRef, ShardRef
+from seqcast.serving.future_inputs import covariate_inputs, given_columns, split_future
 from seqcast.serving.registry import LoadedModel
 from seqcast.serving.sequence_prediction import Ranges, classify_sequences
-from seqcast.windows.covariates import calendar_features
 from seqcast.windows.grid import future_stamps, layout_step, report_time
 from seqcast.windows.series_source import read_rows
 from seqcast.windows.windowing import WindowLayout, segment_ids
@@ -40,16 +42,19 @@ def prediction_scope(kind: str, layout: WindowLayout, params: dict[str, Any]) ->
     """The rows of each series a champion reads to predict, so the prediction check covers
     those and no older ones (`seqcast.data.prediction_scope`).
 
-    A network reads its last ``lookback`` steps; last value and seasonal naive at most one
-    season (and the contract asks one lookback of every series); ETS refits on up to
-    max(10 seasons, 1000) recent values (`seqcast.modeling.statistical.fit_history`); a
+    A network reads its last ``lookback`` steps, gap-free, and, trained with
+    ``source.future_features``, the ``horizon`` future rows after them; last value and
+    seasonal naive at most one season (and the contract asks one lookback of every series;
+    seasonal naive its season gap-free); ETS refits on up to max(10 seasons, 1000) recent
+    values (`seqcast.modeling.statistical.fit_history`), gaps interpolated; a
     whole-sequence classifier reads each sequence whole.
     """
     if layout.per == "sequence":
         return PredictionScope(rows=None, min_rows=1)
+    alias, timezone = grid_alias(layout), layout.timezone
     if kind == "seasonal_naive":
         needed = max(layout.lookback, int(params.get("season") or 0))
-        return PredictionScope(rows=needed, min_rows=needed)
+        return PredictionScope(needed, needed, gap_free=needed, frequency=alias, timezone=timezone)
     if kind == "ets":
         seasons = [
             EtsFit.from_json(fit).season or 0
@@ -57,8 +62,25 @@ def prediction_scope(kind: str, layout: WindowLayout, params: dict[str, Any]) ->
             for fit in columns.values()
         ]
         rows = max(layout.lookback, fit_history(max(seasons, default=0) or None))
-        return PredictionScope(rows=rows, min_rows=layout.lookback)
-    return PredictionScope(rows=layout.lookback, min_rows=layout.lookback)
+        return PredictionScope(rows=rows, min_rows=layout.lookback)  # gaps interpolated
+    if kind in STATISTICAL_KINDS:  # last value: one row
+        return PredictionScope(rows=layout.lookback, min_rows=layout.lookback)
+    future = layout.horizon if given_columns(layout) and layout.task == "forecast" else 0
+    return PredictionScope(
+        rows=layout.lookback,
+        min_rows=layout.lookback,
+        gap_free=layout.lookback,
+        future_steps=future,
+        frequency=alias,
+        timezone=timezone,
+    )
+
+
+def grid_alias(layout: WindowLayout) -> str:
+    """The alias of the grid a layout's windows were cut on (old layouts: fixed seconds)."""
+    if layout.frequency is not None:
+        return layout.frequency
+    return duration_alias(int(round(layout.step_seconds * NS_PER_SECOND)))
 
 
 def latest_windows(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarray, pd.DataFrame]:
@@ -82,36 +104,6 @@ def latest_windows(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarr
         blocks.append(scaler.transform(values, str(series)))
         index.append({"series": str(series), "origin": tail[layout.timestamp].iloc[-1]})
     return np.stack(blocks), pd.DataFrame(index)  # (series, lookback, features)
-
-
-def covariate_inputs(
-    frame: pd.DataFrame, index: pd.DataFrame, champion: LoadedModel
-) -> dict[str, np.ndarray]:
-    """Known-future and static inputs for each series' forecast (empty without covariates).
-
-    Calendar features are computed for the forecast steps; configured known-future
-    columns would need rows beyond the last observation, which batch prediction does not
-    read yet, so they are refused with a message.
-    """
-    layout = champion.layout
-    out: dict[str, np.ndarray] = {}
-    given = layout.n_future - 2 * len(layout.calendar)
-    if given:
-        raise DataContractError(
-            f"the champion reads known-future columns {layout.future_columns[:given]} at the "
-            f"forecast steps; batch prediction cannot supply their future values yet. Train "
-            f"without source.future_features (calendar features are supported)."
-        )
-    if layout.n_future:
-        origins = pd.DatetimeIndex(index["origin"]).as_unit("ns").asi8
-        ahead = future_stamps(origins, np.arange(1, layout.horizon + 1), layout)  # (n, horizon)
-        features = calendar_features(ahead.reshape(-1), layout.calendar, layout.timezone)
-        out["future"] = features.reshape(len(index), layout.horizon, layout.n_future)
-    if layout.n_static:
-        first = frame.groupby(layout.series_column, sort=True)[layout.static_columns].first()
-        first.index = first.index.astype(str)
-        out["static"] = first.loc[index["series"]].to_numpy(np.float32)  # (series, n_static)
-    return out
 
 
 def statistical_forecasts(
@@ -317,6 +309,7 @@ def predict_frame(
             else lambda x: network_outputs(champion, x)
         )
         return classify_sequences(frame, champion, outputs_of, series_name, ranges)
+    frame, future = split_future(frame, layout)  # future rows: known-future covariates
     if champion.model is None:
         values, index = statistical_forecasts(frame, champion)
         levels = interval_levels(champion)
@@ -331,7 +324,7 @@ def predict_frame(
             )  # (series, horizon, n_targets, n_quantiles)
         return forecast_rows(values, index, layout, series_name, bands, levels)
     inputs, index = latest_windows(frame, champion)
-    covariates = covariate_inputs(frame, index, champion)
+    covariates = covariate_inputs(frame, future, index, layout)
     model_input = {"window": inputs, **covariates} if covariates else inputs
     outputs, quantiles = network_forecasts(champion, model_input)
     origin_ns = pd.DatetimeIndex(index["origin"]).as_unit("ns").asi8
@@ -421,7 +414,8 @@ def predict_part(
     predictions["model_kind"] = champion.kind
     predictions["flow_run_id"] = flow_run_id
     storage.write_frame(predictions, out_uri)
-    origin = pd.Timestamp(frame[champion.layout.timestamp].max())
+    observed, _ = split_future(frame, champion.layout)
+    origin = pd.Timestamp(observed[champion.layout.timestamp].max())
     return PredictionPartRef(
         uri=out_uri, rows=len(predictions), series=shard.series, origin=origin.isoformat()
     )

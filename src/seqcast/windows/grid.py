@@ -23,6 +23,7 @@ from seqcast.frequency import (
     fixed,
     infer_frequency,
     parse_frequency,
+    steps_after,
 )
 from seqcast.frequency import (
     default_season as default_season,  # re-exported: evaluation's seasonal lag
@@ -179,15 +180,7 @@ def future_stamps(origins: np.ndarray, steps: np.ndarray, layout: WindowLayout) 
         steps: (k,) int step counts, e.g. ``1..horizon``.
     """
     step = layout_step(layout)
-    origins = np.asarray(origins, np.int64)
-    steps = np.asarray(steps, np.int64)
-    if step.nanos is not None:
-        return origins[:, None] + steps[None, :] * step.nanos
-    frequency = step.frequency
-    ordinal, time_of_day, _ = frequency.ordinals(origins, step.timezone)
-    ahead = ordinal[:, None] + steps[None, :] * frequency.multiple  # (n, k)
-    tod = np.broadcast_to(time_of_day[:, None], ahead.shape)
-    return frequency.stamps(ahead.reshape(-1), tod.reshape(-1), step.timezone).reshape(ahead.shape)
+    return steps_after(origins, steps, step.frequency, step.timezone)
 
 
 def report_time(
