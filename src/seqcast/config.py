@@ -363,17 +363,20 @@ class EvaluateSpec(_Spec):
     def season_steps(self) -> int | None:
         """The configured season, None when unset or 0 (no seasonal baseline there)."""
         return self.season or None
+
     promotion_margin: float = Field(
         default=0.01,
         ge=0.0,
         description="Relative improvement the challenger needs over the champion and baseline.",
     )
-    nearest_neighbour: Literal["dtw", "euclidean", "none"] = Field(
-        default="dtw",
+    nearest_neighbour: Literal["auto", "dtw", "euclidean", "none"] = Field(
+        default="auto",
         description="Whole-sequence classifiers (window.per: sequence): the 1-NN challenger "
-        "scored beside the network on the test sequences and registered when it wins: DTW "
-        "(Sakoe-Chiba band 10% of the length), Euclidean, or none. Its cost grows with test x "
-        "training sequences x length x band (sequences resampled to at most 256 steps).",
+        "scored beside the network on the test sequences and registered when it wins: auto "
+        "(DTW or Euclidean, whichever has the higher leave-one-out accuracy on the training "
+        "sequences; DTW on a tie), DTW (Sakoe-Chiba band 10% of the length), Euclidean, or "
+        "none. Its cost grows with (test + training) x training sequences x length x band "
+        "(sequences resampled to at most 256 steps).",
     )
     backtest_folds: int = Field(
         default=0,
@@ -509,9 +512,8 @@ class PipelineConfig(_Spec):
         step_only = [
             key
             for key in ("lookback", "horizon", "stride", "calendar", "fill_gaps")
-            if getattr(window, key) != WindowSpec.model_fields[key].get_default(
-                call_default_factory=True
-            )
+            if getattr(window, key)
+            != WindowSpec.model_fields[key].get_default(call_default_factory=True)
         ]
         if step_only:
             raise ValueError(
