@@ -16,6 +16,7 @@ from seqcast.modeling.nearest import (
     loo_accuracy,
     nearest_labels,
     resample,
+    self_dtw_distances,
 )
 from seqcast.windows.sequences import padded_inputs
 
@@ -39,6 +40,12 @@ def test_vectorised_dtw_matches_the_textbook_recursion(band: float) -> None:
     window = max(1, int(np.ceil(band * 20)))
     expected = [[_dtw_reference(x, y, window) for y in b] for x in a]
     np.testing.assert_allclose(dtw_distances(a, b, band), expected, rtol=1e-4)
+
+
+def test_dtw_within_one_set_computes_half_and_mirrors_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    train = np.random.default_rng(4).normal(size=(7, 20, 2)).astype(np.float32)
+    monkeypatch.setattr("seqcast.modeling.nearest.PAIR_BUDGET", 3 * 7 * 21)  # chunks of 3 rows
+    np.testing.assert_allclose(self_dtw_distances(train), dtw_distances(train, train), rtol=1e-5)
 
 
 def test_dtw_finds_a_shifted_copy_that_euclidean_misses() -> None:
