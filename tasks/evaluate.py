@@ -177,6 +177,14 @@ def publish(config: PipelineConfig, document: dict[str, Any], images: dict[str, 
             f"Worst series by model MAE: {worst}. The plot below shows the last test window "
             f"of the first {min(_EXAMPLES, len(document['worst_series']))} of them."
         )
+    if NEAREST in document:
+        facts = document[NEAREST]
+        loo = ", ".join(f"{m} {a:.4f}" for m, a in facts["loo_accuracy"].items())
+        parts.append(
+            f"1-NN challenger: {facts['metric']} distance over {facts['neighbours']} training "
+            f"sequences of {facts['length']} steps"
+            + (f" (leave-one-out accuracy on them: {loo})." if loo else f" ({facts['setting']}).")
+        )
     if "per_class" in document:
         parts.append(
             "| class | precision | recall | support |\n|---|---|---|---|\n"
@@ -201,24 +209,48 @@ def fit_nearest(
     for early stopping and the model search, the 1-NN tunes nothing, so it gets all labelled
     sequences the network saw (as the archive's 1-NN uses the whole official train set).
     """
-    metric = config.evaluate.nearest_neighbour
-    if layout.per != "sequence" or layout.task != "classify" or metric == "none":
+    setting = config.evaluate.nearest_neighbour
+    if layout.per != "sequence" or layout.task != "classify" or setting == "none":
         return None
     started = time.perf_counter()
     train = concat_windows(
         [window_store.read_split(windows_uri, split, layout) for split in ("train", "val")]
     )
-    neighbours = fit_neighbours(train.x, train.y, len(layout.classes), metric)
+    neighbours = fit_neighbours(train.x, train.y, len(layout.classes), setting)
+    chosen = time.perf_counter()
     probabilities = neighbours.probabilities(test.x)
-    get_run_logger().info(
+    logger = get_run_logger()
+    if neighbours.loo_accuracy:
+        logger.info(
+            "1-NN distance %s chosen by leave-one-out accuracy on %d training sequences: %s "
+            "(%.1fs)",
+            neighbours.metric,
+            len(train),
+            ", ".join(f"{m} {a:.4f}" for m, a in neighbours.loo_accuracy.items()),
+            chosen - started,
+        )
+    logger.info(
         "1-NN (%s) on %d test x %d training sequences of %d steps: %.1fs",
-        metric,
+        neighbours.metric,
         len(test),
         len(train),
         neighbours.train.shape[1],
-        time.perf_counter() - started,
+        time.perf_counter() - chosen,
     )
     return neighbours, probabilities
+
+
+def nearest_facts(config: PipelineConfig, neighbours: Neighbours) -> dict[str, Any]:
+    """What metrics.json says about the 1-NN challenger: the distance it uses, the setting
+    that chose it and (``auto``) each distance's leave-one-out accuracy, so a reader sees why."""
+    return {
+        "setting": config.evaluate.nearest_neighbour,
+        "metric": neighbours.metric,
+        "loo_accuracy": dict(neighbours.loo_accuracy),
+        "neighbours": len(neighbours.train),
+        "length": int(neighbours.train.shape[1]),
+        "band": neighbours.band,
+    }
 
 
 def _score(model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
@@ -440,6 +472,7 @@ def evaluate(
             neighbours, nearest_outputs = nearest
             nearest_scored = evaluation.evaluate_classify(nearest_outputs, test, layout, majority)
             scores[NEAREST] = nearest_scored[0].metrics
+            document[NEAREST] = nearest_facts(config, neighbours)
             neighbours_uri = storage.join(run_dir, "neighbours.npz")
             storage.write_bytes(neighbours_uri, neighbours.to_bytes())
         if champion_outputs is not None:

@@ -35,12 +35,22 @@ KIND_NOTES = {"nearest_neighbour": " (1-NN)", None: " (no champion)"}
 """How a seed's champion is marked in the seeds column (a network is not marked)."""
 
 
+DISTANCES = {"dtw": "DTW", "euclidean": "ED"}
+
+
+def _note(run: dict[str, Any]) -> str:
+    """A seed's champion mark: "(1-NN ED)" / "(1-NN DTW)" where the run recorded the 1-NN's
+    distance (runs from before the distance was chosen say "(1-NN)")."""
+    kind = run.get("champion_kind", "network")
+    metric = (run.get("nearest") or {}).get("metric")
+    if kind == "nearest_neighbour" and metric in DISTANCES:
+        return f" (1-NN {DISTANCES[metric]})"
+    return KIND_NOTES.get(kind, "")
+
+
 def _seeds(s: dict[str, Any]) -> str:
     """Each seed's accuracy and, where the champion is not a network, its kind."""
-    return ", ".join(
-        f"{r['accuracy']:.3f}{KIND_NOTES.get(r.get('champion_kind', 'network'), '')}"
-        for r in s["runs"]
-    )
+    return ", ".join(f"{r['accuracy']:.3f}{_note(r)}" for r in s["runs"])
 
 
 def _lengths(r: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@ choice), each on a fresh ``data_root``. Test accuracy, balanced accuracy and
 macro-F1 are the champion's after the run (what `seqcast predict` would classify with: the
 network or its 1-NN challenger, whichever the gate promoted), read from the registry
 (`seqcast models list --json`), with the network's own scores beside them and what seqcast's
-defaults chose (the network version's manifest: training plan). With no champion (neither
+defaults chose (the network version's manifest: training plan; the 1-NN's distance, chosen by
+leave-one-out accuracy on the training sequences). With no champion (neither
 beat the majority class) the network's scores are reported and ``champion_kind`` is None.
 """
 
@@ -77,6 +78,8 @@ def run_seed(archive: ArchiveSet, csv: Path, dims: int, work: Path, seed: int) -
         **{m: (float(served[m]) if m in served else None) for m in METRICS},
         "network": {m: float(model[m]) for m in METRICS if m in model},
         "baselines": {k: v for k, v in scores.items() if k != "model"},
+        # the 1-NN challenger's distance and (``auto``) each distance's leave-one-out accuracy
+        "nearest": network["metrics"].get("nearest_neighbour"),
         "training": _find(detail.get("manifest"), ("training",)),
         "val_share": _find(detail.get("manifest"), ("val_share", "val")),
         "log": "\n".join(trained.strip().splitlines()[-12:]),

@@ -409,12 +409,14 @@ class EvaluateSpec(_Spec):
         "validation windows (each shifted by the empirical quantile of the validation "
         "actuals' distance from it), stored with the version and applied at prediction.",
     )
-    nearest_neighbour: Literal["dtw", "euclidean", "none"] = Field(
-        default="dtw",
+    nearest_neighbour: Literal["auto", "dtw", "euclidean", "none"] = Field(
+        default="auto",
         description="Whole-sequence classifiers (window.per: sequence): the 1-NN challenger "
-        "scored beside the network on the test sequences and registered when it wins: DTW "
-        "(Sakoe-Chiba band 10% of the length), Euclidean, or none. Its cost grows with test x "
-        "training sequences x length x band (sequences resampled to at most 256 steps).",
+        "scored beside the network on the test sequences and registered when it wins: auto "
+        "(DTW or Euclidean, whichever has the higher leave-one-out accuracy on the training "
+        "sequences; DTW on a tie), DTW (Sakoe-Chiba band 10% of the length), Euclidean, or "
+        "none. Its cost grows with (test + training) x training sequences x length x band "
+        "(sequences resampled to at most 256 steps).",
     )
     backtest_folds: int = Field(
         default=0,

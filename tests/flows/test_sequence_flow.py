@@ -15,6 +15,7 @@ from flows.training import nightly_training
 from seqcast.config import config_from_dict
 from seqcast.data.sample import sequence_set
 from seqcast.io import storage
+from seqcast.serving import registry
 
 pytestmark = pytest.mark.flow
 
@@ -98,12 +99,20 @@ def test_a_1nn_beats_a_network_that_learns_nothing_and_serves_the_batch(tmp_path
 
     outcome = nightly_training(config)
 
-    scores = storage.read_json(outcome.evaluation.metrics_uri)["scores"]
+    document = storage.read_json(outcome.evaluation.metrics_uri)
+    scores = document["scores"]
     assert scores["nearest_neighbour"]["accuracy"] > scores["model"]["accuracy"]
+    facts = document["nearest_neighbour"]  # the default `auto` says what it chose and why
+    loo = facts["loo_accuracy"]
+    assert facts["setting"] == "auto" and set(loo) == {"dtw", "euclidean"}
+    assert facts["metric"] == ("euclidean" if loo["euclidean"] > loo["dtw"] else "dtw")
     assert outcome.version.winner == "nearest_neighbour" and not outcome.version.promoted
     nearest = outcome.version.statistical
     assert nearest is not None and nearest.promoted and nearest.kind == "nearest_neighbour"
     assert outcome.version.champion == nearest.version
+    served = registry.load_champion(config.pipeline_root).neighbours
+    assert served is not None  # what batch prediction classifies with: the chosen distance
+    assert (served.metric, served.loo_accuracy) == (facts["metric"], loo)
 
     new = sequences(seed=7, n=10)
     labels = new.groupby("seq")["shape"].first()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.classify import report
 from benchmarks.classify.bare_keras import stratified_carve
 from benchmarks.classify.datasets import SETS, Sequences, long_table, parse_ts
 from benchmarks.classify.seqcast_run import archive_config
@@ -69,3 +70,15 @@ def test_archive_config_is_a_valid_sequence_classifier_without_model_settings(
     assert config.per_sequence
     assert config.split.by == "column" and config.split.column == "split"
     assert config.source.features == [f"dim_{d}" for d in range(6)]
+
+
+def test_the_seeds_column_marks_a_1nn_champion_with_its_distance() -> None:
+    runs = [
+        {"accuracy": 0.8, "champion_kind": "nearest_neighbour", "nearest": {"metric": "euclidean"}},
+        {"accuracy": 0.9, "champion_kind": "network", "nearest": {"metric": "dtw"}},
+        {"accuracy": 0.7, "champion_kind": "nearest_neighbour"},  # recorded before the choice
+        {"accuracy": 0.3, "champion_kind": None},
+    ]
+    assert (
+        report._seeds({"runs": runs}) == "0.800 (1-NN ED), 0.900, 0.700 (1-NN), 0.300 (no champion)"
+    )

@@ -45,6 +45,15 @@ def test_bad_value_names_key_and_value(tmp_path: Path) -> None:
         load_config(write(tmp_path, BASE), ["model.cell=rnn"])
 
 
+def test_the_1nn_distance_is_chosen_by_default_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, BASE)).evaluate.nearest_neighbour == "auto"
+    for setting in ("dtw", "euclidean", "none"):
+        cfg = load_config(write(tmp_path, BASE), [f"evaluate.nearest_neighbour={setting}"])
+        assert cfg.evaluate.nearest_neighbour == setting
+    with pytest.raises(ConfigError, match=r"evaluate\.nearest_neighbour: .*'cosine'"):
+        load_config(write(tmp_path, BASE), ["evaluate.nearest_neighbour=cosine"])
+
+
 def test_override_without_equals_is_explained(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_config(write(tmp_path, BASE), ["model.cell"])

@@ -9,11 +9,14 @@ import pytest
 from seqcast.modeling.nearest import (
     MAX_STEPS,
     Neighbours,
+    choose_metric,
     dtw_distances,
     euclidean_distances,
     fit_neighbours,
+    loo_accuracy,
     nearest_labels,
     resample,
+    self_dtw_distances,
 )
 from seqcast.windows.sequences import padded_inputs
 
@@ -37,6 +40,12 @@ def test_vectorised_dtw_matches_the_textbook_recursion(band: float) -> None:
     window = max(1, int(np.ceil(band * 20)))
     expected = [[_dtw_reference(x, y, window) for y in b] for x in a]
     np.testing.assert_allclose(dtw_distances(a, b, band), expected, rtol=1e-4)
+
+
+def test_dtw_within_one_set_computes_half_and_mirrors_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    train = np.random.default_rng(4).normal(size=(7, 20, 2)).astype(np.float32)
+    monkeypatch.setattr("seqcast.modeling.nearest.PAIR_BUDGET", 3 * 7 * 21)  # chunks of 3 rows
+    np.testing.assert_allclose(self_dtw_distances(train), dtw_distances(train, train), rtol=1e-5)
 
 
 def test_dtw_finds_a_shifted_copy_that_euclidean_misses() -> None:
@@ -77,3 +86,61 @@ def test_fit_reads_only_real_steps_and_survives_the_npz_round_trip(metric: str) 
 def test_long_sequences_are_resampled_to_at_most_max_steps() -> None:
     train = _padded([np.arange(300, dtype=np.float32)[:, None]], 300)
     assert fit_neighbours(train, np.array([0]), 1, "dtw").train.shape == (1, MAX_STEPS, 1)
+
+
+STEPS = 60  # DTW band: 6 steps
+
+
+def _spikes(centres: list[int], heights: list[float], seed: int) -> np.ndarray:
+    """(len(centres), STEPS, 1): one narrow spike per sequence at ``centres``, plus noise."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(STEPS, dtype=np.float32)
+    rows = [h * np.exp(-((steps - c) ** 2) / 2) for c, h in zip(centres, heights, strict=True)]
+    return (np.stack(rows) + rng.normal(0, 0.05, (len(centres), STEPS)))[..., None]
+
+
+def test_leave_one_out_never_counts_a_sequence_as_its_own_neighbour() -> None:
+    distances = np.array([[0.0, 1.0, 5.0], [1.0, 0.0, 2.0], [5.0, 2.0, 0.0]])
+    # Nearest others: 0 -> 1, 1 -> 0, 2 -> 1; labels a, b, b: only sequence 2 is right.
+    assert loo_accuracy(distances, np.array([0, 1, 1])) == pytest.approx(1 / 3)
+
+
+def test_auto_picks_euclidean_when_the_class_is_where_the_spike_is() -> None:
+    # Spikes 3 steps apart at fixed places: DTW's warping (band 6) lines them up.
+    train = _spikes([28] * 10 + [31] * 10, [1.0] * 20, seed=0)
+    labels = np.repeat([0, 1], 10)
+    metric, loo = choose_metric(train, labels)
+    assert metric == "euclidean"
+    assert loo["euclidean"] == 1.0 and loo["dtw"] < 0.8
+
+
+def test_auto_picks_dtw_when_the_class_is_a_shape_at_random_places() -> None:
+    # One-step spikes: one spike (class 0) or two, 2 steps apart (class 1), each class at
+    # 20, 24, ..., 36. Euclidean's nearest is the other class at the same place (distance 1,
+    # against 2 or 4 to its own class 4 steps away); DTW warps the 4 steps away (band 6).
+    rng = np.random.default_rng(1)
+    train = rng.normal(0, 0.05, (10, STEPS, 1)).astype(np.float32)
+    for i, at in enumerate(range(20, 40, 4)):
+        train[i, at] += 1.0
+        train[5 + i, [at, at + 2]] += 1.0
+    labels = np.repeat([0, 1], 5)
+    metric, loo = choose_metric(train, labels)
+    assert metric == "dtw"
+    assert loo["dtw"] == 1.0 and loo["euclidean"] < 0.5
+
+
+def test_an_auto_fit_keeps_its_choice_and_why_through_the_npz_round_trip() -> None:
+    train = _spikes([28] * 6 + [31] * 6, [1.0] * 12, seed=2)
+    inputs = _padded(list(train), STEPS)
+    neighbours = fit_neighbours(inputs, np.repeat([0, 1], 6), 2, "auto")
+    assert neighbours.metric == "euclidean" and set(neighbours.loo_accuracy) == {"dtw", "euclidean"}
+    again = Neighbours.from_bytes(neighbours.to_bytes())
+    assert (again.metric, again.loo_accuracy) == (neighbours.metric, neighbours.loo_accuracy)
+    test = _padded(list(_spikes([28, 31, 31], [1.0] * 3, seed=3)), STEPS)
+    np.testing.assert_array_equal(again.probabilities(test).argmax(1), [0, 1, 1])
+    assert fit_neighbours(inputs, np.repeat([0, 1], 6), 2, "dtw").loo_accuracy == {}
+
+
+def test_an_unknown_metric_is_named() -> None:
+    with pytest.raises(ValueError, match="'cosine'"):
+        fit_neighbours(_padded([np.zeros((3, 1), np.float32)], 3), np.array([0]), 1, "cosine")
