@@ -92,9 +92,13 @@ def forecast_examples(
     baselines: dict[str, np.ndarray],
     worst: list[str],
     per_series_mae: dict[str, dict[str, float]],
+    band: np.ndarray | None = None,
+    levels: list[float] | None = None,
 ) -> list[plots.ForecastExample]:
     """The last test window of the worst series the report names (``worst``, worst first;
-    at most `_EXAMPLES`), first target, in original units."""
+    at most `_EXAMPLES`), first target, in original units; with the model's ``band``
+    (windows, horizon, n_targets, quantiles, scaled units, at ``levels``) its lowest and
+    highest quantile."""
     target = layout.target_columns[:1]
     # The strongest naive forecast shown: seasonal naive when a season is set.
     baseline_name = f"seasonal_naive_{season}" if season else "last_value"
@@ -121,6 +125,8 @@ def forecast_examples(
                 baseline_name=baseline_name,
                 note=f"worst #{rank}, model MAE {per_series_mae[name]['model']:.3f}; "
                 "its last test window",
+                band=None if band is None else (original(band[..., 0]), original(band[..., -1])),
+                band_label=f"q{levels[0]:g}-q{levels[-1]:g}" if band is not None and levels else "",
             )
         )
     return examples
@@ -304,6 +310,9 @@ class IntervalScores:
     per_step: dict[str, dict[str, list[float]]]
     offsets: dict[str, list[Any]]
     methods: dict[str, str]
+    model_band: np.ndarray | None = None
+    """The network's quantiles on the test windows as scored (calibrated where configured),
+    scaled units, (windows, horizon, n_targets, quantiles); None without a quantile head."""
 
     def document(self, levels: list[float]) -> dict[str, Any]:
         """What metrics.json keeps (and so each registered version): prediction applies a
@@ -362,7 +371,13 @@ def interval_scores(
         )
         scores[name] = intervals.quantile_metrics(original, actual, levels)
         per_step[name] = intervals.per_step_quantile_metrics(original, actual, levels)
-    return IntervalScores(scores=scores, per_step=per_step, offsets=offsets, methods=methods)
+    return IntervalScores(
+        scores=scores,
+        per_step=per_step,
+        offsets=offsets,
+        methods=methods,
+        model_band=bands.get("model"),
+    )
 
 
 @task(name="evaluate", **STEP_OPTIONS)
@@ -425,6 +440,7 @@ def evaluate(
         forecasts = dict(report.forecasts)
         assert report.actual is not None
         levels = model_quantiles(model) if quantiles is not None else config.model.quantiles
+        model_band: np.ndarray | None = None
         if levels:
             bands = interval_scores(
                 config, windows.uri, layout, scaler, model, quantiles, levels, naive, fits, test
@@ -432,6 +448,7 @@ def evaluate(
             for name, metrics in bands.scores.items():
                 scores[name].update(metrics)
             document.update(intervals=bands.document(levels), per_step_intervals=bands.per_step)
+            model_band = bands.model_band
         if champion is not None and champion_outputs is not None:
             # The champion's outputs are in its own scale: map them to the challenger's.
             forecasts["champion"] = evaluation.to_original_units(
@@ -461,6 +478,8 @@ def evaluate(
                 naive,
                 document["worst_series"],
                 report.per_series_mae,
+                model_band,
+                levels,
             ),
             layout.target_columns[0],
         )

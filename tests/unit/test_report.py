@@ -15,6 +15,7 @@ from seqcast.modeling import evaluation, plots
 from seqcast.windows.scaling import Scaler, Stats
 from seqcast.windows.windowing import WindowArrays
 from tests.conftest import forecast_layout
+from tests.unit.test_prediction_report import band_pixels
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -59,6 +60,28 @@ def test_the_plot_shows_the_worst_series_the_report_names() -> None:
     width, height = png_size(png)
     assert width >= 850 and height >= 3 * 250  # readable in the UI without zooming
     assert len(png) < 200_000  # embedded in a markdown artifact as base64
+    assert band_pixels(png) == 0  # no quantile head, no band
+
+    # With the model's quantiles (q0.1, q0.5, q0.9 = forecast -1, +0, +3) the panels draw
+    # the band between the lowest and the highest, in original units.
+    band = outputs[..., None] + np.array([-1.0, 0.0, 3.0])
+    banded = forecast_examples(
+        test,
+        outputs,
+        layout,
+        scaler,
+        None,
+        naive,
+        worst,
+        report.per_series_mae,
+        band,
+        [0.1, 0.5, 0.9],
+    )
+    low, high = banded[0].band  # type: ignore[misc]
+    np.testing.assert_allclose(low, [38.0, 39.0])
+    np.testing.assert_allclose(high, [42.0, 43.0])
+    assert banded[0].band_label == "q0.1-q0.9"
+    assert band_pixels(plots.forecasts(banded, "y")) > 500
 
 
 class _Recorder:

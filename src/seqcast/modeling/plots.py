@@ -32,6 +32,9 @@ def _pyplot() -> Any:
 _SIZE = (8.0, 3.0)
 _DPI = 110
 
+BAND_COLOR = "#9ecae1"
+"""Opaque light blue: the band stays readable under the lines (and a test can find it)."""
+
 
 @dataclass(frozen=True)
 class ForecastExample:
@@ -45,6 +48,10 @@ class ForecastExample:
     baseline_name: str
     note: str = ""
     """Why this window is shown (e.g. ``worst #1, model MAE 3.2``): part of its title."""
+    band: tuple[np.ndarray, np.ndarray] | None = None
+    """The model's lowest and highest quantile forecasts, each (horizon,); None without a
+    quantile head."""
+    band_label: str = ""
 
 
 def _png(figure: plt.Figure, colors: int | None = None) -> bytes:
@@ -79,7 +86,8 @@ def loss_curve(history: dict[str, list[float]]) -> bytes:
 
 
 def forecasts(examples: list[ForecastExample], target: str) -> bytes:
-    """One panel per series: the input window, then actual, model and baseline forecasts."""
+    """One panel per series: the input window, then actual, model and baseline forecasts, and
+    the model's band between its lowest and highest quantile where it has one."""
     figure, axes = _pyplot().subplots(
         len(examples), 1, figsize=(_SIZE[0], 2.6 * len(examples)), squeeze=False
     )
@@ -87,6 +95,10 @@ def forecasts(examples: list[ForecastExample], target: str) -> bytes:
         past = np.arange(-len(ex.history) + 1, 1)
         future = np.arange(1, len(ex.actual) + 1)
         axis.plot(past, ex.history, color="0.4", label="input")
+        if ex.band is not None:
+            axis.fill_between(
+                future, *ex.band, color=BAND_COLOR, linewidth=0, label=f"model {ex.band_label}"
+            )
         axis.plot(future, ex.actual, color="black", label="actual")
         axis.plot(future, ex.predicted, color="tab:blue", label="model")
         axis.plot(future, ex.baseline, color="tab:orange", linestyle="--", label=ex.baseline_name)
@@ -94,7 +106,7 @@ def forecasts(examples: list[ForecastExample], target: str) -> bytes:
         note = f" ({ex.note})" if ex.note else ""
         axis.set_title(f"{ex.series}: {target}{note}", fontsize=11)
         axis.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=9, ncols=4)
+    axes[0, 0].legend(fontsize=9, ncols=5)
     axes[-1, 0].set_xlabel("steps from forecast origin")
     return _png(figure)
 
@@ -117,10 +129,6 @@ class PredictionPanel:
     band_label: str = ""
     note: str = ""
     """Why this series is shown (e.g. ``test MAE 3.2``): part of its title."""
-
-
-BAND_COLOR = "#9ecae1"
-"""Opaque light blue: the band stays readable under the lines (and a test can find it)."""
 
 
 def predictions(panels: list[PredictionPanel], target: str) -> bytes:
