@@ -66,9 +66,8 @@ def gc(
         return
     width = max((len(kind) for kind in retention.KINDS), default=0)
     for item in found.delete:
-        if item.bytes or item.folder:  # a checkpoint's lock file is not worth a line
-            size = retention.human_bytes(item.bytes)
-            typer.echo(f"{size:>10}  {item.kind:<{width}}  {item.uri}  ({item.reason})")
+        size = retention.human_bytes(item.bytes)
+        typer.echo(f"{size:>10}  {item.kind:<{width}}  {item.uri}  ({item.reason})")
     if verbose:
         for item in found.keep:
             size = retention.human_bytes(item.bytes)

@@ -158,7 +158,9 @@ def test_gc_keeps_the_champion_chain_and_what_it_refers_to_and_deletes_the_rest(
     assert deleted(plan, "data docs pages") == {f"2026010{n}T000000Z" for n in gone}
     # Raw snapshots are referred to by nothing: all but the recent ones (5, 6, 7) go.
     assert deleted(plan, "raw snapshots") == {f"{nights.keys[n][:16]}-text1" for n in range(5)}
-    assert deleted(plan, "checkpoints") == {"2026-01-01-abc", "2026-01-01-abc.lock"}
+    assert deleted(plan, "checkpoints") == {"2026-01-01-abc"}
+    checkpoint = next(i for i in plan.delete if i.kind == "checkpoints")
+    assert checkpoint.then == (storage.join(root, "checkpoints", "2026-01-01-abc.lock"),)
     assert deleted(plan, "prediction staging") == {".staging-run"}
     # A deleted build's key pointer goes first, then its marker; the current build stays.
     build_item = next(i for i in plan.delete if i.kind == "window builds")
@@ -227,7 +229,7 @@ class Killed(Exception):
     """The GC process dying at a deletion."""
 
 
-@pytest.mark.parametrize("after", [1, 2, 5, 9, 20])
+@pytest.mark.parametrize("after", [1, 2, 5, 9, 13, 20])
 def test_gc_killed_midway_leaves_kept_objects_whole_and_the_rerun_finishes(
     nights: Nights, monkeypatch: pytest.MonkeyPatch, after: int
 ) -> None:
@@ -267,8 +269,9 @@ def test_gc_killed_midway_leaves_kept_objects_whole_and_the_rerun_finishes(
     assert retention.plan(root, SPEC).delete == []
     after_files = files(root)
     for item in full.delete:
-        relative = item.uri[len(root) + 1 :]
-        assert not any(f == relative or f.startswith(relative + "/") for f in after_files)
+        for uri in (item.uri, *item.first, *item.then):
+            relative = uri[len(root) + 1 :]
+            assert not any(f == relative or f.startswith(relative + "/") for f in after_files)
 
 
 def test_cli_gc_dry_run_lists_sizes_per_kind_and_deletes_nothing(

@@ -85,7 +85,8 @@ class Item:
     """One object GC looked at: a folder or file, its size, and why it goes or stays.
 
     ``first`` are files deleted before it (the pointers that publish it), ``marker`` its
-    commit marker, deleted before the rest of it.
+    commit marker, deleted before the rest of it, ``then`` files deleted after it (a
+    checkpoint's lock).
     """
 
     kind: str
@@ -95,6 +96,7 @@ class Item:
     first: tuple[str, ...] = ()
     marker: str | None = None
     folder: bool = True
+    then: tuple[str, ...] = ()
 
 
 @dataclass
@@ -367,22 +369,27 @@ class _Planner:
     def checkpoints(self) -> None:
         entries = self.listing.children("checkpoints")
         for name, names in sorted(entries.items()):
-            if name.endswith(".lock"):
-                continue
             relative = f"checkpoints/{name}"
+            if name.endswith(".lock"):
+                if name.removesuffix(".lock") in entries:
+                    continue  # goes with its folder
+                # A GC killed between a folder and its lock left the lock alone.
+                keep = None if not (self.recent(names) or self.locked(relative)) else "in use"
+                self.decide(
+                    "checkpoints", relative, names, keep, folder=False, reason="a lock alone"
+                )
+                continue
             lock = f"{relative}.lock"
             if self.recent(names):
-                keep: str | None = f"newer than {self.spec.keep_days:g} days"
+                keep = f"newer than {self.spec.keep_days:g} days"
             elif self.locked(lock):
                 keep = "a run is training with it"
             else:
                 keep = None
-            extra = (self.listing.uri(lock),) if self.listing.has(lock) else ()
-            # The lock goes after the checkpoints: delete it first and a run starting now
-            # could claim a folder that is being deleted.
-            self.decide("checkpoints", relative, names, keep)
-            if keep is None and extra:
-                self.plan.delete.append(Item("checkpoints", extra[0], 0, "its lock", folder=False))
+            # The lock goes after the checkpoints: deleted first, a run starting now could
+            # claim a folder that is being deleted.
+            then = (self.listing.uri(lock),) if self.listing.has(lock) else ()
+            self.decide("checkpoints", relative, names, keep, then=then)
 
     def locked(self, lock: str) -> bool:
         """Whether a live run holds the checkpoint's ``flock`` (local disks only)."""
@@ -550,6 +557,8 @@ def apply(plan: Plan) -> Plan:
         if item.marker is not None:
             storage.remove(item.marker)
         storage.remove(item.uri, recursive=item.folder)
+        for leftover in item.then:
+            storage.remove(leftover)
         logger.debug("deleted %s (%s): %s", item.uri, human_bytes(item.bytes), item.reason)
     return plan
 
