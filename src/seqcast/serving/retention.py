@@ -312,7 +312,9 @@ class _Planner:
             elif not self.listing.has(manifest):
                 keep = "being written" if self.young(names) else None
                 if keep is None:
-                    self.decide(kind, relative, names, None, reason="unfinished (no manifest)")
+                    first = tuple(named.get(build, ()))  # a pointer to it is stale: first
+                    reason = "unfinished (no manifest)"
+                    self.decide(kind, relative, names, None, reason=reason, first=first)
                     continue
             elif build == current:
                 keep = "the current build (current.json)"
