@@ -1,6 +1,6 @@
 """The nightly training flow: ingest -> validate -> window -> fit-challengers (ETS) -> train
 -> evaluate -> register, then (with `evaluate.backtest_folds`) the rolling-origin backtest
-folds."""
+folds, and last the retention step (GC of what `retention:` does not keep)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tasks.common import already_published, current_run_id, logical_date, run_tr
 from tasks.evaluate import evaluate
 from tasks.ingest import ingest
 from tasks.register import register
+from tasks.retention import collect_garbage
 from tasks.validate import validate
 
 
@@ -46,4 +47,5 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     outcome = TrainingOutcome(evaluation=evaluation, version=version, backtest=backtested)
     published = {"outcome": outcome.model_dump()}
     publications.record(config.pipeline_root, "training", day, published, current_run_id(), trigger)
+    collect_garbage(config)  # after the marker: a failed GC leaves the day published
     return outcome

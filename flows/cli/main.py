@@ -2,7 +2,8 @@
 
 `flows/cli/support.py` sets Prefect's defaults before Prefect is imported; the `models`
 sub-commands live in `models.py`, `server start|stop|status` in `server.py`, the commands
-that set up and use a server (deploy, alerts, serve, backfill) in `operate.py`.
+that set up and use a server (deploy, alerts, serve, backfill) in `operate.py`, `gc`
+in `retention.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import typer
 
 # Each cli module imports support first, which sets Prefect's defaults before any
 # module imports Prefect.
-from flows.cli import operate
+from flows.cli import operate, retention
 from flows.cli.models import models_app
 from flows.cli.server import server_app
 from flows.cli.support import (
@@ -305,6 +306,7 @@ def sample(
 
 for command in (operate.deploy, operate.alerts, operate.serve, operate.backfill):
     app.command()(command)
+app.command()(retention.gc)
 
 
 def main() -> None:

@@ -475,6 +475,41 @@ class RunnerSpec(_Spec):
         return self
 
 
+class RetentionSpec(_Spec):
+    """What garbage collection keeps under the pipeline root (`seqcast.serving.retention`).
+
+    Whatever these say, GC never deletes a version that was ever champion (the champion
+    pointer's history and the audit log's promotions), what a kept version refers to (its
+    window build, that build's validated table and validation report, the run folder),
+    the target of a current pointer (``windows/current.json``, the newest raw snapshot and
+    validated table, published predictions), nor anything younger than ``grace_hours``.
+    """
+
+    enabled: bool = Field(
+        default=True,
+        description="Run GC at the end of each training run (`seqcast gc` runs it by hand "
+        "either way).",
+    )
+    keep_versions: int = Field(
+        default=10,
+        ge=1,
+        description="Registry versions kept, newest first, besides every one that was ever "
+        "champion.",
+    )
+    keep_days: float = Field(
+        default=14.0,
+        ge=0.0,
+        description="Window builds, raw and validated snapshots, validation reports, run "
+        "folders, checkpoints and Data Docs pages newer than this many days are kept.",
+    )
+    grace_hours: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="Nothing younger than this is deleted, whatever else says so: a build, "
+        "version or snapshot being written or published right now.",
+    )
+
+
 class PipelineConfig(_Spec):
     """Everything one pipeline needs: data, windows, model, evaluation."""
 
@@ -498,6 +533,10 @@ class PipelineConfig(_Spec):
     runner: RunnerSpec = Field(
         default_factory=RunnerSpec,
         description="Task runner of the sharded steps (window build, batch prediction).",
+    )
+    retention: RetentionSpec = Field(
+        default_factory=RetentionSpec,
+        description="What GC keeps: the last versions, the champion chain, recent files.",
     )
 
     @model_validator(mode="after")

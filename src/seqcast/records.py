@@ -207,3 +207,11 @@ class TrainingOutcome(_Record):
     evaluation: EvaluationRef
     version: ModelVersionRef
     backtest: BacktestRef | None = None
+
+
+class RetentionRef(_Record):
+    """What one GC deleted under a pipeline root: objects and bytes per kind."""
+
+    deleted: dict[str, int]
+    freed_bytes: dict[str, int]
+    kept: int

@@ -33,6 +33,7 @@ TRAINING_STEPS = {
     "train",
     "evaluate",
     "register",
+    "retention",
 }
 
 

@@ -47,6 +47,7 @@ TRAINING_STEPS = [
     "train",
     "evaluate",
     "register",
+    "retention",
 ]
 PREDICTION_STEPS = ["ingest", "validate", "predict", "prediction-report"]
 REQUIRE_POSTGRES = os.environ.get("SEQCAST_REQUIRE_POSTGRES") == "1"

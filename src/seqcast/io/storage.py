@@ -188,6 +188,17 @@ def sha256_of(uri: str) -> str:
     return digest.hexdigest()
 
 
+def remove(uri: str, recursive: bool = False) -> None:
+    """Delete ``uri`` (``recursive``: everything under it; on an object store the keys
+    under its prefix, listed and deleted in batches). Absent already: nothing to do, so a
+    deletion interrupted and run again finishes."""
+    fs, path = filesystem(uri)
+    try:
+        fs.rm(path, recursive=recursive)
+    except FileNotFoundError:
+        return
+
+
 def listdir(uri: str) -> list[str]:
     """Names (not paths) of the entries directly under ``uri``; empty if it is absent."""
     fs, path = filesystem(uri)

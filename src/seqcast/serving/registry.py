@@ -275,6 +275,16 @@ def champion_version(pipeline_root: str) -> str | None:
     return _read_pointer(pipeline_root).get("version")
 
 
+def champion_chain(pipeline_root: str) -> list[str]:
+    """The champion and every earlier one, newest first, as the pointer records them.
+
+    Raises:
+        CorruptPointer: ``champion.json`` cannot be read.
+    """
+    pointer = _read_pointer(pipeline_root)
+    return [v for v in [pointer.get("version"), *pointer["previous"]] if v]
+
+
 class ChampionChanged(RegistryError):
     """The champion moved between a run's evaluation and its promotion."""
 
