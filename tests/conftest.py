@@ -101,6 +101,10 @@ def tiny_config(data_dir: Path, data_root: Path, **overrides: object) -> Pipelin
             "learning_rate": 0.01,
             "patience": 2,
             "search": {"enabled": False},
+            # No quantile head or interval scoring unless a test is about them (they cost
+            # every training and evaluation time; tests/flows/test_pipeline.py,
+            # test_champions.py and the CLI tests run the default [0.1, 0.5, 0.9]).
+            "quantiles": [],
         },
         # No season unless a test sets one: hourly data would otherwise take 24 from its
         # frequency, and a seasonal ETS beats these tiny networks (tests of the network path

@@ -94,7 +94,7 @@ def check_prediction_artifact(
 
 
 def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
-    config = tiny_config(tiny_load_csv, tmp_path / "root")
+    config = tiny_config(tiny_load_csv, tmp_path / "root", model__quantiles=[0.1, 0.5, 0.9])
     state = nightly_training(config, return_state=True)
     outcome = state.result()
     assert task_run_states(state.state_details.flow_run_id) == {
@@ -139,6 +139,7 @@ def test_training_then_prediction(tiny_load_csv: Path, tmp_path: Path) -> None:
         model__epochs=1,
         model__units=[1],
         model__learning_rate=1e-5,
+        model__quantiles=[0.1, 0.5, 0.9],
         evaluate__calibrate=True,
     )
     second = nightly_training(weaker, force=True)  # same logical date: a deliberate rerun
