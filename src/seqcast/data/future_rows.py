@@ -33,8 +33,8 @@ import pandas as pd
 from seqcast.config import SourceSpec
 from seqcast.data.contracts import Contract
 from seqcast.data.ingest import SOURCE_FUTURE
-from seqcast.data.parsing import null_text, parse_text, parse_timestamps
-from seqcast.data.prediction_scope import PredictionScope, recent_rows
+from seqcast.data.parsing import null_text
+from seqcast.data.prediction_scope import PredictionScope, recent_rows, row_places
 from seqcast.frequency import Frequency, parse_frequency, steps_after
 
 MISSING_SHOWN = 5
@@ -120,14 +120,7 @@ def split_future_rows(
     needed = [ts, *source.target, *([source.series_id] if source.series_id else [])]
     if any(c not in raw.columns for c in needed):
         return FutureSplit(every, every[:0])  # a missing column fails the structure check
-    rule = contract.columns.get(ts)
-    stamps = parse_timestamps(
-        raw[ts], source.timezone, rule.format if rule else None, source.time_unit
-    ).values
-    if source.series_id:
-        names = parse_text(raw[source.series_id]).values.astype(object)
-    else:
-        names = pd.Series("series", index=raw.index, dtype=object)
+    stamps, names = row_places(raw, contract, source)
     from_file = (
         (raw[SOURCE_FUTURE] == "1").to_numpy(bool)
         if SOURCE_FUTURE in raw.columns

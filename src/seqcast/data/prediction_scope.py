@@ -67,6 +67,21 @@ class PredictionScope:
             )
 
 
+def row_places(
+    raw: pd.DataFrame, contract: Contract, source: SourceSpec
+) -> tuple[pd.Series, pd.Series]:
+    """Each raw row's parsed timestamp and series id (NaT / NA where one does not parse; the
+    constant "series" without a series column): where a row stands in time, for the cuts
+    made before the checks (`recent_rows`, `seqcast.data.future_rows`)."""
+    rule = contract.columns.get(source.timestamp)
+    stamps = parse_timestamps(
+        raw[source.timestamp], source.timezone, rule.format if rule else None, source.time_unit
+    ).values
+    if source.series_id:
+        return stamps, parse_text(raw[source.series_id]).values.astype(object)
+    return stamps, pd.Series("series", index=raw.index, dtype=object)
+
+
 def recent_rows(raw: pd.DataFrame, contract: Contract, source: SourceSpec, rows: int) -> np.ndarray:
     """Positions (in ``raw``'s order) of each series' last ``rows`` rows by timestamp.
 
@@ -77,14 +92,7 @@ def recent_rows(raw: pd.DataFrame, contract: Contract, source: SourceSpec, rows:
     every = np.arange(len(raw), dtype=np.int64)
     if ts not in raw.columns or (source.series_id and source.series_id not in raw.columns):
         return every  # a missing column fails the structure check: nothing to cut
-    rule = contract.columns.get(ts)
-    stamps = parse_timestamps(
-        raw[ts], source.timezone, rule.format if rule else None, source.time_unit
-    ).values
-    if source.series_id:
-        series = parse_text(raw[source.series_id]).values.astype(object)
-    else:
-        series = pd.Series("series", index=raw.index, dtype=object)
+    stamps, series = row_places(raw, contract, source)
     placed = stamps.notna().to_numpy(bool) & series.notna().to_numpy(bool)
     frame = pd.DataFrame(
         {"series": series.to_numpy()[placed], "ts": stamps.to_numpy()[placed], "pos": every[placed]}
