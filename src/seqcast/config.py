@@ -510,6 +510,59 @@ class RetentionSpec(_Spec):
     )
 
 
+class MonitorSpec(_Spec):
+    """Watching the champion after it is published (`seqcast.monitoring`): live accuracy of
+    the published forecasts against the actuals that arrive later, and drift of prediction
+    inputs from the training data. Both run in the prediction flow, each as its own task;
+    a breach emits a Prefect event that the shipped automations (deploy/automations.yaml)
+    turn into a notification and, when asked, a forced retraining run."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Score live accuracy and check input drift in every prediction run.",
+    )
+    degradation: float = Field(
+        default=1.3,
+        gt=1.0,
+        description="Live MAE above this multiple of the champion's test MAE is a degraded "
+        "night.",
+    )
+    nights: int = Field(
+        default=3,
+        ge=1,
+        description="Degraded nights in a row that emit `seqcast.accuracy.degraded`.",
+    )
+    retrain_on_degradation: bool = Field(
+        default=False,
+        description="Mark the degradation event so the shipped automation starts a forced "
+        "training run (`seqcast-retrain-on-degradation`).",
+    )
+    drift_psi: float = Field(
+        default=0.25,
+        gt=0.0,
+        description="Population stability index of a feature above which its input drifted "
+        "(0.1-0.25 is the usual 'moderate' band, above 0.25 'major').",
+    )
+    drift_ks: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=1.0,
+        description="Two-sample Kolmogorov-Smirnov statistic above which a feature drifted.",
+    )
+    unseen_series: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of predicted series the model never trained on above which the "
+        "inputs drifted.",
+    )
+    chart_nights: int = Field(
+        default=30,
+        ge=2,
+        description="Nights the live-accuracy chart shows.",
+    )
+
+
 class PipelineConfig(_Spec):
     """Everything one pipeline needs: data, windows, model, evaluation."""
 
@@ -537,6 +590,10 @@ class PipelineConfig(_Spec):
     retention: RetentionSpec = Field(
         default_factory=RetentionSpec,
         description="What GC keeps: the last versions, the champion chain, recent files.",
+    )
+    monitor: MonitorSpec = Field(
+        default_factory=MonitorSpec,
+        description="Live accuracy of published forecasts and drift of prediction inputs.",
     )
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ import seqcast
 
 LIBRARY = Path(seqcast.__file__).parent
 
-STAGES = ["", "io", "data", "windows", "modeling", "serving"]
+STAGES = ["", "io", "data", "windows", "modeling", "serving", "monitoring"]
 """The library's layers in DAG order; "" is the top level (config, records, errors)."""
 
 

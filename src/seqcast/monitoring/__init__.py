@@ -1,0 +1,1 @@
+"""Watching published models: live accuracy against arriving actuals, and input drift."""
