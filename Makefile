@@ -21,8 +21,13 @@ demo: $(STAMP)
 	$(BIN)/seqcast train --config configs/sample-load.yaml
 	$(BIN)/seqcast predict --config configs/sample-load.yaml
 
+# Two workers (pytest-xdist): the suite is mostly waiting on Prefect servers, subprocesses
+# and small models, so two share a 2-core machine well (14 min -> about 9 on CI's).
+# `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tasks flows tests benchmarks
