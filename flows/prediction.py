@@ -1,4 +1,5 @@
-"""The batch prediction flow: ingest -> validate -> predict with the champion model -> report."""
+"""The batch prediction flow: ingest -> live accuracy of earlier nights' forecasts -> validate
+-> predict with the champion model -> report."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from seqcast.records import PredictionsRef
 from seqcast.serving import registry
 from tasks.common import already_published, current_run_id, logical_date, run_trigger, skipped
 from tasks.ingest import ingest
+from tasks.live_accuracy import watch_live_accuracy
 from tasks.prediction_report import publish_prediction_report
 from tasks.validate import validate
 
@@ -33,6 +35,7 @@ def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef
         return skipped(PredictionsRef.model_validate(done.record["predictions"]), done.reason)
     registry.required_champion_version(config.pipeline_root)
     snapshot = ingest(config, predicting=True)
+    watch_live_accuracy(config, snapshot, day)  # never stops the predictions
     validated = validate(config, snapshot, predicting=True)
     # Publishes the day's file and its marker itself (seqcast.serving.publication).
     predictions = run_sharded(predict_shards, config, validated, day, current_run_id(), trigger)

@@ -215,3 +215,16 @@ class RetentionRef(_Record):
     deleted: dict[str, int]
     freed_bytes: dict[str, int]
     kept: int
+
+
+class LiveAccuracyRef(_Record):
+    """One night's live accuracy (`seqcast.monitoring.live_accuracy`): where its history
+    entry is and the figures the alert is decided on."""
+
+    uri: str
+    pairs: int
+    live_mae: float | None
+    test_mae: float | None
+    ratio: float | None
+    degraded_nights: int
+    event_emitted: bool

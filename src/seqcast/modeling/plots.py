@@ -179,3 +179,47 @@ def confusion_matrix(matrix: np.ndarray, classes: list[str]) -> bytes:
     for (row, col), count in np.ndenumerate(matrix):
         axis.text(col, row, str(count), ha="center", va="center", fontsize=8)
     return _png(figure)
+
+
+def live_accuracy(
+    nights: list[str],
+    live: list[float | None],
+    test: list[float | None],
+    naive: list[float | None],
+    limit: float | None = None,
+) -> bytes:
+    """Live MAE night by night beside the test-time MAE the champion promised, the
+    seasonal-naive forecast's live MAE on the same pairs and, with ``limit``, the MAE above
+    which a night counts as degraded (test MAE times ``monitor.degradation``)."""
+
+    def values(series: list[float | None]) -> np.ndarray:
+        return np.asarray([np.nan if v is None else v for v in series], np.float64)
+
+    x = np.arange(len(nights))
+    figure, axis = _pyplot().subplots(figsize=_SIZE)
+    axis.plot(x, values(live), color="tab:blue", marker="o", label="live MAE")
+    axis.plot(
+        x,
+        values(naive),
+        color="tab:orange",
+        linestyle="--",
+        marker=".",
+        label="seasonal naive, live",
+    )
+    axis.step(x, values(test), where="mid", color="black", label="test MAE at registration")
+    if limit is not None:
+        axis.step(
+            x,
+            values(test) * limit,
+            where="mid",
+            color="tab:red",
+            linestyle=":",
+            label=f"degraded above {limit:g}x test",
+        )
+    step = max(1, len(nights) // 10)
+    axis.set_xticks(x[::step], [n[5:] for n in nights[::step]])
+    axis.set_xlabel("night")
+    axis.set_ylabel("MAE")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=9, ncols=2)
+    return _png(figure, colors=64)
