@@ -32,6 +32,30 @@ def pipeline_resource(
     }
 
 
+def event_fields(
+    config: PipelineConfig,
+    event: str,
+    version: str,
+    payload: dict[str, Any],
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of `prefect.events.emit_event` for ``event`` about
+    ``config``'s pipeline and model ``version`` (apart, so a test can match the shipped
+    automations against exactly what is sent)."""
+    return {
+        "event": event,
+        "resource": pipeline_resource(config, labels),
+        "related": [
+            {
+                "prefect.resource.id": f"seqcast.model-version.{version}",
+                "prefect.resource.role": "model-version",
+                "prefect.resource.name": version,
+            }
+        ],
+        "payload": {"pipeline": config.name, "version": version, **payload},
+    }
+
+
 def emit(
     config: PipelineConfig,
     event: str,
@@ -44,19 +68,7 @@ def emit(
     Prefect drops an event quietly when no API is configured to take it; the run log says
     so, so a missing alert is never silent.
     """
-    related = [
-        {
-            "prefect.resource.id": f"seqcast.model-version.{version}",
-            "prefect.resource.role": "model-version",
-            "prefect.resource.name": version,
-        }
-    ]
-    sent = emit_event(
-        event=event,
-        resource=pipeline_resource(config, labels),
-        related=related,
-        payload={"pipeline": config.name, "version": version, **payload},
-    )
+    sent = emit_event(**event_fields(config, event, version, payload, labels))
     logger = get_run_logger()
     if sent is None:
         logger.warning("Event %s was not sent: no Prefect API takes events here", event)

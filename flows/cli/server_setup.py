@@ -146,7 +146,8 @@ def load_automations(
 
 def resolve_deployments(client: SyncPrefectClient, automations: list[dict[str, Any]]) -> None:
     """Replace each ``deployment:FLOW/NAME`` in the triggers' ``match_related`` resource
-    ids with that deployment's id on the server (``prefect.deployment.<uuid>``).
+    ids with that deployment's id on the server (``prefect.deployment.<uuid>``), and in a
+    ``run-deployment`` action's ``deployment_id`` with the bare id.
 
     Why ids: Prefect's ``prefect.flow-run.heartbeat`` event names its deployment by id
     alone, so a trigger matching the deployment's name never sees a heartbeat.
@@ -169,6 +170,11 @@ def resolve_deployments(client: SyncPrefectClient, automations: list[dict[str, A
         return ids[name]
 
     for automation in automations:
+        for action in automation["actions"]:
+            # A run-deployment action names its deployment by id, as heartbeats do.
+            reference = action.get("deployment_id")
+            if isinstance(reference, str) and reference.startswith(DEPLOYMENT_REFERENCE):
+                action["deployment_id"] = resolve(reference).removeprefix("prefect.deployment.")
         related = automation["trigger"].get("match_related") or {}
         for spec in related if isinstance(related, list) else [related]:
             value = spec.get("prefect.resource.id")

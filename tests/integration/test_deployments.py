@@ -6,7 +6,8 @@ commands, start a process worker, trigger the runs with the CLI and read everyth
 through the REST API: task runs, artifacts, the published predictions of a backfill (and
 of its re-runs, skipped or forced), the registry after two racing retrains, the alert a
 failed run sends, and a run whose worker and process were SIGKILLed marked Crashed by the
-zombie automation and alerted.
+zombie automation and alerted, and a live-accuracy degradation event notified and
+answered with a forced retraining run by the shipped automations.
 
 On PostgreSQL (with basic auth, as deploy/compose.yaml runs it), what depends on the
 database: `seqcast deploy` creates the same objects, and of two racing retrains one runs
@@ -49,7 +50,7 @@ TRAINING_STEPS = [
     "register",
     "retention",
 ]
-PREDICTION_STEPS = ["ingest", "validate", "predict", "prediction-report"]
+PREDICTION_STEPS = ["ingest", "live-accuracy", "validate", "predict", "prediction-report"]
 REQUIRE_POSTGRES = os.environ.get("SEQCAST_REQUIRE_POSTGRES") == "1"
 # The zombie automation's window: three of the stack's heartbeats (stack.HEARTBEAT, 30 s),
 # so a healthy run on a loaded machine is not taken for dead, and a dead one is marked
@@ -185,7 +186,13 @@ def check_server_objects(stack: Stack) -> None:
     assert "config" in retrain["parameter_openapi_schema"]["properties"]
     assert retrain["parameters"]["config"]["name"] == "sample-load"
     assert limit["concurrency_limit"] == 1
-    assert {a["name"] for a in automations} == {"seqcast-run-failed", "seqcast-zombie-runs"}
+    assert {a["name"] for a in automations} == {
+        "seqcast-run-failed",
+        "seqcast-zombie-runs",
+        "seqcast-accuracy-degraded",
+        "seqcast-retrain-on-degradation",
+        "seqcast-input-drifted",
+    }
     # Heartbeats name their deployment by id only: the zombie automation must match ids.
     (zombie,) = [a["trigger"] for a in automations if a["name"] == "seqcast-zombie-runs"]
     assert zombie["match_related"]["prefect.resource.id"] == [
@@ -427,6 +434,47 @@ def check_zombie_crashed(stack: Stack, flow_run_id: str, webhook: Webhook) -> No
     assert "batch-predict" in alert["subject"] and "Crashed" in alert["subject"], alert
 
 
+def check_degradation_automations(stack: Stack, webhook: Webhook, root: Path) -> None:
+    """A `seqcast.accuracy.degraded` event, built as the prediction flow's live-accuracy
+    task builds it, reaches the server: the notification automation sends it to the
+    webhook, and (the pipeline asks for retraining) the retraining automation starts a
+    forced nightly-retrain run with the deployment's own config."""
+    from prefect.events import Event
+
+    from seqcast.config import config_from_dict
+    from tasks.events import ACCURACY_DEGRADED, event_fields
+
+    config = config_from_dict(pipeline_config(root, "watched"))
+    payload = {"night": "2026-01-09", "live_mae": 9.5, "test_mae": 3.1, "ratio": 3.06,
+               "nights": 3, "threshold": 1.3}  # fmt: skip
+    fields = event_fields(
+        config, ACCURACY_DEGRADED, "v-degraded", payload, {"seqcast.retrain": "true"}
+    )
+    with stack.client() as api:
+        retrain = api.get("/deployments/name/training/nightly-retrain").raise_for_status().json()
+        api.post("/events", json=[Event(**fields).model_dump(mode="json")]).raise_for_status()
+    alert = webhook.alert_for("v-degraded", timeout=120)
+    assert "watched forecasts degraded (3 nights)" in alert["subject"], alert
+    assert "live MAE" in alert["body"] and "9.5" in alert["body"], alert
+    deadline = time.monotonic() + 120
+    while True:
+        with stack.client() as api:
+            runs = (
+                api.post(
+                    "/flow_runs/filter",
+                    json={"flow_runs": {"deployment_id": {"any_": [retrain["id"]]}}},
+                )
+                .raise_for_status()
+                .json()
+            )
+        started = [r for r in runs if r["parameters"].get("force") is True
+                   and r["parameters"]["config"]["name"] == "sample-load"]  # fmt: skip
+        if started:
+            break
+        assert time.monotonic() < deadline, f"no retraining run after 120 s: {runs}"
+        time.sleep(1)
+
+
 def test_deployments_on_a_real_server(stack: Stack, webhook: Webhook, tmp_path: Path) -> None:
     timings: dict[str, float] = {}
     mark = time.monotonic()
@@ -472,4 +520,6 @@ def test_deployments_on_a_real_server(stack: Stack, webhook: Webhook, tmp_path: 
     lap("race, backfill, alert")
     check_zombie_crashed(stack, zombie, webhook)
     lap("zombie crashed")
+    check_degradation_automations(stack, webhook, tmp_path)
+    lap("degradation alert and retrain")
     print(f"\nsqlite: {timings}")

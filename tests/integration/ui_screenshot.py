@@ -1,6 +1,7 @@
 """Screenshots of the Prefect UI after a few deployment runs (docs/prefect-ui-*.png).
 
     python tests/integration/ui_screenshot.py docs/
+    python tests/integration/ui_screenshot.py docs/ --live   # the live-accuracy artifact
 
 Brings up the integration test's stack (SQLite), runs nightly-retrain, batch-predict and
 a failing batch-predict, then opens the UI pages in headless Chromium
@@ -45,6 +46,38 @@ def shoot(url: str, out: Path, height: int = 900) -> None:
     print(f"{out}: {url}")
 
 
+def live(out_dir: Path) -> None:
+    """Ten nights of live accuracy (`live_nights.py`) on a server, then the chart artifact."""
+    import os
+
+    root = Path(tempfile.mkdtemp(prefix="seqcast-ui-live-"))
+    stack = Stack(home=root / "prefect", database_url=f"sqlite+aiosqlite:///{root}/prefect.db")
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        stack.start_server()
+        env = {**stack.env(), "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])}
+        script = Path(__file__).with_name("live_nights.py")
+        subprocess.run([sys.executable, str(script), str(root)], env=env, check=True, cwd=repo)
+        with stack.client() as api:
+            found = (
+                api.post(
+                    "/artifacts/latest/filter",
+                    json={"artifacts": {"key": {"any_": ["tiny-live-accuracy-chart"]}}},
+                )
+                .raise_for_status()
+                .json()
+            )
+        base = stack.api_url.removesuffix("/api")
+        shoot(
+            f"{base}/artifacts/artifact/{found[0]['id']}",
+            out_dir / "prefect-ui-live-accuracy.png",
+            1250,
+        )
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="seqcast-ui-"))
@@ -81,4 +114,5 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs"))
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs")
+    live(target) if "--live" in sys.argv else main(target)

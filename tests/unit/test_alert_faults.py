@@ -83,3 +83,48 @@ def test_alerts_before_the_deployments_exist_name_the_missing_deployment() -> No
     automations = server_setup.load_automations(AUTOMATIONS, None)
     with pytest.raises(ConfigError, match="'training/nightly-retrain'.*run `seqcast deploy`"):
         server_setup.resolve_deployments(Deployments({}), automations)  # type: ignore[arg-type]
+
+
+def monitor_event(event: str, retrain: bool) -> Any:
+    """A monitoring event exactly as `tasks.events.emit` sends it, as the server gets it."""
+    from prefect.events import Event
+    from prefect.server.events.schemas.events import ReceivedEvent
+
+    from tasks.events import event_fields
+    from tests.conftest import tiny_config
+
+    config = tiny_config(Path("source"), Path("root"))
+    labels = {"seqcast.retrain": str(retrain).lower()}
+    fields = event_fields(config, event, "v-1", {"live_mae": 3.0, "nights": 3}, labels)
+    return ReceivedEvent.model_validate(Event(**fields).model_dump())
+
+
+def monitor_automations() -> dict[str, Any]:
+    """The monitoring automations as `seqcast alerts` sends them (with a block for the
+    notifications), read by the server's own schema."""
+    from prefect.server.events.schemas.automations import AutomationCore
+
+    automations = server_setup.load_automations(AUTOMATIONS, uuid4())
+    server_setup.resolve_deployments(Deployments(DEPLOYMENTS), automations)  # type: ignore[arg-type]
+    return {a["name"]: AutomationCore.model_validate(a) for a in automations}
+
+
+def test_degradation_notifies_and_retrains_only_when_the_pipeline_asks() -> None:
+    automations = monitor_automations()
+    notify = automations["seqcast-accuracy-degraded"].trigger
+    retrain = automations["seqcast-retrain-on-degradation"]
+    for asks in (True, False):
+        event = monitor_event("seqcast.accuracy.degraded", retrain=asks)
+        assert notify.covers(event), "every degradation event notifies"  # type: ignore[union-attr]
+        assert retrain.trigger.covers(event) is asks  # type: ignore[union-attr]
+    assert not notify.covers(monitor_event("seqcast.input.drifted", retrain=True))  # type: ignore[union-attr]
+    (action,) = retrain.actions
+    # the retraining run is the training deployment's, forced past the night's published run
+    assert action.type == "run-deployment"
+    assert action.deployment_id == DEPLOYMENTS["training/nightly-retrain"]  # type: ignore[union-attr]
+    assert action.parameters == {"force": True}  # type: ignore[union-attr]
+
+
+def test_drift_events_notify() -> None:
+    drifted = monitor_automations()["seqcast-input-drifted"].trigger
+    assert drifted.covers(monitor_event("seqcast.input.drifted", retrain=False))  # type: ignore[union-attr]
