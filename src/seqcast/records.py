@@ -215,3 +215,18 @@ class RetentionRef(_Record):
     deleted: dict[str, int]
     freed_bytes: dict[str, int]
     kept: int
+
+
+class DriftRef(_Record):
+    """A prediction run's input-drift check against its model's training profile."""
+
+    key: str
+    """The table artifact's key (``{name}-input-drift``)."""
+    version: str
+    """The model version whose profile the inputs were compared with."""
+    drifted: list[str] = []
+    """Features whose PSI or KS is above its threshold."""
+    unseen_share: float | None = None
+    """Share of predicted series not seen in training (None: series not compared)."""
+    emitted: bool = False
+    """Whether `seqcast.input.drifted` was sent."""
