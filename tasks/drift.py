@@ -6,7 +6,6 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from seqcast.config import PipelineConfig, series_column
-from seqcast.modeling.gate import NEAREST, NETWORK
 from seqcast.monitoring import drift
 from seqcast.records import DriftRef, PredictionsRef, ValidatedRef
 from seqcast.serving import registry
@@ -32,14 +31,12 @@ def input_drift(config: PipelineConfig, validated: ValidatedRef, version: str) -
         )
         return None
     profile = drift.Profile.from_json(stored)
-    kind, layout, _ = registry.read_layout(config.pipeline_root, version)
-    # A statistical champion reads the targets only; a whole-sequence classifier predicts
-    # new sequences by design, so unseen series mean nothing there.
-    features = None if kind in (NETWORK, NEAREST) else layout.target_columns
+    # Every profiled feature, whatever the champion reads (an ETS champion only its
+    # target): a covariate that drifted reaches tomorrow's challengers. A whole-sequence
+    # classifier predicts new sequences by design, so unseen series mean nothing there.
+    _, layout, _ = registry.read_layout(config.pipeline_root, version)
     column = None if layout.per == "sequence" else series_column(config.source)
-    report = drift.check_table(
-        profile, validated.uri, column, config.monitor, features=features, seed=profile.seed
-    )
+    report = drift.check_table(profile, validated.uri, column, config.monitor, seed=profile.seed)
     key = artifact_key(config)
     limits = report.limits
     create_table_artifact(
