@@ -57,7 +57,8 @@ FORMAT = 1
 @dataclass(frozen=True)
 class FeatureProfile:
     """One feature of the training inputs: values counted, their mean, std and quantiles
-    (`QUANTILES` of them, min and max exact; empty when the feature had no value)."""
+    (`QUANTILES` of them, min and max exact; empty, mean and std 0, when the feature had no
+    value)."""
 
     count: int
     mean: float
@@ -186,7 +187,7 @@ class Reservoir:
     def profile(self) -> FeatureProfile:
         """The sample's `QUANTILES` quantiles, with the stream's exact min and max."""
         if self.count == 0:
-            return FeatureProfile(count=0, mean=float("nan"), std=float("nan"), quantiles=[])
+            return FeatureProfile(count=0, mean=0.0, std=0.0, quantiles=[])  # JSON has no NaN
         quantiles = np.quantile(self.values, np.linspace(0.0, 1.0, QUANTILES))
         quantiles[0], quantiles[-1] = self.low, self.high
         return FeatureProfile(
