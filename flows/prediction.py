@@ -1,5 +1,5 @@
 """The batch prediction flow: ingest -> live accuracy of earlier nights' forecasts -> validate
--> predict with the champion model -> report."""
+-> predict with the champion model -> report -> input drift."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from seqcast.config import PipelineConfig
 from seqcast.records import PredictionsRef
 from seqcast.serving import registry
 from tasks.common import already_published, current_run_id, logical_date, run_trigger, skipped
+from tasks.drift import check_input_drift
 from tasks.ingest import ingest
 from tasks.live_accuracy import watch_live_accuracy
 from tasks.prediction_report import publish_prediction_report
@@ -21,7 +22,10 @@ from tasks.validate import validate
 @flow(name="batch-predict", flow_run_name=run_name("predict"), validate_parameters=True)
 def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef:
     """Forecast every series from its latest window with the champion; write Parquet and
-    publish the prediction artifact (`{name}-predictions`).
+    publish the prediction artifact (`{name}-predictions`). Before that, score the earlier
+    nights' forecasts on the actuals that arrived since (`{name}-live-accuracy`); after it,
+    compare the inputs with the champion's training profile (`{name}-input-drift`). Neither
+    check fails the run: a failure there is a warning.
 
     Once per logical date: once a scheduled (or backfill) run published the date, another
     run for it ends ``Skipped`` and keeps the day's predictions, unless ``force``, which
@@ -40,4 +44,5 @@ def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef
     # Publishes the day's file and its marker itself (seqcast.serving.publication).
     predictions = run_sharded(predict_shards, config, validated, day, current_run_id(), trigger)
     publish_prediction_report(config, validated, predictions, day)
+    check_input_drift(config, validated, predictions)  # never fails the run
     return predictions

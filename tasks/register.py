@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from seqcast.config import PipelineConfig
+from seqcast.config import PipelineConfig, series_column
 from seqcast.data.contracts import PREDICTION_CONTRACT, contract_for, derive_prediction_contract
 from seqcast.io import storage
 from seqcast.modeling.gate import (
@@ -18,6 +18,7 @@ from seqcast.modeling.gate import (
     decide_classifier,
     season_of,
 )
+from seqcast.monitoring import drift
 from seqcast.records import (
     ChallengersRef,
     EvaluationRef,
@@ -62,6 +63,22 @@ def statistical_params(winner: str, challengers: ChallengersRef | None) -> dict[
         return {"season": document["season"], "fits": document["fits"]}
     season = season_of(winner)
     return {"season": season} if season else {}
+
+
+def input_profile(
+    config: PipelineConfig, windows: WindowsRef, validated: ValidatedRef
+) -> dict[str, Any]:
+    """The training inputs' profile every version of this run keeps (``profile.json``),
+    which prediction runs check their inputs against (`seqcast.monitoring.drift`)."""
+    layout = storage.read_json(storage.join(windows.uri, "layout.json"))
+    profile = drift.reference_profile(
+        validated.uri,
+        layout["input_columns"],
+        series_column(config.source),
+        config.split,
+        seed=config.model.seed,
+    )
+    return profile.to_json()
 
 
 def _promote(
@@ -109,6 +126,7 @@ def register(
             classes=windows.classes,
         )
         info[PREDICTION_CONTRACT] = contract.model_dump(mode="json")
+    profile = input_profile(config, windows, validated) if validated is not None else None
     network = registry.register_version(
         config.pipeline_root,
         trained.model_uri,
@@ -116,6 +134,7 @@ def register(
         metrics,
         {**info, "predictor": "model"},
         forecasts_uri=evaluation.forecasts_uri,
+        profile=profile,
     )
     gate = promotion_decision(evaluation, config.evaluate.promotion_margin)
     statistical: str | None = None
@@ -133,6 +152,7 @@ def register(
             kind=gate.kind,
             params=None if nearest else statistical_params(gate.winner, challengers),
             forecasts_uri=evaluation.forecasts_uri,
+            profile=profile,
         )
     winner_version = network if gate.kind == NETWORK else statistical
     decision = {

@@ -228,3 +228,18 @@ class LiveAccuracyRef(_Record):
     ratio: float | None
     degraded_nights: int
     event_emitted: bool
+
+
+class DriftRef(_Record):
+    """A prediction run's input-drift check against its model's training profile."""
+
+    key: str
+    """The table artifact's key (``{name}-input-drift``)."""
+    version: str
+    """The model version whose profile the inputs were compared with."""
+    drifted: list[str] = []
+    """Features whose PSI or KS is above its threshold."""
+    unseen_share: float | None = None
+    """Share of predicted series not seen in training (None: series not compared)."""
+    emitted: bool = False
+    """Whether `seqcast.input.drifted` was sent."""

@@ -50,7 +50,14 @@ TRAINING_STEPS = [
     "register",
     "retention",
 ]
-PREDICTION_STEPS = ["ingest", "live-accuracy", "validate", "predict", "prediction-report"]
+PREDICTION_STEPS = [
+    "ingest",
+    "live-accuracy",
+    "validate",
+    "predict",
+    "prediction-report",
+    "input-drift",
+]
 REQUIRE_POSTGRES = os.environ.get("SEQCAST_REQUIRE_POSTGRES") == "1"
 # The zombie automation's window: three of the stack's heartbeats (stack.HEARTBEAT, 30 s),
 # so a healthy run on a loaded machine is not taken for dead, and a dead one is marked

@@ -3,8 +3,9 @@
 Layout under ``{pipeline_root}/registry/``::
 
     versions/{version}/model.keras, scaler.json, layout.json, metrics.json, manifest.json
-                       (+ test_forecasts.parquet; params.json instead of model.keras for a
-                       statistical kind, neighbours.npz for a nearest_neighbour one)
+                       (+ test_forecasts.parquet, profile.json; params.json instead of
+                       model.keras for a statistical kind, neighbours.npz for a
+                       nearest_neighbour one)
     champion.json      pointer to the champion version, replaced by compare-and-swap
     audit.jsonl        one line per promotion decision
 
@@ -57,6 +58,9 @@ NEIGHBOURS_FILE = "neighbours.npz"
 _PAYLOAD = {NETWORK: MODEL_FILE, NEAREST: NEIGHBOURS_FILE}
 """The payload file of the kinds that have one; every other kind holds params.json."""
 FORECASTS_FILE = "test_forecasts.parquet"
+PROFILE_FILE = "profile.json"
+"""The training inputs' profile that prediction inputs are checked against for drift
+(`seqcast.monitoring.drift`); versions registered before drift checks have none."""
 _COMMON = ("scaler.json", "layout.json", "metrics.json")
 
 
@@ -169,6 +173,7 @@ def register_version(
     kind: str = NETWORK,
     params: dict[str, Any] | None = None,
     forecasts_uri: str | None = None,
+    profile: dict[str, Any] | None = None,
 ) -> str:
     """Copy a model (or a statistical predictor's parameters), its windows' scaler and
     layout into a new immutable version.
@@ -182,6 +187,8 @@ def register_version(
         kind: one of `KINDS`.
         params: what a statistical kind forecasts with (written as ``params.json``).
         forecasts_uri: the run's ``test_forecasts.parquet``, kept with the version.
+        profile: the training inputs' profile (`seqcast.monitoring.drift.Profile.to_json`),
+            written as ``profile.json``.
 
     Idempotent per run: with a ``flow_run_id`` in ``info``, the manifest records a
     ``registration_key`` (the run, the kind and the sha256 of the model or parameters), and
@@ -218,6 +225,9 @@ def register_version(
     if forecasts_uri is not None:
         storage.write_bytes(storage.join(root, FORECASTS_FILE), storage.read_bytes(forecasts_uri))
         files.append(FORECASTS_FILE)
+    if profile is not None:
+        storage.write_json(storage.join(root, PROFILE_FILE), profile)
+        files.append(PROFILE_FILE)
     manifest = {
         "version": version,
         "kind": kind,
@@ -591,6 +601,23 @@ def read_layout(pipeline_root: str, version: str) -> tuple[str, WindowLayout, di
     layout = WindowLayout(**storage.read_json(storage.join(root, "layout.json")))
     params = storage.read_json(storage.join(root, PARAMS_FILE)) if kind not in _PAYLOAD else {}
     return kind, layout, params
+
+
+def read_profile(pipeline_root: str, version: str) -> dict[str, Any] | None:
+    """A version's input profile (``profile.json``), checked against its manifest's
+    sha256; None for a version registered without one."""
+    manifest = read_manifest(pipeline_root, version)
+    expected = manifest["sha256"].get(PROFILE_FILE)
+    if expected is None:
+        return None
+    data = storage.read_bytes(storage.join(version_uri(pipeline_root, version), PROFILE_FILE))
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise RegistryError(
+            f"model version {version}: {PROFILE_FILE} does not match its manifest; refusing "
+            "to compare inputs with a modified profile"
+        )
+    profile: dict[str, Any] = json.loads(data)
+    return profile
 
 
 def required_champion_version(pipeline_root: str) -> str:
