@@ -95,7 +95,9 @@ def chart_markdown(
         f"{last['pairs']} pairs tonight; live MAE {_fmt(last.get('live_mae'))} against "
         f"{_fmt(last.get('test_mae'))} on the test windows (ratio {_fmt(last.get('ratio'), 2)}; "
         f"degraded above {config.monitor.degradation:g}). Degraded nights in a row: "
-        f"{last['streak']} of the {config.monitor.nights} that alert.",
+        f"{last['streak']} (`seqcast.accuracy.degraded` goes out at "
+        f"{config.monitor.nights}, once per streak"
+        f"{'; sent tonight' if last.get('event_emitted') else ''}).",
         "",
         f"![live vs test MAE](data:image/png;base64,{base64.b64encode(png).decode()})",
         "",

@@ -69,7 +69,7 @@ def live(out_dir: Path) -> None:
             )
         base = stack.api_url.removesuffix("/api")
         shoot(
-            f"{base}/artifacts/artifact/{found[0]['id']}",
+            f"{base}/artifacts/artifact/{found[0]['latest_id']}",
             out_dir / "prefect-ui-live-accuracy.png",
             1250,
         )

@@ -216,6 +216,10 @@ def live_accuracy(
             linestyle=":",
             label=f"degraded above {limit:g}x test",
         )
+    shown = np.concatenate([values(live), values(test), values(naive)])
+    shown = shown[np.isfinite(shown) & (shown > 0)]
+    if len(shown) and shown.max() > 20 * shown.min():
+        axis.set_yscale("log")  # a breakdown 100x the test error must not flatten the rest
     step = max(1, len(nights) // 10)
     axis.set_xticks(x[::step], [n[5:] for n in nights[::step]])
     axis.set_xlabel("night")
