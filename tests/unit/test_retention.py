@@ -118,8 +118,13 @@ def simulate(root: str, monkeypatch: pytest.MonkeyPatch) -> Nights:
     )
     storage.write_bytes(storage.join(root, "checkpoints", "2026-01-01-abc.lock"), b"")
     storage.write_bytes(storage.join(root, "predictions", ".staging-run", "part-0.parquet"), b"p")
+    # Two nights of live accuracy: the old night's detail goes, its summary stays.
+    for night in ("2026-01-01", "2026-01-09"):
+        for name in ("detail.parquet", "summary.json"):
+            storage.write_bytes(storage.join(root, "monitor", "live", night, name), b"l")
     made = files(root) - seen
     set_age(root, sorted(made), 10)
+    set_age(root, [f"monitor/live/2026-01-09/{n}" for n in ("detail.parquet", "summary.json")], 0)
     return Nights(root, versions, builds, keys)
 
 
@@ -162,6 +167,13 @@ def test_gc_keeps_the_champion_chain_and_what_it_refers_to_and_deletes_the_rest(
     checkpoint = next(i for i in plan.delete if i.kind == "checkpoints")
     assert checkpoint.then == (storage.join(root, "checkpoints", "2026-01-01-abc.lock"),)
     assert deleted(plan, "prediction staging") == {".staging-run"}
+    old_detail = storage.join(root, "monitor", "live", "2026-01-01", "detail.parquet")
+    assert [i.uri for i in plan.delete if i.kind == "live accuracy details"] == [old_detail]
+    kept = {i.uri for i in plan.keep}
+    assert storage.join(root, "monitor", "live", "2026-01-01", "summary.json") not in {
+        i.uri for i in plan.delete
+    }
+    assert storage.join(root, "monitor", "live", "2026-01-09", "detail.parquet") in kept
     # A deleted build's key pointer goes first, then its marker; the current build stays.
     build_item = next(i for i in plan.delete if i.kind == "window builds")
     assert build_item.first and build_item.first[0].endswith(".json")

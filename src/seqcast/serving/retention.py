@@ -70,6 +70,7 @@ KINDS = (
     "raw snapshots",
     "data docs pages",
     "prediction staging",
+    "live accuracy details",
 )
 """What GC deletes, in deletion order: what refers comes before what it refers to."""
 
@@ -78,6 +79,7 @@ STAGING_SECONDS = 6 * 3600
 `seqcast.serving.prediction.remove_stale_staging` decides)."""
 
 _DAY = 86400.0
+LIVE_HISTORY = "monitor/live"
 
 
 @dataclass(frozen=True)
@@ -518,6 +520,18 @@ class _Planner:
                 reason="a crashed prediction run's parts",
             )
 
+    def live_details(self) -> None:
+        """Each night's live-accuracy detail (one row per version, series and step: large at
+        many series) goes after ``keep_days``; the night's ``summary.json``, which the chart
+        and the degradation streak read, stays. The path is `seqcast.monitoring.live_history`'s
+        (a later stage, so not imported here)."""
+        for night, names in sorted(self.listing.children(LIVE_HISTORY).items()):
+            detail = f"{LIVE_HISTORY}/{night}/detail.parquet"
+            if detail not in names:
+                continue
+            keep = f"newer than {self.spec.keep_days:g} days" if self.recent([detail]) else None
+            self.decide("live accuracy details", detail, [detail], keep, folder=False)
+
     def run(self) -> Plan:
         self.versions()
         self.builds("windows", "window builds")
@@ -528,6 +542,7 @@ class _Planner:
         self.raw()
         self.docs()
         self.staging()
+        self.live_details()
         return self.plan
 
 
