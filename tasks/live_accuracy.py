@@ -247,6 +247,11 @@ def watch_live_accuracy(
     logger = get_run_logger()
     if not config.monitor.enabled:
         return None
+    if config.task != "forecast":
+        # A class has no error to average; classifier accuracy against later labels is
+        # not built (said in the README).
+        logger.info("Live accuracy: scored for forecasts only; this pipeline classifies")
+        return None
     state = score_live_accuracy(config, snapshot, night, return_state=True)
     if state.is_failed():
         try:
