@@ -182,3 +182,24 @@ def skipped(value: T, reason: str) -> T:
     record. Hence the cast: to the caller the flow returns ``value``.
     """
     return cast(T, Completed(name="Skipped", message=reason, data=value))
+
+
+def warn_on_failure(step: Any, *args: Any, what: str, consequence: str) -> Any | None:
+    """Run the task ``step`` on ``args`` and return its result, or None if it failed.
+
+    For the steps that must never fail the run they are in (retention, live accuracy,
+    input drift): their run's outputs are published by then or do not depend on them, and
+    the next run does their work again, so a failure is one warning naming ``what`` failed,
+    the cause and ``consequence``, and the run stays Completed. Such steps take no retries
+    for the same reason.
+    """
+    state = step(*args, return_state=True)
+    if not state.is_failed():
+        return state.result()
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - any failure here is only logged
+        get_run_logger().warning(
+            "%s failed (%s: %s); %s", what, type(exc).__name__, exc, consequence
+        )
+    return None

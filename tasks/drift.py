@@ -9,7 +9,7 @@ from seqcast.config import PipelineConfig, series_column
 from seqcast.monitoring import drift
 from seqcast.records import DriftRef, PredictionsRef, ValidatedRef
 from seqcast.serving import registry
-from tasks.common import STEP_OPTIONS
+from tasks.common import STEP_OPTIONS, warn_on_failure
 from tasks.events import INPUT_DRIFTED, emit
 
 
@@ -74,17 +74,13 @@ def check_input_drift(
     if not config.monitor.enabled:
         logger.info("Monitoring disabled (monitor.enabled: false): input drift not checked")
         return None
-    state = input_drift(config, validated, predictions.model_version, return_state=True)
-    if state.is_failed():
-        try:
-            state.result()
-        except Exception as exc:  # noqa: BLE001 - any failure here is only logged
-            logger.warning(
-                "Input drift check failed (%s: %s); the predictions are published and "
-                "unaffected, and the next prediction run checks again",
-                type(exc).__name__,
-                exc,
-            )
-        return None
-    result: DriftRef | None = state.result()
+    result: DriftRef | None = warn_on_failure(
+        input_drift,
+        config,
+        validated,
+        predictions.model_version,
+        what="Input drift check",
+        consequence="the predictions are published and unaffected, and the next prediction "
+        "run checks again",
+    )
     return result

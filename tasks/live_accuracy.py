@@ -27,7 +27,7 @@ from seqcast.monitoring import live_accuracy as live
 from seqcast.monitoring import live_history as history
 from seqcast.records import LiveAccuracyRef, SnapshotRef
 from seqcast.serving import publication, registry
-from tasks.common import STEP_OPTIONS
+from tasks.common import STEP_OPTIONS, warn_on_failure
 from tasks.events import ACCURACY_DEGRADED, emit
 
 RETRAIN_LABEL = "seqcast.retrain"
@@ -252,17 +252,12 @@ def watch_live_accuracy(
         # not built (said in the README).
         logger.info("Live accuracy: scored for forecasts only; this pipeline classifies")
         return None
-    state = score_live_accuracy(config, snapshot, night, return_state=True)
-    if state.is_failed():
-        try:
-            state.result()
-        except Exception as exc:  # noqa: BLE001 - any failure here is only logged
-            logger.warning(
-                "Live accuracy failed (%s: %s); predictions go on, and the next night "
-                "scores what this one missed",
-                type(exc).__name__,
-                exc,
-            )
-        return None
-    result: LiveAccuracyRef = state.result()
+    result: LiveAccuracyRef | None = warn_on_failure(
+        score_live_accuracy,
+        config,
+        snapshot,
+        night,
+        what="Live accuracy",
+        consequence="predictions go on, and the next night scores what this one missed",
+    )
     return result

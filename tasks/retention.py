@@ -7,7 +7,7 @@ from prefect import get_run_logger, task
 from seqcast.config import PipelineConfig
 from seqcast.records import RetentionRef
 from seqcast.serving import retention as gc
-from tasks.common import STEP_OPTIONS
+from tasks.common import STEP_OPTIONS, warn_on_failure
 
 
 @task(name="retention", **{**STEP_OPTIONS, "retries": 0})
@@ -34,17 +34,11 @@ def collect_garbage(config: PipelineConfig) -> RetentionRef | None:
     if not config.retention.enabled:
         logger.info("Retention disabled (retention.enabled: false): nothing deleted")
         return None
-    state = retention(config, return_state=True)
-    if state.is_failed():
-        try:
-            state.result()
-        except Exception as exc:  # noqa: BLE001 - any failure here is only logged
-            logger.warning(
-                "Retention failed (%s: %s); the run's model and outputs are unaffected, and "
-                "the next run's GC (or `seqcast gc --config ...`) finishes the job",
-                type(exc).__name__,
-                exc,
-            )
-        return None
-    result: RetentionRef = state.result()
+    result: RetentionRef | None = warn_on_failure(
+        retention,
+        config,
+        what="Retention",
+        consequence="the run's model and outputs are unaffected, and the next run's GC (or "
+        "`seqcast gc --config ...`) finishes the job",
+    )
     return result
