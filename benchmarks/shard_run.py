@@ -91,9 +91,7 @@ def main(
         window_s = time.perf_counter() - started
         _champion(config, windows.uri, work)
         started = time.perf_counter()
-        predictions = run_sharded(
-            predict_shards, config, validated, date.today(), side, "manual"
-        )
+        predictions = run_sharded(predict_shards, config, validated, date.today(), side, "manual")
         predict_s = time.perf_counter() - started
         manifest = read_manifest(windows.uri)
         out["runs"].append(

@@ -35,6 +35,7 @@ from tasks.common import sync_result
 SERVED_SUFFIX = "-serve"
 """Appended to the name of each deployment of ``prefect.yaml`` that `seqcast serve` runs."""
 
+
 def served_name(name: str) -> str:
     """The name `seqcast serve` gives the deployment ``name`` of ``prefect.yaml``."""
     return f"{name}{SERVED_SUFFIX}"

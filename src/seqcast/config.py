@@ -524,8 +524,7 @@ class MonitorSpec(_Spec):
     degradation: float = Field(
         default=1.3,
         gt=1.0,
-        description="Live MAE above this multiple of the champion's test MAE is a degraded "
-        "night.",
+        description="Live MAE above this multiple of the champion's test MAE is a degraded night.",
     )
     nights: int = Field(
         default=3,
