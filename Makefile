@@ -31,6 +31,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tasks flows tests benchmarks
+	$(BIN)/ruff format --check src tasks flows tests benchmarks
 	$(BIN)/mypy
 
 # The figures of benchmarks/README.md; results.json. Figure 7 (real data) needs the bench
