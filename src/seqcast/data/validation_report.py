@@ -156,13 +156,19 @@ def _scope_lines(report: ValidationReport, where: str) -> list[str]:
         f"- series set aside for this run: {len(report.set_aside)} (limit {limit:.0%} of "
         f"series){where}",
     ]
-    lines += [
-        f"  - `{series}`: {_cell('; '.join(causes))}"
-        for series, causes in list(report.set_aside.items())[:_SET_ASIDE_SHOWN]
+    return lines + set_aside_lines(report.set_aside, _SET_ASIDE_SHOWN, indent="  ")
+
+
+def set_aside_lines(set_aside: dict[str, list[str]], shown: int, indent: str = "") -> list[str]:
+    """A markdown list of the first ``shown`` set-aside series with their causes, then how
+    many more (the validation report's and the prediction artifact's lists)."""
+    lines = [
+        f"{indent}- `{series}`: {_cell('; '.join(causes))}"
+        for series, causes in list(set_aside.items())[:shown]
     ]
-    more = len(report.set_aside) - _SET_ASIDE_SHOWN
+    more = len(set_aside) - shown
     if more > 0:
-        lines.append(f"  - and {more} more (the quarantine file lists them all)")
+        lines.append(f"{indent}- and {more} more (the quarantine file lists them all)")
     return lines
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from seqcast.data.validation_report import set_aside_lines
 from seqcast.io import storage
 from seqcast.modeling import plots
 from seqcast.modeling.plots import PredictionPanel
@@ -280,10 +281,6 @@ class PredictionSummary:
     image: bytes | None = None
 
 
-def _one_line(text: str) -> str:
-    return text.replace("\n", " ")
-
-
 def markdown(summary: PredictionSummary) -> str:
     """The artifact's markdown: what was written and by which model, the series set aside
     with their reasons, then the plot (an inline PNG: the UI shows no file links)."""
@@ -300,13 +297,7 @@ def markdown(summary: PredictionSummary) -> str:
     if s.set_aside:
         where = f" Their rows are in `{s.quarantine_uri}`." if s.quarantine_uri else ""
         lines += ["", f"Set aside for this run (not predicted): {len(s.set_aside)}.{where}", ""]
-        lines += [
-            f"- `{series}`: {_one_line('; '.join(causes))}"
-            for series, causes in list(s.set_aside.items())[:SET_ASIDE_SHOWN]
-        ]
-        more = len(s.set_aside) - SET_ASIDE_SHOWN
-        if more > 0:
-            lines.append(f"- and {more} more (the quarantine file lists them all)")
+        lines += set_aside_lines(s.set_aside, SET_ASIDE_SHOWN)
     lines += ["", s.plot_note]
     if s.image is not None:
         encoded = base64.b64encode(s.image).decode()
