@@ -30,7 +30,6 @@ from seqcast.records import SnapshotRef
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SOURCE_FILE", "SOURCE_LINE", "SOURCE_TEST", "SOURCE_FUTURE"]
 _READABLE = (".csv", ".parquet", ".pq", ".csv.gz")
 SOURCE_TEST = "_source_test"
 """With ``source.test_path``: ``1`` on the rows read from it (the test split), ``0`` on the
@@ -184,6 +183,10 @@ def snapshot_source(
     The files are read ``batch_rows`` rows at a time and written as they are read, so memory
     follows the batch, not the source; the snapshot is the same for any ``batch_rows``.
     """
+    if batch_rows < 1:
+        raise ValueError(
+            f"`batch_rows` must be a positive integer. Received: batch_rows={batch_rows}"
+        )
     timeout = source.read_timeout_seconds
     uris = resolve_source_files(source.path, timeout)
     fingerprint = fingerprint_files(uris, timeout)

@@ -94,10 +94,10 @@ def file_columns(uri: str, timeout: float) -> list[str]:
                 empty = pq.ParquetFile(handle).schema_arrow.empty_table().to_pandas()
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
                 raise _not_parquet(uri, exc) from exc
-        return [*map(str, empty.columns), SOURCE_FILE, SOURCE_LINE]
+        return [*empty.columns, SOURCE_FILE, SOURCE_LINE]
     batches = iter_batches(uri, timeout, batch_rows=1)
     try:
-        return [str(column) for column in next(batches).columns]
+        return list(next(batches).columns)
     finally:
         batches.close()
 

@@ -4,9 +4,10 @@ A source can block a reader for good: opening a FIFO with no writer waits in the
 and so do a stat or read on a hung network mount or a stalled object store (issue 13 #13).
 No Python timeout interrupts such a call, so each one runs in a daemon worker thread and
 the caller waits at most ``timeout`` seconds for it to answer: for the listing, the open
-and each 1 MiB chunk (each read and seek of a `TimedFile`), so a large file that keeps arriving, however slowly, is never cut
-off. A call that never returns leaves its worker thread blocked until the process exits
-(a daemon thread: it keeps no process alive); a retried step may leave one per attempt.
+and each 1 MiB chunk (each read and seek of a `TimedFile`), so a large file that keeps
+arriving, however slowly, is never cut off. A call that never returns leaves its worker
+thread blocked until the process exits (a daemon thread: it keeps no process alive); a
+retried step may leave one per attempt.
 """
 
 from __future__ import annotations
