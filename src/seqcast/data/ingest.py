@@ -5,30 +5,31 @@ values as the text a CSV would hold), plus the file and line each row came from,
 validation parses strictly and names the exact rows that break the contract. The
 snapshot is keyed by a fingerprint of the source bytes: ingesting unchanged files again
 reuses it, and the source files are never modified or moved.
+
+The files are read in batches (`seqcast.data.source_batches`) and the snapshot is written
+as they come, one row group at a time (`seqcast.io.row_groups`), so ingest's memory follows
+the batch size, not the source (issue 18). The snapshot's columns are known before the
+first row is written: each file's header (CSV) or footer (Parquet) is read first.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import logging
+from contextlib import closing
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from seqcast.config import READ_TIMEOUT_SECONDS, SourceSpec
-from seqcast.data import parsing, timed_reads
+from seqcast.data import source_batches, timed_reads
+from seqcast.data.source_batches import SOURCE_FILE, SOURCE_LINE
 from seqcast.errors import SourceError
-from seqcast.io import storage
+from seqcast.io import row_groups, storage
 from seqcast.records import SnapshotRef
 
 logger = logging.getLogger(__name__)
 
-SOURCE_FILE = "_source_file"
-SOURCE_LINE = "_source_line"
 _READABLE = (".csv", ".parquet", ".pq", ".csv.gz")
 SOURCE_TEST = "_source_test"
 """With ``source.test_path``: ``1`` on the rows read from it (the test split), ``0`` on the
@@ -94,115 +95,98 @@ def fingerprint_files(uris: list[str], timeout: float = READ_TIMEOUT_SECONDS) ->
     return digest.hexdigest()
 
 
-def _decode(data: bytes, uri: str) -> str:
-    """UTF-8 text with or without a byte-order mark; anything else names the line and byte."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        bad = data[exc.start : exc.start + 1].hex()
-        raise SourceError(
-            f"{uri} is not UTF-8 text: byte 0x{bad} at line {line} (byte offset {exc.start}) "
-            f"cannot be decoded. Re-export the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
-        ) from exc
-
-
-def read_csv_text(text: str, uri: str) -> pd.DataFrame:
-    """Every value as the text it was written as; blank stays blank (``""``), CRLF is fine.
-
-    No type is guessed here: a number that arrived as ``"12,5"`` stays that text, so the
-    validate step can report it with its line instead of a reader coercing it.
-    """
-    if not text.strip():
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
-    except pd.errors.ParserError as exc:
-        raise SourceError(f"{uri} is not a well-formed CSV file: {exc}") from exc
-
-
-def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """A typed (Parquet) frame as text, like a CSV: ISO 8601 timestamps, exact floats."""
-    return pd.DataFrame(
-        {column: parsing.as_text(frame[column]) for column in frame.columns}, index=frame.index
-    )
-
-
 def read_source_file(uri: str, timeout: float = READ_TIMEOUT_SECONDS) -> pd.DataFrame:
     """Read one CSV or Parquet file as text, adding the file name and line of each row.
+
+    The whole file in one frame: for a sample or a test. The snapshot reads it in batches
+    (`source_batches.iter_batches`, which this joins).
 
     Raises:
         SourceError: the file is not UTF-8, not well-formed CSV, or not readable Parquet;
             the message names the file (and the line where known).
         SourceTimeoutError: opening it or reading a chunk took over ``timeout`` seconds.
     """
-    _, path = storage.filesystem(uri)
-    name = uri.rsplit("/", 1)[-1]
-    try:
-        data = timed_reads.read_bytes(uri, timeout)
-    except OSError as exc:
-        raise SourceError(f"{uri} cannot be read: {exc}") from exc
-    if path.lower().endswith((".parquet", ".pq")):
-        try:
-            frame = _as_text(pq.read_table(io.BytesIO(data)).to_pandas())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-            raise SourceError(
-                f"{uri} is not a readable Parquet file (truncated or corrupt?): {exc}. "
-                "Re-export it; the snapshot keeps the files read so far."
-            ) from exc
-        first_line = 1  # Parquet has no header line: rows count from 1
-    else:
-        if path.lower().endswith(".gz"):
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as exc:
-                raise SourceError(f"{uri} is not a readable gzip file: {exc}") from exc
-        frame = read_csv_text(_decode(data, uri), uri)
-        first_line = 2  # line 1 is the header
-    frame[SOURCE_FILE] = pd.Series([name] * len(frame), index=frame.index, dtype="str")
-    frame[SOURCE_LINE] = np.arange(first_line, first_line + len(frame), dtype=np.int64)
-    return frame
+    batches = list(source_batches.iter_batches(uri, timeout))
+    return batches[0] if len(batches) == 1 else pd.concat(batches, ignore_index=True)
 
 
-def raw_schema(frame: pd.DataFrame) -> pa.Schema:
-    """The raw snapshot's schema: every source column as text, then where each row came from."""
-    fields = [
-        pa.field(c, pa.string()) for c in frame.columns if c not in (SOURCE_FILE, SOURCE_LINE)
-    ]
-    return pa.schema(
+def raw_schema(columns: list[str]) -> pa.Schema:
+    """The raw snapshot's schema: every source column as text, then where each row came from.
+
+    Its pandas metadata is the one the whole-source frame gave (text columns, an int64
+    line), so a reader's ``to_pandas`` gives the same frame however the file was written.
+    """
+    fields = [pa.field(c, pa.string()) for c in columns if c not in (SOURCE_FILE, SOURCE_LINE)]
+    schema = pa.schema(
         [*fields, pa.field(SOURCE_FILE, pa.string()), pa.field(SOURCE_LINE, pa.int64())]
     )
+    empty = _conform(pd.DataFrame({c: pd.Series([], dtype="str") for c in columns}), columns)
+    return pa.Table.from_pandas(empty, schema=schema, preserve_index=False).schema
 
 
-def _to_arrow(frame: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(frame, schema=raw_schema(frame), preserve_index=False)
+def _conform(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with the snapshot's ``columns`` in their order; one it lacks (a column of
+    another file) is missing text (null), as joining the whole files gave."""
+    frame = frame.reindex(columns=columns)
+    return frame.astype({c: "str" for c in columns if c != SOURCE_LINE} | {SOURCE_LINE: "int64"})
 
 
-def _check_test_ids(frame: pd.DataFrame, source: SourceSpec) -> None:
-    """Refuse a series id found both in ``source.path`` and in ``source.test_path``."""
-    if source.series_id is None or source.series_id not in frame.columns:
-        return
-    test = frame[SOURCE_TEST] == "1"
-    shared = sorted(
-        set(frame.loc[test, source.series_id]) & set(frame.loc[~test, source.series_id])
-    )
-    if shared:
-        raise SourceError(
-            f"{len(shared)} {source.series_id} value(s) appear both in source.path and in "
-            f"source.test_path ({', '.join(map(str, shared[:5]))}): give the test series ids "
-            "of their own (e.g. a prefix), so no series is in train and test at once."
-        )
+def _snapshot_columns(parts: list[tuple[str, dict[str, str]]], timeout: float) -> list[str]:
+    """Every file's columns, then the marks added to its rows, in order of first appearance
+    (how the whole files' frames joined), from each file's header or footer."""
+    columns: dict[str, None] = {}
+    for uri, marks in parts:
+        columns.update(dict.fromkeys([*source_batches.file_columns(uri, timeout), *marks]))
+    return list(columns)
+
+
+class _SharedIds:
+    """The series ids of the ``source.path`` rows and of the ``source.test_path`` rows, seen
+    batch by batch: one found in both is refused (`check`)."""
+
+    def __init__(self, series_id: str | None) -> None:
+        self.column = series_id
+        self.train: set[str] = set()
+        self.test: set[str] = set()
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if self.column is None or self.column not in frame.columns:
+            return
+        ids = frame[self.column]
+        test = (frame[SOURCE_TEST] == "1").to_numpy(bool)
+        self.test.update(ids[test].dropna().unique())
+        self.train.update(ids[~test].dropna().unique())
+
+    def check(self) -> None:
+        shared = sorted(self.train & self.test)
+        if shared:
+            raise SourceError(
+                f"{len(shared)} {self.column} value(s) appear both in source.path and in "
+                f"source.test_path ({', '.join(map(str, shared[:5]))}): give the test series "
+                "ids of their own (e.g. a prefix), so no series is in train and test at once."
+            )
 
 
 def snapshot_source(
-    source: SourceSpec, pipeline_root: str, with_test: bool = True, with_future: bool = False
+    source: SourceSpec,
+    pipeline_root: str,
+    with_test: bool = True,
+    with_future: bool = False,
+    batch_rows: int = source_batches.BATCH_ROWS,
 ) -> SnapshotRef:
     """Write the source to ``{pipeline_root}/raw/{fingerprint}/`` unless that snapshot exists.
 
     ``with_test``: also read ``source.test_path`` (its rows marked in `SOURCE_TEST`); a
     prediction run reads ``source.path`` and, ``with_future``, ``source.future_path`` (its
     rows marked in `SOURCE_FUTURE`: the known-future covariates of the forecast steps).
+
+    The files are read ``batch_rows`` rows at a time and written as they are read, so memory
+    follows the batch, not the source; the snapshot is the same for any ``batch_rows``.
     """
+    if batch_rows < 1:
+        raise ValueError(
+            f"`batch_rows` must be a positive integer. Received: batch_rows={batch_rows}"
+        )
     timeout = source.read_timeout_seconds
     uris = resolve_source_files(source.path, timeout)
     fingerprint = fingerprint_files(uris, timeout)
@@ -222,40 +206,65 @@ def snapshot_source(
         manifest = storage.read_json(manifest_uri)
         logger.info("Source unchanged: reusing raw snapshot %s", snapshot_dir)
         return SnapshotRef(**manifest["ref"])
-    frames = [read_source_file(u, timeout) for u in uris]
-    if test_uris:
-        frames = [f.assign(**{SOURCE_TEST: "0"}) for f in frames]
-        frames += [read_source_file(u, timeout).assign(**{SOURCE_TEST: "1"}) for u in test_uris]
-    if future_uris:
-        frames = [f.assign(**{SOURCE_FUTURE: "0"}) for f in frames]
-        frames += [read_source_file(u, timeout).assign(**{SOURCE_FUTURE: "1"}) for u in future_uris]
-    frame = pd.concat(frames, ignore_index=True)
-    # pandas fills a column that some files lack with NaN: keep it as a missing (null) text.
-    frame = frame.astype({c: "str" for c in frame.columns if c != SOURCE_LINE})
-    if test_uris:
-        _check_test_ids(frame, source)
-    uris = uris + test_uris + future_uris
+    parts = _marked(uris, test_uris, future_uris)
+    columns = _snapshot_columns(parts, timeout)
+    schema = raw_schema(columns)
+    shared = _SharedIds(source.series_id) if test_uris else None
     data_uri = storage.join(snapshot_dir, "data.parquet")
-    storage.write_parquet(_to_arrow(frame), data_uri)
-    ref = SnapshotRef(uri=data_uri, rows=len(frame), fingerprint=fingerprint, files=uris)
+    with row_groups.parquet_writer(data_uri, schema) as snapshot:
+        for uri, marks in parts:
+            for batch in source_batches.iter_batches(uri, timeout, batch_rows):
+                frame = _conform(batch.assign(**marks), columns)
+                if shared is not None:
+                    shared.add(frame)
+                snapshot.write(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+        if shared is not None:
+            shared.check()  # before the file is published: no snapshot of a refused source
+    uris = uris + test_uris + future_uris
+    ref = SnapshotRef(uri=data_uri, rows=snapshot.rows, fingerprint=fingerprint, files=uris)
     # The manifest is the commit marker: a snapshot without one is rewritten next time.
     storage.write_json(manifest_uri, {"ref": ref.model_dump(), "source": source.model_dump()})
-    logger.info("Raw snapshot of %d rows from %d file(s) at %s", len(frame), len(uris), data_uri)
+    logger.info("Raw snapshot of %d rows from %d file(s) at %s", snapshot.rows, len(uris), data_uri)
     return ref
 
 
-def read_sample(source: SourceSpec, max_rows: int = 10_000) -> tuple[pd.DataFrame, list[str]]:
-    """The first ``max_rows`` rows of the source (whole files, in order), and the files read.
+def _marked(
+    uris: list[str], test_uris: list[str], future_uris: list[str]
+) -> list[tuple[str, dict[str, str]]]:
+    """Each file with the marks its rows get: `SOURCE_TEST` when there are test files,
+    `SOURCE_FUTURE` when there are future files (a future file's rows have no test mark)."""
+    parts: list[tuple[str, dict[str, str]]] = [(u, {}) for u in uris]
+    if test_uris:
+        parts = [(u, {**m, SOURCE_TEST: "0"}) for u, m in parts]
+        parts += [(u, {SOURCE_TEST: "1"}) for u in test_uris]
+    if future_uris:
+        parts = [(u, {**m, SOURCE_FUTURE: "0"}) for u, m in parts]
+        parts += [(u, {SOURCE_FUTURE: "1"}) for u in future_uris]
+    return parts
 
-    For drafting a contract: enough rows to see every column, range and the time step.
+
+def read_sample(source: SourceSpec, max_rows: int = 10_000) -> tuple[pd.DataFrame, list[str]]:
+    """The first ``max_rows`` rows of the source (files in order), and the files read.
+
+    For drafting a contract: enough rows to see every column, range and the time step. A
+    file is read only as far as the sample needs.
     """
     if max_rows < 1:
         raise ValueError(f"`max_rows` must be a positive integer. Received: max_rows={max_rows}")
-    frames, read = [], []
-    for uri in resolve_source_files(source.path, source.read_timeout_seconds):
-        frames.append(read_source_file(uri, source.read_timeout_seconds))
+    timeout = source.read_timeout_seconds
+    frames: list[pd.DataFrame] = []
+    read: list[str] = []
+    rows = 0
+    for uri in resolve_source_files(source.path, timeout):
         read.append(uri)
-        if sum(len(f) for f in frames) >= max_rows:
+        batch_rows = min(max_rows, source_batches.BATCH_ROWS)
+        with closing(source_batches.iter_batches(uri, timeout, batch_rows)) as batches:
+            for batch in batches:
+                frames.append(batch)
+                rows += len(batch)
+                if rows >= max_rows:
+                    break
+        if rows >= max_rows:
             break
     frame = pd.concat(frames, ignore_index=True)
     return frame.head(max_rows), read

@@ -4,17 +4,19 @@ A source can block a reader for good: opening a FIFO with no writer waits in the
 and so do a stat or read on a hung network mount or a stalled object store (issue 13 #13).
 No Python timeout interrupts such a call, so each one runs in a daemon worker thread and
 the caller waits at most ``timeout`` seconds for it to answer: for the listing, the open
-and each 1 MiB chunk, so a large file that keeps arriving, however slowly, is never cut
-off. A call that never returns leaves its worker thread blocked until the process exits
-(a daemon thread: it keeps no process alive); a retried step may leave one per attempt.
+and each 1 MiB chunk (each read and seek of a `TimedFile`), so a large file that keeps
+arriving, however slowly, is never cut off. A call that never returns leaves its worker
+thread blocked until the process exits (a daemon thread: it keeps no process alive); a
+retried step may leave one per attempt.
 """
 
 from __future__ import annotations
 
+import io
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from seqcast.errors import SourceTimeoutError
 from seqcast.io import storage
@@ -102,3 +104,50 @@ def chunks(uri: str, timeout: float) -> Iterator[bytes]:
 def read_bytes(uri: str, timeout: float) -> bytes:
     """The whole of ``uri``, each step within ``timeout`` seconds (see `chunks`)."""
     return b"".join(chunks(uri, timeout))
+
+
+class TimedFile(io.RawIOBase):
+    """``uri`` as a seekable binary file whose open, each read and each seek must answer
+    within ``timeout`` seconds, else `SourceTimeoutError` names the file.
+
+    For readers that jump around a file (a Parquet reader goes to the footer, then to each
+    column chunk), where `chunks`' one forward pass does not fit. Each call runs in a worker
+    thread of its own (`call_within`): reads are large (the reader's buffer), so that costs
+    little.
+    """
+
+    def __init__(self, uri: str, timeout: float) -> None:
+        super().__init__()
+        self._uri = uri
+        self._timeout = timeout
+
+        def open_file() -> BinaryIO:
+            fs, path = storage.filesystem(uri)
+            return fs.open(path, "rb")
+
+        self._handle = call_within(open_file, timeout, uri)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return call_within(lambda: self._handle.read(size), self._timeout, self._uri)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return call_within(lambda: self._handle.seek(offset, whence), self._timeout, self._uri)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._handle.close()
+        super().close()
