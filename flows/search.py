@@ -48,12 +48,19 @@ def search_models(config: PipelineConfig, windows: WindowsRef, flow_run_id: str)
         ).result()
         search.record(records)
         update_progress_artifact(progress, progress=100.0 * len(search.records) / budget.trials)
-    if search.trials_left > 0:
+    stopped = [
+        f"trial {r.number} "
+        + ("dropped: no finished epoch" if r.best_val_loss is None else f"kept {r.epochs_run}")
+        for r in search.records
+        if r.stopped
+    ]
+    if search.trials_left > 0 or stopped:
         logger.warning(
-            "Model search stopped after %d of %d trial(s): model.search.minutes=%s reached",
+            "Model search stopped after %d of %d trial(s): model.search.minutes=%s reached%s",
             len(search.records),
             budget.trials,
             budget.minutes,
+            f" (stopped while training: {'; '.join(stopped)})" if stopped else "",
         )
     return finish_search(
         config, search.records, search.ranked(), flow_run_id, plan.as_dict(), search.minutes_used

@@ -286,7 +286,9 @@ class SearchSpec(_Spec):
     minutes: float = Field(
         default=30.0,
         gt=0.0,
-        description="No new trials start after this many minutes (running ones finish).",
+        description="No new trials start after this many minutes, and running ones stop at "
+        "their next batch end, keeping their best finished epoch (none finished: the trial "
+        "is dropped).",
     )
     ensemble_top_k: int = Field(
         default=1,
@@ -524,8 +526,7 @@ class MonitorSpec(_Spec):
     degradation: float = Field(
         default=1.3,
         gt=1.0,
-        description="Live MAE above this multiple of the champion's test MAE is a degraded "
-        "night.",
+        description="Live MAE above this multiple of the champion's test MAE is a degraded night.",
     )
     nights: int = Field(
         default=3,
