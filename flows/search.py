@@ -31,7 +31,7 @@ def search_models(config: PipelineConfig, windows: WindowsRef, flow_run_id: str)
     log_plan(plan)
     search = ModelSearch(config, plan)
     logger.info(
-        "Model search: up to %d trial(s) or %.0f min, %d at a time, on %d train / %d "
+        "Model search: up to %d trial(s) or %g min, %d at a time, on %d train / %d "
         "validation windows (test windows untouched)",
         budget.trials,
         budget.minutes,
@@ -50,7 +50,11 @@ def search_models(config: PipelineConfig, windows: WindowsRef, flow_run_id: str)
         update_progress_artifact(progress, progress=100.0 * len(search.records) / budget.trials)
     stopped = [
         f"trial {r.number} "
-        + ("dropped: no finished epoch" if r.best_val_loss is None else f"kept {r.epochs_run}")
+        + (
+            "dropped: no finished epoch"
+            if r.best_val_loss is None
+            else f"kept {r.epochs_run} epoch(s)"
+        )
         for r in search.records
         if r.stopped
     ]

@@ -323,6 +323,10 @@ def run_trial(
     started = time.perf_counter()
     try:
         with TRIAL_LOCK:
+            if plan.deadline is not None and clock() >= plan.deadline:
+                # Proposed in time but queued behind another trial until the minutes ran
+                # out: building and tracing the model would be spent for nothing.
+                raise DeadlineBeforeFirstEpochError("the deadline passed before it started")
             result = train(
                 stream_windows(
                     windows_uri, "train", spec.batch_size, spec.shuffle_buffer, spec.seed
