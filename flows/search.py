@@ -31,7 +31,7 @@ def search_models(config: PipelineConfig, windows: WindowsRef, flow_run_id: str)
     log_plan(plan)
     search = ModelSearch(config, plan)
     logger.info(
-        "Model search: up to %d trial(s) or %.0f min, %d at a time, on %d train / %d "
+        "Model search: up to %d trial(s) or %g min, %d at a time, on %d train / %d "
         "validation windows (test windows untouched)",
         budget.trials,
         budget.minutes,
@@ -48,12 +48,23 @@ def search_models(config: PipelineConfig, windows: WindowsRef, flow_run_id: str)
         ).result()
         search.record(records)
         update_progress_artifact(progress, progress=100.0 * len(search.records) / budget.trials)
-    if search.trials_left > 0:
+    stopped = [
+        f"trial {r.number} "
+        + (
+            "dropped: no finished epoch"
+            if r.best_val_loss is None
+            else f"kept {r.epochs_run} epoch(s)"
+        )
+        for r in search.records
+        if r.stopped
+    ]
+    if search.trials_left > 0 or stopped:
         logger.warning(
-            "Model search stopped after %d of %d trial(s): model.search.minutes=%s reached",
+            "Model search stopped after %d of %d trial(s): model.search.minutes=%s reached%s",
             len(search.records),
             budget.trials,
             budget.minutes,
+            f" (stopped while training: {'; '.join(stopped)})" if stopped else "",
         )
     return finish_search(
         config, search.records, search.ranked(), flow_run_id, plan.as_dict(), search.minutes_used

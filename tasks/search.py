@@ -29,9 +29,9 @@ def _backup_dir(config: PipelineConfig, windows: WindowsRef, plan: TrialPlan) ->
     """Checkpoints of this trial, keyed like the train step's (`tasks.train.checkpoint_dir`:
     logical date, data, settings), not by the flow run: a retried task, and a killed search
     run again on the same day and data, resume each trial that proposes the same settings
-    at its last epoch. The earlier trials' curves are left out of the key: they only decide
-    when the pruner stops the trial, and a rerun's may differ in the last digits."""
-    trial = plan.model_dump_json(exclude={"earlier_curves"})
+    at its last epoch. The earlier trials' curves and the search's deadline are left out of
+    the key: they only decide when the trial stops, and a rerun's differ."""
+    trial = plan.model_dump_json(exclude={"earlier_curves", "deadline"})
     settings = f"{trial}{config.evaluate.season_steps}"
     return checkpoint_dir(config, windows, settings, label=f"trial-{plan.number}-")
 
@@ -56,15 +56,23 @@ def train_trial(
             backup_dir=checkpoints,
         )
     if record.best_val_loss is None:
-        get_run_logger().warning("Trial %d failed: %s", record.number, record.error)
+        get_run_logger().warning(
+            "Trial %d failed: %s%s",
+            record.number,
+            record.error,
+            "; dropped from the ranking" if record.stopped else "",
+        )
         return record
     get_run_logger().info(
-        "Trial %d: best val_loss %.4f after %d epoch(s) in %.1fs%s",
+        "Trial %d: best val_loss %.4f after %d epoch(s) in %.1fs%s%s",
         record.number,
         record.best_val_loss,
         record.epochs_run,
         record.seconds,
         " (pruned)" if record.pruned else "",
+        " (stopped by model.search.minutes; ranked on its best finished epoch)"
+        if record.stopped
+        else "",
     )
     return record
 
@@ -79,6 +87,7 @@ def trials_table(records: list[TrialRecord], chosen: set[int]) -> list[dict[str,
             "epochs": r.epochs_run,
             "seconds": round(r.seconds, 1),
             "pruned": "yes" if r.pruned else "",
+            "stopped": "yes" if r.stopped else "",
             **{k: round(v, 5) if isinstance(v, float) else v for k, v in r.params.items()},
         }
         for r in sorted(records, key=lambda r: r.number)
@@ -97,9 +106,16 @@ def finish_search(
     """The best trial (or the mean of the top k) as the trained model; a table of trials."""
     logger = get_run_logger()
     if not ranked:
+        out_of_time = any(r.stopped for r in records)
         raise RuntimeError(
             f"model search of {config.name}: none of its {len(records)} trial(s) finished "
-            "with a finite validation loss; see the train-trial runs' logs"
+            "with a finite validation loss; "
+            + (
+                f"model.search.minutes ({config.model.search.minutes}) ran out before one "
+                "finished an epoch: raise it"
+                if out_of_time
+                else "see the train-trial runs' logs"
+            )
         )
     best = ranked[0]
     best_loss = cast(float, best.best_val_loss)  # ranked trials all have a loss
@@ -129,6 +145,7 @@ def finish_search(
     summary = {
         "trials": len(records),
         "pruned": sum(r.pruned for r in records),
+        "stopped": sum(r.stopped for r in records),
         "minutes": round(minutes, 2),
         "budget": config.model.search.model_dump(),
         "best_trial": best.number,

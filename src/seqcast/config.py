@@ -175,6 +175,18 @@ class WindowSpec(_Spec):
         "their last `max_length` steps (one warning says how many). Omitted: the longest "
         "training sequence.",
     )
+    max_steps: int | None = Field(
+        default=256,
+        gt=0,
+        description="per=sequence: most steps the network's recurrence reads. When the padded "
+        "length (the longest training sequence, or `max_length`) is longer, the network "
+        "averages each block of k = ceil(length / max_steps) consecutive steps into one "
+        "(a mean over a sequence's own steps, never its padding; a sequence shorter than k "
+        "keeps one step), at training and prediction alike; k is in the window layout "
+        "(`pool`). Bounds the cost of a GRU/LSTM over long sequences (1,344 steps: k=6, "
+        "224 steps). The 1-NN challenger reads the steps unpooled (it resamples to at most "
+        "256 itself). null: never pool.",
+    )
 
     lookback: int = Field(default=48, gt=0, description="Input steps per window.")
     horizon: int = Field(
@@ -286,7 +298,9 @@ class SearchSpec(_Spec):
     minutes: float = Field(
         default=30.0,
         gt=0.0,
-        description="No new trials start after this many minutes (running ones finish).",
+        description="No new trials start after this many minutes, and running ones stop at "
+        "their next batch end, keeping their best finished epoch (none finished: the trial "
+        "is dropped).",
     )
     ensemble_top_k: int = Field(
         default=1,
@@ -639,6 +653,11 @@ class PipelineConfig(_Spec):
         if window.per == "step":
             if window.max_length is not None:
                 raise ValueError("`window.max_length` applies to window.per=sequence only")
+            if window.max_steps != WindowSpec.model_fields["max_steps"].get_default():
+                raise ValueError(
+                    "`window.max_steps` applies to window.per=sequence only: remove it "
+                    f"(received {window.max_steps})"
+                )
             return
         if self.task != "classify":
             raise ValueError("window.per=sequence needs task: classify")

@@ -103,6 +103,9 @@ class TrialRecord(_Record):
     seconds: float
     pruned: bool
     error: str | None = None
+    stopped: bool = False
+    """The search's minutes ran out while it trained: it kept its best finished epoch (or,
+    with none finished, failed with ``error`` and is never chosen)."""
 
 
 class ChallengersRef(_Record):

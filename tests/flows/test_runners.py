@@ -138,6 +138,6 @@ def test_search_trials_run_on_dask_workers_as_on_threads(
         json.loads((Path(ref.model_uri).parent / "search.json").read_text())["table"]
         for ref in (trained["threads"], trained["dask"])
     )
-    outcome = {"seconds", "chosen", "best_val_loss", "epochs", "pruned"}
+    outcome = {"seconds", "chosen", "best_val_loss", "epochs", "pruned", "stopped"}
     proposed = [{k: v for k, v in row.items() if k not in outcome} for row in on_threads]
     assert [{k: row[k] for k in proposed[0]} for row in on_dask] == proposed

@@ -9,7 +9,9 @@ given, which the archive has already z-normalised per sequence).
 
 Every dimension of a multivariate set counts in one distance (the "dependent" form: one warping
 path for all dimensions). Sequences of unequal length are first resampled linearly to one
-length (`common_length`: the padded length, at most `MAX_STEPS`). DTW (Sakoe-Chiba band of
+length (`common_length`: the padded length, at most `MAX_STEPS`); they are read from the
+stored windows, which hold every step (``window.max_steps`` pools inside the network only,
+`seqcast.modeling.networks.StepPool`), so the 1-NN keeps its own bound. DTW (Sakoe-Chiba band of
 `BAND` x length) is vectorised over all (test, train) pairs and one anti-diagonal of the cost
 matrix at a time, pure numpy, float32, in chunks of test sequences so memory stays under
 `PAIR_BUDGET` cells per buffer. Cost: test x train x length x (2 x band x length) cell updates,

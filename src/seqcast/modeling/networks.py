@@ -122,6 +122,47 @@ class StepMask(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="seqcast")
+class StepPool(keras.layers.Layer):
+    """Average each block of ``k`` consecutive steps of a right-padded sequence window.
+
+    (batch, steps, features + 1) -> (batch, ceil(steps / k), features + 1): block b holds
+    the mean of the sequence's own steps among steps b*k .. b*k + k - 1 (the last column,
+    `seqcast.windows.sequences.VALID_COLUMN`, says which are its own: padding never enters
+    a mean, whatever its values) and 1 in that column when the block holds any of them.
+    A sequence of n steps becomes ceil(n / k) steps (one when n < k), still a prefix
+    followed by padding, so `StepMask` after it gives the right-padded mask that keeps the
+    fused cuDNN kernel eligible. Cost of the recurrence: steps / k. ``k`` is the layout's
+    ``pool`` (``window.max_steps``); the layer is part of the saved model, so prediction
+    pools exactly as training did.
+    """
+
+    def __init__(self, k: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if k < 1:
+            raise ValueError(f"`k` must be a positive integer. Received: k={k}")
+        self.k = k
+
+    def call(self, window: Any) -> Any:
+        k, features = self.k, window.shape[-1] - 1
+        steps = ops.shape(window)[1]
+        blocks = (steps + k - 1) // k
+        window = ops.pad(window, [[0, 0], [0, blocks * k - steps], [0, 0]])  # valid 0
+        own = window[:, :, -1:] > 0.5  # (batch, blocks * k, 1)
+        values = ops.where(own, window[:, :, :-1], ops.zeros_like(window[:, :, :-1]))
+        sums = ops.sum(ops.reshape(values, (-1, blocks, k, features)), axis=2)
+        counts = ops.sum(ops.reshape(ops.cast(own, window.dtype), (-1, blocks, k, 1)), axis=2)
+        means = sums / ops.maximum(counts, 1.0)  # (batch, blocks, features)
+        return ops.concatenate([means, ops.cast(counts > 0, window.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        steps = input_shape[1]
+        return (input_shape[0], None if steps is None else -(-steps // self.k), input_shape[2])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "k": self.k}
+
+
+@keras.saving.register_keras_serializable(package="seqcast")
 class StopGradient(keras.layers.Layer):
     """The identity whose gradient is zero: the quantile head learns from the trunk's
     features without changing them (shape unchanged)."""
@@ -317,7 +358,11 @@ def build_model(
         )  # (batch, units[-1] + horizon * n_future + n_static)
 
     if layout.task == "classify":
-        seen = StepMask(name="step_mask")(window) if layout.per == "sequence" else window
+        seen = window
+        if layout.per == "sequence":
+            if layout.pool > 1:  # long sequences: blocks of `pool` steps averaged into one
+                seen = StepPool(layout.pool, name="step_pool")(seen)
+            seen = StepMask(name="step_mask")(seen)
         hidden = with_covariates(_recurrent_stack(seen, spec, spec.bidirectional))
         outputs = keras.layers.Dense(len(layout.classes), activation="softmax", name="classes")(
             hidden

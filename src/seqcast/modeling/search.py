@@ -15,6 +15,11 @@ or window-relative, when ``window.normalize`` is ``auto``) and residual (forecas
 Pruning needs no shared study: a trial carries the validation-loss curves of the trials
 finished before it was proposed and a median pruner compares its epochs with theirs
 (`EpochPruner`). Selection reads validation windows only; test windows stay untouched.
+
+The minutes bound every trial too, not only the start of the next one: each trial carries
+the search's deadline and stops at its first batch end after it, keeping its best finished
+epoch (`seqcast.modeling.deadline`); it is then ranked like the others, or, with no epoch
+finished, fails and is never chosen.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pydantic import BaseModel, ConfigDict
 
 from seqcast.config import ModelSpec, PipelineConfig
 from seqcast.io import storage
+from seqcast.modeling.deadline import Clock, DeadlineBeforeFirstEpochError
 from seqcast.modeling.sizing import MAX_BATCH, MIN_BATCH, TrainingPlan
 from seqcast.modeling.training import TrainingDivergedError, train
 from seqcast.records import TrialRecord
@@ -71,6 +77,9 @@ class TrialPlan(BaseModel):
     window_relative: bool
     earlier_curves: list[list[float]] = []
     """Per-epoch validation losses of the unpruned trials finished before this one."""
+    deadline: float | None = None
+    """When the search's minutes run out (``time.time()`` seconds): the trial stops training
+    then, at its next batch end (`seqcast.modeling.deadline`)."""
 
     @property
     def label(self) -> str:
@@ -146,6 +155,8 @@ class ModelSearch:
         self.spec = config.model
         self.budget = config.model.search
         self.started = time.monotonic()
+        # Wall-clock, not monotonic: trials may train in other processes (Dask workers).
+        self.deadline = time.time() + 60.0 * self.budget.minutes
         self.records: list[TrialRecord] = []
         self._pending: dict[int, optuna.Trial] = {}
         self._asked = 0
@@ -246,6 +257,7 @@ class ModelSearch:
                     model=model,
                     window_relative=relative,
                     earlier_curves=curves,
+                    deadline=self.deadline,
                 )
             )
         return plans
@@ -296,11 +308,14 @@ def run_trial(
     *,
     season: int | None = None,
     backup_dir: str | None = None,
+    clock: Clock = time.time,
 ) -> TrialRecord:
     """Train one trial on the windows at ``windows_uri``; save its model at ``model_uri``.
 
     Streams the train and validation splits (the test split is never read), prunes by
-    the earlier trials' curves, keeps the best epoch's weights.
+    the earlier trials' curves, keeps the best epoch's weights. Once ``plan.deadline``
+    passes (on ``clock``) training stops at the next batch end: the trial keeps its best
+    finished epoch (``stopped``), or fails when none finished.
     """
     spec = plan.model
     assert spec.batch_size is not None  # TrialPlan.model is resolved by ModelSearch
@@ -308,6 +323,10 @@ def run_trial(
     started = time.perf_counter()
     try:
         with TRIAL_LOCK:
+            if plan.deadline is not None and clock() >= plan.deadline:
+                # Proposed in time but queued behind another trial until the minutes ran
+                # out: building and tracing the model would be spent for nothing.
+                raise DeadlineBeforeFirstEpochError("the deadline passed before it started")
             result = train(
                 stream_windows(
                     windows_uri, "train", spec.batch_size, spec.shuffle_buffer, spec.seed
@@ -319,13 +338,18 @@ def run_trial(
                 season=season,
                 backup_dir=backup_dir,
                 callbacks=[pruner],
+                deadline=plan.deadline,
+                clock=clock,
             )
         if not all(math.isfinite(v) for v in result.history.get("val_loss", [math.nan])):
             raise TrainingDivergedError("the validation loss became NaN or infinite")
-    except TrainingDivergedError as exc:
-        # A candidate that diverges (e.g. too high a learning rate) is a failed trial,
-        # not a failed search: the study is told and the others go on.
-        logger.warning("trial %d failed: %s", plan.number, exc)
+    except (TrainingDivergedError, DeadlineBeforeFirstEpochError) as exc:
+        # A candidate that diverges (e.g. too high a learning rate), or that the search's
+        # minutes stopped before one epoch ended, is a failed trial, not a failed search:
+        # the study is told and the others go on.
+        stopped = isinstance(exc, DeadlineBeforeFirstEpochError)
+        error = f"model.search.minutes ran out: {exc}" if stopped else str(exc)
+        logger.warning("trial %d failed: %s", plan.number, error)
         return TrialRecord(
             number=plan.number,
             params=plan.params,
@@ -338,7 +362,8 @@ def run_trial(
             epochs_run=0,
             seconds=round(time.perf_counter() - started, 3),
             pruned=False,
-            error=str(exc),
+            error=error,
+            stopped=stopped,
         )
     save_model(result.model, model_uri)
     return TrialRecord(
@@ -353,6 +378,7 @@ def run_trial(
         epochs_run=result.epochs_run,
         seconds=round(result.seconds, 3),
         pruned=pruner.pruned_at is not None,
+        stopped=result.stopped_at_deadline,
     )
 
 

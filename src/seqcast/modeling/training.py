@@ -21,6 +21,12 @@ import tensorflow as tf
 from seqcast.config import ModelSpec
 from seqcast.errors import SeqcastError
 from seqcast.modeling.checkpoints import EpochCheckpoints
+from seqcast.modeling.deadline import (
+    Clock,
+    DeadlineBeforeFirstEpochError,
+    DeadlineCut,
+    StopAtDeadline,
+)
 from seqcast.modeling.networks import build_model
 from seqcast.modeling.sequence_sizing import size_for
 from seqcast.windows.input_pipeline import StreamedWindows, TrainingData, fit_arguments
@@ -45,6 +51,9 @@ class TrainingResult:
     epochs_run: int
     best_val_loss: float
     seconds: float
+    stopped_at_deadline: bool = False
+    """The ``deadline`` ended the fit (after a finished epoch, or cutting one short: then
+    the cut epoch is not in ``history`` and its weights are not kept)."""
 
 
 class _EpochReport(keras.callbacks.Callback):
@@ -124,6 +133,8 @@ def train(
     on_epoch_end: EpochHook | None = None,
     strategy: tf.distribute.Strategy | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    deadline: float | None = None,
+    clock: Clock = time.time,
 ) -> TrainingResult:
     """Fit a fresh model; the best epoch's weights (by validation loss) are kept.
 
@@ -137,32 +148,59 @@ def train(
     training windows (`seqcast.modeling.sizing.size_training`); callers that log the plan
     size it themselves and pass the resolved spec.
 
+    ``deadline`` (seconds on ``clock``, default wall-clock ``time.time``): training stops at
+    the first epoch or batch end after it (`seqcast.modeling.deadline`); an epoch cut short
+    is dropped and the best finished epoch's weights are kept.
+
     Raises:
         TrainingDivergedError: the loss became NaN or infinite.
+        DeadlineBeforeFirstEpochError: the deadline passed before one epoch finished.
     """
     spec, batch_size, epochs, patience = _resolved(spec, train_windows, strategy, layout.per)
     seed_everything(spec)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(layout, spec, window_relative=window_relative, season=season)
+    stop = StopAtDeadline(deadline, clock) if deadline is not None else None
+    history = keras.callbacks.History()  # passed in, so a fit cut by the deadline keeps it
     steps: list[keras.callbacks.Callback] = [
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True
         ),
         keras.callbacks.TerminateOnNaN(),
         *(callbacks or []),
+        *([stop] if stop is not None else []),
         _EpochReport(epochs, on_epoch_end),
+        history,
     ]
     steps.insert(0, PointLossLogs())
     if backup_dir is not None:
         # Before the report, so an epoch counts as done only once it is saved.
         steps.insert(1, EpochCheckpoints(backup_dir))
     started = time.perf_counter()
-    history = model.fit(
-        **fit_arguments(train_windows, val_windows, batch_size),
-        epochs=epochs,
-        callbacks=steps,
-        verbose=0,
-    )
+    try:
+        model.fit(
+            **fit_arguments(train_windows, val_windows, batch_size),
+            epochs=epochs,
+            callbacks=steps,
+            verbose=0,
+        )
+    except DeadlineCut as cut:
+        # What fit() does at its end: early stopping restores the best finished epoch's
+        # weights, the checkpoints remove themselves.
+        for step in steps:
+            step.on_train_end()
+        if not history.epoch:
+            raise DeadlineBeforeFirstEpochError(
+                f"the deadline passed {cut.batches} batch(es) into the first epoch: no "
+                "finished epoch to keep"
+            ) from None
+        logger.info(
+            "deadline passed in epoch %d after %d batch(es): that epoch is dropped, the best "
+            "of the %d finished epoch(s) is kept",
+            cut.epoch + 1,
+            cut.batches,
+            len(history.epoch),
+        )
     seconds = time.perf_counter() - started
     losses = history.history.get("loss", [])
     if losses and not math.isfinite(losses[-1]):
@@ -179,4 +217,5 @@ def train(
         epochs_run=history.epoch[-1] + 1 if history.epoch else epochs,
         best_val_loss=float(min(val_losses)),
         seconds=seconds,
+        stopped_at_deadline=stop is not None and stop.stopped is not None,
     )

@@ -60,7 +60,9 @@ def classify_sequences(
 
     A sequence longer than the champion's padded length keeps its last steps, as in
     training; ``outputs_of`` maps (sequences, steps, features + 1) inputs to class
-    probabilities.
+    probabilities. The inputs hold every step: a network trained with ``layout.pool`` > 1
+    averages blocks of that many steps itself (`seqcast.modeling.networks.StepPool`, a
+    layer of the saved model), and a 1-NN champion resamples them as in its fit.
     """
     layout, scaler = champion.layout, champion.scaler
     features = layout.input_columns[:-1]  # the last input column marks real steps

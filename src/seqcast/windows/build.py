@@ -42,6 +42,7 @@ from seqcast.windows.grid import (
 from seqcast.windows.scaling import Moments, RunningStats, Scaler, Stats, moments
 from seqcast.windows.sequences import (
     assign_splits,
+    log_pooling,
     padded_inputs,
     sequence_label,
     split_value,
@@ -214,6 +215,7 @@ def survey(source: SeriesSource, config: PipelineConfig) -> Survey:
             n for s, n in zip(series_ids, counts, strict=True) if series_split[s] == "train"
         )
         warn_truncated(counts, length, config.window.max_length is not None)
+        log_pooling(length, config.window.max_steps)
     return Survey(series_ids, counts, step, series_split, time_unit, length)
 
 

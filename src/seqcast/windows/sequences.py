@@ -10,6 +10,13 @@ its values, and the scaler's statistics are measured on the sequences' own rows 
 Why an indicator column rather than ``keras.layers.Masking(mask_value=0)``: a real step
 whose scaled inputs are all exactly the mask value would be masked too.
 
+Long sequences are stored whole; the network bounds its own cost (``window.max_steps``):
+when the padded length exceeds it, the layout's ``pool`` (`pool_size`) makes the network
+average blocks of that many steps before its recurrence (`seqcast.modeling.networks.StepPool`).
+Pooling there rather than here keeps the stored windows at full resolution for the 1-NN
+challenger, which resamples them to its own bounded length, and makes the saved model
+apply the same pooling wherever it predicts.
+
 Series are assigned to splits whole: from a split column (``split.by: column``) or by a
 seeded random draw, stratified by class (``split.by: series``), never by id order: an
 archive file sorted by class would otherwise send one class to validation and test only.
@@ -18,6 +25,7 @@ archive file sorted by class would otherwise send one class to validation and te
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -148,6 +156,38 @@ def assign_splits(
             f"{counts}. Add series or lower split.val / split.test."
         )
     return splits
+
+
+def pool_size(length: int, max_steps: int | None) -> int:
+    """Steps the network averages into one for sequences padded to ``length``:
+    ceil(length / max_steps), 1 when ``length`` fits (or ``max_steps`` is None).
+
+    Raises:
+        ValueError: ``length`` or ``max_steps`` is not positive.
+    """
+    if length <= 0:
+        raise ValueError(f"`length` must be a positive integer. Received: length={length}")
+    if max_steps is None:
+        return 1
+    if max_steps <= 0:
+        raise ValueError(
+            f"`max_steps` must be a positive integer or None. Received: max_steps={max_steps}"
+        )
+    return max(1, math.ceil(length / max_steps))
+
+
+def log_pooling(length: int, max_steps: int | None) -> None:
+    """Say once, at the window step, how many steps the network averages into one."""
+    k = pool_size(length, max_steps)
+    if k > 1:
+        logger.info(
+            "sequences are padded to %d steps, more than window.max_steps=%s: the network "
+            "averages each block of %d steps into one and reads at most %d steps",
+            length,
+            max_steps,
+            k,
+            math.ceil(length / k),
+        )
 
 
 def truncated(rows: SeriesRows, length: int) -> SeriesRows:

@@ -30,7 +30,7 @@ from seqcast.config import PipelineConfig, SplitSpec
 from seqcast.windows.covariates import calendar_columns
 from seqcast.windows.grid import GridRows, GridStep, layout_step
 from seqcast.windows.grid import segment_ids as grid_segment_ids
-from seqcast.windows.sequences import VALID_COLUMN
+from seqcast.windows.sequences import VALID_COLUMN, pool_size
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,10 @@ class WindowLayout:
     per: str = "step"
     """``sequence``: one window per whole series, ``lookback`` its padded length, its last
     input column `seqcast.windows.sequences.VALID_COLUMN` (1 = a real step, 0 = padding)."""
+    pool: int = 1
+    """``per: sequence``: the network averages each block of ``pool`` consecutive steps into
+    one before its recurrence (`seqcast.modeling.networks.StepPool`; ``window.max_steps``);
+    the windows themselves hold every step. 1 in layouts saved before pooling."""
 
     @property
     def span(self) -> int:
@@ -402,4 +406,5 @@ def make_layout(
         frequency=step.frequency.alias,
         time_unit=time_unit,
         per="sequence" if per_sequence else "step",
+        pool=pool_size(length, config.window.max_steps) if per_sequence and length else 1,
     )
