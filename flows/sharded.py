@@ -8,9 +8,17 @@ from datetime import date
 from prefect import flow, unmapped
 
 from seqcast.config import PipelineConfig
-from seqcast.records import BacktestRef, PredictionsRef, TrainedRef, ValidatedRef, WindowsRef
+from seqcast.records import (
+    BacktestRef,
+    PredictionsRef,
+    SnapshotRef,
+    TrainedRef,
+    ValidatedRef,
+    WindowsRef,
+)
 from tasks.backtest import backtest_fold, plan_backtest, summarise_backtest
 from tasks.predict import combine_predictions, plan_prediction, predict_shard
+from tasks.validate import abandon_validation, check_shard, plan_validation, publish_validation
 from tasks.window import (
     abandon_windows,
     fit_windows,
@@ -20,6 +28,23 @@ from tasks.window import (
     windows_ref,
     write_windows,
 )
+
+
+@flow(name="validate", flow_run_name="validate-{config.name}")
+def validate_shards(
+    config: PipelineConfig, snapshot: SnapshotRef, predicting: bool = False
+) -> ValidatedRef:
+    """Check each shard of whole series against the contract; merge into one report and
+    publish the validated table once (``predicting``: the champion's prediction contract,
+    on the rows prediction reads)."""
+    plan = plan_validation(config, snapshot, predicting)
+    try:
+        common = (unmapped(config), unmapped(snapshot), unmapped(plan))
+        summaries = check_shard.map(*common, plan.shards).result()
+        return publish_validation(config, snapshot, plan, summaries, predicting)
+    except BaseException:
+        abandon_validation(plan)
+        raise
 
 
 @flow(name="window", flow_run_name="window-{config.name}")

@@ -9,7 +9,7 @@ from prefect import flow
 from flows.names import run_name
 from flows.runners import run_sharded
 from flows.search import train_or_search
-from flows.sharded import backtest_folds, window_shards
+from flows.sharded import backtest_folds, validate_shards, window_shards
 from seqcast.config import PipelineConfig
 from seqcast.io import publications
 from seqcast.records import TrainingOutcome
@@ -19,7 +19,6 @@ from tasks.evaluate import evaluate
 from tasks.ingest import ingest
 from tasks.register import register
 from tasks.retention import collect_garbage
-from tasks.validate import validate
 
 
 @flow(name="training", flow_run_name=run_name("train"), validate_parameters=True)
@@ -35,7 +34,7 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     if (done := already_published(config, "training", day, force)) is not None:
         return skipped(TrainingOutcome.model_validate(done.record["outcome"]), done.reason)
     snapshot = ingest(config)
-    validated = validate(config, snapshot)
+    validated = run_sharded(validate_shards, config, snapshot)
     windows = run_sharded(window_shards, config, validated)
     challengers = fit_challengers(config, windows)
     trained = train_or_search(config, windows)
