@@ -164,12 +164,13 @@ def run_tree(
             break
         for proc in procs:
             try:
-                total += proc.memory_info().rss / 2**20
+                rss = proc.memory_info().rss / 2**20
                 key = (proc.pid, proc.create_time())
                 name = " ".join(proc.cmdline()[1:4])[:80]
             except psutil.Error:
                 continue
-            peak = vmhwm_mib(proc.pid)
+            total += rss
+            peak = max(vmhwm_mib(proc.pid), rss)  # rss: it may have exited since
             hwm[key] = (name, max(peak, hwm.get(key, ("", 0.0))[1]))
         tree_peak = max(tree_peak, total)
         time.sleep(poll)
