@@ -269,7 +269,7 @@ def _write_table(plan: ValidationPlanRef, summaries: list[str], uri: str) -> Non
         for part in parts:
             fs, path = storage.filesystem(part)
             with fs.open(path, "rb") as handle:
-                for batch in pq.ParquetFile(handle).iter_batches(row_groups.ROW_GROUP_ROWS):
+                for batch in row_groups.streamed(handle).iter_batches(row_groups.ROW_GROUP_ROWS):
                     writer.write(pa.Table.from_batches([batch], schema=schema))
 
 

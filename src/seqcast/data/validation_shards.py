@@ -37,7 +37,7 @@ from seqcast.records import ValidationShardRef
 
 BATCH_ROWS = 64_000
 """Rows read from the snapshot at a time."""
-HELD_ROWS = 1_000_000
+HELD_ROWS = 128_000
 """Rows held in memory over all shard files being written (their row groups shrink as
 the number of shards grows, so memory does not)."""
 
@@ -46,7 +46,7 @@ the number of shards grows, so memory does not)."""
 def _parquet(uri: str) -> Iterator[pq.ParquetFile]:
     fs, path = storage.filesystem(uri)
     with fs.open(path, "rb") as handle:
-        yield pq.ParquetFile(handle)
+        yield row_groups.streamed(handle)
 
 
 def series_names(values: pa.Array | pa.ChunkedArray) -> pd.Series:

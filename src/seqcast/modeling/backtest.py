@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
-from seqcast.io import storage
+from seqcast.io import row_groups, storage
 from seqcast.modeling import evaluation
 from seqcast.modeling.sizing import size_training
 from seqcast.windows import store as window_store
@@ -112,7 +112,7 @@ def rows_fingerprints(validated_uri: str, timestamp: str, untils: list[datetime]
     bounds = [pd.Timestamp(until) for until in untils]
     fs, path = storage.filesystem(validated_uri)
     with fs.open(path, "rb") as handle:
-        for batch in pq.ParquetFile(handle).iter_batches(batch_size=65_536):
+        for batch in row_groups.streamed(handle).iter_batches(batch_size=65_536):
             hashes = pd.util.hash_pandas_object(batch.to_pandas(), index=False).to_numpy()
             stamps = batch.column(timestamp)
             for digest, bound in zip(digests, bounds, strict=True):
