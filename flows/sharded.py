@@ -1,4 +1,4 @@
-"""Subflows that map one task over shards of series (or backtest folds);
+"""Subflows that map one task over shards of series (or source files, backtest folds);
 `flows.runners.on_runner` picks where their tasks run (threads or Dask) from the config."""
 
 from __future__ import annotations
@@ -8,8 +8,16 @@ from datetime import date
 from prefect import flow, unmapped
 
 from seqcast.config import PipelineConfig
-from seqcast.records import BacktestRef, PredictionsRef, TrainedRef, ValidatedRef, WindowsRef
+from seqcast.records import (
+    BacktestRef,
+    PredictionsRef,
+    SnapshotRef,
+    TrainedRef,
+    ValidatedRef,
+    WindowsRef,
+)
 from tasks.backtest import backtest_fold, plan_backtest, summarise_backtest
+from tasks.ingest import abandon_ingest, combine_ingest, ingest_file, plan_ingest
 from tasks.predict import combine_predictions, plan_prediction, predict_shard
 from tasks.window import (
     abandon_windows,
@@ -20,6 +28,22 @@ from tasks.window import (
     windows_ref,
     write_windows,
 )
+
+
+@flow(name="ingest", flow_run_name="ingest-{config.name}")
+def ingest_files(config: PipelineConfig, predicting: bool = False) -> SnapshotRef:
+    """Reuse the snapshot of unchanged files, or stream each file into a part (one task per
+    file) and combine the parts into the snapshot; ``predicting``: the prediction's files."""
+    plan = plan_ingest(config, predicting)
+    if plan.reused is not None:
+        return plan.reused
+    try:
+        files = list(range(len(plan.files)))
+        parts = ingest_file.map(unmapped(config), unmapped(plan), files).result()
+        return combine_ingest(config, plan, parts)
+    except BaseException:
+        abandon_ingest(plan)
+        raise
 
 
 @flow(name="window", flow_run_name="window-{config.name}")

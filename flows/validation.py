@@ -5,14 +5,15 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.names import run_name
+from flows.runners import run_sharded
+from flows.sharded import ingest_files
 from seqcast.config import PipelineConfig
 from seqcast.records import ValidatedRef
-from tasks.ingest import ingest
 from tasks.validate import validate
 
 
 @flow(name="validate", flow_run_name=run_name("validate"), validate_parameters=True)
 def validate_source(config: PipelineConfig) -> ValidatedRef:
     """Snapshot the source and check it against its data contract; nothing is trained."""
-    snapshot = ingest(config)
+    snapshot = run_sharded(ingest_files, config)
     return validate(config, snapshot)
