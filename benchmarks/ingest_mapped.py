@@ -13,7 +13,13 @@ Each run ingests all of them into a fresh data root, fingerprint included:
 - ``threads-1`` / ``threads-2``: the ingest subflow (`flows.sharded.ingest_files`, one task
   per file) on the thread runner with 1 / 2 workers;
 - ``dask-2``: the same subflow on a local Dask cluster of 2 worker processes (1 thread
-  each) that the run starts and stops, as a run without ``runner.address`` does.
+  each) that the run starts and stops, as a run without ``runner.address`` does;
+- ``dask-2-running``: the same on such a cluster started once beforehand (untimed), as a
+  run with ``runner.address`` finds it.
+
+``phases`` times the three steps of `seqcast.data.snapshot_parts` one after another in this
+process (plan: fingerprint and headers; the file tasks; combine): what mapping can spread
+over workers is the file tasks only.
 
 The modes run in turn, ``--repeats`` times, in one process under a temporary Prefect API
 (its start is not timed). Prints and writes one JSON document (``--out``, default
@@ -29,7 +35,8 @@ import os
 import shutil
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,7 +45,8 @@ import pyarrow.csv as pacsv
 
 from benchmarks.ingest_memory import STEPS, block
 from seqcast.config import PipelineConfig, config_from_dict
-from seqcast.data.ingest import snapshot_source
+from seqcast.data.ingest import plan_snapshot, snapshot_source
+from seqcast.data.snapshot_parts import combine_parts, write_part
 from seqcast.io.storage import sha256_of
 from seqcast.records import SnapshotRef
 
@@ -82,6 +90,37 @@ def config(source: Path, root: Path, runner: dict[str, Any]) -> PipelineConfig:
     )
 
 
+PHASES = ["phase-plan", "phase-files", "phase-combine"]
+
+
+@contextmanager
+def running_cluster() -> Iterator[str]:
+    """A local Dask cluster of ``dask-2``'s shape; its scheduler's address."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": ":0"},
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def phases(spec: PipelineConfig) -> list[tuple[str, float]]:
+    """The wall time of each step of `snapshot_parts`, run in turn into a fresh data root."""
+    shutil.rmtree(spec.data_root, ignore_errors=True)
+    started = time.perf_counter()
+    plan = plan_snapshot(spec.source, spec.pipeline_root)
+    planned = time.perf_counter()
+    parts = [write_part(spec.source, plan, i) for i in range(len(plan.files))]
+    written = time.perf_counter()
+    combine_parts(spec.source, plan, parts)
+    done = time.perf_counter()
+    return list(zip(PHASES, [planned - started, written - planned, done - written], strict=True))
+
+
 def timed(run: Callable[[], SnapshotRef], root: Path) -> tuple[float, SnapshotRef]:
     shutil.rmtree(root, ignore_errors=True)
     started = time.perf_counter()
@@ -104,13 +143,17 @@ def main() -> None:
 
     source = write_files(args.files, args.rows, args.work / "source")
     size = sum(p.stat().st_size for p in source.glob("*.csv"))
-    seconds: dict[str, list[float]] = {"serial": [], **{mode: [] for mode in RUNNERS}}
+    modes = ["serial", *RUNNERS, "dask-2-running"]
+    seconds: dict[str, list[float]] = {mode: [] for mode in [*modes, *PHASES]}
     digests: set[str] = set()
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=120), running_cluster() as address:
+        runners = {**RUNNERS, "dask-2-running": {**RUNNERS["dask-2"], "address": address}}
         for repeat in range(args.repeats):
-            for mode in seconds:
+            for phase, wall in phases(config(source, args.work / "roots" / "phases", {})):
+                seconds[phase].append(wall)
+            for mode in modes:
                 root = args.work / "roots" / mode
-                spec = config(source, root, RUNNERS.get(mode, RUNNERS["threads-1"]))
+                spec = config(source, root, runners.get(mode, RUNNERS["threads-1"]))
                 if mode == "serial":
                     run = partial(snapshot_source, spec.source, spec.pipeline_root)
                 else:
@@ -131,7 +174,7 @@ def main() -> None:
     }
     serial = results["median_seconds"]["serial"]
     results["speedup_vs_serial"] = {
-        mode: serial / median for mode, median in results["median_seconds"].items()
+        mode: serial / results["median_seconds"][mode] for mode in modes
     }
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
