@@ -19,6 +19,7 @@ from seqcast.records import (
 from tasks.backtest import backtest_fold, plan_backtest, summarise_backtest
 from tasks.ingest import abandon_ingest, combine_ingest, ingest_file, plan_ingest
 from tasks.predict import combine_predictions, plan_prediction, predict_shard
+from tasks.validate import abandon_validation, check_shard, plan_validation, publish_validation
 from tasks.window import (
     abandon_windows,
     fit_windows,
@@ -43,6 +44,23 @@ def ingest_files(config: PipelineConfig, predicting: bool = False) -> SnapshotRe
         return combine_ingest(config, plan, parts)
     except BaseException:
         abandon_ingest(plan)
+        raise
+
+
+@flow(name="validate", flow_run_name="validate-{config.name}")
+def validate_shards(
+    config: PipelineConfig, snapshot: SnapshotRef, predicting: bool = False
+) -> ValidatedRef:
+    """Check each shard of whole series against the contract; merge into one report and
+    publish the validated table once (``predicting``: the champion's prediction contract,
+    on the rows prediction reads)."""
+    plan = plan_validation(config, snapshot, predicting)
+    try:
+        common = (unmapped(config), unmapped(snapshot), unmapped(plan))
+        summaries = check_shard.map(*common, plan.shards).result()
+        return publish_validation(config, snapshot, plan, summaries, predicting)
+    except BaseException:
+        abandon_validation(plan)
         raise
 
 

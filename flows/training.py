@@ -9,16 +9,16 @@ from prefect import flow
 from flows.names import run_name
 from flows.runners import run_sharded
 from flows.search import train_or_search
-from flows.sharded import backtest_folds, ingest_files, window_shards
+from flows.sharded import backtest_folds, validate_shards, window_shards
 from seqcast.config import PipelineConfig
 from seqcast.io import publications
 from seqcast.records import TrainingOutcome
 from tasks.challengers import fit_challengers
 from tasks.common import already_published, current_run_id, logical_date, run_trigger, skipped
 from tasks.evaluate import evaluate
+from tasks.ingest import ingest
 from tasks.register import register
 from tasks.retention import collect_garbage
-from tasks.validate import validate
 
 
 @flow(name="training", flow_run_name=run_name("train"), validate_parameters=True)
@@ -33,8 +33,8 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     trigger = run_trigger()
     if (done := already_published(config, "training", day, force)) is not None:
         return skipped(TrainingOutcome.model_validate(done.record["outcome"]), done.reason)
-    snapshot = run_sharded(ingest_files, config)
-    validated = validate(config, snapshot)
+    snapshot = ingest(config)
+    validated = run_sharded(validate_shards, config, snapshot)
     windows = run_sharded(window_shards, config, validated)
     challengers = fit_challengers(config, windows)
     trained = train_or_search(config, windows)

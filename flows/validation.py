@@ -6,14 +6,14 @@ from prefect import flow
 
 from flows.names import run_name
 from flows.runners import run_sharded
-from flows.sharded import ingest_files
+from flows.sharded import validate_shards
 from seqcast.config import PipelineConfig
 from seqcast.records import ValidatedRef
-from tasks.validate import validate
+from tasks.ingest import ingest
 
 
-@flow(name="validate", flow_run_name=run_name("validate"), validate_parameters=True)
+@flow(name="validation", flow_run_name=run_name("validate"), validate_parameters=True)
 def validate_source(config: PipelineConfig) -> ValidatedRef:
     """Snapshot the source and check it against its data contract; nothing is trained."""
-    snapshot = run_sharded(ingest_files, config)
-    return validate(config, snapshot)
+    snapshot = ingest(config)
+    return run_sharded(validate_shards, config, snapshot)

@@ -159,7 +159,7 @@ def score_live_accuracy(
         "pairs": pairs,
         "files": len(files),
         "versions": history.version_dicts(scores),
-        "live_mae": sum(s.live_mae * s.pairs for s in scores) / pairs if pairs else None,
+        "live_mae": _weighted([(s.live_mae, s.pairs) for s in scores]),
         "test_mae": _weighted([(s.test_mae, s.pairs) for s in scores]),
         "naive_mae": _weighted([(s.naive_mae, s.pairs) for s in scores]),
         "ratio": ratio,
@@ -168,12 +168,11 @@ def score_live_accuracy(
     }
     streak = history.degraded_streak([*earlier, summary])
     summary["streak"] = streak
-    # A rerun of the same night keeps the alert it sent: one event per streak.
     before = history.read_summary(root, night)
-    already = bool(before and before.get("event_emitted")) or history.alerted_in_streak(
-        earlier, streak - 1 if summary["degraded"] else 0
-    )
-    if streak >= config.monitor.nights and summary["degraded"] and not already:
+    if history.alerted_in_streak(earlier, streak - 1 if summary["degraded"] else 0, before):
+        # One event per streak; a rerun of the same night keeps the flag its run recorded.
+        summary["event_emitted"] = bool(before and before.get("event_emitted"))
+    elif streak >= config.monitor.nights and summary["degraded"]:
         summary["event_emitted"] = emit(
             config,
             ACCURACY_DEGRADED,
@@ -189,8 +188,6 @@ def score_live_accuracy(
             },
             labels={RETRAIN_LABEL: str(config.monitor.retrain_on_degradation).lower()},
         )
-    elif before and before.get("event_emitted"):
-        summary["event_emitted"] = True
     steps = live.per_step(scored.detail).to_dict("records") if pairs else []
     folder = history.write_night(root, night, scored.detail, summary)
     if pairs:

@@ -1,11 +1,25 @@
-"""Step 2, validate: check the snapshot against its data contract with Great Expectations."""
+"""Step 2, validate: check the snapshot against its data contract with Great Expectations.
+
+Shard by shard, like the window step (`flows.sharded.validate_shards` maps them on the
+configured runner): `plan_validation` cuts the snapshot into shards of whole series
+(`seqcast.data.validation_shards`), `check_shard` runs the contract's checks on one shard
+and writes its clean and quarantined rows and a summary to the run's work folder, and
+`validate` merges the summaries into one report (`seqcast.data.validation_merge`),
+publishes it, and writes the validated table from the clean parts in one atomic write:
+the step's one commit point. A run killed midway leaves its work folder, which the next
+run removes; the validated tables already published are never touched.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+from datetime import UTC, datetime
 
+import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -13,16 +27,24 @@ from seqcast.config import NOT_DATA, PipelineConfig, series_column
 from seqcast.data.contracts import PREDICTION_CONTRACT, Contract, contract_for, contract_from_dict
 from seqcast.data.ingest import SOURCE_TEST
 from seqcast.data.prediction_scope import PredictionScope
-from seqcast.data.validation import table_schema, validate_table
+from seqcast.data.validation import (
+    QUARANTINE_RANK,
+    ValidationReport,
+    effective_contract,
+    table_schema,
+    validate_shard,
+)
+from seqcast.data.validation_merge import merge, summary
 from seqcast.data.validation_report import (
     ReportFiles,
     artifact_rows,
     failure_message,
     save_report,
 )
+from seqcast.data.validation_shards import plan_shards, write_shards
 from seqcast.errors import DataContractError, RegistryError
-from seqcast.io import storage
-from seqcast.records import SnapshotRef, ValidatedRef
+from seqcast.io import row_groups, storage, work_dirs
+from seqcast.records import SnapshotRef, ValidatedRef, ValidationPlanRef, ValidationShardRef
 from tasks.common import STEP_OPTIONS
 
 # GX announces every ephemeral context's temporary docs directory at INFO (its module sets
@@ -96,48 +118,186 @@ def publish(config: PipelineConfig, predicting: bool, rows: list[dict], files: R
     )
 
 
-@task(name="validate", **STEP_OPTIONS)
-def validate(
-    config: PipelineConfig, snapshot: SnapshotRef, predicting: bool = False
-) -> ValidatedRef:
-    """Check the snapshot against its contract: stop, quarantine or warn as its rules say."""
-    logger = get_run_logger()
-    scope = None
+WORK = "validation-work"
+"""Under the pipeline root: one folder per validation in progress (`seqcast.io.work_dirs`)."""
+
+
+def checked_against(
+    config: PipelineConfig, predicting: bool
+) -> tuple[Contract, str, PredictionScope | None]:
+    """The contract, where it comes from, and (prediction) the rows each series is read."""
     if predicting:
         # only the rows prediction reads; a series breaking a rule is set aside on its own
         contract, origin = prediction_contract(config)
-        scope = champion_scope(config)
-    else:
-        contract, origin = contract_for(config), contract_origin(config)
+        return contract, origin, champion_scope(config)
+    return contract_for(config), contract_origin(config), None
+
+
+def text_columns(config: PipelineConfig) -> list[str]:
+    """Columns the window step reads as text: the split column, the test-file flag."""
+    return [c for c in (config.split.column, SOURCE_TEST) if c]
+
+
+@task(name="validate-plan", **STEP_OPTIONS)
+def plan_validation(
+    config: PipelineConfig, snapshot: SnapshotRef, predicting: bool = False
+) -> ValidationPlanRef:
+    """Cut the snapshot into shards of whole series in a fresh work folder; what every
+    shard checks against (contract, scope, the time freshness is judged at) goes there."""
+    contract, origin, scope = checked_against(config, predicting)
     fingerprint = hashlib.sha256(
         f"{snapshot.fingerprint}{contract.model_dump_json()}{scope}"
         f"{config.source.model_dump_json(exclude=NOT_DATA)}".encode()
     ).hexdigest()
-    raw = storage.read_parquet(snapshot.uri).to_pandas()
-    docs_dir = docs_directory(config)
-    if docs_dir is None:
+    parent = storage.join(config.pipeline_root, WORK)
+    work_dirs.clean(parent)
+    work = work_dirs.begin(parent, fingerprint[:16])
+    try:
+        storage.write_json(
+            storage.join(work, "checks.json"),
+            {
+                "contract": contract.model_dump(mode="json"),
+                "origin": origin,
+                "scope": dataclasses.asdict(scope) if scope is not None else None,
+                "now": datetime.now(UTC).isoformat(),
+            },
+        )
+        names = plan_shards(snapshot.uri, config.source.series_id, config.runner.validation_rows)
+        shards, present = write_shards(snapshot.uri, config.source.series_id, names, work)
+    except BaseException:
+        work_dirs.remove(work)
+        raise
+    get_run_logger().info(
+        "Validating %d rows in %d shard(s) of whole series", snapshot.rows, len(shards)
+    )
+    return ValidationPlanRef(
+        fingerprint=fingerprint, work=work, shards=shards, files_with_rows=sorted(present)
+    )
+
+
+def _checks(plan: ValidationPlanRef) -> tuple[Contract, str, PredictionScope | None, datetime]:
+    stored = storage.read_json(storage.join(plan.work, "checks.json"))
+    scope = PredictionScope(**stored["scope"]) if stored["scope"] is not None else None
+    contract = contract_from_dict(stored["contract"], stored["origin"])
+    return contract, stored["origin"], scope, datetime.fromisoformat(stored["now"])
+
+
+def _part(plan: ValidationPlanRef, kind: str, number: int, suffix: str = "parquet") -> str:
+    return storage.join(plan.work, f"{kind}-{number:05d}.{suffix}")
+
+
+@task(name="validate-shard", **STEP_OPTIONS)
+def check_shard(
+    config: PipelineConfig,
+    snapshot: SnapshotRef,
+    plan: ValidationPlanRef,
+    shard: ValidationShardRef,
+) -> str:
+    """Check one shard of series; write its clean rows, its quarantined rows and its
+    summary to the work folder. Returns the summary's URI."""
+    contract, _origin, scope, now = _checks(plan)
+    raw = storage.read_parquet(shard.uri).to_pandas()
+    alone = len(plan.shards) == 1
+    check = validate_shard(
+        raw,
+        contract,
+        config.source,
+        snapshot.files if alone else [],  # several shards: the merge finds empty files
+        docs_dir=docs_directory(config) if shard.number == 0 else None,
+        now=now,
+        text_columns=text_columns(config),
+        scope=scope,
+    )
+    del raw
+    report = check.report
+    if len(report.clean):
+        columns = list(report.clean.columns)
+        schema = table_schema(
+            effective_contract(contract, scope),
+            config.source,
+            columns,
+            report.time_unit,
+            text_columns(config),
+        )
+        table = pa.Table.from_pandas(report.clean, schema=schema, preserve_index=False)
+        storage.write_parquet(table, _part(plan, "clean", shard.number))
+    if len(report.quarantined):
+        storage.write_frame(report.quarantined, _part(plan, "quarantine", shard.number))
+    uri = _part(plan, "summary", shard.number, "json")
+    storage.write_json(uri, summary(check, series_column(config.source)))
+    return uri
+
+
+def _merged(
+    config: PipelineConfig, snapshot: SnapshotRef, plan: ValidationPlanRef, summaries: list[str]
+) -> tuple[ValidationReport, str, PredictionScope | None]:
+    contract, origin, scope, _now = _checks(plan)
+    found = [storage.read_json(uri) for uri in summaries]
+    parts = [
+        storage.read_parquet(_part(plan, "quarantine", s.number)).to_pandas()
+        for s, summary_ in zip(plan.shards, found, strict=True)
+        if summary_["quarantined"]
+    ]
+    quarantined = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[QUARANTINE_RANK])
+    )
+    report = merge(
+        found,
+        effective_contract(contract, scope),
+        snapshot.files,
+        None if len(plan.shards) == 1 else set(plan.files_with_rows),
+        scope,
+        quarantined,
+        config.source.timezone,
+    )
+    return report, origin, scope
+
+
+def _write_table(plan: ValidationPlanRef, summaries: list[str], uri: str) -> None:
+    """The clean parts, in shard order (series order), as one file, written atomically."""
+    parts = [
+        _part(plan, "clean", s.number)
+        for s, found in zip(plan.shards, summaries, strict=True)
+        if storage.read_json(found)["clean_rows"]
+    ]
+    if not parts:
+        return
+    fs, path = storage.filesystem(parts[0])
+    with fs.open(path, "rb") as handle:
+        schema = pq.ParquetFile(handle).schema_arrow
+    with row_groups.parquet_writer(uri, schema) as writer:
+        for part in parts:
+            fs, path = storage.filesystem(part)
+            with fs.open(path, "rb") as handle:
+                for batch in pq.ParquetFile(handle).iter_batches(row_groups.ROW_GROUP_ROWS):
+                    writer.write(pa.Table.from_batches([batch], schema=schema))
+
+
+@task(name="validate-publish", **STEP_OPTIONS)
+def publish_validation(
+    config: PipelineConfig,
+    snapshot: SnapshotRef,
+    plan: ValidationPlanRef,
+    summaries: list[str],
+    predicting: bool = False,
+) -> ValidatedRef:
+    """Merge the shards' checks into one report; stop, quarantine or warn as its rules
+    say; publish the validated table (the step's commit point) and drop the work folder."""
+    logger = get_run_logger()
+    report, origin, _scope = _merged(config, snapshot, plan, summaries)
+    if report.docs_url is None and docs_directory(config) is None:
         logger.info(
             "Great Expectations Data Docs are built only under a local data_root; %s is "
             "not local, so the report and summary files are the record of this check",
             config.data_root,
         )
-    text = [c for c in (config.split.column, SOURCE_TEST) if c]
-    report = validate_table(
-        raw,
-        contract,
-        config.source,
-        snapshot.files,
-        docs_dir=docs_dir,
-        text_columns=text,
-        scope=scope,
-    )
-    files = save_report(report, config.pipeline_root, fingerprint[:16])
+    files = save_report(report, config.pipeline_root, plan.fingerprint[:16])
     publish(config, predicting, artifact_rows(report), files)
     if report.outcome == "fail":
         message = failure_message(report, files.report_uri, origin)
         raise DataContractError(f"{message}\nRaw snapshot (as read): {snapshot.uri}")
     for warning in report.warnings:
-        logger.warning("Contract %s: %s", contract.name, warning)
+        logger.warning("Contract %s: %s", report.contract, warning)
     if report.set_aside:
         logger.warning(
             "%d series set aside for this run (not predicted; rows in %s): %s",
@@ -155,37 +315,39 @@ def validate(
         )
     if report.future_rows:
         logger.info("%d future row(s) give the forecast steps' covariates", report.future_rows)
-    if predicting and report.clean.empty:
+    if predicting and not report.clean_rows:
         raise DataContractError(
             f"no series left to predict: every series of {snapshot.uri} was set aside "
             f"({len(report.set_aside)}); see {files.summary_uri}"
         )
-    uri = storage.join(config.pipeline_root, "validated", fingerprint[:16], "data.parquet")
+    uri = storage.join(config.pipeline_root, "validated", plan.fingerprint[:16], "data.parquet")
     if not storage.exists(uri):
-        columns = list(report.clean.columns)
-        schema = table_schema(contract, config.source, columns, report.time_unit, text)
-        storage.write_parquet(
-            pa.Table.from_pandas(report.clean, schema=schema, preserve_index=False), uri
-        )
-    n_series = int(report.clean[series_column(config.source)].nunique())
+        _write_table(plan, summaries, uri)
+    work_dirs.remove(plan.work)
     logger.info(
         "Contract %s (%s): %s; %d clean rows of %d series, %d quarantined; report %s",
-        contract.name,
+        report.contract,
         origin,
         report.outcome,
-        len(report.clean),
-        n_series,
+        report.clean_rows,
+        report.kept_series or 0,
         len(report.quarantined),
         files.report_uri,
     )
     return ValidatedRef(
         uri=uri,
-        rows=len(report.clean),
-        fingerprint=fingerprint,
-        series=n_series,
+        rows=report.clean_rows,
+        fingerprint=plan.fingerprint,
+        series=report.kept_series or 0,
         warnings=report.warnings,
         outcome=report.outcome,
         quarantined=len(report.quarantined),
         report_uri=files.report_uri,
         series_set_aside=sorted(report.set_aside),
     )
+
+
+@task(name="validate-abandon")
+def abandon_validation(plan: ValidationPlanRef) -> None:
+    """Remove the work folder of a validation that failed or was stopped."""
+    work_dirs.remove(plan.work)

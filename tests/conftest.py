@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -118,6 +119,20 @@ def tiny_config(data_dir: Path, data_root: Path, **overrides: object) -> Pipelin
         else:
             base[key] = value
     return config_from_dict(base)
+
+
+def command_config(
+    tmp_path: Path, name: str, data_root: Path, **sections: dict[str, object]
+) -> Path:
+    """``tmp_path/pipeline.yaml`` for the commands that read no data (`seqcast models`,
+    `seqcast gc`): a pipeline ``name`` under ``data_root`` whose source matches no file,
+    plus ``sections`` (e.g. ``retention={...}``). Returns the file."""
+    config = tmp_path / "pipeline.yaml"
+    source = {"path": f"{tmp_path}/none/*.csv", "timestamp": "ts", "target": ["y"]}
+    config.write_text(
+        json.dumps({"name": name, "data_root": str(data_root), "source": source, **sections})
+    )
+    return config
 
 
 @pytest.fixture

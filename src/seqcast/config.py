@@ -479,6 +479,14 @@ class RunnerSpec(_Spec):
         "by one task, so this bounds a task's memory and sets the parallel grain.",
     )
 
+    validation_rows: int = Field(
+        default=500_000,
+        gt=0,
+        description="Rows per validation shard task, in whole series (a longer series is a "
+        "shard of its own): a shard's rows are checked in memory by one task, so this bounds "
+        "validation's memory per task, whatever the size of the source.",
+    )
+
     @model_validator(mode="after")
     def _address_for_dask(self) -> RunnerSpec:
         if self.address is not None and self.kind != "dask":

@@ -63,6 +63,27 @@ class ValidatedRef(_Record):
     """Prediction: the series whose rows read broke a rule, not predicted this run."""
 
 
+class ValidationShardRef(_Record):
+    """A shard of whole series of a raw snapshot (`seqcast.data.validation_shards`): its
+    rows, with their snapshot positions, in a file of its own (or the snapshot itself)."""
+
+    number: int
+    uri: str
+    rows: int
+    series: int
+
+
+class ValidationPlanRef(_Record):
+    """A validation in progress: what it checks against and the shards it checks."""
+
+    fingerprint: str
+    work: str
+    """The run's work folder (shard files, parts and summaries), removed when it ends."""
+    shards: list[ValidationShardRef]
+    files_with_rows: list[str] = []
+    """Source file names rows came from (several shards: for the empty-file rule)."""
+
+
 class ShardRef(_Record):
     """A shard of series: a contiguous row range of the validated table (sorted by series)."""
 

@@ -13,17 +13,22 @@ from prefect_dask import DaskTaskRunner
 from flows.prediction import batch_predict
 from flows.runners import RESULTS_FOLDER, run_sharded, task_runner
 from flows.search import search_models
-from flows.sharded import window_shards
+from flows.sharded import validate_shards, window_shards
 from flows.training import nightly_training
 from seqcast.config import PipelineConfig, RunnerSpec
 from seqcast.windows.store import read_manifest
 from tasks.ingest import ingest
-from tasks.validate import validate
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.flow
 
-DASK = {"kind": "dask", "n_workers": 2, "threads_per_worker": 1, "series_per_shard": 1}
+DASK = {
+    "kind": "dask",
+    "n_workers": 2,
+    "threads_per_worker": 1,
+    "series_per_shard": 1,
+    "validation_rows": 1,  # each series a validation shard of its own
+}
 THREAD = {"kind": "thread", "n_workers": 1, "series_per_shard": 1}
 
 
@@ -68,9 +73,14 @@ def test_thread_and_dask_runners_write_identical_windows_and_predictions(
     threads = small(tiny_load_csv, tmp_path / "threads", THREAD)
     dask = small(tiny_load_csv, tmp_path / "dask", DASK)
     on_threads = nightly_training(threads)
-    # The training flow's window step, alone (the flow calls it so), on a local Dask cluster.
-    validated = validate(dask, ingest(dask))
+    # The training flow's validate and window steps, alone (the flow calls them so), on a
+    # local Dask cluster: three validation shards give the table one shard gave on threads.
+    validated = run_sharded(validate_shards, dask, ingest(dask))
     on_dask = run_sharded(window_shards, dask, validated)
+    (by_one_shard,) = (Path(threads.pipeline_root) / "validated").glob("*/data.parquet")
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(validated.uri), pd.read_parquet(by_one_shard), check_exact=True
+    )
 
     # Windows: every file of the two builds has the same bytes (the manifest's sha256).
     thread_windows = read_manifest(_windows_uri(threads))
@@ -125,7 +135,8 @@ def test_search_trials_run_on_dask_workers_as_on_threads(
     )
     # One window build (on threads) for both searches: the window step on Dask is the
     # first test's, and the same windows make "same data" exact.
-    windows = run_sharded(window_shards, threads, validate(threads, ingest(threads)))
+    validated = run_sharded(validate_shards, threads, ingest(threads))
+    windows = run_sharded(window_shards, threads, validated)
     trained = {
         name: run_sharded(search_models, config, windows, f"run-{name}")
         for name, config in (("threads", threads), ("dask", dask))

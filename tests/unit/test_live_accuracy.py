@@ -154,6 +154,9 @@ def test_a_streak_counts_degraded_nights_skips_empty_ones_and_alerts_once() -> N
     assert history.alerted_in_streak(alerted, 2)
     # an alert from an earlier streak does not silence a new one
     assert not history.alerted_in_streak([*alerted, summary(1.0, False), summary(3.0, True)], 1)
+    # a rerun of a night that alerted keeps its alert, even with no streak before it
+    assert history.alerted_in_streak(nights, 0, rerun_of=summary(3.0, True, emitted=True))
+    assert not history.alerted_in_streak(nights, 2, rerun_of=summary(3.0, True))
 
 
 def test_a_night_without_its_summary_does_not_exist(tmp_path: Path) -> None:

@@ -14,23 +14,13 @@ import pytest
 from seqcast.errors import RegistryError
 from seqcast.io import storage
 from seqcast.serving import registry
-from tests.conftest import kill_when_writing, placeholder_version, run_cli
+from tests.conftest import command_config, kill_when_writing, placeholder_version, run_cli
 
 
 def pipeline(tmp_path: Path) -> tuple[str, Path]:
     """A pipeline root and a config file naming it (the models commands read no data)."""
     data_root = tmp_path / "data"
-    config = tmp_path / "pipeline.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "name": "faults",
-                "data_root": str(data_root),
-                "source": {"path": f"{tmp_path}/none/*.csv", "timestamp": "ts", "target": ["y"]},
-                "window": {"lookback": 4, "horizon": 2},
-            }
-        )
-    )
+    config = command_config(tmp_path, "faults", data_root, window={"lookback": 4, "horizon": 2})
     return str(data_root / "faults"), config
 
 

@@ -9,7 +9,6 @@ nothing trains), two days apart; the files' modification times say which night m
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from seqcast.serving import registry, retention
 from seqcast.windows.publish import WindowStore, verify
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.store import write_plan
-from tests.conftest import forecast_layout, run_cli
+from tests.conftest import command_config, forecast_layout, run_cli
 
 NIGHTS = 8
 SPEC = RetentionSpec(keep_versions=3, keep_days=5, grace_hours=1)
@@ -291,16 +290,8 @@ def test_cli_gc_dry_run_lists_sizes_per_kind_and_deletes_nothing(
 ) -> None:
     if not storage.is_local(storage.filesystem(nights.root)[0]):
         pytest.skip("the CLI runs in another process: a memory store is not shared")
-    config = tmp_path / "pipeline.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "name": "pipe",
-                "data_root": str(tmp_path),
-                "source": {"path": f"{tmp_path}/none/*.csv", "timestamp": "ts", "target": ["y"]},
-                "retention": {"keep_versions": 3, "keep_days": 5},
-            }
-        )
+    config = command_config(
+        tmp_path, "pipe", tmp_path, retention={"keep_versions": 3, "keep_days": 5}
     )
     before = files(nights.root)
 

@@ -59,22 +59,6 @@ class FutureSplit:
     unused: int = 0
     missing: dict[str, list[int]] = field(default_factory=dict)
 
-    def missing_text(self, series: list[str] | None = None) -> tuple[int, str]:
-        """How many future rows are missing (of ``series``, default all) and the first few
-        as ``series 'b': 2024-01-02T05:00:00+00:00, ...``."""
-        pairs = [
-            (name, stamp)
-            for name, stamps in self.missing.items()
-            if series is None or name in series
-            for stamp in stamps
-        ]
-        shown: dict[str, list[str]] = {}
-        for name, stamp in pairs[:MISSING_SHOWN]:
-            shown.setdefault(name, []).append(pd.Timestamp(stamp, tz="UTC").isoformat())
-        text = "; ".join(f"series {name!r}: {', '.join(t)}" for name, t in shown.items())
-        more = len(pairs) - MISSING_SHOWN
-        return len(pairs), text + (f" (+{more} more)" if more > 0 else "")
-
 
 def splits_future_rows(contract: Contract, source: SourceSpec) -> bool:
     """Whether the future-row rule applies: a forecast (numeric targets) with

@@ -24,7 +24,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -39,8 +38,21 @@ from seqcast.data.contracts import (
     duration_seconds,
     duration_text,
 )
+from seqcast.data.findings import (
+    EXAMPLES,
+    FUTURE_RANK,
+    NO_ROWS,
+    POSITION,
+    Examples,
+    Failure,
+    Findings,
+    Outcome,
+    RuleResult,
+    TimezoneMix,
+    format_rows,
+)
 from seqcast.data.future_rows import FutureSplit, rows_read
-from seqcast.data.ingest import SOURCE_FILE, SOURCE_LINE
+from seqcast.data.ingest import SOURCE_FILE
 from seqcast.data.parsing import (
     Parsed,
     ParsedTimestamps,
@@ -55,26 +67,8 @@ logger = logging.getLogger(__name__)
 
 QUARANTINE_RULE = "_quarantine_rule"
 QUARANTINE_REASON = "_quarantine_reason"
-Outcome = Literal["pass", "warn", "quarantine", "fail"]
-_EXAMPLES = 5
-_NO_ROWS = np.empty(0, dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    """One contract rule's outcome, as the validation table shows it."""
-
-    rule: str
-    column: str
-    severity: str
-    failed_rows: int
-    outcome: Outcome
-    reason: str = ""
-    examples: str = ""
-
-    @property
-    def success(self) -> bool:
-        return self.outcome == "pass"
+QUARANTINE_RANK = "_quarantine_rank"
+"""A shard's quarantined rows carry their rank, so the merged file keeps one run's order."""
 
 
 @dataclass
@@ -112,6 +106,15 @@ class ValidationReport:
     training, those beyond the horizon at prediction time (`seqcast.data.future_rows`)."""
     series_limit: float | None = None
     """Prediction: the contract's ``series_quarantine_limit``."""
+    kept_rows: int | None = None
+    """Merged from shards (`seqcast.data.validation_merge`): the clean rows, written per
+    shard and not held here (``clean`` is empty); None: ``clean`` holds them."""
+    kept_series: int | None = None
+    """Merged from shards: the series of the clean rows."""
+
+    @property
+    def clean_rows(self) -> int:
+        return self.kept_rows if self.kept_rows is not None else len(self.clean)
 
     @property
     def outcome(self) -> Outcome:
@@ -133,82 +136,7 @@ class ValidationReport:
         ]
 
 
-@dataclass
-class _Findings:
-    """Rules checked so far, and the row positions each one failed."""
-
-    raw: pd.DataFrame
-    contract: Contract
-    context: list[str] = field(default_factory=list)
-    """Columns shown before a failed rule's own in its example rows (the series id at
-    prediction time, where each series' outcome is its own)."""
-    checked: list[tuple[str, str]] = field(default_factory=list)
-    failed: dict[tuple[str, str], tuple[np.ndarray, str, str, int | None]] = field(
-        default_factory=dict
-    )
-
-    def check(self, rule: str, column: str) -> None:
-        if (rule, column) not in self.checked:
-            self.checked.append((rule, column))
-
-    def fail(
-        self,
-        rule: str,
-        column: str,
-        rows: np.ndarray,
-        reason: str,
-        examples: str | None = None,
-        count: int | None = None,
-    ) -> None:
-        """Record a failed rule: its rows (positions), why, and optionally custom examples."""
-        self.check(rule, column)
-        if examples is None:
-            shown = [c for c in dict.fromkeys([*self.context, column]) if c in self.raw.columns]
-            examples = format_rows(self.raw, rows, shown)
-        self.failed[(rule, column)] = (np.asarray(rows, dtype=np.int64), reason, examples, count)
-
-    def severity(self, rule: str, column: str) -> str:
-        return self.contract.severity_of(rule, column if column in self.contract.columns else None)
-
-    def rows_with(self, outcomes: tuple[str, ...]) -> np.ndarray:
-        """Positions of rows failing any rule whose severity is in ``outcomes``."""
-        parts = [
-            rows
-            for (rule, column), (rows, *_rest) in self.failed.items()
-            if self.severity(rule, column) in outcomes
-        ]
-        return np.unique(np.concatenate(parts)) if parts else _NO_ROWS
-
-    def results(self) -> list[RuleResult]:
-        out = []
-        for rule, column in self.checked:
-            severity = self.severity(rule, column)
-            if (rule, column) not in self.failed:
-                out.append(RuleResult(rule, column, severity, 0, "pass"))
-                continue
-            rows, reason, examples, count = self.failed[(rule, column)]
-            failed = count if count is not None else len(rows)
-            out.append(RuleResult(rule, column, severity, failed, severity, reason, examples))  # type: ignore[arg-type]
-        return out
-
-
-def format_rows(raw: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> str:
-    """Up to five rows as ``file:line col='value'``, values as read from the source."""
-    shown = []
-    for position in np.asarray(rows)[:_EXAMPLES]:
-        row = raw.iloc[int(position)]
-        where = f"{row.get(SOURCE_FILE, '?')}:{row.get(SOURCE_LINE, '?')}"
-        values = ", ".join(f"{c}={_plain(row[c])!r}" for c in columns if c in raw.columns)
-        shown.append(f"{where} {values}".strip())
-    more = len(rows) - len(shown)
-    return "; ".join(shown) + (f" (+{more} more)" if more > 0 else "")
-
-
-def _plain(value: object) -> object:
-    return value.item() if hasattr(value, "item") else value
-
-
-def _check_structure(findings: _Findings, files: list[str]) -> None:
+def _check_structure(findings: Findings, files: list[str]) -> None:
     raw, contract = findings.raw, findings.contract
     findings.check("row_count", "(table)")
     if len(raw) == 0:
@@ -216,25 +144,15 @@ def _check_structure(findings: _Findings, files: list[str]) -> None:
         findings.fail(
             "row_count",
             "(table)",
-            _NO_ROWS,
+            NO_ROWS,
             f"no data rows in {names} (empty or header only); each series needs at least "
             f"{contract.min_rows}",
-            examples="",
+            examples=Examples(),
             count=0,
         )
     elif files:
         present = set(raw[SOURCE_FILE].unique()) if SOURCE_FILE in raw.columns else set()
-        empty = [f.rsplit("/", 1)[-1] for f in files if f.rsplit("/", 1)[-1] not in present]
-        findings.check("empty_file", "(file)")
-        if empty:
-            findings.fail(
-                "empty_file",
-                "(file)",
-                _NO_ROWS,
-                f"{len(empty)} file(s) have no data rows",
-                examples=", ".join(empty[:_EXAMPLES]),
-                count=0,
-            )
+        check_empty_files(findings, files, present)
     all_rows = np.arange(len(raw), dtype=np.int64)
     if not [c for c in raw.columns if not c.startswith("_source_")]:
         return  # an empty file has no header: the row count says it all
@@ -249,7 +167,7 @@ def _check_structure(findings: _Findings, files: list[str]) -> None:
                 column,
                 all_rows,
                 f"column missing; the file has {found}",
-                examples="",
+                examples=Examples(),
                 count=len(raw),
             )
     extras = [c for c in raw.columns if c not in contract.columns and not c.startswith("_source_")]
@@ -258,16 +176,31 @@ def _check_structure(findings: _Findings, files: list[str]) -> None:
         findings.fail(
             "extra_columns",
             column,
-            _NO_ROWS,
+            NO_ROWS,
             "column not in the contract (ignored); declare it with `required: false` to "
             "silence this",
-            examples="",
+            examples=Examples(),
             count=len(raw),
         )
 
 
+def check_empty_files(findings: Findings, files: list[str], present: set[str]) -> None:
+    """The files with no data rows (``present``: the file names rows came from)."""
+    empty = [f.rsplit("/", 1)[-1] for f in files if f.rsplit("/", 1)[-1] not in present]
+    findings.check("empty_file", "(file)")
+    if empty:
+        findings.fail(
+            "empty_file",
+            "(file)",
+            NO_ROWS,
+            f"{len(empty)} file(s) have no data rows",
+            examples=Examples.of((((i,), name) for i, name in enumerate(empty)), ", "),
+            count=0,
+        )
+
+
 def _parse_columns(
-    findings: _Findings, source: SourceSpec
+    findings: Findings, source: SourceSpec
 ) -> tuple[pd.DataFrame, dict[str, Parsed]]:
     raw, contract = findings.raw, findings.contract
     typed = pd.DataFrame({ROW: np.arange(len(raw), dtype=np.int64)}, index=raw.index)
@@ -300,35 +233,31 @@ def _parse_columns(
 
 
 def _check_timezones(
-    findings: _Findings, column: str, result: ParsedTimestamps, source: SourceSpec
+    findings: Findings, column: str, result: ParsedTimestamps, source: SourceSpec
 ) -> None:
     findings.check("timezone", column)
     present = result.values.notna().to_numpy(bool)
     offset = result.has_offset.to_numpy(bool) & present
     naive = ~result.has_offset.to_numpy(bool) & present
-    if offset.any() and naive.any():
-        minority = naive if naive.sum() <= offset.sum() else offset
-        examples = (
-            f"with offset {format_rows(findings.raw, np.flatnonzero(offset)[:2], [column])}; "
-            f"without {format_rows(findings.raw, np.flatnonzero(naive)[:2], [column])}"
-        )
-        findings.fail(
-            "timezone",
-            column,
-            np.flatnonzero(minority),
-            f"mixes {int(offset.sum())} timestamps with a UTC offset and {int(naive.sum())} "
-            f"without; give every timestamp an offset, or none (then source.timezone = "
-            f"{source.timezone!r} applies)",
-            examples=examples,
-        )
+    mix = TimezoneMix(
+        int(offset.sum()),
+        int(naive.sum()),
+        findings.row_examples(np.flatnonzero(offset), [column]),
+        findings.row_examples(np.flatnonzero(naive), [column]),
+    )
+    findings.timezones[column] = mix
+    if mix.mixed:
+        minority = naive if mix.naive <= mix.offset else offset
+        findings.fail("timezone", column, np.flatnonzero(minority), *mix.failure(source.timezone))
 
 
 def _apply_gx(
-    findings: _Findings, typed: pd.DataFrame, parsed: dict[str, Parsed], docs_dir: str | None
+    findings: Findings, typed: pd.DataFrame, parsed: dict[str, Parsed], docs_dir: str | None
 ) -> tuple[str | None, bool]:
     """Run the GX suite; keep each row rule's rows that no earlier rule already reported.
 
-    Returns the Data Docs page (or None) and GX's own verdict (every expectation met)."""
+    Returns the Data Docs page (or None) and GX's own verdict (every expectation but
+    the row count met)."""
     from seqcast.data.gx_suite import run_suite  # GX takes seconds to import: only here
 
     outcomes, docs_url = run_suite(typed, findings.contract, docs_dir)
@@ -348,7 +277,7 @@ def _apply_gx(
             finite[column] = rows
             reason = "infinite value (+-inf)"
         elif outcome.rule == "range":
-            rows = np.setdiff1d(rows, finite.get(column, _NO_ROWS))
+            rows = np.setdiff1d(rows, finite.get(column, NO_ROWS))
             rule = findings.contract.columns[column]
             reason = f"outside the allowed range [{rule.min}, {rule.max}]"
         elif outcome.rule == "categories":
@@ -360,13 +289,15 @@ def _apply_gx(
             repeats = typed[key].duplicated(keep="first") & complete
             rows = np.flatnonzero(repeats.to_numpy(bool))
             reason = f"repeats the ({', '.join(key)}) key of an earlier row"
-            findings.fail("unique_key", column, rows, reason, format_rows(findings.raw, rows, key))
+            findings.fail("unique_key", column, rows, reason, shown=key)
             continue
         else:
             reason = outcome.rule
         if len(rows):
             findings.fail(outcome.rule, column, rows, reason)
-    return docs_url, all(outcome.success for outcome in outcomes)
+    # GX's row count is of the whole table: judged here from the row count itself, so a
+    # shard of a few series does not fail it (the merge judges the table's).
+    return docs_url, all(o.success for o in outcomes if o.rule != "row_count")
 
 
 def _short_list(values: list[str], limit: int = 8) -> str:
@@ -375,7 +306,7 @@ def _short_list(values: list[str], limit: int = 8) -> str:
 
 
 def _check_calendar_frequency(
-    findings: _Findings, ordered: pd.DataFrame, step: Frequency, source: SourceSpec
+    findings: Findings, ordered: pd.DataFrame, step: Frequency, source: SourceSpec
 ) -> None:
     """The frequency rule on a calendar grid, as the window step places rows on it: every
     timestamp on the step's anchor day (month start, ...), at its series' time of day,
@@ -405,20 +336,25 @@ def _check_calendar_frequency(
     if not bad:
         return
     rows = ordered["pos"][ordered["series"].isin(bad)].to_numpy()
-    notes = [f"series {s!r}: {int(n)} timestamp(s) off the grid" for s, n in off_series.items()]
-    notes += [f"series {s!r} steps by {int(v)} x {step.alias}" for s, v in bad_step.items()]
+    notes = [
+        ((str(s), 0), f"series {s!r}: {int(n)} timestamp(s) off the grid")
+        for s, n in off_series.items()
+    ]
+    notes += [
+        ((str(s), 1), f"series {s!r} steps by {int(v)} x {step.alias}") for s, v in bad_step.items()
+    ]
     findings.fail(
         "frequency",
         ts,
         rows,
         f"timestamps are not on the contract's {step.alias} calendar grid (in "
         f"{source.timezone}); resample the source, or set the frequency the data has",
-        "; ".join(notes[:5]),
+        Examples.of(notes),
     )
 
 
 def _check_series(
-    findings: _Findings,
+    findings: Findings,
     typed: pd.DataFrame,
     kept: np.ndarray,
     source: SourceSpec,
@@ -470,8 +406,8 @@ def _check_series(
         off = usual[usual.notna() & (usual != expected)]
         if len(off):
             bad = ordered["pos"][ordered["series"].isin(off.index)].to_numpy()
-            examples = "; ".join(
-                f"series {s!r} steps by {duration_text(v)}" for s, v in off.head(5).items()
+            examples = Examples.of(
+                ((str(s),), f"series {s!r} steps by {duration_text(v)}") for s, v in off.items()
             )
             findings.fail(
                 "frequency",
@@ -487,10 +423,19 @@ def _check_series(
         if after.any():
             positions = ordered["pos"][after].to_numpy()
             gaps = step[after].to_numpy()
-            examples = "; ".join(
-                f"{format_rows(raw, positions[i : i + 1], [ts])} after a gap of "
-                f"{duration_text(float(gaps[i]))}"
-                for i in range(min(len(positions), _EXAMPLES))
+            names = ordered["series"][after].to_numpy()
+            stamps = pd.DatetimeIndex(ordered["ts"][after]).as_unit("ns").asi8
+            order = np.lexsort((stamps, names))[:EXAMPLES]  # the first few, as sorted rows
+            examples = Examples(
+                tuple(
+                    (
+                        (str(names[i]), int(stamps[i])),
+                        f"{format_rows(raw, positions[i : i + 1], [ts])} after a gap of "
+                        f"{duration_text(float(gaps[i]))}",
+                    )
+                    for i in order
+                ),
+                len(positions),
             )
             findings.fail(
                 "gaps",
@@ -503,7 +448,7 @@ def _check_series(
     counts = frame.groupby("series")["pos"].count()
     short = counts[counts < contract.min_rows]
     if len(short):
-        examples = "; ".join(f"series {s!r}: {n} row(s)" for s, n in short.head(5).items())
+        examples = Examples.of(((str(s),), f"series {s!r}: {n} row(s)") for s, n in short.items())
         need = "what one forecast reads" if findings.context else "one window: lookback + horizon"
         findings.fail(
             "series_length",
@@ -519,8 +464,9 @@ def _check_series(
         last = ordered.groupby("series").tail(1)
         stale = last[last["ts"] < oldest_allowed]
         if len(stale):
-            examples = "; ".join(
-                f"series {r.series!r} ends {r.ts.isoformat()}" for r in stale.head(5).itertuples()
+            examples = Examples.of(
+                ((str(r.series),), f"series {r.series!r} ends {r.ts.isoformat()}")
+                for r in stale.itertuples()
             )
             findings.fail(
                 "freshness",
@@ -532,26 +478,36 @@ def _check_series(
             )
 
 
-def _check_quarantine_share(findings: _Findings, quarantined: np.ndarray) -> None:
+def _check_quarantine_share(findings: Findings, quarantined: np.ndarray) -> None:
     total = len(findings.raw)
     if not len(quarantined) or not total:
         return
-    share = len(quarantined) / total
-    limit = findings.contract.quarantine_limit
     findings.check("quarantine_share", "(table)")
-    if share > limit:
-        by_rule = [
-            f"{rule} on {column!r}: {len(rows)}"
-            for (rule, column), (rows, *_r) in findings.failed.items()
-            if findings.severity(rule, column) == "quarantine" and len(rows)
-        ]
-        findings.failed[("quarantine_share", "(table)")] = (
-            quarantined,
-            f"{len(quarantined)} of {total} rows ({share:.1%}) would be quarantined, above "
-            f"the contract's quarantine_limit of {limit:.0%} ({'; '.join(by_rule)})",
-            "",
-            None,
-        )
+    by_rule = [
+        (rule, column, len(findings.failed[(rule, column)].rows))
+        for rule, column in findings.checked
+        if (rule, column) in findings.failed and findings.severity(rule, column) == "quarantine"
+    ]
+    reason = quarantine_share_reason(
+        total, len(quarantined), by_rule, findings.contract.quarantine_limit
+    )
+    if reason:
+        findings.failed[("quarantine_share", "(table)")] = Failure(quarantined, reason, Examples())
+
+
+def quarantine_share_reason(
+    total: int, quarantined: int, by_rule: list[tuple[str, str, int]], limit: float
+) -> str | None:
+    """Why the run fails for quarantining too much (None: within ``limit``); ``by_rule``:
+    each quarantining rule's rows, in the table's order."""
+    share = quarantined / total if total else 0.0
+    if not quarantined or share <= limit:
+        return None
+    rules = "; ".join(f"{rule} on {column!r}: {n}" for rule, column, n in by_rule if n)
+    return (
+        f"{quarantined} of {total} rows ({share:.1%}) would be quarantined, above "
+        f"the contract's quarantine_limit of {limit:.0%} ({rules})"
+    )
 
 
 def _series_names(typed: pd.DataFrame, source: SourceSpec) -> pd.Series:
@@ -573,39 +529,47 @@ def _whole_series(names: pd.Series, positions: np.ndarray) -> np.ndarray:
     return np.union1d(positions, whole).astype(np.int64)
 
 
-def _series_causes(findings: _Findings, names: pd.Series) -> dict[str, list[str]]:
+def _series_causes(findings: Findings, names: pd.Series) -> dict[str, list[str]]:
     """Each set-aside series' causes: one line per rule it broke, with its row count."""
     causes: dict[str, list[str]] = {}
-    for (rule, column), (rows, reason, *_r) in findings.failed.items():
-        if findings.severity(rule, column) != "quarantine" or not len(rows):
+    for (rule, column), failure in findings.failed.items():
+        if findings.severity(rule, column) != "quarantine" or not len(failure.rows):
             continue
-        owners = names.iloc[rows].fillna("(no series id)")
+        owners = names.iloc[failure.rows].fillna("(no series id)")
         for name, count in owners.value_counts(sort=False).items():
             causes.setdefault(str(name), []).append(
-                f"{rule} on {column!r}: {count} row(s) {reason}"
+                f"{rule} on {column!r}: {count} row(s) {failure.reason}"
             )
     return dict(sorted(causes.items()))
 
 
 def _check_series_share(
-    findings: _Findings, causes: dict[str, list[str]], names: pd.Series, rows: np.ndarray
+    findings: Findings, causes: dict[str, list[str]], names: pd.Series, rows: np.ndarray
 ) -> None:
     """Prediction: fail the run when more series are set aside than the contract allows."""
     findings.check("quarantine_share", "(series)")
-    total = int(names.dropna().nunique())
+    failure = series_share_failure(
+        int(names.dropna().nunique()), causes, findings.contract.series_quarantine_limit
+    )
+    if failure is not None:
+        findings.failed[("quarantine_share", "(series)")] = Failure(rows, *failure)
+
+
+def series_share_failure(
+    total: int, causes: dict[str, list[str]], limit: float
+) -> tuple[str, Examples] | None:
+    """Why the run fails for setting aside too many of ``total`` series (None: within
+    ``limit``), with the first series set aside as examples."""
     if not causes or not total:
-        return
+        return None
     share = len(causes) / total
-    limit = findings.contract.series_quarantine_limit
-    if share > limit:
-        examples = "; ".join(f"series {s!r}: {c[0]}" for s, c in list(causes.items())[:_EXAMPLES])
-        findings.failed[("quarantine_share", "(series)")] = (
-            rows,
-            f"{len(causes)} of {total} series ({share:.1%}) would be set aside, above the "
-            f"contract's series_quarantine_limit of {limit:.0%}",
-            examples + (f" (+{len(causes) - _EXAMPLES} more)" if len(causes) > _EXAMPLES else ""),
-            None,
-        )
+    if share <= limit:
+        return None
+    reason = (
+        f"{len(causes)} of {total} series ({share:.1%}) would be set aside, above the "
+        f"contract's series_quarantine_limit of {limit:.0%}"
+    )
+    return reason, Examples.of(((s,), f"series {s!r}: {c[0]}") for s, c in causes.items())
 
 
 def clean_table(
@@ -665,7 +629,7 @@ def table_schema(
 
 
 def _quarantined_rows(
-    findings: _Findings,
+    findings: Findings,
     positions: np.ndarray,
     names: pd.Series | None = None,
     causes: dict[str, list[str]] | None = None,
@@ -675,12 +639,12 @@ def _quarantined_rows(
     series' causes: ``names`` and ``causes``)."""
     rules: dict[int, list[str]] = {}
     reasons: dict[int, list[str]] = {}
-    for (rule, column), (rows, reason, *_r) in findings.failed.items():
+    for (rule, column), failure in findings.failed.items():
         if findings.severity(rule, column) != "quarantine":
             continue
-        for position in rows:
+        for position in failure.rows:
             rules.setdefault(int(position), []).append(f"{rule}:{column}")
-            reasons.setdefault(int(position), []).append(reason)
+            reasons.setdefault(int(position), []).append(failure.reason)
     column = findings.context[0] if findings.context else "(table)"
     for position in positions:
         if int(position) not in rules and names is not None:
@@ -688,9 +652,11 @@ def _quarantined_rows(
             why = "; ".join((causes or {}).get(name, []))
             rules[int(position)] = [f"series_set_aside:{column}"]
             reasons[int(position)] = [f"series {name!r} set aside for this run: {why}"]
-    out = findings.raw.iloc[positions].copy()
+    positions = positions[np.argsort(findings.rank[positions], kind="stable")]
+    out = findings.raw.iloc[positions].drop(columns=[POSITION]).copy()
     out[QUARANTINE_RULE] = ["; ".join(rules[int(p)]) for p in positions]
     out[QUARANTINE_REASON] = ["; ".join(reasons[int(p)]) for p in positions]
+    out[QUARANTINE_RANK] = findings.rank[positions]
     return out.reset_index(drop=True)
 
 
@@ -728,15 +694,71 @@ def validate_table(
     Returns:
         The report; the caller decides what a ``fail`` outcome stops.
     """
+    report, _findings, _series = _check(
+        raw, contract, source, files, docs_dir, now, text_columns, scope, whole=True
+    )
+    report.quarantined = report.quarantined.drop(columns=[QUARANTINE_RANK])
+    return report
+
+
+@dataclass
+class ShardCheck:
+    """One shard of series checked: its report without the rules of the whole table
+    (quarantined rows with their rank), what it found, and its number of series."""
+
+    report: ValidationReport
+    findings: Findings
+    series: int
+
+
+def validate_shard(
+    raw: pd.DataFrame,
+    contract: Contract,
+    source: SourceSpec,
+    files: list[str],
+    docs_dir: str | None = None,
+    now: datetime | None = None,
+    text_columns: Sequence[str] = (),
+    scope: PredictionScope | None = None,
+) -> ShardCheck:
+    """`validate_table` on whole series of a larger snapshot (``raw`` with its rows'
+    `POSITION` in it), leaving the rules of the whole table (quarantine share, mixed
+    timezones, empty files: pass ``files=[]``) to `seqcast.data.validation_merge`."""
+    return ShardCheck(
+        *_check(raw, contract, source, files, docs_dir, now, text_columns, scope, whole=False)
+    )
+
+
+def effective_contract(contract: Contract, scope: PredictionScope | None) -> Contract:
+    """The contract as checked: at prediction, per series and needing ``scope.min_rows``."""
+    if scope is None:
+        return contract
+    return per_series_contract(contract).model_copy(
+        update={"min_rows": max(contract.min_rows, scope.min_rows)}
+    )
+
+
+def _check(
+    raw: pd.DataFrame,
+    contract: Contract,
+    source: SourceSpec,
+    files: list[str],
+    docs_dir: str | None,
+    now: datetime | None,
+    text_columns: Sequence[str],
+    scope: PredictionScope | None,
+    whole: bool,
+) -> tuple[ValidationReport, Findings, int]:
     raw = raw.reset_index(drop=True)
+    if POSITION not in raw.columns:
+        raw[POSITION] = np.arange(len(raw), dtype=np.int64)
     snapshot_rows = len(raw)
     context: list[str] = []
+    contract = effective_contract(contract, scope)
     if scope is not None:
-        contract = per_series_contract(contract).model_copy(
-            update={"min_rows": max(contract.min_rows, scope.min_rows)}
-        )
         context = [source.series_id] if source.series_id else []
-    findings = _Findings(raw=raw, contract=contract, context=context)
+    rank = raw[POSITION].to_numpy(np.int64)
+    findings = Findings(raw=raw, contract=contract, context=context, rank=rank)
     _check_structure(findings, files)  # on every row: a file of old rows only is not empty
     split = None
     if not len(findings.rows_with(("fail",))):
@@ -744,8 +766,12 @@ def validate_table(
         raw, split = rows_read(raw, contract, source, scope)
         findings.raw = raw
     future = np.arange(len(raw) - (len(split.future) if split else 0), len(raw), dtype=np.int64)
+    findings.rank = raw[POSITION].to_numpy(np.int64).copy()
+    findings.rank[future] += FUTURE_RANK
     typed, parsed = _parse_columns(findings, source)
     docs_url, gx_success = _apply_gx(findings, typed, parsed, docs_dir)
+    if whole:
+        gx_success = gx_success and len(typed) >= contract.min_rows
     # a future row has no target (what makes it one) and may leave static columns blank
     _exempt(findings, future, [*source.value_columns, *source.static_features])
     names = _series_names(typed, source)
@@ -766,8 +792,9 @@ def validate_table(
         if split is not None and split.missing:
             _check_future_rows(findings, split, names, quarantined, source, scope.future_steps)
         causes = _series_causes(findings, names)
-        _check_series_share(findings, causes, names, quarantined)
-    else:
+        if whole:
+            _check_series_share(findings, causes, names, quarantined)
+    elif whole:
         _check_quarantine_share(findings, quarantined)
     results = findings.results()
     if any(r.outcome == "fail" for r in results):
@@ -779,7 +806,7 @@ def validate_table(
     time_unit = stamps.unit if isinstance(stamps, ParsedTimestamps) else None
     if time_unit:
         clean.attrs[TIME_UNIT] = time_unit  # the window step reports integer time back
-    return ValidationReport(
+    report = ValidationReport(
         contract=contract.name,
         files=files,
         rows=snapshot_rows,
@@ -799,24 +826,25 @@ def validate_table(
         future_rows=len(np.setdiff1d(future, quarantined)) if len(clean) else 0,
         unused_future_rows=split.unused if split else 0,
     )
+    return report, findings, int(names.dropna().nunique())
 
 
-def _exempt(findings: _Findings, rows: np.ndarray, columns: Sequence[str]) -> None:
+def _exempt(findings: Findings, rows: np.ndarray, columns: Sequence[str]) -> None:
     """Drop ``rows`` from the row rules failed on ``columns`` (a future row's blank target
     is what makes it a future row, not a null)."""
     if not len(rows):
         return
-    for (rule, column), (failed, reason, *_rest) in list(findings.failed.items()):
+    for (rule, column), failure in list(findings.failed.items()):
         if column not in columns or rule not in ROW_RULES:
             continue
-        left = np.setdiff1d(failed, rows)
+        left = np.setdiff1d(failure.rows, rows)
         del findings.failed[(rule, column)]
         if len(left):
-            findings.fail(rule, column, left, reason)
+            findings.fail(rule, column, left, failure.reason)
 
 
 def _check_recent_gaps(
-    findings: _Findings,
+    findings: Findings,
     typed: pd.DataFrame,
     observed: np.ndarray,
     scope: PredictionScope,
@@ -846,10 +874,13 @@ def _check_recent_gaps(
     )
     if not gaps:
         return
-    examples = "; ".join(
-        f"series {name!r}: no row between {pd.Timestamp(a, tz='UTC').isoformat()} and "
-        f"{pd.Timestamp(b, tz='UTC').isoformat()}"
-        for name, (a, b) in list(gaps.items())[:_EXAMPLES]
+    examples = Examples.of(
+        (
+            (str(name),),
+            f"series {name!r}: no row between {pd.Timestamp(a, tz='UTC').isoformat()} and "
+            f"{pd.Timestamp(b, tz='UTC').isoformat()}",
+        )
+        for name, (a, b) in gaps.items()
     )
     findings.fail(
         "recent_gap",
@@ -857,12 +888,12 @@ def _check_recent_gaps(
         frame["pos"][frame["series"].isin(list(gaps))].to_numpy(),
         f"gap in the last {scope.gap_free} steps (the rows a forecast starts from); supply "
         "the missing steps",
-        examples + (f" (+{len(gaps) - _EXAMPLES} more)" if len(gaps) > _EXAMPLES else ""),
+        examples,
     )
 
 
 def _check_future_rows(
-    findings: _Findings,
+    findings: Findings,
     split: FutureSplit,
     names: pd.Series,
     quarantined: np.ndarray,
@@ -872,18 +903,24 @@ def _check_future_rows(
     """Prediction: fail the run when a series to be predicted lacks one of its ``steps``
     future rows (a set-aside series is not predicted: its future rows do not matter)."""
     predicted = np.setdiff1d(np.arange(len(names), dtype=np.int64), quarantined)
-    count, examples = split.missing_text(sorted(set(names.iloc[predicted].dropna())))
+    wanted = set(names.iloc[predicted].dropna())
+    missing = [
+        ((name, int(stamp)), pd.Timestamp(stamp, tz="UTC").isoformat())
+        for name, stamps in split.missing.items()
+        if name in wanted
+        for stamp in stamps
+    ]
     findings.check("future_rows", source.timestamp)
-    if not count:
+    if not missing:
         return
     findings.fail(
         "future_rows",
         source.timestamp,
-        _NO_ROWS,
+        NO_ROWS,
         f"missing: each series needs a row for each of its {steps} forecast steps right "
         f"after its last observed {', '.join(source.target)}, with the target blank and the "
         f"known-future columns {source.future_features} filled (in source.path or "
         "source.future_path). Add the rows, then run again; nothing was predicted",
-        examples,
-        count=count,
+        Examples.of(missing, grouped=True),
+        count=len(missing),
     )

@@ -105,7 +105,7 @@ def summary_markdown(
         "",
         f"- source: {len(report.files)} file(s) ({file_names(report.files)}), {report.rows} rows",
         f"- rules: {passed} of {len(report.results)} passed",
-        f"- clean rows passed on: {len(report.clean)}",
+        f"- clean rows passed on: {report.clean_rows}",
     ]
     if report.scope is None:
         lines.append(
@@ -191,7 +191,7 @@ def report_document(report: ValidationReport, **locations: str | None) -> dict[s
         "outcome": report.outcome,
         "files": report.files,
         "rows": report.rows,
-        "clean_rows": len(report.clean),
+        "clean_rows": report.clean_rows,
         "quarantined_rows": len(report.quarantined),
         "quarantine_limit": report.quarantine_limit,
         **(

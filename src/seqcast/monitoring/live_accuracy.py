@@ -19,7 +19,6 @@ memory follows the new rows, not the history.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -305,7 +304,3 @@ def per_step(detail: pd.DataFrame) -> pd.DataFrame:
             ).to_numpy(np.float64),
         }
     )
-
-
-def finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None

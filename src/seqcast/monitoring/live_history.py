@@ -95,8 +95,15 @@ def degraded_streak(summaries: list[dict[str, Any]]) -> int:
     return streak
 
 
-def alerted_in_streak(summaries: list[dict[str, Any]], streak: int) -> bool:
+def alerted_in_streak(
+    summaries: list[dict[str, Any]], streak: int, rerun_of: dict[str, Any] | None = None
+) -> bool:
     """Whether an event already went out for the current streak of ``streak`` degraded
-    nights: one alert per streak, so a model that stays bad does not retrain every night."""
+    nights: one alert per streak, so a model that stays bad does not retrain every night.
+
+    ``rerun_of`` is the night's own summary from an earlier run of it, if any: a rerun of
+    the same night keeps the alert that run sent instead of sending another."""
+    if rerun_of is not None and rerun_of.get("event_emitted"):
+        return True
     scored = [s for s in summaries if s.get("ratio") is not None]
     return any(s.get("event_emitted") for s in scored[len(scored) - streak :]) if streak else False

@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +35,7 @@ import pyarrow.parquet as pq
 
 from seqcast import __version__
 from seqcast.io import storage
+from seqcast.io.work_dirs import age_seconds, mtime_age, writer_alive, writer_marker
 from seqcast.windows.store import FORMAT, MANIFEST, WRITER, payload_files, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -120,51 +119,6 @@ def verify(uri: str, checksums: bool = True) -> list[str]:
         return [problem for problem in pool.map(check, files) if problem is not None]
 
 
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (Linux), to tell a live writer from a reused pid."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _writer_alive(marker: dict[str, Any]) -> bool | None:
-    """True/False for a writer on this host; None when it cannot be checked from here."""
-    if marker.get("host") != socket.gethostname():
-        return None
-    pid = int(marker.get("pid", -1))
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    started = marker.get("process_start")
-    return started is None or _process_start(pid) in (None, started)
-
-
-def _mtime_age(fs: Any, path: str) -> float:
-    """Seconds since ``path`` was modified; 0 where the filesystem does not say (kept)."""
-    try:
-        info = fs.info(path)
-    except FileNotFoundError:
-        return 0.0
-    mtime = info.get("mtime") or info.get("LastModified") or info.get("updated")
-    if mtime is None:
-        return 0.0
-    if isinstance(mtime, str):
-        mtime = datetime.fromisoformat(mtime.replace("Z", "+00:00"))
-    if isinstance(mtime, datetime):
-        mtime = mtime.timestamp()
-    return datetime.now(UTC).timestamp() - float(mtime)
-
-
-def _age_seconds(when: str | None) -> float:
-    if not when:
-        return float("inf")
-    return (datetime.now(UTC) - datetime.fromisoformat(when)).total_seconds()
-
-
 class WindowStore:
     """One pipeline's window builds and the pointers that publish them."""
 
@@ -218,16 +172,7 @@ class WindowStore:
     def begin(self, key: str) -> str:
         """A fresh build directory, marked as being written by this process."""
         uri = storage.join(self.root, "builds", f"{key[:16]}-{uuid.uuid4().hex[:12]}")
-        pid = os.getpid()
-        storage.write_json(
-            storage.join(uri, WRITER),
-            {
-                "host": socket.gethostname(),
-                "pid": pid,
-                "process_start": _process_start(pid),
-                "started": datetime.now(UTC).isoformat(),
-            },
-        )
+        storage.write_json(storage.join(uri, WRITER), writer_marker())
         return uri
 
     def publish(
@@ -299,16 +244,16 @@ class WindowStore:
                 marker = storage.read_json(marker_uri)
             except (OSError, ValueError):
                 return False  # being written this instant
-            alive = _writer_alive(marker)
+            alive = writer_alive(marker)
             if alive is False:
                 return True
-            return _age_seconds(marker.get("started")) > grace_seconds
+            return age_seconds(marker.get("started")) > grace_seconds
         manifest_uri = storage.join(uri, MANIFEST)
         if storage.exists(manifest_uri):
             # Whole but unpublished (a writer lost a race, or died before its pointer).
-            return _age_seconds(read_manifest(uri).get("created")) > grace_seconds
+            return age_seconds(read_manifest(uri).get("created")) > grace_seconds
         fs, path = storage.filesystem(uri)
-        return _mtime_age(fs, path) > grace_seconds  # a writer that died before it began
+        return mtime_age(fs, path) > grace_seconds  # a writer that died before it began
 
     def _clean_root_files(self, grace_seconds: float) -> list[str]:
         """Old temporary pointer files and staging directories of interrupted writes."""
@@ -316,7 +261,7 @@ class WindowStore:
         removed = []
         for entry in fs.ls(root, detail=False):
             name = entry.rstrip("/").rsplit("/", 1)[-1]
-            if name.startswith((".tmp-", ".staging-")) and _mtime_age(fs, entry) > grace_seconds:
+            if name.startswith((".tmp-", ".staging-")) and mtime_age(fs, entry) > grace_seconds:
                 fs.rm(entry, recursive=True)
                 removed.append(storage.join(self.root, name))
         return removed
