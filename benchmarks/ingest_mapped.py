@@ -45,8 +45,8 @@ import pyarrow.csv as pacsv
 
 from benchmarks.ingest_memory import STEPS, block
 from seqcast.config import PipelineConfig, config_from_dict
-from seqcast.data.ingest import plan_snapshot, snapshot_source
-from seqcast.data.snapshot_parts import combine_parts, write_part
+from seqcast.data.ingest import snapshot_source
+from seqcast.data.snapshot_parts import combine_parts, plan_parts, write_part
 from seqcast.io.storage import sha256_of
 from seqcast.records import SnapshotRef
 
@@ -112,7 +112,7 @@ def phases(spec: PipelineConfig) -> list[tuple[str, float]]:
     """The wall time of each step of `snapshot_parts`, run in turn into a fresh data root."""
     shutil.rmtree(spec.data_root, ignore_errors=True)
     started = time.perf_counter()
-    plan = plan_snapshot(spec.source, spec.pipeline_root)
+    plan = plan_parts(spec.source, spec.pipeline_root)
     planned = time.perf_counter()
     parts = [write_part(spec.source, plan, i) for i in range(len(plan.files))]
     written = time.perf_counter()

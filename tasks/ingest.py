@@ -3,6 +3,8 @@
 `ingest` reads the files one after another in one task; `plan_ingest`, `ingest_file`
 (mapped, one task per file) and `combine_ingest` write the same snapshot with the files
 read in parallel on the configured runner (`flows.sharded.ingest_files`).
+`flows.sharded.ingest_source` picks one of the two (`count_source_files` tells it how many
+files there are).
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from seqcast.config import PipelineConfig
-from seqcast.data.ingest import plan_snapshot, snapshot_source
-from seqcast.data.snapshot_parts import abandon_parts, combine_parts, write_part
+from seqcast.data.ingest import snapshot_source, source_file_count
+from seqcast.data.snapshot_parts import abandon_parts, combine_parts, plan_parts, write_part
 from seqcast.records import SnapshotPartRef, SnapshotPlanRef, SnapshotRef
 from tasks.common import STEP_OPTIONS
 
@@ -26,10 +28,16 @@ def ingest(config: PipelineConfig, predicting: bool = False) -> SnapshotRef:
     return snapshot
 
 
+@task(name="ingest-count", **STEP_OPTIONS)
+def count_source_files(config: PipelineConfig, predicting: bool = False) -> int:
+    """List the source files (none is opened) to choose how to ingest them."""
+    return source_file_count(config.source, with_test=not predicting, with_future=predicting)
+
+
 @task(name="ingest-plan", **STEP_OPTIONS)
 def plan_ingest(config: PipelineConfig, predicting: bool = False) -> SnapshotPlanRef:
     """Fingerprint the source files: reuse their snapshot, or plan one part per file."""
-    plan = plan_snapshot(
+    plan = plan_parts(
         config.source, config.pipeline_root, with_test=not predicting, with_future=predicting
     )
     logger = get_run_logger()
@@ -60,7 +68,8 @@ def combine_ingest(
 
 @task(name="ingest-abandon")
 def abandon_ingest(plan: SnapshotPlanRef) -> None:
-    """Remove the parts of a failed ingest (the next run's plan would, too)."""
+    """Remove the work folder of a failed ingest (the next plan would, once this process
+    is gone)."""
     abandon_parts(plan)
 
 

@@ -37,6 +37,9 @@ class SnapshotPlanRef(_Record):
     columns: list[str] = []
     shared_ids: bool = False
     """A series id may not be in both source.path and source.test_path (files of both)."""
+    work: str | None = None
+    """The run's own folder for the parts of a mapped ingest (`seqcast.io.work_dirs`),
+    never inside the snapshot folder, which other runs of the same source share."""
 
 
 class SnapshotPartRef(_Record):

@@ -26,7 +26,7 @@ from seqcast.config import READ_TIMEOUT_SECONDS, SourceSpec
 from seqcast.data import source_batches, timed_reads
 from seqcast.data.source_batches import SOURCE_FILE, SOURCE_LINE
 from seqcast.errors import SourceError
-from seqcast.io import row_groups, storage
+from seqcast.io import row_groups, storage, work_dirs
 from seqcast.records import SnapshotPlanRef, SnapshotRef
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ others. Named like the other ``_source_`` columns, so no contract has to declare
 SOURCE_FUTURE = "_source_future"
 """With ``source.future_path`` at prediction: ``1`` on the rows read from it (known-future
 covariates of the forecast steps, `seqcast.data.future_rows`), ``0`` on the others."""
+LEFTOVER_GRACE = work_dirs.LEFTOVER_GRACE_SECONDS
+"""A temporary file in a snapshot folder older than this is a dead run's (removed)."""
 SNAPSHOT_FORMAT = "text1"
 """Version of the snapshot layout (values as text); a new layout never reuses an old one."""
 
@@ -177,10 +179,14 @@ def plan_snapshot(
     """The snapshot the source would give: the existing one (``reused``), or what to write.
 
     Lists the files and fingerprints their bytes; when no published snapshot has that
-    fingerprint, removes what a run that died before publishing it left in its folder,
-    and reads each file's header (CSV) or footer (Parquet) for the snapshot's columns, so
-    a file that cannot be opened fails here, before any row is written. A reused snapshot
-    costs the fingerprint read only.
+    fingerprint, reads each file's header (CSV) or footer (Parquet) for the snapshot's
+    columns, so a file that cannot be opened fails here, before any row is written. A
+    reused snapshot costs the fingerprint read only.
+
+    The snapshot folder is shared by every run of the same source: two runs may write it
+    at once (each replaces the data file atomically with the same bytes, then the
+    manifest atomically), so nothing in it is removed but temporary files older than
+    `LEFTOVER_GRACE`.
     """
     timeout = source.read_timeout_seconds
     uris = resolve_source_files(source.path, timeout)
@@ -202,9 +208,10 @@ def plan_snapshot(
         logger.info("Source unchanged: reusing raw snapshot %s", snapshot_dir)
         reused = SnapshotRef(**manifest["ref"])
         return SnapshotPlanRef(uri=snapshot_dir, fingerprint=fingerprint, reused=reused)
-    # No manifest, so whatever is here is a dead run's (a data file not yet committed, the
-    # parts of a mapped ingest): never a snapshot, and in the way of this one.
-    storage.remove(snapshot_dir, recursive=True)
+    # No manifest: another run may be writing this snapshot right now, so nothing here is
+    # removed but a dead run's old temporary files. Its data file, if any, was written
+    # whole (atomically), and this run replaces it with the same bytes.
+    _remove_stale_temporaries(snapshot_dir)
     parts = _marked(uris, test_uris, future_uris)
     return SnapshotPlanRef(
         uri=snapshot_dir,
@@ -214,6 +221,33 @@ def plan_snapshot(
         columns=_snapshot_columns(parts, timeout),
         shared_ids=bool(test_uris),
     )
+
+
+def _remove_stale_temporaries(snapshot_dir: str) -> None:
+    """Delete the temporary files (`storage.atomic_writer`) in ``snapshot_dir`` older than
+    `work_dirs.LEFTOVER_GRACE_SECONDS`: a live writer's are younger, a dead one's stay."""
+    fs, path = storage.filesystem(snapshot_dir)
+    if not fs.isdir(path):
+        return
+    for entry in fs.ls(path, detail=False):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        if name.startswith(".tmp-") and work_dirs.mtime_age(fs, entry) > LEFTOVER_GRACE:
+            logger.info("Removing a dead ingest's temporary file %s", entry)
+            fs.rm(entry)
+
+
+def source_file_count(source: SourceSpec, with_test: bool = True, with_future: bool = False) -> int:
+    """How many files the snapshot reads (as `plan_snapshot` lists them; none is opened).
+
+    Raises:
+        SourceError: a path matches nothing readable.
+    """
+    paths = [source.path]
+    if with_test and source.test_path is not None:
+        paths.append(source.test_path)
+    if with_future and source.future_path is not None:
+        paths.append(source.future_path)
+    return sum(len(resolve_source_files(p, source.read_timeout_seconds)) for p in paths)
 
 
 def snapshot_source(

@@ -3,20 +3,28 @@
 `seqcast.data.ingest.snapshot_source` reads the files one after another; here the same
 snapshot is written in three steps an orchestrator can spread over workers:
 
-1. `seqcast.data.ingest.plan_snapshot`: the files, the fingerprint (an existing snapshot
-   is reused and nothing else is read), the snapshot's columns from every header/footer;
-2. `write_part` (per file): the file streamed into ``{snapshot}/_parts/part-{i}.arrow``
+1. `plan_parts`: `seqcast.data.ingest.plan_snapshot` (the files, the fingerprint: an
+   existing snapshot is reused and nothing else is read; the columns from every
+   header/footer), and a work folder of this run's own for the parts,
+   ``{pipeline_root}/ingest-work/{fingerprint[:16]}-{uid}/`` (`seqcast.io.work_dirs`);
+2. `write_part` (per file): the file streamed into ``part-{i}.arrow`` in the work folder
    (Arrow IPC, the snapshot's schema), with its series ids beside it when the source has
    test files (a series may not be in both);
 3. `combine_parts`: the parts streamed in file order through `row_groups.parquet_writer`
-   into ``data.parquet``, the manifest written (the commit point), the parts removed.
+   into the snapshot's ``data.parquet``, the manifest written (the commit point), the work
+   folder removed.
 
 The snapshot is byte for byte the one `snapshot_source` writes: the same rows reach the
 same `RowGroupWriter`, which cuts row groups of a fixed size whatever the batches. A
 source of one file skips the parts: its task writes ``data.parquet`` directly and the
-combine step only commits it. A run that dies leaves no manifest, so no snapshot; the
-next run's plan removes the folder it left. Two runs ingesting the same new source at
-the same moment are not supported (the second plan would remove the first's parts).
+combine step only commits it.
+
+The parts never live in the snapshot folder: that folder is content-addressed, so two runs
+of the same new source share it. Each run has its own work folder and writes the data file
+and manifest atomically, with the same bytes, so both succeed. A run that dies leaves no
+manifest, so no snapshot, and a work folder marked with its process: the next plan's
+`work_dirs.clean` removes it once that process is gone (or after the grace period, for a
+writer on another host).
 """
 
 from __future__ import annotations
@@ -35,25 +43,45 @@ from seqcast.data.ingest import (
     publish_snapshot,
     raw_schema,
 )
-from seqcast.io import row_groups, storage
+from seqcast.io import row_groups, storage, work_dirs
 from seqcast.records import SnapshotPartRef, SnapshotPlanRef, SnapshotRef
 
 logger = logging.getLogger(__name__)
 
-WORK = "_parts"
-"""The parts of a snapshot being written; removed once it is committed."""
+WORK = "ingest-work"
+"""Under the pipeline root: one folder per mapped ingest in progress (`seqcast.io.work_dirs`)."""
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 """Parts are read back once, by the combine step: a fast codec, not a small file."""
-
-
-def work_uri(plan: SnapshotPlanRef) -> str:
-    """The folder of the plan's parts."""
-    return storage.join(plan.uri, WORK)
 
 
 def _direct(plan: SnapshotPlanRef) -> bool:
     """One file: its task writes the snapshot's data file itself (nothing to combine)."""
     return len(plan.files) == 1
+
+
+def plan_parts(
+    source: SourceSpec,
+    pipeline_root: str,
+    with_test: bool = True,
+    with_future: bool = False,
+) -> SnapshotPlanRef:
+    """`plan_snapshot`, plus a fresh work folder for the parts when there are files to
+    combine; first removes the work folders of ingests whose process is gone."""
+    parent = storage.join(pipeline_root, WORK)
+    work_dirs.clean(parent)
+    plan = plan_snapshot(source, pipeline_root, with_test, with_future)
+    if plan.reused is not None or _direct(plan):
+        return plan
+    return plan.model_copy(update={"work": work_dirs.begin(parent, plan.fingerprint[:16])})
+
+
+def _work(plan: SnapshotPlanRef) -> str:
+    if plan.work is None:
+        raise ValueError(
+            "`plan` has no work folder for its parts: make it with `plan_parts`, not "
+            "`plan_snapshot`"
+        )
+    return plan.work
 
 
 def write_part(
@@ -85,7 +113,7 @@ def write_part(
             for table in tables:
                 snapshot.write(table)
         return SnapshotPartRef(uri=data_uri(plan), rows=snapshot.rows)
-    part_uri = storage.join(work_uri(plan), f"part-{index:05d}.arrow")
+    part_uri = storage.join(_work(plan), f"part-{index:05d}.arrow")
     rows = 0
     with (
         row_groups.atomic_file(part_uri) as handle,
@@ -96,7 +124,7 @@ def write_part(
             part.write_table(table)
     ids_uri = None
     if shared is not None:
-        ids_uri = storage.join(work_uri(plan), f"ids-{index:05d}.json")
+        ids_uri = storage.join(_work(plan), f"ids-{index:05d}.json")
         storage.write_json(ids_uri, {"train": sorted(shared.train), "test": sorted(shared.test)})
     return SnapshotPartRef(uri=part_uri, rows=rows, ids_uri=ids_uri)
 
@@ -140,8 +168,9 @@ def combine_parts(
 
 
 def abandon_parts(plan: SnapshotPlanRef) -> None:
-    """Remove the plan's parts (after the commit, or after a failed file task)."""
-    storage.remove(work_uri(plan), recursive=True)
+    """Remove the plan's work folder (after the commit, or after a failed file task)."""
+    if plan.work is not None:
+        work_dirs.remove(plan.work)
 
 
 def snapshot_in_parts(
@@ -152,7 +181,7 @@ def snapshot_in_parts(
     batch_rows: int = source_batches.BATCH_ROWS,
 ) -> SnapshotRef:
     """The three steps one after another in this process (tests; the flow maps step 2)."""
-    plan = plan_snapshot(source, pipeline_root, with_test, with_future)
+    plan = plan_parts(source, pipeline_root, with_test, with_future)
     if plan.reused is not None:
         return plan.reused
     try:
