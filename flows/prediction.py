@@ -7,13 +7,12 @@ from prefect import flow
 
 from flows.names import run_name
 from flows.runners import run_sharded
-from flows.sharded import predict_shards, validate_shards
+from flows.sharded import ingest_source, predict_shards, validate_shards
 from seqcast.config import PipelineConfig
 from seqcast.records import PredictionsRef
 from seqcast.serving import registry
 from tasks.common import already_published, current_run_id, logical_date, run_trigger, skipped
 from tasks.drift import check_input_drift
-from tasks.ingest import ingest
 from tasks.live_accuracy import watch_live_accuracy
 from tasks.prediction_report import publish_prediction_report
 
@@ -37,7 +36,7 @@ def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef
     if (done := already_published(config, "predictions", day, force)) is not None:
         return skipped(PredictionsRef.model_validate(done.record["predictions"]), done.reason)
     registry.required_champion_version(config.pipeline_root)
-    snapshot = ingest(config, predicting=True)
+    snapshot = ingest_source(config, predicting=True)
     watch_live_accuracy(config, snapshot, day)  # never stops the predictions
     validated = run_sharded(validate_shards, config, snapshot, True)
     # Publishes the day's file and its marker itself (seqcast.serving.publication).

@@ -1,5 +1,6 @@
-"""Subflows that map one task over shards of series (or backtest folds);
-`flows.runners.on_runner` picks where their tasks run (threads or Dask) from the config."""
+"""Subflows that map one task over shards of series (or source files, backtest folds);
+`flows.runners.on_runner` picks where their tasks run (threads or Dask) from the config.
+`ingest_source` picks between the ingest subflow and the one serial ingest task."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import date
 
 from prefect import flow, unmapped
 
+from flows.runners import run_sharded
 from seqcast.config import PipelineConfig
 from seqcast.records import (
     BacktestRef,
@@ -17,6 +19,14 @@ from seqcast.records import (
     WindowsRef,
 )
 from tasks.backtest import backtest_fold, plan_backtest, summarise_backtest
+from tasks.ingest import (
+    abandon_ingest,
+    combine_ingest,
+    count_source_files,
+    ingest,
+    ingest_file,
+    plan_ingest,
+)
 from tasks.predict import combine_predictions, plan_prediction, predict_shard
 from tasks.validate import abandon_validation, check_shard, plan_validation, publish_validation
 from tasks.window import (
@@ -28,6 +38,37 @@ from tasks.window import (
     windows_ref,
     write_windows,
 )
+
+
+def ingest_source(config: PipelineConfig, predicting: bool = False) -> SnapshotRef:
+    """The raw snapshot of the source (``predicting``: the prediction's files).
+
+    On a Dask runner, a source of many files is read by one task per file (`ingest_files`);
+    otherwise (the thread runner, or one file) by the one `ingest` task, file after file.
+    Threads share one machine's cores, where the mapped path measured slower than the
+    serial one (parts written and read back, a task run per file); a Dask runner is chosen
+    to spread tasks over more workers, where reading the files in parallel can pay
+    (`benchmarks/README.md`, "Many files"). Both write the same snapshot bytes.
+    """
+    if config.runner.kind == "dask" and count_source_files(config, predicting) > 1:
+        return run_sharded(ingest_files, config, predicting)
+    return ingest(config, predicting)
+
+
+@flow(name="ingest", flow_run_name="ingest-{config.name}")
+def ingest_files(config: PipelineConfig, predicting: bool = False) -> SnapshotRef:
+    """Reuse the snapshot of unchanged files, or stream each file into a part (one task per
+    file) and combine the parts into the snapshot; ``predicting``: the prediction's files."""
+    plan = plan_ingest(config, predicting)
+    if plan.reused is not None:
+        return plan.reused
+    try:
+        files = list(range(len(plan.files)))
+        parts = ingest_file.map(unmapped(config), unmapped(plan), files).result()
+        return combine_ingest(config, plan, parts)
+    except BaseException:
+        abandon_ingest(plan)
+        raise
 
 
 @flow(name="validate", flow_run_name="validate-{config.name}")

@@ -9,14 +9,13 @@ from prefect import flow
 from flows.names import run_name
 from flows.runners import run_sharded
 from flows.search import train_or_search
-from flows.sharded import backtest_folds, validate_shards, window_shards
+from flows.sharded import backtest_folds, ingest_source, validate_shards, window_shards
 from seqcast.config import PipelineConfig
 from seqcast.io import publications
 from seqcast.records import TrainingOutcome
 from tasks.challengers import fit_challengers
 from tasks.common import already_published, current_run_id, logical_date, run_trigger, skipped
 from tasks.evaluate import evaluate
-from tasks.ingest import ingest
 from tasks.register import register
 from tasks.retention import collect_garbage
 
@@ -33,7 +32,7 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     trigger = run_trigger()
     if (done := already_published(config, "training", day, force)) is not None:
         return skipped(TrainingOutcome.model_validate(done.record["outcome"]), done.reason)
-    snapshot = ingest(config)
+    snapshot = ingest_source(config)
     validated = run_sharded(validate_shards, config, snapshot)
     windows = run_sharded(window_shards, config, validated)
     challengers = fit_challengers(config, windows)

@@ -6,14 +6,13 @@ from prefect import flow
 
 from flows.names import run_name
 from flows.runners import run_sharded
-from flows.sharded import validate_shards
+from flows.sharded import ingest_source, validate_shards
 from seqcast.config import PipelineConfig
 from seqcast.records import ValidatedRef
-from tasks.ingest import ingest
 
 
 @flow(name="validation", flow_run_name=run_name("validate"), validate_parameters=True)
 def validate_source(config: PipelineConfig) -> ValidatedRef:
     """Snapshot the source and check it against its data contract; nothing is trained."""
-    snapshot = ingest(config)
+    snapshot = ingest_source(config)
     return run_sharded(validate_shards, config, snapshot)

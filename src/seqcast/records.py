@@ -24,6 +24,33 @@ class SnapshotRef(_Record):
     files: list[str]
 
 
+class SnapshotPlanRef(_Record):
+    """A raw snapshot to write (or found written: ``reused``): its folder, the files in
+    order with the marks their rows get, and the snapshot's columns (from headers/footers).
+    """
+
+    uri: str
+    fingerprint: str
+    reused: SnapshotRef | None = None
+    files: list[str] = []
+    marks: list[dict[str, str]] = []
+    columns: list[str] = []
+    shared_ids: bool = False
+    """A series id may not be in both source.path and source.test_path (files of both)."""
+    work: str | None = None
+    """The run's own folder for the parts of a mapped ingest (`seqcast.io.work_dirs`),
+    never inside the snapshot folder, which other runs of the same source share."""
+
+
+class SnapshotPartRef(_Record):
+    """One source file's rows, written by its own task until the parts are combined."""
+
+    uri: str
+    rows: int
+    ids_uri: str | None = None
+    """The file's series ids, when `SnapshotPlanRef.shared_ids` asks for them."""
+
+
 class ValidatedRef(_Record):
     """The typed, contract-checked table the window step reads."""
 

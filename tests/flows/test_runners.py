@@ -13,9 +13,10 @@ from prefect_dask import DaskTaskRunner
 from flows.prediction import batch_predict
 from flows.runners import RESULTS_FOLDER, run_sharded, task_runner
 from flows.search import search_models
-from flows.sharded import validate_shards, window_shards
+from flows.sharded import ingest_source, validate_shards, window_shards
 from flows.training import nightly_training
 from seqcast.config import PipelineConfig, RunnerSpec
+from seqcast.data.snapshot_parts import WORK
 from seqcast.windows.store import read_manifest
 from tasks.ingest import ingest
 from tests.conftest import tiny_config
@@ -73,9 +74,17 @@ def test_thread_and_dask_runners_write_identical_windows_and_predictions(
     threads = small(tiny_load_csv, tmp_path / "threads", THREAD)
     dask = small(tiny_load_csv, tmp_path / "dask", DASK)
     on_threads = nightly_training(threads)
-    # The training flow's validate and window steps, alone (the flow calls them so), on a
-    # local Dask cluster: three validation shards give the table one shard gave on threads.
-    validated = run_sharded(validate_shards, dask, ingest(dask))
+    # The training flow's ingest on Dask: three files, so one task per file on the module's
+    # cluster (the parts' work folder), the snapshot the serial task wrote on threads.
+    on_cluster = RunnerSpec(**DASK, address=dask_address)
+    snapshot = ingest_source(dask.model_copy(update={"runner": on_cluster}))
+    assert (Path(dask.pipeline_root) / WORK).is_dir()
+    assert not (Path(threads.pipeline_root) / WORK).exists()
+    (serial,) = (Path(threads.pipeline_root) / "raw").glob("*/data.parquet")
+    assert len(snapshot.files) == 3 and Path(snapshot.uri).read_bytes() == serial.read_bytes()
+    # Its validate and window steps, alone (the flow calls them so), on a local Dask
+    # cluster: three validation shards give the table one shard gave on threads.
+    validated = run_sharded(validate_shards, dask, snapshot)
     on_dask = run_sharded(window_shards, dask, validated)
     (by_one_shard,) = (Path(threads.pipeline_root) / "validated").glob("*/data.parquet")
     pd.testing.assert_frame_equal(
@@ -96,7 +105,6 @@ def test_thread_and_dask_runners_write_identical_windows_and_predictions(
     # the module's cluster.
     first = batch_predict(threads)
     by_threads = pd.read_parquet(first.uri).drop(columns="flow_run_id")
-    on_cluster = RunnerSpec(**DASK, address=dask_address)
     on_dask_runner = threads.model_copy(update={"runner": on_cluster})
     second = batch_predict(on_dask_runner, force=True)
     by_dask = pd.read_parquet(second.uri).drop(columns="flow_run_id")

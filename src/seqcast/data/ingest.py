@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 from contextlib import closing
 
 import pandas as pd
@@ -25,8 +26,8 @@ from seqcast.config import READ_TIMEOUT_SECONDS, SourceSpec
 from seqcast.data import source_batches, timed_reads
 from seqcast.data.source_batches import SOURCE_FILE, SOURCE_LINE
 from seqcast.errors import SourceError
-from seqcast.io import row_groups, storage
-from seqcast.records import SnapshotRef
+from seqcast.io import row_groups, storage, work_dirs
+from seqcast.records import SnapshotPlanRef, SnapshotRef
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ others. Named like the other ``_source_`` columns, so no contract has to declare
 SOURCE_FUTURE = "_source_future"
 """With ``source.future_path`` at prediction: ``1`` on the rows read from it (known-future
 covariates of the forecast steps, `seqcast.data.future_rows`), ``0`` on the others."""
+LEFTOVER_GRACE = work_dirs.LEFTOVER_GRACE_SECONDS
+"""A temporary file in a snapshot folder older than this is a dead run's (removed)."""
 SNAPSHOT_FORMAT = "text1"
 """Version of the snapshot layout (values as text); a new layout never reuses an old one."""
 
@@ -140,7 +143,7 @@ def _snapshot_columns(parts: list[tuple[str, dict[str, str]]], timeout: float) -
     return list(columns)
 
 
-class _SharedIds:
+class SharedIds:
     """The series ids of the ``source.path`` rows and of the ``source.test_path`` rows, seen
     batch by batch: one found in both is refused (`check`)."""
 
@@ -167,26 +170,24 @@ class _SharedIds:
             )
 
 
-def snapshot_source(
+def plan_snapshot(
     source: SourceSpec,
     pipeline_root: str,
     with_test: bool = True,
     with_future: bool = False,
-    batch_rows: int = source_batches.BATCH_ROWS,
-) -> SnapshotRef:
-    """Write the source to ``{pipeline_root}/raw/{fingerprint}/`` unless that snapshot exists.
+) -> SnapshotPlanRef:
+    """The snapshot the source would give: the existing one (``reused``), or what to write.
 
-    ``with_test``: also read ``source.test_path`` (its rows marked in `SOURCE_TEST`); a
-    prediction run reads ``source.path`` and, ``with_future``, ``source.future_path`` (its
-    rows marked in `SOURCE_FUTURE`: the known-future covariates of the forecast steps).
+    Lists the files and fingerprints their bytes; when no published snapshot has that
+    fingerprint, reads each file's header (CSV) or footer (Parquet) for the snapshot's
+    columns, so a file that cannot be opened fails here, before any row is written. A
+    reused snapshot costs the fingerprint read only.
 
-    The files are read ``batch_rows`` rows at a time and written as they are read, so memory
-    follows the batch, not the source; the snapshot is the same for any ``batch_rows``.
+    The snapshot folder is shared by every run of the same source: two runs may write it
+    at once (each replaces the data file atomically with the same bytes, then the
+    manifest atomically), so nothing in it is removed but temporary files older than
+    `LEFTOVER_GRACE`.
     """
-    if batch_rows < 1:
-        raise ValueError(
-            f"`batch_rows` must be a positive integer. Received: batch_rows={batch_rows}"
-        )
     timeout = source.read_timeout_seconds
     uris = resolve_source_files(source.path, timeout)
     fingerprint = fingerprint_files(uris, timeout)
@@ -205,26 +206,117 @@ def snapshot_source(
     if storage.exists(manifest_uri):
         manifest = storage.read_json(manifest_uri)
         logger.info("Source unchanged: reusing raw snapshot %s", snapshot_dir)
-        return SnapshotRef(**manifest["ref"])
+        reused = SnapshotRef(**manifest["ref"])
+        return SnapshotPlanRef(uri=snapshot_dir, fingerprint=fingerprint, reused=reused)
+    # No manifest: another run may be writing this snapshot right now, so nothing here is
+    # removed but a dead run's old temporary files. Its data file, if any, was written
+    # whole (atomically), and this run replaces it with the same bytes.
+    _remove_stale_temporaries(snapshot_dir)
     parts = _marked(uris, test_uris, future_uris)
-    columns = _snapshot_columns(parts, timeout)
-    schema = raw_schema(columns)
-    shared = _SharedIds(source.series_id) if test_uris else None
-    data_uri = storage.join(snapshot_dir, "data.parquet")
-    with row_groups.parquet_writer(data_uri, schema) as snapshot:
-        for uri, marks in parts:
-            for batch in source_batches.iter_batches(uri, timeout, batch_rows):
-                frame = _conform(batch.assign(**marks), columns)
-                if shared is not None:
-                    shared.add(frame)
-                snapshot.write(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+    return SnapshotPlanRef(
+        uri=snapshot_dir,
+        fingerprint=fingerprint,
+        files=[uri for uri, _ in parts],
+        marks=[marks for _, marks in parts],
+        columns=_snapshot_columns(parts, timeout),
+        shared_ids=bool(test_uris),
+    )
+
+
+def _remove_stale_temporaries(snapshot_dir: str) -> None:
+    """Delete the temporary files (`storage.atomic_writer`) in ``snapshot_dir`` older than
+    `work_dirs.LEFTOVER_GRACE_SECONDS`: a live writer's are younger, a dead one's stay."""
+    fs, path = storage.filesystem(snapshot_dir)
+    if not fs.isdir(path):
+        return
+    for entry in fs.ls(path, detail=False):
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        if name.startswith(".tmp-") and work_dirs.mtime_age(fs, entry) > LEFTOVER_GRACE:
+            logger.info("Removing a dead ingest's temporary file %s", entry)
+            fs.rm(entry)
+
+
+def source_file_count(source: SourceSpec, with_test: bool = True, with_future: bool = False) -> int:
+    """How many files the snapshot reads (as `plan_snapshot` lists them; none is opened).
+
+    Raises:
+        SourceError: a path matches nothing readable.
+    """
+    paths = [source.path]
+    if with_test and source.test_path is not None:
+        paths.append(source.test_path)
+    if with_future and source.future_path is not None:
+        paths.append(source.future_path)
+    return sum(len(resolve_source_files(p, source.read_timeout_seconds)) for p in paths)
+
+
+def snapshot_source(
+    source: SourceSpec,
+    pipeline_root: str,
+    with_test: bool = True,
+    with_future: bool = False,
+    batch_rows: int = source_batches.BATCH_ROWS,
+) -> SnapshotRef:
+    """Write the source to ``{pipeline_root}/raw/{fingerprint}/`` unless that snapshot exists.
+
+    ``with_test``: also read ``source.test_path`` (its rows marked in `SOURCE_TEST`); a
+    prediction run reads ``source.path`` and, ``with_future``, ``source.future_path`` (its
+    rows marked in `SOURCE_FUTURE`: the known-future covariates of the forecast steps).
+
+    The files are read ``batch_rows`` rows at a time and written as they are read, so memory
+    follows the batch, not the source; the snapshot is the same for any ``batch_rows``.
+    One file after another, in this process; `seqcast.data.snapshot_parts` writes the same
+    snapshot with the files read by parallel tasks.
+    """
+    if batch_rows < 1:
+        raise ValueError(
+            f"`batch_rows` must be a positive integer. Received: batch_rows={batch_rows}"
+        )
+    plan = plan_snapshot(source, pipeline_root, with_test, with_future)
+    if plan.reused is not None:
+        return plan.reused
+    schema = raw_schema(plan.columns)
+    shared = SharedIds(source.series_id) if plan.shared_ids else None
+    with row_groups.parquet_writer(data_uri(plan), schema) as snapshot:
+        for uri, marks in zip(plan.files, plan.marks, strict=True):
+            tables = file_tables(uri, marks, plan.columns, source, batch_rows, shared)
+            for table in tables:
+                snapshot.write(table)
         if shared is not None:
             shared.check()  # before the file is published: no snapshot of a refused source
-    uris = uris + test_uris + future_uris
-    ref = SnapshotRef(uri=data_uri, rows=snapshot.rows, fingerprint=fingerprint, files=uris)
-    # The manifest is the commit marker: a snapshot without one is rewritten next time.
+    return publish_snapshot(source, plan, snapshot.rows)
+
+
+def data_uri(plan: SnapshotPlanRef) -> str:
+    """Where the snapshot's rows go: ``data.parquet`` in its folder."""
+    return storage.join(plan.uri, "data.parquet")
+
+
+def file_tables(
+    uri: str,
+    marks: dict[str, str],
+    columns: list[str],
+    source: SourceSpec,
+    batch_rows: int,
+    shared: SharedIds | None = None,
+) -> Iterator[pa.Table]:
+    """One file's rows as tables of the snapshot's schema, ``batch_rows`` at a time: its
+    columns conformed to ``columns``, ``marks`` added, the series ids seen to ``shared``."""
+    schema = raw_schema(columns)
+    for batch in source_batches.iter_batches(uri, source.read_timeout_seconds, batch_rows):
+        frame = _conform(batch.assign(**marks), columns)
+        if shared is not None:
+            shared.add(frame)
+        yield pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+
+
+def publish_snapshot(source: SourceSpec, plan: SnapshotPlanRef, rows: int) -> SnapshotRef:
+    """Commit the snapshot whose data file is written: its manifest is the commit marker
+    (a snapshot folder without one is cleared and written again by the next run)."""
+    ref = SnapshotRef(uri=data_uri(plan), rows=rows, fingerprint=plan.fingerprint, files=plan.files)
+    manifest_uri = storage.join(plan.uri, "manifest.json")
     storage.write_json(manifest_uri, {"ref": ref.model_dump(), "source": source.model_dump()})
-    logger.info("Raw snapshot of %d rows from %d file(s) at %s", snapshot.rows, len(uris), data_uri)
+    logger.info("Raw snapshot of %d rows from %d file(s) at %s", rows, len(plan.files), ref.uri)
     return ref
 
 

@@ -100,14 +100,17 @@ def parquet_writer(
     Raises:
         StorageError: a local write failed for good (disk full, read-only, no permission).
     """
-    with _target(uri) as handle, pq.ParquetWriter(handle, schema, compression="zstd") as writer:
+    with atomic_file(uri) as handle, pq.ParquetWriter(handle, schema, compression="zstd") as writer:
         groups = RowGroupWriter(writer, row_group_rows)
         yield groups
         groups.flush()
 
 
 @contextmanager
-def _target(uri: str) -> Iterator[BinaryIO]:
+def atomic_file(uri: str) -> Iterator[BinaryIO]:
+    """A binary handle whose bytes replace ``uri`` only if the block succeeds, never held
+    in memory: a temporary file renamed (local disk) or uploaded in one call (object store).
+    """
     fs, path = storage.filesystem(uri)
     if storage.is_local(fs):
         with storage.atomic_writer(uri) as handle:
