@@ -44,6 +44,7 @@ from seqcast.data.validation_report import (
 from seqcast.data.validation_shards import plan_shards, write_shards
 from seqcast.errors import DataContractError, RegistryError
 from seqcast.io import row_groups, storage, work_dirs
+from seqcast.io.memory import release_freed_memory
 from seqcast.records import SnapshotRef, ValidatedRef, ValidationPlanRef, ValidationShardRef
 from tasks.common import STEP_OPTIONS
 
@@ -221,10 +222,13 @@ def check_shard(
         )
         table = pa.Table.from_pandas(report.clean, schema=schema, preserve_index=False)
         storage.write_parquet(table, _part(plan, "clean", shard.number))
+        del table
     if len(report.quarantined):
         storage.write_frame(report.quarantined, _part(plan, "quarantine", shard.number))
     uri = _part(plan, "summary", shard.number, "json")
     storage.write_json(uri, summary(check, series_column(config.source)))
+    del check, report
+    release_freed_memory()  # else the heap keeps each shard's frames (`seqcast.io.memory`)
     return uri
 
 
