@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import sys
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -139,6 +140,21 @@ def text_columns(config: PipelineConfig) -> list[str]:
     return [c for c in (config.split.column, SOURCE_TEST) if c]
 
 
+def shard_rows(config: PipelineConfig, contract: Contract) -> int:
+    """Rows per shard: ``runner.validation_rows``, unless the contract's unique key leaves
+    out the series id, so that a repeat could lie in two shards: then one shard."""
+    series_id = config.source.series_id
+    if series_id and contract.key and series_id not in contract.key:
+        get_run_logger().info(
+            "The contract's key %s does not hold the series id %r: validating in one shard "
+            "so that every repeat of a key is found",
+            contract.key,
+            series_id,
+        )
+        return sys.maxsize
+    return config.runner.validation_rows
+
+
 @task(name="validate-plan", **STEP_OPTIONS)
 def plan_validation(
     config: PipelineConfig, snapshot: SnapshotRef, predicting: bool = False
@@ -163,7 +179,7 @@ def plan_validation(
                 "now": datetime.now(UTC).isoformat(),
             },
         )
-        names = plan_shards(snapshot.uri, config.source.series_id, config.runner.validation_rows)
+        names = plan_shards(snapshot.uri, config.source.series_id, shard_rows(config, contract))
         shards, present = write_shards(snapshot.uri, config.source.series_id, names, work)
     except BaseException:
         work_dirs.remove(work)

@@ -14,6 +14,8 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from flows.validation import validate_source
+from seqcast.data.contracts import contract_for, save_contract
+from seqcast.errors import DataContractError
 from tasks.validate import WORK
 from tests.conftest import tiny_config
 
@@ -27,6 +29,8 @@ KILLED_RUN = """
 import os, signal, sys
 import tasks.validate as steps
 from flows.validation import validate_source
+from seqcast.data.contracts import contract_for, save_contract
+from seqcast.errors import DataContractError
 from seqcast.config import PipelineConfig
 
 checked = steps.validate_shard
@@ -80,3 +84,18 @@ def test_a_killed_validation_leaves_the_old_table_and_is_cleaned_up_next_run(
     table = pd.read_parquet(second.uri)
     assert table["sensor"].tolist() == sorted(table["sensor"]) and second.series == 3
     assert table.loc[table["sensor"] == "sensor-1", "temperature"].iloc[4] == 99.5
+
+
+def test_a_key_without_the_series_id_is_checked_in_one_shard(
+    tiny_load_csv: Path, tmp_path: Path
+) -> None:
+    # The three series share their timestamps: under a key of `ts` alone every row after
+    # the first series' repeats a key, which one shard per series would never see.
+    config = tiny_config(tiny_load_csv, tmp_path / "root", runner={"validation_rows": 240})
+    contract = contract_for(config).model_copy(update={"key": ["ts"]})
+    path = save_contract(contract, tmp_path / "contract.yaml")
+    keyed = config.model_copy(update={"contract": str(path)})
+    with pytest.raises(
+        DataContractError, match=r"unique_key on column 'ts' \(fail\): 480 row\(s\)"
+    ):
+        validate_source(keyed)
