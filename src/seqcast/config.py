@@ -448,7 +448,8 @@ class EvaluateSpec(_Spec):
 
 
 class RunnerSpec(_Spec):
-    """Where the sharded steps (window build, batch prediction) run: threads or Dask.
+    """Where the sharded steps (validation, window build, batch prediction, backtest folds;
+    ingest of many files on Dask) run: threads or Dask.
 
     The shards come from the data (`series_per_shard`), never from the runner, so every
     runner writes the same windows and predictions.
