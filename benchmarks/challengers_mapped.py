@@ -146,6 +146,9 @@ def main() -> None:
         "--out", type=Path, default=REPO / "benchmarks/results_challengers_mapped.json"
     )
     args = parser.parse_args()
+    # Read now: a local Dask cluster's nannies set it to 1 in this process too, after
+    # numpy's OpenBLAS has read it.
+    blas_threads = os.environ.get("OPENBLAS_NUM_THREADS")
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.runners import run_sharded
@@ -198,7 +201,7 @@ def main() -> None:
         "speedup_vs_serial": {mode: median["serial"] / median[mode] for mode in modes},
         "fit_seconds_summed_over_tasks": fit_seconds,
         "cpu_seconds_this_process": cpu,
-        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "openblas_num_threads": blas_threads,
         "gil": gil_runs,
         "same_challengers_bytes": len(digests) == 1,
         "load_average_after": os.getloadavg(),
