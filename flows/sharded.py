@@ -1,4 +1,5 @@
-"""Subflows that map one task over shards of series (or source files, backtest folds);
+"""Subflows that map one task over shards of series (or source files, backtest folds,
+window-store blocks for the ETS challengers);
 `flows.runners.on_runner` picks where their tasks run (threads or Dask) from the config.
 `ingest_source` picks between the ingest subflow and the one serial ingest task."""
 
@@ -12,6 +13,7 @@ from flows.runners import run_sharded
 from seqcast.config import PipelineConfig
 from seqcast.records import (
     BacktestRef,
+    ChallengersRef,
     PredictionsRef,
     SnapshotRef,
     TrainedRef,
@@ -19,6 +21,7 @@ from seqcast.records import (
     WindowsRef,
 )
 from tasks.backtest import backtest_fold, plan_backtest, summarise_backtest
+from tasks.challengers import fit_challenger_group, merge_challengers, plan_challengers
 from tasks.ingest import (
     abandon_ingest,
     combine_ingest,
@@ -105,6 +108,20 @@ def window_shards(config: PipelineConfig, validated: ValidatedRef) -> WindowsRef
     except BaseException:
         abandon_windows(config, build)
         raise
+
+
+@flow(name="fit-challengers", flow_run_name="fit-challengers-{config.name}")
+def fit_challenger_groups(
+    config: PipelineConfig, windows: WindowsRef, flow_run_id: str
+) -> ChallengersRef:
+    """Fit ETS per series, one task per group of window-store blocks; merge the fits into
+    the run's ``challengers.json`` (``flow_run_id``: the training run's, whose folder)."""
+    plan = plan_challengers(config, windows, flow_run_id)
+    if plan.done is not None:
+        return plan.done
+    groups = list(range(len(plan.groups)))
+    parts = fit_challenger_group.map(unmapped(windows), unmapped(plan), groups).result()
+    return merge_challengers(config, plan, parts)
 
 
 @flow(name="predict", flow_run_name="predict-shards-{config.name}")

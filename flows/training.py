@@ -9,11 +9,16 @@ from prefect import flow
 from flows.names import run_name
 from flows.runners import run_sharded
 from flows.search import train_or_search
-from flows.sharded import backtest_folds, ingest_source, validate_shards, window_shards
+from flows.sharded import (
+    backtest_folds,
+    fit_challenger_groups,
+    ingest_source,
+    validate_shards,
+    window_shards,
+)
 from seqcast.config import PipelineConfig
 from seqcast.io import publications
 from seqcast.records import TrainingOutcome
-from tasks.challengers import fit_challengers
 from tasks.common import already_published, current_run_id, logical_date, run_trigger, skipped
 from tasks.evaluate import evaluate
 from tasks.register import register
@@ -35,7 +40,7 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     snapshot = ingest_source(config)
     validated = run_sharded(validate_shards, config, snapshot)
     windows = run_sharded(window_shards, config, validated)
-    challengers = fit_challengers(config, windows)
+    challengers = run_sharded(fit_challenger_groups, config, windows, current_run_id())
     trained = train_or_search(config, windows)
     evaluation = evaluate(config, windows, trained, challengers)
     version = register(config, windows, trained, evaluation, validated, challengers)

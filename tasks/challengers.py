@@ -1,54 +1,84 @@
 """Step 4b, fit-challengers: ETS per series on the training rows, the statistical challenger
-scored beside the network and the naive baselines (forecast only)."""
+scored beside the network and the naive baselines (forecast only).
+
+The fit runs as the `fit-challengers` subflow (`flows.sharded.fit_challenger_groups`): a
+plan cuts the window store's blocks into groups, one mapped task fits each group into a
+part, and a merge writes the one ``challengers.json`` (the same bytes as one serial fit).
+"""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prefect import get_run_logger, task
 
 from seqcast.config import PipelineConfig
 from seqcast.io import storage
+from seqcast.modeling.challenger_parts import block_groups, fit_part, merge_parts
 from seqcast.modeling.challengers import effective_season
-from seqcast.modeling.challengers import fit_challengers as fit
 from seqcast.modeling.statistical import EtsFit
-from seqcast.records import ChallengersRef, WindowsRef
+from seqcast.records import ChallengerPartRef, ChallengersPlanRef, ChallengersRef, WindowsRef
 from seqcast.windows import store as window_store
-from tasks.common import STEP_OPTIONS, current_run_id
+from tasks.common import STEP_OPTIONS
 
 
-@task(name="fit-challengers", **STEP_OPTIONS)
-def fit_challengers(config: PipelineConfig, windows: WindowsRef) -> ChallengersRef:
-    """Fit ETS to every series' training rows; write the fits as JSON under this run."""
+@task(name="fit-challengers-plan", **STEP_OPTIONS)
+def plan_challengers(
+    config: PipelineConfig, windows: WindowsRef, flow_run_id: str
+) -> ChallengersPlanRef:
+    """Cut the window store's blocks into groups, one fit task each (none for a classifier)."""
+    uri = storage.join(config.pipeline_root, "runs", flow_run_id, "challengers.json")
+    parts_uri = storage.join(config.pipeline_root, "runs", flow_run_id, "challengers")
     layout = window_store.read_layout(windows.uri)
     if layout.task != "forecast":
         get_run_logger().info("Classifier: no statistical challengers to fit")
-        return ChallengersRef(uri=None, series=0, seconds=0.0)
-    scaler = window_store.read_scaler(windows.uri)
-    started = time.perf_counter()
+        done = ChallengersRef(uri=None, series=0, seconds=0.0)
+        return ChallengersPlanRef(uri=uri, parts_uri=parts_uri, season=None, groups=[], done=done)
+    n_blocks = len(window_store.read_manifest(windows.uri)["blocks"])
     season = effective_season(config.evaluate.season, layout)
-    fits = fit(windows.uri, layout, scaler, season)
-    seconds = time.perf_counter() - started
-    uri = storage.join(config.pipeline_root, "runs", current_run_id(), "challengers.json")
-    storage.write_json(
-        uri,
-        {
-            "season": season,
-            "fits": {
-                series: {column: f.to_json() for column, f in by_target.items()}
-                for series, by_target in fits.items()
-            },
-        },
-    )
-    get_run_logger().info(
-        "ETS fitted to %d series in %.1fs (season %s%s)",
-        len(fits),
+    groups = block_groups(n_blocks)
+    get_run_logger().info("Fitting ETS on %d block(s) in %d task(s)", n_blocks, len(groups))
+    return ChallengersPlanRef(uri=uri, parts_uri=parts_uri, season=season, groups=groups)
+
+
+@task(name="fit-challengers-group", task_run_name="fit-challengers-group-{group}", **STEP_OPTIONS)
+def fit_challenger_group(
+    windows: WindowsRef, plan: ChallengersPlanRef, group: int
+) -> ChallengerPartRef:
+    """Fit ETS to the series of one group of blocks; write their fits as one JSON part."""
+    blocks = plan.groups[group]
+    layout = window_store.read_layout(windows.uri)
+    scaler = window_store.read_scaler(windows.uri)
+    uri = storage.join(plan.parts_uri, f"part-{group:05d}.json")
+    series, seconds = fit_part(windows.uri, layout, scaler, plan.season, blocks, uri)
+    return ChallengerPartRef(uri=uri, blocks=blocks, series=series, seconds=round(seconds, 3))
+
+
+@task(name="fit-challengers-merge", **STEP_OPTIONS)
+def merge_challengers(
+    config: PipelineConfig, plan: ChallengersPlanRef, parts: list[ChallengerPartRef]
+) -> ChallengersRef:
+    """Merge the parts in block order into the run's ``challengers.json``; remove the parts."""
+    document = merge_parts([p.uri for p in parts], plan.season)
+    storage.write_json(plan.uri, document)
+    series = len(document["fits"])
+    seconds = sum(p.seconds for p in parts)
+    logger = get_run_logger()
+    logger.info(
+        "ETS fitted to %d series in %.1f s of fitting over %d task(s) (season %s%s)",
+        series,
         seconds,
-        season,
-        "" if config.evaluate.season is not None or season is None else ", from the frequency",
+        len(parts),
+        plan.season,
+        "" if config.evaluate.season is not None or plan.season is None else ", from the frequency",
     )
-    return ChallengersRef(uri=uri, series=len(fits), seconds=round(seconds, 3))
+    try:  # the document holds every fit now; a part left behind goes with the run folder
+        fs, path = storage.filesystem(plan.parts_uri)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    except OSError as exc:
+        logger.warning("Could not remove the challenger parts in %s: %s", plan.parts_uri, exc)
+    return ChallengersRef(uri=plan.uri, series=series, seconds=round(seconds, 3))
 
 
 def read_fits(challengers: ChallengersRef) -> tuple[dict[str, dict[str, EtsFit]], dict[str, Any]]:

@@ -165,6 +165,27 @@ class ChallengersRef(_Record):
     seconds: float
 
 
+class ChallengersPlanRef(_Record):
+    """The ETS fits to make: groups of contiguous window-store blocks (one task each), where
+    their parts and the merged document go; ``done`` is the result instead when there is
+    nothing to fit (a classifier)."""
+
+    uri: str
+    parts_uri: str
+    season: int | None
+    groups: list[list[int]]
+    done: ChallengersRef | None = None
+
+
+class ChallengerPartRef(_Record):
+    """One group's ETS fits, written as a part until they are merged into one document."""
+
+    uri: str
+    blocks: list[int]
+    series: int
+    seconds: float
+
+
 class EvaluationRef(_Record):
     """Test metrics of the challenger, the baselines and the current champion."""
 

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect_dask import DaskTaskRunner
 
 from flows.prediction import batch_predict
-from flows.runners import RESULTS_FOLDER, run_sharded, task_runner
+from flows.runners import RESULTS_FOLDER, on_runner, run_sharded, task_runner
 from flows.search import search_models
-from flows.sharded import ingest_source, validate_shards, window_shards
+from flows.sharded import fit_challenger_groups, ingest_source, validate_shards, window_shards
 from flows.training import nightly_training
 from seqcast.config import PipelineConfig, RunnerSpec
 from seqcast.data.snapshot_parts import WORK
+from seqcast.io import storage
+from seqcast.modeling.challengers import fit_challengers
+from seqcast.windows import store as window_store
 from seqcast.windows.store import read_manifest
 from tasks.ingest import ingest
 from tests.conftest import tiny_config
@@ -160,3 +167,62 @@ def test_search_trials_run_on_dask_workers_as_on_threads(
     outcome = {"seconds", "chosen", "best_val_loss", "epochs", "pruned", "stopped"}
     proposed = [{k: v for k, v in row.items() if k not in outcome} for row in on_threads]
     assert [{k: row[k] for k in proposed[0]} for row in on_dask] == proposed
+
+
+def task_run_names(flow_run_id: object, expected: int) -> list[str]:
+    """The names of a flow run's task runs, once the server recorded ``expected`` of them
+    (they arrive as events, asynchronously; a generous limit, not a timing assertion)."""
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        return sorted(run.name for run in runs)
+
+    deadline = time.monotonic() + 60
+    names = asyncio.run(read())
+    while len(names) < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        names = asyncio.run(read())
+    return names
+
+
+def test_challengers_fit_per_block_on_threads_and_dask_as_in_one_serial_fit(
+    tiny_load_csv: Path, tmp_path: Path, dask_address: str
+) -> None:
+    threads = {"kind": "thread", "n_workers": 2, "series_per_shard": 1}
+    # The season from the frequency (hourly: 24), as a config that names none gets it.
+    config = tiny_config(tiny_load_csv, tmp_path / "root", runner=threads, evaluate__season=None)
+    validated = run_sharded(validate_shards, config, ingest(config))
+    windows = run_sharded(window_shards, config, validated)
+    # Three series in shards of one (`series_per_shard`): three parts, a block each.
+    layout, scaler = window_store.read_layout(windows.uri), window_store.read_scaler(windows.uri)
+    assert len(window_store.read_manifest(windows.uri)["blocks"]) == 3
+    fits = fit_challengers(windows.uri, layout, scaler, 24)
+    serial = storage.json_bytes(
+        {
+            "season": 24,
+            "fits": {s: {c: f.to_json() for c, f in by.items()} for s, by in fits.items()},
+        }
+    )
+    state = on_runner(fit_challenger_groups, config)(
+        config, windows, "run-threads", return_state=True
+    )
+    on_threads = state.result()
+    names = task_run_names(state.state_details.flow_run_id, 5)
+    groups = [f"fit-challengers-group-{i}" for i in range(3)]
+    assert names[:3] == groups  # one mapped task per block
+    assert [n.rsplit("-", 1)[0] for n in names[3:]] == [
+        "fit-challengers-merge",
+        "fit-challengers-plan",
+    ]
+    assert on_threads.series == 3 and on_threads.seconds > 0
+    runs = Path(config.pipeline_root) / "runs"
+    assert on_threads.uri == str(runs / "run-threads" / "challengers.json")
+    assert Path(on_threads.uri).read_bytes() == serial
+    assert not (runs / "run-threads" / "challengers").exists()  # parts removed once merged
+    # The same store's fits on Dask workers: the same bytes.
+    on_cluster = config.model_copy(update={"runner": RunnerSpec(**DASK, address=dask_address)})
+    on_dask = run_sharded(fit_challenger_groups, on_cluster, windows, "run-dask")
+    assert Path(on_dask.uri).read_bytes() == serial

@@ -12,6 +12,7 @@ import pytest
 from seqcast.config import PipelineConfig
 from seqcast.data.sample import load_series
 from seqcast.io import storage
+from seqcast.modeling.challenger_parts import block_groups, fit_part, merge_parts
 from seqcast.modeling.challengers import (
     challenger_forecasts,
     effective_season,
@@ -107,6 +108,36 @@ def test_seasonal_naive_reads_history_beyond_the_lookback(tmp_path: Path) -> Non
             source = origin + (h + 1) * step - season * step
             expected = scaler.transform(np.array([[hourly[series][source], 0.0]]), series)[0, 0]
             assert snaive[i, h, 0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_fits_merged_from_parts_are_the_serial_document_byte_for_byte(tmp_path: Path) -> None:
+    frame = load_series(n_series=5, n_steps=24 * 9, seed=8)
+    uri = build(tmp_path, frame, "parts")
+    layout, scaler = window_store.read_layout(uri), window_store.read_scaler(uri)
+    n_blocks = len(window_store.read_manifest(uri)["blocks"])
+    assert n_blocks == 3  # two series, two, one (block_rows=400, 216 rows each)
+    fits = fit_challengers(uri, layout, scaler, 24)
+    # What the one serial fit-challengers task wrote before the fit was mapped.
+    serial = {
+        "season": 24,
+        "fits": {s: {c: f.to_json() for c, f in by.items()} for s, by in fits.items()},
+    }
+    for per_group in (1, 2, 3):
+        groups = block_groups(n_blocks, per_group)
+        assert [b for g in groups for b in g] == list(range(n_blocks))
+        parts = [
+            str(tmp_path / f"by-{per_group}" / f"part-{i:05d}.json") for i in range(len(groups))
+        ]
+        series = [
+            fit_part(uri, layout, scaler, 24, g, p)[0] for g, p in zip(groups, parts, strict=True)
+        ]
+        assert sum(series) == 5
+        merged = merge_parts(parts[::-1], 24)  # any order: merged by first block
+        assert storage.json_bytes(merged) == storage.json_bytes(serial)
+    with pytest.raises(ValueError, match="season"):
+        merge_parts(parts, 12)
+    with pytest.raises(ValueError, match="repeats series"):
+        merge_parts([*parts, parts[0]], 24)
 
 
 def test_fits_use_training_rows_only(tmp_path: Path) -> None:
