@@ -21,7 +21,12 @@ from seqcast.records import (
     WindowsRef,
 )
 from tasks.backtest import backtest_fold, plan_backtest, summarise_backtest
-from tasks.challengers import fit_challenger_group, merge_challengers, plan_challengers
+from tasks.challengers import (
+    fit_challenger_group,
+    fit_challengers,
+    merge_challengers,
+    plan_challengers,
+)
 from tasks.ingest import (
     abandon_ingest,
     combine_ingest,
@@ -108,6 +113,18 @@ def window_shards(config: PipelineConfig, validated: ValidatedRef) -> WindowsRef
     except BaseException:
         abandon_windows(config, build)
         raise
+
+
+def fit_challengers_on_runner(
+    config: PipelineConfig, windows: WindowsRef, flow_run_id: str
+) -> ChallengersRef:
+    """ETS per series: on a Dask runner one task per group of window-store blocks
+    (`fit_challenger_groups`), on threads the one `fit_challengers` task. The fits hold the
+    GIL: two threads fitted no faster than one (benchmarks/README.md, "ETS challengers on the
+    runner"), so on threads mapping would only add task runs; Dask workers are processes."""
+    if config.runner.kind == "dask":
+        return run_sharded(fit_challenger_groups, config, windows, flow_run_id)
+    return fit_challengers(config, windows, flow_run_id)
 
 
 @flow(name="fit-challengers", flow_run_name="fit-challengers-{config.name}")

@@ -11,7 +11,7 @@ from flows.runners import run_sharded
 from flows.search import train_or_search
 from flows.sharded import (
     backtest_folds,
-    fit_challenger_groups,
+    fit_challengers_on_runner,
     ingest_source,
     validate_shards,
     window_shards,
@@ -40,7 +40,7 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     snapshot = ingest_source(config)
     validated = run_sharded(validate_shards, config, snapshot)
     windows = run_sharded(window_shards, config, validated)
-    challengers = run_sharded(fit_challenger_groups, config, windows, current_run_id())
+    challengers = fit_challengers_on_runner(config, windows, current_run_id())
     trained = train_or_search(config, windows)
     evaluation = evaluate(config, windows, trained, challengers)
     version = register(config, windows, trained, evaluation, validated, challengers)

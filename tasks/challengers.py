@@ -1,9 +1,11 @@
 """Step 4b, fit-challengers: ETS per series on the training rows, the statistical challenger
 scored beside the network and the naive baselines (forecast only).
 
-The fit runs as the `fit-challengers` subflow (`flows.sharded.fit_challenger_groups`): a
-plan cuts the window store's blocks into groups, one mapped task fits each group into a
-part, and a merge writes the one ``challengers.json`` (the same bytes as one serial fit).
+On a Dask runner the fit runs as the `fit-challengers` subflow
+(`flows.sharded.fit_challenger_groups`): a plan cuts the window store's blocks into groups,
+one mapped task fits each group into a part, and a merge writes the one ``challengers.json``
+(the same bytes as one serial fit). On threads, `fit_challengers` runs the same steps in one
+task (`flows.sharded.fit_challengers_on_runner`).
 """
 
 from __future__ import annotations
@@ -79,6 +81,20 @@ def merge_challengers(
     except OSError as exc:
         logger.warning("Could not remove the challenger parts in %s: %s", plan.parts_uri, exc)
     return ChallengersRef(uri=plan.uri, series=series, seconds=round(seconds, 3))
+
+
+@task(name="fit-challengers", **STEP_OPTIONS)
+def fit_challengers(
+    config: PipelineConfig, windows: WindowsRef, flow_run_id: str
+) -> ChallengersRef:
+    """Plan, every group and the merge in this one task (the thread runner's path: the fits
+    hold the GIL, so threads would add task runs and no speed); the same file as the
+    subflow's."""
+    plan = plan_challengers.fn(config, windows, flow_run_id)
+    if plan.done is not None:
+        return plan.done
+    parts = [fit_challenger_group.fn(windows, plan, g) for g in range(len(plan.groups))]
+    return merge_challengers.fn(config, plan, parts)
 
 
 def read_fits(challengers: ChallengersRef) -> tuple[dict[str, dict[str, EtsFit]], dict[str, Any]]:

@@ -11,6 +11,7 @@ from the runner.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -49,6 +50,13 @@ def fits_json(fits: dict[str, dict[str, EtsFit]]) -> dict[str, dict[str, Any]]:
     }
 
 
+_FITTING = threading.Lock()
+"""One group fits at a time in a process: `fit_ets` silences statsmodels' warnings with
+`warnings.catch_warnings`, which swaps process-wide filters (a thread could restore them
+while another still fits), and the fits hold the GIL anyway (two threads measured no faster
+than one). Processes (Dask workers) fit in parallel."""
+
+
 def fit_part(
     windows_uri: str,
     layout: WindowLayout,
@@ -65,9 +73,10 @@ def fit_part(
     Returns:
         (series fitted, seconds of fitting).
     """
-    started = time.perf_counter()
-    fits = fit_challenger_blocks(windows_uri, layout, scaler, season, blocks)
-    seconds = time.perf_counter() - started
+    with _FITTING:
+        started = time.perf_counter()
+        fits = fit_challenger_blocks(windows_uri, layout, scaler, season, blocks)
+        seconds = time.perf_counter() - started
     part = {"blocks": list(blocks), "season": season, "seconds": seconds, "fits": fits_json(fits)}
     storage.write_json(uri, part)
     return len(fits), seconds
