@@ -38,7 +38,7 @@ def batch_predict(config: PipelineConfig, force: bool = False) -> PredictionsRef
     registry.required_champion_version(config.pipeline_root)
     snapshot = ingest_source(config, predicting=True)
     watch_live_accuracy(config, snapshot, day)  # never stops the predictions
-    validated = run_sharded(validate_shards, config, snapshot, True)
+    validated = run_sharded(validate_shards, config, snapshot, True, current_run_id())
     # Publishes the day's file and its marker itself (seqcast.serving.publication).
     predictions = run_sharded(predict_shards, config, validated, day, current_run_id(), trigger)
     publish_prediction_report(config, validated, predictions, day)

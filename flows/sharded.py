@@ -81,7 +81,10 @@ def ingest_files(config: PipelineConfig, predicting: bool = False) -> SnapshotRe
 
 @flow(name="validate", flow_run_name="validate-{config.name}")
 def validate_shards(
-    config: PipelineConfig, snapshot: SnapshotRef, predicting: bool = False
+    config: PipelineConfig,
+    snapshot: SnapshotRef,
+    predicting: bool = False,
+    flow_run_id: str | None = None,
 ) -> ValidatedRef:
     """Check each shard of whole series against the contract; merge into one report and
     publish the validated table once (``predicting``: the champion's prediction contract,
@@ -90,7 +93,7 @@ def validate_shards(
     try:
         common = (unmapped(config), unmapped(snapshot), unmapped(plan))
         summaries = check_shard.map(*common, plan.shards).result()
-        return publish_validation(config, snapshot, plan, summaries, predicting)
+        return publish_validation(config, snapshot, plan, summaries, predicting, flow_run_id)
     except BaseException:
         abandon_validation(plan)
         raise

@@ -38,7 +38,7 @@ def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOut
     if (done := already_published(config, "training", day, force)) is not None:
         return skipped(TrainingOutcome.model_validate(done.record["outcome"]), done.reason)
     snapshot = ingest_source(config)
-    validated = run_sharded(validate_shards, config, snapshot)
+    validated = run_sharded(validate_shards, config, snapshot, False, current_run_id())
     windows = run_sharded(window_shards, config, validated)
     challengers = fit_challengers_on_runner(config, windows, current_run_id())
     trained = train_or_search(config, windows)

@@ -9,10 +9,11 @@ from flows.runners import run_sharded
 from flows.sharded import ingest_source, validate_shards
 from seqcast.config import PipelineConfig
 from seqcast.records import ValidatedRef
+from tasks.common import current_run_id
 
 
 @flow(name="validation", flow_run_name=run_name("validate"), validate_parameters=True)
 def validate_source(config: PipelineConfig) -> ValidatedRef:
     """Snapshot the source and check it against its data contract; nothing is trained."""
     snapshot = ingest_source(config)
-    return run_sharded(validate_shards, config, snapshot)
+    return run_sharded(validate_shards, config, snapshot, False, current_run_id())

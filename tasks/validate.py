@@ -17,12 +17,13 @@ import hashlib
 import logging
 import sys
 from datetime import UTC, datetime
+from uuid import UUID
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import MarkdownArtifact, TableArtifact
 
 from seqcast.config import NOT_DATA, PipelineConfig, series_column
 from seqcast.data.contracts import PREDICTION_CONTRACT, Contract, contract_for, contract_from_dict
@@ -104,20 +105,31 @@ def docs_directory(config: PipelineConfig) -> str | None:
     return path if storage.is_local(fs) else None
 
 
-def publish(config: PipelineConfig, predicting: bool, rows: list[dict], files: ReportFiles) -> None:
-    """The rule table and the markdown summary as Prefect artifacts under stable keys."""
+def publish(
+    config: PipelineConfig,
+    predicting: bool,
+    rows: list[dict],
+    files: ReportFiles,
+    flow_run_id: str | None = None,
+) -> None:
+    """The rule table and the markdown summary as Prefect artifacts under stable keys, on
+    ``flow_run_id``'s run (the training or prediction run the validate subflow serves, so
+    they show on that run's page; None: this task's run)."""
     key = artifact_key(config, predicting)
     purpose = "prediction input" if predicting else "training data"
-    create_table_artifact(
+    owner = UUID(flow_run_id) if flow_run_id else None
+    TableArtifact(
         key=key,
         table=rows,
         description=f"Data contract checks of the {purpose} of pipeline `{config.name}`",
-    )
-    create_markdown_artifact(
+        flow_run_id=owner,
+    ).create()
+    MarkdownArtifact(
         key=f"{key}-summary",
         markdown=files.summary,
         description=f"Validation summary of the {purpose} of pipeline `{config.name}`",
-    )
+        flow_run_id=owner,
+    ).create()
 
 
 WORK = "validation-work"
@@ -300,6 +312,7 @@ def publish_validation(
     plan: ValidationPlanRef,
     summaries: list[str],
     predicting: bool = False,
+    flow_run_id: str | None = None,
 ) -> ValidatedRef:
     """Merge the shards' checks into one report; stop, quarantine or warn as its rules
     say; publish the validated table (the step's commit point) and drop the work folder."""
@@ -312,7 +325,7 @@ def publish_validation(
             config.data_root,
         )
     files = save_report(report, config.pipeline_root, plan.fingerprint[:16])
-    publish(config, predicting, artifact_rows(report), files)
+    publish(config, predicting, artifact_rows(report), files, flow_run_id)
     if report.outcome == "fail":
         message = failure_message(report, files.report_uri, origin)
         raise DataContractError(f"{message}\nRaw snapshot (as read): {snapshot.uri}")
