@@ -99,17 +99,26 @@ def remove(uri: str) -> None:
         fs.rm(path, recursive=True)
 
 
+def writer_gone(uri: str, grace_seconds: float = LEFTOVER_GRACE_SECONDS) -> bool | None:
+    """What the writer marker in folder ``uri`` says: True when its writer is dead (or
+    older than the grace), False while it may be working, None when there is no marker."""
+    marker_uri = storage.join(uri, WRITER)
+    if not storage.exists(marker_uri):
+        return None
+    try:
+        marker = storage.read_json(marker_uri)
+    except (OSError, ValueError):
+        return False  # being written this instant
+    if writer_alive(marker) is False:
+        return True
+    return age_seconds(marker.get("started")) > grace_seconds
+
+
 def is_leftover(uri: str, grace_seconds: float = LEFTOVER_GRACE_SECONDS) -> bool:
     """Whether the work folder ``uri`` belongs to a writer that is gone."""
-    marker_uri = storage.join(uri, WRITER)
-    if storage.exists(marker_uri):
-        try:
-            marker = storage.read_json(marker_uri)
-        except (OSError, ValueError):
-            return False  # being written this instant
-        if writer_alive(marker) is False:
-            return True
-        return age_seconds(marker.get("started")) > grace_seconds
+    gone = writer_gone(uri, grace_seconds)
+    if gone is not None:
+        return gone
     fs, path = storage.filesystem(uri)
     return mtime_age(fs, path) > grace_seconds  # a writer that died before it began
 

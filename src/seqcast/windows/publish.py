@@ -34,8 +34,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from seqcast import __version__
-from seqcast.io import storage
-from seqcast.io.work_dirs import age_seconds, mtime_age, writer_alive, writer_marker
+from seqcast.io import storage, work_dirs
+from seqcast.io.work_dirs import age_seconds, mtime_age, writer_marker
 from seqcast.windows.store import FORMAT, MANIFEST, WRITER, payload_files, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -210,9 +210,7 @@ class WindowStore:
             storage.write_json(current, pointer)
 
     def abandon(self, uri: str) -> None:
-        fs, path = storage.filesystem(uri)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+        work_dirs.remove(uri)
 
     def clean(self, grace_seconds: float = LEFTOVER_GRACE_SECONDS) -> list[str]:
         """Remove builds no pointer names whose writer is dead (or older than the grace).
@@ -238,16 +236,9 @@ class WindowStore:
         return removed
 
     def _is_leftover(self, uri: str, grace_seconds: float) -> bool:
-        marker_uri = storage.join(uri, WRITER)
-        if storage.exists(marker_uri):
-            try:
-                marker = storage.read_json(marker_uri)
-            except (OSError, ValueError):
-                return False  # being written this instant
-            alive = writer_alive(marker)
-            if alive is False:
-                return True
-            return age_seconds(marker.get("started")) > grace_seconds
+        gone = work_dirs.writer_gone(uri, grace_seconds)
+        if gone is not None:
+            return gone
         manifest_uri = storage.join(uri, MANIFEST)
         if storage.exists(manifest_uri):
             # Whole but unpublished (a writer lost a race, or died before its pointer).
