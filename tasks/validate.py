@@ -17,6 +17,7 @@ import hashlib
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import pandas as pd
@@ -261,10 +262,12 @@ def check_shard(
 
 
 def _merged(
-    config: PipelineConfig, snapshot: SnapshotRef, plan: ValidationPlanRef, summaries: list[str]
+    config: PipelineConfig,
+    snapshot: SnapshotRef,
+    plan: ValidationPlanRef,
+    found: list[dict[str, Any]],
 ) -> tuple[ValidationReport, str, PredictionScope | None]:
     contract, origin, scope, _now = _checks(plan)
-    found = [storage.read_json(uri) for uri in summaries]
     parts = [
         storage.read_parquet(_part(plan, "quarantine", s.number)).to_pandas()
         for s, summary_ in zip(plan.shards, found, strict=True)
@@ -285,12 +288,12 @@ def _merged(
     return report, origin, scope
 
 
-def _write_table(plan: ValidationPlanRef, summaries: list[str], uri: str) -> None:
+def _write_table(plan: ValidationPlanRef, found: list[dict[str, Any]], uri: str) -> None:
     """The clean parts, in shard order (series order), as one file, written atomically."""
     parts = [
         _part(plan, "clean", s.number)
-        for s, found in zip(plan.shards, summaries, strict=True)
-        if storage.read_json(found)["clean_rows"]
+        for s, summary_ in zip(plan.shards, found, strict=True)
+        if summary_["clean_rows"]
     ]
     if not parts:
         return
@@ -317,7 +320,8 @@ def publish_validation(
     """Merge the shards' checks into one report; stop, quarantine or warn as its rules
     say; publish the validated table (the step's commit point) and drop the work folder."""
     logger = get_run_logger()
-    report, origin, _scope = _merged(config, snapshot, plan, summaries)
+    found = [storage.read_json(uri) for uri in summaries]  # each shard's, read once
+    report, origin, _scope = _merged(config, snapshot, plan, found)
     if report.docs_url is None and docs_directory(config) is None:
         logger.info(
             "Great Expectations Data Docs are built only under a local data_root; %s is "
@@ -355,7 +359,7 @@ def publish_validation(
         )
     uri = storage.join(config.pipeline_root, "validated", plan.fingerprint[:16], "data.parquet")
     if not storage.exists(uri):
-        _write_table(plan, summaries, uri)
+        _write_table(plan, found, uri)
     work_dirs.remove(plan.work)
     logger.info(
         "Contract %s (%s): %s; %d clean rows of %d series, %d quarantined; report %s",

@@ -132,6 +132,7 @@ def merge(
             examples,
         )
     rows = sum(s["rows"] for s in summaries)
+    frame_rows = sum(s["frame_rows"] for s in summaries)  # the rows checked
     if files_with_rows is not None and files and rows:
         _insert_after(order, ("empty_file", "(file)"), "row_count")
         findings = Findings(raw=pd.DataFrame(), contract=contract)
@@ -163,7 +164,6 @@ def merge(
             for rule, column in order
             if (rule, column) in failures and _severity(contract, rule, column) == "quarantine"
         ]
-        frame_rows = sum(s["frame_rows"] for s in summaries)
         too_many = quarantine_share_reason(
             frame_rows, n_quarantined, by_rule, contract.quarantine_limit
         )
@@ -179,7 +179,6 @@ def merge(
     ]
     failed = any(r.outcome == "fail" for r in results)
     gx = [s["gx_success"] for s in summaries]
-    frame_rows = sum(s["frame_rows"] for s in summaries)
     return ValidationReport(
         contract=contract.name,
         files=files,
