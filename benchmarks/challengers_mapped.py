@@ -37,14 +37,13 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import bench_config, make_frame, write_validated
+from benchmarks.common import RUNNERS, bench_config, make_frame, running_cluster, write_validated
 from seqcast.config import PipelineConfig
 from seqcast.io import storage
 from seqcast.modeling.challenger_parts import fits_json
@@ -55,11 +54,6 @@ from seqcast.windows import store as window_store
 from seqcast.windows.step import build_or_reuse
 
 REPO = Path(__file__).resolve().parents[1]
-RUNNERS = {
-    "threads-1": {"kind": "thread", "n_workers": 1},
-    "threads-2": {"kind": "thread", "n_workers": 2},
-    "dask-2": {"kind": "dask", "n_workers": 2, "threads_per_worker": 1},
-}
 
 
 def window_store_of(series: int, steps: int, work: Path) -> WindowsRef:
@@ -75,21 +69,6 @@ def window_store_of(series: int, steps: int, work: Path) -> WindowsRef:
         n_inputs=len(layout.input_columns),
         n_outputs=len(layout.target_columns),
     )
-
-
-@contextmanager
-def running_cluster() -> Iterator[str]:
-    """A local Dask cluster of ``dask-2``'s shape; its scheduler's address."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": ":0"},
-    ) as cluster:
-        yield cluster.scheduler_address
 
 
 def serial(spec: PipelineConfig, windows: WindowsRef, uri: str) -> str:

@@ -134,3 +134,26 @@ def load_average() -> list[float]:
 def save(results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str))
+
+
+# The runners the mapped-step benchmarks (ingest_mapped, challengers_mapped) compare.
+RUNNERS = {
+    "threads-1": {"kind": "thread", "n_workers": 1},
+    "threads-2": {"kind": "thread", "n_workers": 2},
+    "dask-2": {"kind": "dask", "n_workers": 2, "threads_per_worker": 1},
+}
+
+
+@contextmanager
+def running_cluster() -> Iterator[str]:
+    """A local Dask cluster of ``dask-2``'s shape; its scheduler's address."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": ":0"},
+    ) as cluster:
+        yield cluster.scheduler_address

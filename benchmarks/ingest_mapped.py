@@ -35,14 +35,14 @@ import os
 import shutil
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow.csv as pacsv
 
+from benchmarks.common import RUNNERS, running_cluster
 from benchmarks.ingest_memory import STEPS, block
 from seqcast.config import PipelineConfig, config_from_dict
 from seqcast.data.ingest import snapshot_source
@@ -51,11 +51,6 @@ from seqcast.io.storage import sha256_of
 from seqcast.records import SnapshotRef
 
 REPO = Path(__file__).resolve().parents[1]
-RUNNERS = {
-    "threads-1": {"kind": "thread", "n_workers": 1},
-    "threads-2": {"kind": "thread", "n_workers": 2},
-    "dask-2": {"kind": "dask", "n_workers": 2, "threads_per_worker": 1},
-}
 
 
 def write_files(files: int, rows: int, directory: Path) -> Path:
@@ -91,21 +86,6 @@ def config(source: Path, root: Path, runner: dict[str, Any]) -> PipelineConfig:
 
 
 PHASES = ["phase-plan", "phase-files", "phase-combine"]
-
-
-@contextmanager
-def running_cluster() -> Iterator[str]:
-    """A local Dask cluster of ``dask-2``'s shape; its scheduler's address."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": ":0"},
-    ) as cluster:
-        yield cluster.scheduler_address
 
 
 def phases(spec: PipelineConfig) -> list[tuple[str, float]]:
