@@ -61,9 +61,7 @@ def plan_shards(uri: str, series_id: str | None, rows_per_shard: int) -> list[li
     counts: Counter[str] = Counter()
     with _parquet(uri) as parquet:
         total = parquet.metadata.num_rows
-        if not series_id or series_id not in parquet.schema_arrow.names:
-            return [[]]
-        if total <= rows_per_shard:
+        if not series_id or series_id not in parquet.schema_arrow.names or total <= rows_per_shard:
             return [[]]
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=[series_id]):
             names = series_names(batch.column(0)).dropna()
