@@ -17,10 +17,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from seqcast.config import PipelineConfig
 from seqcast.errors import RegistryError
 from seqcast.io import storage
-from seqcast.modeling import evaluation, intervals, plots
+from seqcast.modeling import evaluation, intervals, plots, scoring
 from seqcast.modeling.challengers import (
-    challenger_forecasts,
     effective_season,
+    forecast_names,
     seasonal_naive_name,
 )
 from seqcast.modeling.gate import NEAREST, decide, decide_classifier, kind_of_predictor
@@ -36,8 +36,6 @@ from tasks.common import STEP_OPTIONS
 
 if TYPE_CHECKING:  # Keras is imported by the task, not by the flows that import it
     import keras
-
-_EXAMPLES = 3
 
 
 def comparable(champion: WindowLayout, challenger: WindowLayout) -> bool:
@@ -81,55 +79,6 @@ def load_comparable_champion(
 
 def _image(title: str, png: bytes) -> str:
     return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
-
-
-def forecast_examples(
-    test: WindowArrays,
-    outputs: np.ndarray,
-    layout: WindowLayout,
-    scaler: Scaler,
-    season: int | None,
-    baselines: dict[str, np.ndarray],
-    worst: list[str],
-    per_series_mae: dict[str, dict[str, float]],
-    band: np.ndarray | None = None,
-    levels: list[float] | None = None,
-) -> list[plots.ForecastExample]:
-    """The last test window of the worst series the report names (``worst``, worst first;
-    at most `_EXAMPLES`), first target, in original units; with the model's ``band``
-    (windows, horizon, n_targets, quantiles, scaled units, at ``levels``) its lowest and
-    highest quantile."""
-    target = layout.target_columns[:1]
-    # The strongest naive forecast shown: seasonal naive when a season is set.
-    baseline_name = f"seasonal_naive_{season}" if season else "last_value"
-    baseline = baselines[baseline_name]
-    ids = {str(s): s for s in np.unique(test.series)}  # the report names series as text
-    examples = []
-    for rank, name in enumerate(worst[:_EXAMPLES], start=1):
-        series = ids[name]
-        i = int(np.flatnonzero(test.series == series)[-1])
-        pick = slice(i, i + 1)
-
-        def original(values: np.ndarray, pick: slice = pick) -> np.ndarray:
-            return evaluation.to_original_units(
-                values[pick, :, :1], test.series[pick], scaler, target
-            )[0, :, 0]
-
-        examples.append(
-            plots.ForecastExample(
-                series=str(series),
-                history=original(test.x),
-                actual=original(test.y),
-                predicted=original(outputs),
-                baseline=original(baseline),
-                baseline_name=baseline_name,
-                note=f"worst #{rank}, model MAE {per_series_mae[name]['model']:.3f}; "
-                "its last test window",
-                band=None if band is None else (original(band[..., 0]), original(band[..., -1])),
-                band_label=f"q{levels[0]:g}-q{levels[-1]:g}" if band is not None and levels else "",
-            )
-        )
-    return examples
 
 
 def _metrics_table(scores: dict[str, dict[str, float]]) -> str:
@@ -181,7 +130,7 @@ def publish(config: PipelineConfig, document: dict[str, Any], images: dict[str, 
         )
         parts.append(
             f"Worst series by model MAE: {worst}. The plot below shows the last test window "
-            f"of the first {min(_EXAMPLES, len(document['worst_series']))} of them."
+            f"of the first {min(scoring.EXAMPLES, len(document['worst_series']))} of them."
         )
     if NEAREST in document:
         facts = document[NEAREST]
@@ -260,124 +209,203 @@ def nearest_facts(config: PipelineConfig, neighbours: Neighbours) -> dict[str, A
 
 
 def _score(model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
-    """The point forecasts (or class probabilities) of a model."""
-    return _score_with_quantiles(model, inputs)[0]
-
-
-def _score_with_quantiles(
-    model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The point forecasts (or probabilities) and the quantile head's outputs, if any."""
+    """The class probabilities (or point forecasts) of a model."""
     from seqcast.modeling.networks import split_outputs
 
-    point, quantiles = split_outputs(model.predict(inputs, verbose=0, batch_size=1024))
-    return np.asarray(point), None if quantiles is None else np.asarray(quantiles)
+    return np.asarray(split_outputs(model.predict(inputs, verbose=0, batch_size=1024))[0])
 
 
-def statistical_champion_forecasts(
-    champion: registry.LoadedModel,
-    baselines: dict[str, np.ndarray],
-    windows_uri: str,
-    layout: WindowLayout,
-    scaler: Scaler,
-    fits: dict[str, dict[str, EtsFit]],
-) -> np.ndarray:
-    """A statistical champion's forecasts of this run's test windows (scaled units).
+def champion_forecaster(
+    champion: registry.LoadedModel, layout: WindowLayout, scaler: Scaler, season: int | None
+) -> tuple[scoring.ChampionForecaster, list[int]]:
+    """How the champion forecasts this run's test windows (original units), and the seasons
+    of seasonal naive it needs beyond this run's.
 
-    Its kind and parameters say what it is: the same forecast as this run's challenger of
-    that kind (a seasonal naive of another season is computed for its season; an ETS
-    champion is refitted, as batch prediction refits it on recent history).
+    A network rescales the windows' inputs to its own scaler. A statistical champion's kind
+    and parameters say what it is: the same forecast as this run's challenger of that kind
+    (a seasonal naive of another season is computed for its season; an ETS champion is
+    refitted, as batch prediction refits it on recent history).
     """
+    from seqcast.serving import prediction
+
+    targets = layout.target_columns
+    if champion.model is not None:
+
+        def network(windows: WindowArrays, _: dict[str, np.ndarray]) -> np.ndarray:
+            inputs = evaluation.rescale_inputs(
+                windows, layout.input_columns, scaler, champion.scaler
+            )
+            outputs = prediction.network_outputs(champion, windows.model_inputs(inputs))
+            return evaluation.to_original_units(outputs, windows.series, champion.scaler, targets)
+
+        return network, []
+    extra: list[int] = []
+    name = champion.kind
     if champion.kind == "seasonal_naive":
-        season = int(champion.params["season"])
-        name = seasonal_naive_name(season)
-        if name not in baselines:
-            return challenger_forecasts(windows_uri, "test", layout, scaler, season, fits)[name]
-        return baselines[name]
-    if champion.kind not in baselines:
+        extra = [int(champion.params["season"])]
+        name = seasonal_naive_name(extra[0])
+    elif champion.kind not in forecast_names([season] if season else []):
         raise RegistryError(
             f"champion {champion.version} is a {champion.kind} model, which this run did not "
             "score; it cannot be compared. Promote another version or enable that challenger."
         )
-    return baselines[champion.kind]
+
+    def statistical(windows: WindowArrays, challengers: dict[str, np.ndarray]) -> np.ndarray:
+        return evaluation.to_original_units(challengers[name], windows.series, scaler, targets)
+
+    return statistical, extra
 
 
-@dataclasses.dataclass(frozen=True)
-class IntervalScores:
-    """Interval metrics of the predictors on the test windows and how each got its band."""
+def interval_bands(
+    config: PipelineConfig,
+    windows_uri: str,
+    layout: WindowLayout,
+    scaler: Scaler,
+    season: int | None,
+    fits: dict[str, dict[str, EtsFit]],
+    network: scoring.NetworkForecaster,
+    levels: list[float],
+    head: bool,
+) -> tuple[scoring.Bands, dict[str, Any]]:
+    """The intervals to score on the test windows, and what metrics.json keeps of them (the
+    offsets prediction applies to a champion, `seqcast.serving.prediction`, and how each
+    predictor got its band).
 
-    scores: dict[str, dict[str, float]]
-    per_step: dict[str, dict[str, list[float]]]
-    offsets: dict[str, list[Any]]
-    methods: dict[str, str]
-    model_band: np.ndarray | None = None
-    """The network's quantiles on the test windows as scored (calibrated where configured),
-    scaled units, (windows, horizon, n_targets, quantiles); None without a quantile head."""
+    The network's band is its quantile head's, shifted with ``evaluate.calibrate`` by the
+    conformal shifts of the validation windows (`intervals.conformal_shifts`); each
+    challenger's is its point forecast plus its validation residuals' quantiles.
+    """
+    seasons = [season] if season else []
+    calibrate = head and config.evaluate.calibrate
+    sample = scoring.validation_sample(
+        windows_uri, layout, scaler, seasons, fits, network if calibrate else None
+    )
+    sampled = (
+        f" (every {-(-sample.of // len(sample.y))}th: {len(sample.y)} of {sample.of})"
+        if len(sample.y) < sample.of
+        else ""
+    )
+    offsets: dict[str, list[Any]] = {}
+    methods: dict[str, str] = {}
+    shifts = None
+    if head:
+        methods["model"] = "quantile head (pinball loss)"
+        if calibrate:
+            quantiles = sample.quantiles
+            if quantiles is None:  # no validation window: conformal_shifts says so
+                quantiles = np.empty((*sample.y.shape, len(levels)), np.float32)
+            shifts = intervals.conformal_shifts(quantiles, sample.y, levels)
+            offsets["model"] = shifts.tolist()
+            methods["model"] += f", conformally calibrated on the validation windows{sampled}"
+    residuals = {}
+    for name, forecast in sample.challengers.items():
+        residuals[name] = intervals.residual_offsets(forecast, sample.y, levels)
+        offsets[name] = residuals[name].tolist()
+        methods[name] = f"empirical quantiles of validation residuals per step{sampled}"
+    bands = scoring.Bands(levels=levels, offsets=residuals, head=head, shifts=shifts)
+    return bands, {"quantiles": levels, "methods": methods, "offsets": offsets}
 
-    def document(self, levels: list[float]) -> dict[str, Any]:
-        """What metrics.json keeps (and so each registered version): prediction applies a
-        champion's offsets (`seqcast.serving.prediction`)."""
-        return {"quantiles": levels, "methods": self.methods, "offsets": self.offsets}
 
-
-def interval_scores(
+def score_forecasts(
     config: PipelineConfig,
     windows_uri: str,
     layout: WindowLayout,
     scaler: Scaler,
     model: keras.Model,
-    quantiles: np.ndarray | None,
-    levels: list[float],
-    naive: dict[str, np.ndarray],
+    champion: registry.LoadedModel | None,
     fits: dict[str, dict[str, EtsFit]],
-    test: WindowArrays,
-) -> IntervalScores:
-    """Coverage and wQL of the network's quantile head and of the challengers' empirical
-    intervals (their validation residuals' quantiles), all on the test windows.
+    forecasts_uri: str,
+) -> tuple[scoring.TestScores, dict[str, Any] | None]:
+    """The test scores of a forecaster, its challengers and champion, streamed block by block
+    (`seqcast.modeling.scoring`), and the intervals' part of metrics.json (None without
+    quantiles)."""
+    from seqcast.modeling.networks import model_quantiles
+    from seqcast.serving import prediction
 
-    With ``evaluate.calibrate`` the head's quantiles are first shifted by their conformal
-    shifts from the validation windows (`seqcast.modeling.intervals.conformal_shifts`).
-    """
+    forward = prediction.forward_function(model)
+
+    def network(windows: WindowArrays) -> tuple[np.ndarray, np.ndarray | None]:
+        return prediction.batched_forecasts(model, forward, windows.model_inputs())
+
     season = effective_season(config.evaluate.season, layout)
-    val = window_store.read_split(windows_uri, "val", layout)
-    columns = layout.target_columns
-    bands: dict[str, np.ndarray] = {}  # scaled units, (windows, horizon, n_targets, q)
-    offsets: dict[str, list[Any]] = {}
-    methods: dict[str, str] = {}
-    if quantiles is not None:
-        bands["model"], methods["model"] = quantiles, "quantile head (pinball loss)"
-        if config.evaluate.calibrate:
-            _, val_quantiles = _score_with_quantiles(model, val.model_inputs())
-            assert val_quantiles is not None
-            shifts = intervals.conformal_shifts(val_quantiles, val.y, levels)
-            bands["model"] = intervals.shifted(quantiles, shifts)
-            offsets["model"] = shifts.tolist()
-            methods["model"] += ", conformally calibrated on the validation windows"
-    val_naive = challenger_forecasts(windows_uri, "val", layout, scaler, season, fits)
-    for name, forecast in naive.items():
-        residual = intervals.residual_offsets(val_naive[name], val.y, levels)
-        bands[name] = intervals.with_offsets(forecast, residual)
-        offsets[name] = residual.tolist()
-        methods[name] = "empirical quantiles of validation residuals per step"
-    actual = evaluation.to_original_units(test.y, test.series, scaler, columns)
-    scores, per_step = {}, {}
-    for name, band in bands.items():
-        original = np.stack(
-            [
-                evaluation.to_original_units(band[..., k], test.series, scaler, columns)
-                for k in range(band.shape[-1])
-            ],
-            axis=-1,
+    head = model_quantiles(model)
+    levels = head or config.model.quantiles
+    bands, described = None, None
+    if levels:
+        bands, described = interval_bands(
+            config, windows_uri, layout, scaler, season, fits, network, levels, bool(head)
         )
-        scores[name] = intervals.quantile_metrics(original, actual, levels)
-        per_step[name] = intervals.per_step_quantile_metrics(original, actual, levels)
-    return IntervalScores(
-        scores=scores,
-        per_step=per_step,
-        offsets=offsets,
-        methods=methods,
-        model_band=bands.get("model"),
+    forecaster, champion_seasons = (
+        champion_forecaster(champion, layout, scaler, season) if champion else (None, [])
     )
+    test = scoring.score_test(
+        windows_uri,
+        layout,
+        scaler,
+        season,
+        fits,
+        network,
+        forecasts_uri,
+        champion=forecaster,
+        champion_seasons=champion_seasons,
+        bands=bands,
+    )
+    return test, described
+
+
+def score_classifier(
+    config: PipelineConfig,
+    windows_uri: str,
+    layout: WindowLayout,
+    scaler: Scaler,
+    model: keras.Model,
+    champion: registry.LoadedModel | None,
+    run_dir: str,
+    document: dict[str, Any],
+    images: dict[str, bytes],
+) -> tuple[dict[str, dict[str, float]], str | None]:
+    """A classifier's test scores, its 1-NN challenger's and its champion's (with the
+    report's parts added to ``document`` and ``images``), and where the 1-NN was saved.
+
+    The test split is read whole: classification sets are counted in sequences, and the
+    1-NN compares every test sequence with every training one anyway.
+    """
+    test = window_store.read_split(windows_uri, "test", layout)
+    document["test_windows"] = len(test)
+    outputs = _score(model, test.model_inputs())
+    nearest = fit_nearest(config, windows_uri, layout, test)
+    champion_outputs = None
+    if champion is not None and (champion.model is not None or champion.neighbours is not None):
+        inputs = evaluation.rescale_inputs(test, layout.input_columns, scaler, champion.scaler)
+        champion_outputs = (
+            _score(champion.model, test.model_inputs(inputs))
+            if champion.model is not None
+            else champion.neighbours.probabilities(inputs)  # type: ignore[union-attr]
+        )
+    neighbours_uri = None
+    majority = int(window_store.label_counts(windows_uri, "train").argmax())
+    scored = evaluation.evaluate_classify(outputs, test, layout, majority)
+    scores = {s.name: s.metrics for s in scored}
+    if nearest is not None:
+        neighbours, nearest_outputs = nearest
+        nearest_scored = evaluation.evaluate_classify(nearest_outputs, test, layout, majority)
+        scores[NEAREST] = nearest_scored[0].metrics
+        document[NEAREST] = nearest_facts(config, neighbours)
+        neighbours_uri = storage.join(run_dir, "neighbours.npz")
+        storage.write_bytes(neighbours_uri, neighbours.to_bytes())
+    if champion_outputs is not None:
+        scores["champion"] = evaluation.evaluate_classify(champion_outputs, test, layout, majority)[
+            0
+        ].metrics
+    matrix = evaluation.confusion(np.argmax(outputs, -1), test.y, len(layout.classes))
+    document.update(
+        per_class=evaluation.per_class_metrics(matrix, layout.classes),
+        confusion=matrix.tolist(),
+        classes=layout.classes,
+        kinds={name: kind for name in scores if (kind := _kind(name, champion))},
+    )
+    images["confusion matrix"] = plots.confusion_matrix(matrix, layout.classes)
+    return scores, neighbours_uri
 
 
 @task(name="evaluate", **STEP_OPTIONS)
@@ -387,125 +415,46 @@ def evaluate(
     """Score the new model, the statistical challengers and the champion on the test windows."""
     layout = window_store.read_layout(windows.uri)
     scaler = window_store.read_scaler(windows.uri)
-    test = window_store.read_split(windows.uri, "test", layout)
     import keras
 
-    # Registers the custom layers saved models use.
-    from seqcast.modeling.networks import model_quantiles
+    import seqcast.modeling.networks  # noqa: F401  registers the custom layers saved models use
 
     with storage.local_copy(trained.model_uri, ".keras") as path:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    outputs, quantiles = _score_with_quantiles(model, test.model_inputs())
     champion_version, champion = load_comparable_champion(config, layout)
-    season = effective_season(config.evaluate.season, layout)
-    naive: dict[str, np.ndarray] = {}
-    fits, _ = read_fits(challengers)
-    if layout.task == "forecast":
-        # last value, seasonal naive (history beyond the window) and ETS, in scaled units.
-        naive = challenger_forecasts(windows.uri, "test", layout, scaler, season, fits)
-    nearest = fit_nearest(config, windows.uri, layout, test)
-    champion_outputs = None
-    if champion is not None and (champion.model is not None or champion.neighbours is not None):
-        inputs = evaluation.rescale_inputs(test, layout.input_columns, scaler, champion.scaler)
-        champion_outputs = (
-            _score(champion.model, test.model_inputs(inputs))
-            if champion.model is not None
-            else champion.neighbours.probabilities(inputs)  # type: ignore[union-attr]
-        )
-    elif champion is not None:
-        # This run's scale: `to_original_units` below undoes it with the champion's scaler.
-        champion_outputs = evaluation.rescale_forecasts(
-            statistical_champion_forecasts(champion, naive, windows.uri, layout, scaler, fits),
-            test.series,
-            layout.target_columns,
-            scaler,
-            champion.scaler,
-        )
     run_dir = trained.model_uri.rpartition("/")[0]
     history = storage.read_json(storage.join(run_dir, "history.json"))
     images = {"loss curve": plots.loss_curve(history)}
     document: dict[str, Any] = {
-        "test_windows": len(test),
+        "test_windows": 0,
         "champion_version": champion_version,
         "window_relative": trained.window_relative,
     }
     run_forecasts_uri: str | None = None
     neighbours_uri: str | None = None
     if layout.task == "forecast":
-        scale = evaluation.mase_scales(test, layout, scaler, season)
-        report = evaluation.evaluate_forecast(
-            outputs, test, layout, scaler, season, scale, baselines=naive
-        )
-        scores = {s.name: s.metrics for s in report.scored}
-        forecasts = dict(report.forecasts)
-        assert report.actual is not None
-        levels = model_quantiles(model) if quantiles is not None else config.model.quantiles
-        model_band: np.ndarray | None = None
-        if levels:
-            bands = interval_scores(
-                config, windows.uri, layout, scaler, model, quantiles, levels, naive, fits, test
-            )
-            for name, metrics in bands.scores.items():
-                scores[name].update(metrics)
-            document.update(intervals=bands.document(levels), per_step_intervals=bands.per_step)
-            model_band = bands.model_band
-        if champion is not None and champion_outputs is not None:
-            # The champion's outputs are in its own scale: map them to the challenger's.
-            forecasts["champion"] = evaluation.to_original_units(
-                champion_outputs, test.series, champion.scaler, layout.target_columns
-            )
-            scores["champion"] = evaluation.forecast_metrics(
-                forecasts["champion"], report.actual, scale
-            )
+        fits, _ = read_fits(challengers)
         run_forecasts_uri = storage.join(run_dir, registry.FORECASTS_FILE)
-        storage.write_frame(
-            evaluation.forecast_table(test, forecasts, report.actual, layout.target_columns),
-            run_forecasts_uri,
+        test, described = score_forecasts(
+            config, windows.uri, layout, scaler, model, champion, fits, run_forecasts_uri
         )
+        scores = test.scores
+        document["test_windows"] = test.windows
+        if described is not None:
+            document.update(intervals=described, per_step_intervals=test.interval_per_step)
         document.update(
-            per_step_mae=report.per_step_mae,
-            per_series_mae=report.per_series_mae,
-            worst_series=report.worst_series(),
+            per_step_mae=test.per_step_mae,
+            per_series_mae=test.per_series_mae,
+            worst_series=test.worst_series(),
             kinds={name: kind for name in scores if (kind := _kind(name, champion))},
         )
         images["forecasts of the worst series"] = plots.forecasts(
-            forecast_examples(
-                test,
-                outputs,
-                layout,
-                scaler,
-                season,
-                naive,
-                document["worst_series"],
-                report.per_series_mae,
-                model_band,
-                levels,
-            ),
-            layout.target_columns[0],
+            test.examples, layout.target_columns[0]
         )
     else:
-        majority = int(window_store.label_counts(windows.uri, "train").argmax())
-        scored = evaluation.evaluate_classify(outputs, test, layout, majority)
-        scores = {s.name: s.metrics for s in scored}
-        if nearest is not None:
-            neighbours, nearest_outputs = nearest
-            nearest_scored = evaluation.evaluate_classify(nearest_outputs, test, layout, majority)
-            scores[NEAREST] = nearest_scored[0].metrics
-            document[NEAREST] = nearest_facts(config, neighbours)
-            neighbours_uri = storage.join(run_dir, "neighbours.npz")
-            storage.write_bytes(neighbours_uri, neighbours.to_bytes())
-        if champion_outputs is not None:
-            scores["champion"] = evaluation.evaluate_classify(
-                champion_outputs, test, layout, majority
-            )[0].metrics
-        matrix = evaluation.confusion(np.argmax(outputs, -1), test.y, len(layout.classes))
-        document.update(
-            per_class=evaluation.per_class_metrics(matrix, layout.classes),
-            confusion=matrix.tolist(),
-            classes=layout.classes,
-            kinds={name: kind for name in scores if (kind := _kind(name, champion))},
+        scores, neighbours_uri = score_classifier(
+            config, windows.uri, layout, scaler, model, champion, run_dir, document, images
         )
-        images["confusion matrix"] = plots.confusion_matrix(matrix, layout.classes)
     primary = evaluation.PRIMARY_METRIC[layout.task]
     document.update(primary_metric=primary, scores=scores)
     # The register step decides from the same numbers; the report says it plainly now.

@@ -25,7 +25,7 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 
 def test_the_plot_shows_the_worst_series_the_report_names() -> None:
-    from tasks.evaluate import forecast_examples
+    from seqcast.modeling.scoring import forecast_examples
 
     # Five series, two test windows each; series s(i) at step t holds 10*i + t. The model
     # is off by 0.5, 2, 0.1, 5, 0.2 for s0..s4: s3 is worst, then s1, s0. The old plot

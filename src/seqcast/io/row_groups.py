@@ -15,6 +15,7 @@ uploaded in one call after the block succeeds (not assembled in memory, as
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,3 +124,12 @@ def atomic_file(uri: str) -> Iterator[BinaryIO]:
         fs.put_file(name, path)
     finally:
         os.remove(name)
+
+
+def copy_file(source: str, target: str) -> None:
+    """Copy ``source`` to ``target`` through `atomic_file`, `READ_BUFFER` bytes at a time: a
+    file that grows with the data (a run's test forecasts, copied into a registered
+    version) is never held in memory."""
+    fs, path = storage.filesystem(source)
+    with fs.open(path, "rb") as reader, atomic_file(target) as writer:
+        shutil.copyfileobj(reader, writer, READ_BUFFER)

@@ -28,7 +28,7 @@ from seqcast.modeling.statistical import EtsFit, ets_forecasts, fit_ets
 from seqcast.windows.grid import layout_step
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.store import StoreReader
-from seqcast.windows.windowing import SPLITS, WindowLayout
+from seqcast.windows.windowing import SPLITS, SeriesWindows, WindowLayout
 
 LAST_VALUE, ETS = "last_value", "ets"
 
@@ -87,37 +87,40 @@ def _blocks(
     uri: str, layout: WindowLayout, numbers: Sequence[int] | None = None
 ) -> Iterator[tuple[int, list[_SeriesRows]]]:
     """Each block's number and its series' rows, read one block at a time (all, or ``numbers``)."""
-    n_targets = len(layout.target_columns)
-    step = layout_step(layout)  # a calendar grid's steps are months, not a mean duration
     reader = StoreReader(uri)
     try:
         for number in range(reader.n_blocks) if numbers is None else numbers:
-            block = reader.block(number)
-            if not len(block):
-                yield number, []
-                continue
-            # A block holds whole series one after another: cut it where the code changes.
-            bounds = [0, *(np.flatnonzero(np.diff(block.series)) + 1).tolist(), len(block)]
-            series: list[_SeriesRows] = []
-            for r0, r1 in zip(bounds[:-1], bounds[1:], strict=True):
-                stamps = block.stamps[r0:r1].astype(np.int64)
-                starts, slots = {}, {}
-                for split in SPLITS:
-                    all_starts = block.starts[split]
-                    mine = np.flatnonzero((all_starts >= r0) & (all_starts < r1))
-                    starts[split], slots[split] = all_starts[mine] - r0, mine
-                series.append(
-                    _SeriesRows(
-                        name=block.names[int(block.series[r0])],
-                        targets=block.inputs[r0:r1, :n_targets],  # targets lead the inputs
-                        position=step.offsets(stamps)[0],
-                        starts=starts,
-                        slots=slots,
-                    )
-                )
-            yield number, series
+            yield number, _series_rows(reader.block(number), layout)
     finally:
         reader.close()
+
+
+def _series_rows(block: SeriesWindows, layout: WindowLayout) -> list[_SeriesRows]:
+    """The rows of each series of one block, in block order."""
+    if not len(block):
+        return []
+    n_targets = len(layout.target_columns)
+    step = layout_step(layout)  # a calendar grid's steps are months, not a mean duration
+    # A block holds whole series one after another: cut it where the code changes.
+    bounds = [0, *(np.flatnonzero(np.diff(block.series)) + 1).tolist(), len(block)]
+    series: list[_SeriesRows] = []
+    for r0, r1 in zip(bounds[:-1], bounds[1:], strict=True):
+        stamps = block.stamps[r0:r1].astype(np.int64)
+        starts, slots = {}, {}
+        for split in SPLITS:
+            all_starts = block.starts[split]
+            mine = np.flatnonzero((all_starts >= r0) & (all_starts < r1))
+            starts[split], slots[split] = all_starts[mine] - r0, mine
+        series.append(
+            _SeriesRows(
+                name=block.names[int(block.series[r0])],
+                targets=block.inputs[r0:r1, :n_targets],  # targets lead the inputs
+                position=step.offsets(stamps)[0],
+                starts=starts,
+                slots=slots,
+            )
+        )
+    return series
 
 
 def _target_stats(scaler: Scaler, name: str, layout: WindowLayout) -> tuple[np.ndarray, ...]:
@@ -248,35 +251,68 @@ def challenger_forecasts(
     _require_forecast(layout)
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
-    if season is not None and season <= 0:
-        raise ValueError(f"`season` must be a positive integer or None. Received: {season}")
-    n_targets, horizon = len(layout.target_columns), layout.horizon
-    names = [LAST_VALUE, *([seasonal_naive_name(season)] if season else []), ETS]
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    seasons = [season] if season is not None else []
+    shape = (0, layout.horizon, len(layout.target_columns))
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in forecast_names(seasons)}
     reader = StoreReader(windows_uri)
-    counts = [reader.count(split, k) for k in range(reader.n_blocks)]
-    reader.close()
-    for number, block in _blocks(windows_uri, layout):
-        out = {name: np.empty((counts[number], horizon, n_targets), np.float32) for name in names}
-        for rows in block:
-            starts, slots = rows.starts[split], rows.slots[split]
-            if not len(starts):
-                continue
-            origin_rows = starts + layout.lookback - 1
-            origins = rows.position[origin_rows]  # (windows,) grid steps
-            out[LAST_VALUE][slots] = np.repeat(rows.targets[origin_rows][:, None, :], horizon, 1)
-            if season:
-                grid = _interpolated(rows.on_grid(rows.targets.astype(np.float64)))
+    try:
+        for number in range(reader.n_blocks):
+            for name, values in block_forecasts(
+                reader.block(number), split, layout, scaler, seasons, fits
+            ).items():
+                parts[name].append(values)
+    finally:
+        reader.close()
+    return {
+        name: np.concatenate(arrays) if arrays else np.empty(shape, np.float32)
+        for name, arrays in parts.items()
+    }
+
+
+def forecast_names(seasons: Sequence[int]) -> list[str]:
+    """The keys of `block_forecasts`' result, in its order."""
+    return [LAST_VALUE, *(seasonal_naive_name(s) for s in dict.fromkeys(seasons)), ETS]
+
+
+def block_forecasts(
+    block: SeriesWindows,
+    split: str,
+    layout: WindowLayout,
+    scaler: Scaler,
+    seasons: Sequence[int],
+    fits: dict[str, dict[str, EtsFit]],
+) -> dict[str, np.ndarray]:
+    """`challenger_forecasts` of one block's windows of ``split`` (aligned with
+    ``cut_windows(block, block.starts[split], layout)``), with a seasonal naive forecast per
+    season in ``seasons`` (a champion's season may differ from this run's).
+
+    Evaluation scores the test split block by block with it, so its memory holds one block's
+    forecasts, not the split's (issue 18).
+    """
+    _require_forecast(layout)
+    if any(s <= 0 for s in seasons):
+        raise ValueError(f"`season` must be a positive integer or None. Received: {seasons}")
+    n_targets, horizon = len(layout.target_columns), layout.horizon
+    n_windows = len(block.starts[split]) if len(block) else 0
+    out = {
+        name: np.empty((n_windows, horizon, n_targets), np.float32)
+        for name in forecast_names(seasons)
+    }
+    for rows in _series_rows(block, layout):
+        starts, slots = rows.starts[split], rows.slots[split]
+        if not len(starts):
+            continue
+        origin_rows = starts + layout.lookback - 1
+        origins = rows.position[origin_rows]  # (windows,) grid steps
+        out[LAST_VALUE][slots] = np.repeat(rows.targets[origin_rows][:, None, :], horizon, 1)
+        if seasons:
+            grid = _interpolated(rows.on_grid(rows.targets.astype(np.float64)))
+            for season in dict.fromkeys(seasons):
                 out[seasonal_naive_name(season)][slots] = _seasonal_naive(
                     grid, origins, season, horizon
                 )
-            out[ETS][slots] = _ets_scaled(rows, origins, layout, scaler, fits)
-        for name in names:
-            parts[name].append(out[name])
-    return {
-        name: (np.concatenate(arrays) if arrays else np.empty((0, horizon, n_targets), np.float32))
-        for name, arrays in parts.items()
-    }
+        out[ETS][slots] = _ets_scaled(rows, origins, layout, scaler, fits)
+    return out
 
 
 def _ets_scaled(

@@ -74,6 +74,73 @@ def rescale_forecasts(
     return ((original - mean) / std).astype(np.float32)
 
 
+@dataclass
+class ForecastSums:
+    """Running sums of `forecast_metrics`' terms for one predictor, so that scores over many
+    blocks of windows (evaluation streams the test split, issue 18) equal those over one
+    array of them, up to float rounding.
+
+    ``add`` takes arrays of (windows, horizon, n_targets) in original units.
+    """
+
+    horizon: int
+    abs_error: float = 0.0
+    squared_error: float = 0.0
+    smape_ratio: float = 0.0
+    values: int = 0
+    scaled_error: float = 0.0
+    scaled_values: int = 0
+    with_mase: bool = False
+    step_abs_error: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.step_abs_error = np.zeros(self.horizon)
+
+    def add(
+        self, predicted: np.ndarray, actual: np.ndarray, mase_scale: np.ndarray | None = None
+    ) -> ForecastSums:
+        """Add the errors of these windows (``mase_scale``: (windows, 1, n_targets))."""
+        # float64 sums: the arrays are often float32, and the sums span the whole split
+        error = predicted.astype(np.float64) - actual
+        absolute = np.abs(error)
+        denominator = np.abs(actual) + np.abs(predicted)
+        ratios = np.divide(
+            2 * absolute, denominator, out=np.zeros_like(error), where=denominator > 0
+        )
+        self.abs_error += float(absolute.sum())
+        self.squared_error += float((error**2).sum())
+        self.smape_ratio += float(ratios.sum())
+        self.values += error.size
+        self.step_abs_error += absolute.sum(axis=(0, 2))
+        if mase_scale is not None:
+            self.with_mase = True
+            defined = np.broadcast_to(np.isfinite(mase_scale), error.shape)
+            scaled = absolute / np.where(np.isfinite(mase_scale), mase_scale, 1.0)
+            self.scaled_error += float(scaled[defined].sum())
+            self.scaled_values += int(defined.sum())
+        return self
+
+    def metrics(self) -> dict[str, float]:
+        """MAE, RMSE, sMAPE (percent) and, when scales were given, MASE (NaN when no window
+        had a defined scale); NaN throughout before any window was added."""
+        n = self.values or float("nan")
+        metrics = {
+            "mae": self.abs_error / n,
+            "rmse": float(np.sqrt(self.squared_error / n)),
+            "smape": 100 * self.smape_ratio / n,
+        }
+        if self.with_mase:
+            metrics["mase"] = (
+                self.scaled_error / self.scaled_values if self.scaled_values else float("nan")
+            )
+        return metrics
+
+    def per_step_mae(self) -> list[float]:
+        """The MAE of each horizon step."""
+        per_step = self.values // self.horizon or float("nan")
+        return [float(v) for v in self.step_abs_error / per_step]
+
+
 def forecast_metrics(
     predicted: np.ndarray, actual: np.ndarray, mase_scale: np.ndarray | None = None
 ) -> dict[str, float]:
@@ -84,21 +151,7 @@ def forecast_metrics(
     constant, see `mase_scales`); NaN when no window has one, as dividing by a zero naive
     error would report ~1e10 and mean nothing.
     """
-    error = predicted - actual
-    denominator = np.abs(actual) + np.abs(predicted)
-    ratios = np.divide(
-        2 * np.abs(error), denominator, out=np.zeros_like(error), where=denominator > 0
-    )
-    metrics = {
-        "mae": float(np.mean(np.abs(error))),
-        "rmse": float(np.sqrt(np.mean(error**2))),
-        "smape": float(100 * np.mean(ratios)),
-    }
-    if mase_scale is not None:
-        defined = np.broadcast_to(np.isfinite(mase_scale), error.shape)
-        scaled = np.abs(error) / np.where(np.isfinite(mase_scale), mase_scale, 1.0)
-        metrics["mase"] = float(np.mean(scaled[defined])) if defined.any() else float("nan")
-    return metrics
+    return ForecastSums(actual.shape[1]).add(predicted, actual, mase_scale).metrics()
 
 
 def mase_scales(
@@ -187,17 +240,28 @@ def evaluate_forecast(
         baselines = naive_forecasts(windows, layout, season)
     for name, forecast in baselines.items():
         forecasts[name] = to_original_units(forecast, windows.series, scaler, columns)
-    errors = {name: np.abs(f - actual) for name, f in forecasts.items()}
+    sums = {
+        name: ForecastSums(layout.horizon).add(f, actual, mase_scale)
+        for name, f in forecasts.items()
+    }
     return ForecastReport(
-        scored=[Scored(n, forecast_metrics(f, actual, mase_scale)) for n, f in forecasts.items()],
-        per_step_mae={n: [float(v) for v in e.mean(axis=(0, 2))] for n, e in errors.items()},
-        per_series_mae={
-            str(s): {n: float(e[windows.series == s].mean()) for n, e in errors.items()}
-            for s in np.unique(windows.series)
-        },
+        scored=[Scored(n, s.metrics()) for n, s in sums.items()],
+        per_step_mae={n: s.per_step_mae() for n, s in sums.items()},
+        per_series_mae=per_series_mae(forecasts, actual, windows.series),
         forecasts=forecasts,
         actual=actual,
     )
+
+
+def per_series_mae(
+    forecasts: dict[str, np.ndarray], actual: np.ndarray, series: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Each series' MAE per predictor, series in sorted order (``series``: each window's)."""
+    errors = {name: np.abs(f - actual) for name, f in forecasts.items()}
+    return {
+        str(s): {n: float(e[series == s].mean()) for n, e in errors.items()}
+        for s in np.unique(series)
+    }
 
 
 def forecast_table(

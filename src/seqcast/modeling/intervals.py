@@ -22,6 +22,7 @@ each series' scaling is undone, they widen a series' interval by its own spread.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -70,13 +71,63 @@ def _pinball(quantiles: np.ndarray, actual: np.ndarray, levels: list[float]) -> 
     return np.maximum(q * error, (q - 1.0) * error)
 
 
-def _wql(pinball: np.ndarray, actual: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
-    """Mean over levels of 2 * sum(pinball) / sum|actual|, summed over ``axis``."""
-    scale = np.abs(actual).sum(axis=axis)
-    loss = 2.0 * pinball.sum(axis=axis)  # (..., n_quantiles)
+@dataclass
+class IntervalSums:
+    """Running sums of `quantile_metrics`' terms for one predictor, so that interval scores
+    over many blocks of windows (evaluation streams the test split, issue 18) equal those
+    over one array, up to float rounding.
+
+    ``add`` takes quantiles (windows, horizon, n_targets, n_quantiles) and actuals
+    (windows, horizon, n_targets), both in original units.
+    """
+
+    levels: list[float]
+    horizon: int
+    values: int = 0
+    inside: np.ndarray = field(init=False)
+    """(n_intervals, horizon): actuals inside each central interval, per step."""
+    pinball: np.ndarray = field(init=False)
+    """(horizon, n_quantiles): summed pinball loss per step and level."""
+    absolute: np.ndarray = field(init=False)
+    """(horizon,): summed |actual| per step."""
+
+    def __post_init__(self) -> None:
+        self.inside = np.zeros((len(central_intervals(self.levels)), self.horizon))
+        self.pinball = np.zeros((self.horizon, len(self.levels)))
+        self.absolute = np.zeros(self.horizon)
+
+    def add(self, quantiles: np.ndarray, actual: np.ndarray) -> IntervalSums:
+        for k, (low, high, _) in enumerate(central_intervals(self.levels)):
+            inside = (actual >= quantiles[..., low]) & (actual <= quantiles[..., high])
+            self.inside[k] += inside.sum(axis=(0, 2))
+        self.pinball += _pinball(quantiles, actual, self.levels).sum(axis=(0, 2), dtype=np.float64)
+        self.absolute += np.abs(actual).sum(axis=(0, 2), dtype=np.float64)
+        self.values += actual.size
+        return self
+
+    def metrics(self) -> dict[str, float]:
+        """Coverage of each central interval and the wQL (mean over levels of 2 x summed
+        pinball loss / summed |actual|)."""
+        metrics = {
+            coverage_name(nominal): float(self.inside[k].sum() / (self.values or np.nan))
+            for k, (_, _, nominal) in enumerate(central_intervals(self.levels))
+        }
+        metrics["wql"] = float(_per_level_wql(self.pinball.sum(axis=0), self.absolute.sum()))
+        return metrics
+
+    def per_step(self) -> dict[str, list[float]]:
+        """`metrics` per horizon step: each metric's list has ``horizon`` values."""
+        per_step = {"wql": [float(v) for v in _per_level_wql(self.pinball, self.absolute[:, None])]}
+        per_step_values = self.values / self.horizon or np.nan
+        for k, (_, _, nominal) in enumerate(central_intervals(self.levels)):
+            per_step[coverage_name(nominal)] = [float(v) for v in self.inside[k] / per_step_values]
+        return per_step
+
+
+def _per_level_wql(pinball: np.ndarray, absolute: np.ndarray | float) -> np.ndarray:
+    """Mean over levels (the last axis) of 2 * summed pinball / summed |actual|."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_level = loss / np.asarray(scale)[..., None]
-    return np.asarray(per_level.mean(axis=-1))
+        return np.asarray((2.0 * pinball / absolute).mean(axis=-1))
 
 
 def quantile_metrics(
@@ -89,25 +140,14 @@ def quantile_metrics(
         actual: (windows, horizon, n_targets) in original units.
         levels: the quantile levels, sorted.
     """
-    metrics = {}
-    for low, high, nominal in central_intervals(levels):
-        inside = (actual >= quantiles[..., low]) & (actual <= quantiles[..., high])
-        metrics[coverage_name(nominal)] = float(inside.mean())
-    metrics["wql"] = float(_wql(_pinball(quantiles, actual, levels), actual, (0, 1, 2)))
-    return metrics
+    return IntervalSums(levels, actual.shape[1]).add(quantiles, actual).metrics()
 
 
 def per_step_quantile_metrics(
     quantiles: np.ndarray, actual: np.ndarray, levels: list[float]
 ) -> dict[str, list[float]]:
     """`quantile_metrics` per horizon step: each metric's list has ``horizon`` values."""
-    per_step = {
-        "wql": [float(v) for v in _wql(_pinball(quantiles, actual, levels), actual, (0, 2))]
-    }
-    for low, high, nominal in central_intervals(levels):
-        inside = (actual >= quantiles[..., low]) & (actual <= quantiles[..., high])
-        per_step[coverage_name(nominal)] = [float(v) for v in inside.mean(axis=(0, 2))]
-    return per_step
+    return IntervalSums(levels, actual.shape[1]).add(quantiles, actual).per_step()
 
 
 def residual_offsets(forecast: np.ndarray, actual: np.ndarray, levels: list[float]) -> np.ndarray:

@@ -208,42 +208,45 @@ class _Forward:
         return self.model(structured, training=False)
 
 
-def predict_function(champion: LoadedModel) -> Callable[..., Any]:
-    """The network's forward pass as one `tf.function` per loaded model, traced once for any
-    number of rows (the batch dimension is left open), kept on ``champion``. It takes the
-    model's inputs in the order of ``model.inputs``.
+def forward_function(model: Any) -> Callable[..., Any]:
+    """``model``'s forward pass as one `tf.function`, traced once for any number of rows (the
+    batch dimension is left open). It takes the model's inputs in the order of
+    ``model.inputs``.
 
     ``keras.Model.predict`` builds a new function for each model it is called on and traces
     it again for each batch shape, so every prediction shard made TensorFlow warn about
-    "excessive" retracing; shards of one run share one loaded model (`tasks.predict`).
+    "excessive" retracing.
     """
     import tensorflow as tf  # where a network predicts: a statistical champion needs none
 
+    spec = [
+        tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
+        for tensor in model.inputs
+    ]
+    return cast(Callable[..., Any], tf.function(_Forward(model), input_signature=spec))
+
+
+def predict_function(champion: LoadedModel) -> Callable[..., Any]:
+    """`forward_function` of a champion's network, made once per loaded model and kept on
+    ``champion``: shards of one run share one loaded model (`tasks.predict`)."""
     model = champion.model
     if model is None:
         raise ValueError(f"champion {champion.version} is a {champion.kind!r} model: no network")
     with _compiling:
         cached = getattr(champion, "_forward", None)
         if cached is None:
-            spec = [
-                tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
-                for tensor in model.inputs
-            ]
-            cached = tf.function(_Forward(model), input_signature=spec)
+            cached = forward_function(model)
             object.__setattr__(champion, "_forward", cached)  # frozen: a cache, not state
     return cast(Callable[..., Any], cached)
 
 
-def network_forecasts(
-    champion: LoadedModel, model_input: Any
+def batched_forecasts(
+    model: Any, forward: Callable[..., Any], model_input: Any
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``champion.model``'s outputs for ``model_input`` (an array, or a dict of arrays named
-    like the model's inputs), in batches of `PREDICT_BATCH` rows: the point forecasts (or
-    class probabilities) and, from a quantile head, the quantiles (rows, horizon,
-    n_targets, n_quantiles), else None."""
-    forward = predict_function(champion)
-    model = champion.model
-    assert model is not None  # predict_function raised otherwise
+    """``model``'s outputs for ``model_input`` (an array, or a dict of arrays named like the
+    model's inputs) through ``forward`` (its `forward_function`), in batches of
+    `PREDICT_BATCH` rows: the point forecasts (or class probabilities) and, from a quantile
+    head, the quantiles (rows, horizon, n_targets, n_quantiles), else None."""
     arrays = [
         np.asarray(model_input[t.name] if isinstance(model_input, dict) else model_input, t.dtype)
         for t in model.inputs
@@ -257,6 +260,14 @@ def network_forecasts(
             out = out["forecast"]
         points.append(np.asarray(out))
     return np.concatenate(points), np.concatenate(quantiles) if quantiles else None
+
+
+def network_forecasts(
+    champion: LoadedModel, model_input: Any
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """`batched_forecasts` of ``champion.model`` through its cached forward pass."""
+    forward = predict_function(champion)
+    return batched_forecasts(champion.model, forward, model_input)
 
 
 def network_outputs(champion: LoadedModel, model_input: Any) -> np.ndarray:

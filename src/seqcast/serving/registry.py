@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from seqcast import __version__
 from seqcast.errors import RegistryError
-from seqcast.io import cas, storage
+from seqcast.io import cas, row_groups, storage
 from seqcast.modeling.gate import KINDS, NEAREST, NETWORK
 from seqcast.modeling.nearest import Neighbours
 from seqcast.windows.scaling import Scaler
@@ -223,7 +223,7 @@ def register_version(
         )
     storage.write_json(storage.join(root, "metrics.json"), metrics)
     if forecasts_uri is not None:
-        storage.write_bytes(storage.join(root, FORECASTS_FILE), storage.read_bytes(forecasts_uri))
+        row_groups.copy_file(forecasts_uri, storage.join(root, FORECASTS_FILE))
         files.append(FORECASTS_FILE)
     if profile is not None:
         storage.write_json(storage.join(root, PROFILE_FILE), profile)
