@@ -52,23 +52,25 @@ print(json.dumps({"seconds": time.perf_counter() - started, "rows": ref.rows,
 """
 
 
-def block(first_series: int, n_series: int, width: int, typed: bool) -> pa.Table:
-    """``n_series`` x `STEPS` hourly rows, sorted by (sensor, ts); values to 3 decimals.
+def block(
+    first_series: int, n_series: int, width: int, typed: bool, steps: int = STEPS
+) -> pa.Table:
+    """``n_series`` x ``steps`` hourly rows, sorted by (sensor, ts); values to 3 decimals.
 
     ``typed``: ``ts`` as a UTC timestamp (for Parquet), else as ISO 8601 text (for CSV).
     """
     rng = np.random.default_rng(first_series)
-    hours = np.arange(STEPS)
+    hours = np.arange(steps)
     stamps = np.datetime64("2024-01-01T00:00:00") + hours.astype("timedelta64[h]")
     iso = np.char.add(np.datetime_as_string(stamps, unit="s"), "+00:00")
     daily = np.sin(2 * np.pi * (hours % 24) / 24)[None, :]
     level = rng.uniform(50.0, 500.0, (n_series, 1))
     names = [f"sensor-{i:0{width}d}" for i in range(first_series, first_series + n_series)]
-    shape = (n_series, STEPS)
+    shape = (n_series, steps)
     utc = pa.array(np.tile(stamps, n_series)).cast(pa.timestamp("s", tz="UTC"))
     return pa.table(
         {
-            "sensor": np.repeat(names, STEPS),
+            "sensor": np.repeat(names, steps),
             "ts": utc if typed else np.tile(iso, n_series),
             "load": (level * (1 + 0.3 * daily) + rng.normal(0, 5, shape)).reshape(-1).round(3),
             "temperature": (10 + 4 * daily + rng.normal(0, 1, shape)).reshape(-1).round(3),
@@ -78,23 +80,25 @@ def block(first_series: int, n_series: int, width: int, typed: bool) -> pa.Table
     )
 
 
-def write_sources(rows: int, directory: Path) -> dict[str, Path]:
-    """One CSV and one Parquet file of ``rows`` rows (a multiple of 1,000,000)."""
+def write_sources(rows: int, directory: Path, steps: int = STEPS) -> dict[str, Path]:
+    """One CSV and one Parquet file of ``rows`` rows: series of ``steps`` hourly rows each
+    (``rows`` a multiple of ``steps``), written about 1,000,000 rows at a time."""
     csv, parquet = directory / "source.csv", directory / "source.parquet"
     if csv.exists() and parquet.exists():
         return {"csv": csv, "parquet": parquet}
     directory.mkdir(parents=True, exist_ok=True)
-    n_series = rows // STEPS
+    n_series = rows // steps
+    per_block = max(1, SERIES_PER_BLOCK * STEPS // steps)
     width = len(str(n_series))
     options = pacsv.WriteOptions(quoting_style="none")
     with (
         pacsv.CSVWriter(csv, block(0, 1, width, False).schema, write_options=options) as to_csv,
         pq.ParquetWriter(parquet, block(0, 1, width, True).schema, compression="zstd") as to_pq,
     ):
-        for first in range(0, n_series, SERIES_PER_BLOCK):
-            count = min(SERIES_PER_BLOCK, n_series - first)
-            to_csv.write_table(block(first, count, width, False))
-            to_pq.write_table(block(first, count, width, True), row_group_size=1 << 20)
+        for first in range(0, n_series, per_block):
+            count = min(per_block, n_series - first)
+            to_csv.write_table(block(first, count, width, False, steps))
+            to_pq.write_table(block(first, count, width, True, steps), row_group_size=1 << 20)
     return {"csv": csv, "parquet": parquet}
 
 

@@ -49,7 +49,7 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 import yaml
 
-from benchmarks.ingest_memory import write_sources
+from benchmarks.ingest_memory import STEPS, write_sources
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CASES = "validate:thread:1,validate:thread:10,validate:dask:1,train:thread:1"
@@ -155,6 +155,7 @@ def run_tree(
     root = psutil.Process(child.pid)
     root_key = (root.pid, root.create_time())
     tree_peak = 0.0
+    samples: list[tuple[float, float]] = []  # (epoch seconds, tree RSS MiB)
     hwm: dict[tuple[int, float], tuple[str, float]] = {}  # (pid, started) -> (command, MiB)
     while child.poll() is None:
         total = 0.0
@@ -173,6 +174,7 @@ def run_tree(
             peak = max(vmhwm_mib(proc.pid), rss)  # rss: it may have exited since
             hwm[key] = (name, max(peak, hwm.get(key, ("", 0.0))[1]))
         tree_peak = max(tree_peak, total)
+        samples.append((time.time(), total))
         time.sleep(poll)
     seconds = time.perf_counter() - started
     if child.wait() != 0:
@@ -188,6 +190,7 @@ def run_tree(
             for n, p in sorted(hwm.values(), key=lambda item: -item[1])[:4]
         ],
         "stdout": out.read_text(errors="replace"),
+        "samples": samples,
     }
 
 
@@ -208,13 +211,41 @@ def run_durations(db: Path) -> dict[str, float]:
     return durations
 
 
+def task_peaks(db: Path, samples: list[tuple[float, float]]) -> dict[str, float]:
+    """The tree's largest sampled RSS (MiB) while each task ran (its runs together): which
+    step holds the most."""
+    peaks: dict[str, float] = {}
+    with sqlite3.connect(db) as con:
+        for name, start, end in con.execute(TASK_RUNS):
+            name = name.removeprefix("task/").rsplit("-", 1)[0]
+            a, b = (datetime.fromisoformat(t).timestamp() for t in (start, end))
+            inside = [mib for when, mib in samples if a <= when <= b]
+            if inside:
+                peaks[name] = round(max(peaks.get(name, 0.0), *inside), 1)
+    return peaks
+
+
 def run_case(
-    case: str, side: str, tree: Path, work: Path, rows: int, poll: float
+    case: str,
+    side: str,
+    tree: Path,
+    work: Path,
+    rows: int,
+    poll: float,
+    steps: int = STEPS,
+    scale_by: str = "series",
 ) -> dict[str, Any]:
-    """One ``command:runner:scale`` case in a fresh process tree, fresh data root and home."""
+    """One ``command:runner:scale`` case in a fresh process tree, fresh data root and home.
+
+    ``scale_by``: "series" multiplies the series (of ``steps`` rows each), "steps" the rows of
+    each series (the same series, ``steps`` x scale rows long).
+    """
     command, runner, scale = case.split(":")
-    source = write_sources(rows * int(scale), work / f"rows-{rows * int(scale)}")["csv"]
-    label = f"{side}-{case.replace(':', '-')}"
+    length = steps * int(scale) if scale_by == "steps" else steps
+    suffix = "" if length == STEPS else f"-steps-{length}"
+    data = work / f"rows-{rows * int(scale)}{suffix}"
+    source = write_sources(rows * int(scale), data, length)["csv"]
+    label = f"{side}-{case.replace(':', '-')}" + ("" if scale_by == "series" else "-by-steps")
     for folder in (work / "roots" / label, work / "prefect" / label):
         shutil.rmtree(folder, ignore_errors=True)
     (work / "logs").mkdir(parents=True, exist_ok=True)
@@ -228,9 +259,12 @@ def run_case(
     argv = [sys.executable, "-m", "flows.cli.main", command, "--config", str(config), "--json"]
     run = run_tree(argv, tree, env, poll, work / "logs" / label)
     stdout = run.pop("stdout")
+    samples = run.pop("samples")
     document = json.loads(stdout[stdout.rindex("\n{") + 1 :] if "\n{" in stdout else stdout)
     run["rows"] = rows * int(scale)
+    run["steps_per_series"] = length
     run["durations"] = run_durations(work / "prefect" / label / "prefect.db")
+    run["task_peak_rss_mib"] = task_peaks(work / "prefect" / label / "prefect.db", samples)
     run["rows_per_s_wall"] = run["rows"] / run["wall_seconds"]
     flow = "flow/validate" if command == "validate" else "flow/training"
     if flow in run["durations"]:
@@ -250,9 +284,20 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/seqcast-validate-bench"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results_validate.json")
     parser.add_argument("--poll", type=float, default=0.2, help="seconds between samples")
+    parser.add_argument("--steps", type=int, default=STEPS, help="rows per series at 1x")
+    parser.add_argument(
+        "--scale-by",
+        choices=("series", "steps"),
+        default="series",
+        help="what 10x multiplies: the series, or each series' length (the same series, "
+        "so the ETS fits, which cost per series, stay the same)",
+    )
     args = parser.parse_args()
-    if args.rows <= 0 or args.rows % 1_000:
-        parser.error(f"--rows must be a positive multiple of 1,000. Received: --rows={args.rows}")
+    if args.rows <= 0 or args.rows % args.steps:
+        parser.error(
+            f"--rows must be a positive multiple of --steps ({args.steps}). "
+            f"Received: --rows={args.rows}"
+        )
     sides = {"after": REPO}
     if args.before:
         wanted = args.sides.split(",")
@@ -265,8 +310,11 @@ def main() -> None:
         results.setdefault(side, {})["commit"] = commit + ("+uncommitted" if dirty else "")
         results[side]["rows_1x"] = args.rows
         for case in args.cases.split(","):
-            run = run_case(case, side, tree, args.work, args.rows, args.poll)
-            results[side][case] = run
+            run = run_case(
+                case, side, tree, args.work, args.rows, args.poll, args.steps, args.scale_by
+            )
+            key = case if args.scale_by == "series" else f"{case}:by-steps-{args.steps}"
+            results[side][key] = run
             print(f"{side} {case}: {json.dumps(run)}", flush=True)
             args.out.write_text(json.dumps(results, indent=2) + "\n")
 
