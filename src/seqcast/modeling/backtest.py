@@ -29,12 +29,13 @@ import pyarrow.parquet as pq
 from seqcast.config import PipelineConfig
 from seqcast.errors import DataContractError
 from seqcast.io import row_groups, storage
-from seqcast.modeling import evaluation
+from seqcast.modeling import evaluation, scoring
 from seqcast.modeling.sizing import size_training
 from seqcast.windows import store as window_store
 from seqcast.windows.grid import GridStep, fixed_step
 from seqcast.windows.publish import code_version
 from seqcast.windows.step import build_or_reuse
+from seqcast.windows.windowing import WindowArrays
 
 logger = logging.getLogger(__name__)
 
@@ -157,15 +158,18 @@ def fold_result_uri(config: PipelineConfig, key: str) -> str:
 def _scores(config: PipelineConfig, windows_uri: str, model: Any) -> dict[str, dict[str, float]]:
     layout = window_store.read_layout(windows_uri)
     scaler = window_store.read_scaler(windows_uri)
-    test = window_store.read_split(windows_uri, "test", layout)
-    from seqcast.modeling.networks import split_outputs
+    from seqcast.serving import prediction  # TensorFlow, as the fold's training imported it
 
-    outputs, _ = split_outputs(model.predict(test.model_inputs(), verbose=0, batch_size=1024))
+    forward = prediction.forward_function(model)
+
+    def network(windows: WindowArrays) -> tuple[np.ndarray, np.ndarray | None]:
+        return prediction.batched_forecasts(model, forward, windows.model_inputs())
+
     season = config.evaluate.season_steps
-    if layout.task == "forecast":
-        scale = evaluation.mase_scales(test, layout, scaler, season)
-        report = evaluation.evaluate_forecast(outputs, test, layout, scaler, season, scale)
-        return {s.name: s.metrics for s in report.scored}
+    if layout.task == "forecast":  # streamed block by block, like evaluate (issue 18)
+        return scoring.point_scores(windows_uri, layout, scaler, season, network)
+    test = window_store.read_split(windows_uri, "test", layout)
+    outputs = network(test)[0]
     majority = int(window_store.label_counts(windows_uri, "train").argmax())
     return {
         s.name: s.metrics for s in evaluation.evaluate_classify(outputs, test, layout, majority)

@@ -259,6 +259,32 @@ def score_test(
     return dataclasses.replace(result, examples=examples)
 
 
+def point_scores(
+    uri: str,
+    layout: WindowLayout,
+    scaler: Scaler,
+    season: int | None,
+    network: NetworkForecaster,
+) -> dict[str, dict[str, float]]:
+    """The network's and the input-window naive baselines' (`evaluation.naive_forecasts`)
+    point metrics on every test window of the store, block by block: what a backtest fold
+    scores."""
+    columns = layout.target_columns
+    sums: dict[str, evaluation.ForecastSums] = {}
+    for _, block in _blocks(uri, "test"):
+        windows = cut_windows(block, block.starts["test"], layout)
+        forecasts = {"model": network(windows)[0]}
+        forecasts.update(evaluation.naive_forecasts(windows, layout, season))
+        scale = evaluation.mase_scales(windows, layout, scaler, season)
+        actual = evaluation.to_original_units(windows.y, windows.series, scaler, columns)
+        for name, values in forecasts.items():
+            original = evaluation.to_original_units(values, windows.series, scaler, columns)
+            sums.setdefault(name, evaluation.ForecastSums(layout.horizon)).add(
+                original, actual, scale
+            )
+    return {name: s.metrics() for name, s in sums.items()}
+
+
 def worst_examples(
     uri: str,
     layout: WindowLayout,
