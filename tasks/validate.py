@@ -44,7 +44,7 @@ from seqcast.data.validation_report import (
     failure_message,
     save_report,
 )
-from seqcast.data.validation_shards import plan_shards, write_shards
+from seqcast.data.validation_shards import plan_shards, read_shard, write_shards
 from seqcast.errors import DataContractError, RegistryError
 from seqcast.io import row_groups, storage, work_dirs
 from seqcast.io.memory import release_freed_memory
@@ -192,8 +192,8 @@ def plan_validation(
                 "now": datetime.now(UTC).isoformat(),
             },
         )
-        names = plan_shards(snapshot.uri, config.source.series_id, shard_rows(config, contract))
-        shards, present = write_shards(snapshot.uri, config.source.series_id, names, work)
+        plan = plan_shards(snapshot.uri, config.source.series_id, shard_rows(config, contract))
+        shards, present = write_shards(snapshot.uri, config.source.series_id, plan, work)
     except BaseException:
         work_dirs.remove(work)
         raise
@@ -226,7 +226,7 @@ def check_shard(
     """Check one shard of series; write its clean rows, its quarantined rows and its
     summary to the work folder. Returns the summary's URI."""
     contract, _origin, scope, now = _checks(plan)
-    raw = storage.read_parquet(shard.uri).to_pandas()
+    raw = read_shard(shard)
     alone = len(plan.shards) == 1
     check = validate_shard(
         raw,

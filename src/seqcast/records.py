@@ -74,6 +74,9 @@ class ValidationShardRef(_Record):
     uri: str
     rows: int
     series: int
+    first_row: int | None = None
+    """Set when the shard is rows [first_row, first_row + rows) of the snapshot ``uri``,
+    which already holds its series together (not copied)."""
 
 
 class ValidationPlanRef(_Record):

@@ -18,7 +18,6 @@ from seqcast.data.contracts import contract_for
 from seqcast.data.ingest import snapshot_source
 from seqcast.data.prediction_scope import PredictionScope
 from seqcast.data.validation import (
-    QUARANTINE_RANK,
     ValidationReport,
     effective_contract,
     validate_shard,
@@ -26,18 +25,20 @@ from seqcast.data.validation import (
 )
 from seqcast.data.validation_merge import merge, summary
 from seqcast.data.validation_report import artifact_rows, summary_markdown
-from seqcast.data.validation_shards import plan_shards, write_shards
+from seqcast.data.validation_shards import plan_shards, read_shard, write_shards
 from seqcast.io import storage
 from tests.unit.test_bad_inputs import make_config, rows, write
 
 SENSORS = range(1, 9)
 
 
-def feed(tmp_path: Path, naive_from: int | None = None) -> None:
-    """Three files; sensor-4's rows split between a.csv and b.csv; bad values in most
-    sensors (seven unparsable loads, a null, a range breach, a repeated key, a gap, a
-    short series), and an empty file. ``naive_from``: sensors from it on have timestamps
-    without an offset (mixed timezones across shards)."""
+def feed(tmp_path: Path, naive_from: int | None = None, scattered: bool = False) -> None:
+    """Three files; sensor-4's rows split between a.csv and b.csv (``scattered``: a.csv and
+    c.csv, after sensor-7 and sensor-8, so the snapshot does not hold each series together
+    and the shards are copied); bad values in most sensors (seven unparsable loads, a null,
+    a range breach, a repeated key, a gap, a short series), and an empty file.
+    ``naive_from``: sensors from it on have timestamps without an offset (mixed timezones
+    across shards)."""
     series = {s: rows(s) for s in SENSORS}
     if naive_from is not None:
         for s in SENSORS:
@@ -55,6 +56,8 @@ def feed(tmp_path: Path, naive_from: int | None = None) -> None:
     a = series[1] + series[2] + series[3] + series[4][:20]
     b = series[4][20:] + series[5] + series[6]
     c = series[7] + series[8]
+    if scattered:
+        b, c = series[5] + series[6], series[7] + series[8] + series[4][20:]
     write(tmp_path / "a.csv", a)
     write(tmp_path / "b.csv", b)
     write(tmp_path / "c.csv", c)
@@ -72,11 +75,11 @@ def sharded(
     Returns the merged report, the clean parts concatenated in shard order, the shards."""
     contract = contract_for(config)
     work = storage.join(config.pipeline_root, "work")
-    names = plan_shards(snapshot_uri, "sensor", rows_per_shard)
-    shards, present = write_shards(snapshot_uri, "sensor", names, work)
+    plan = plan_shards(snapshot_uri, "sensor", rows_per_shard)
+    shards, present = write_shards(snapshot_uri, "sensor", plan, work)
     summaries, quarantined, clean = [], [], []
     for shard in shards:
-        raw = storage.read_parquet(shard.uri).to_pandas()
+        raw = read_shard(shard)
         check = validate_shard(raw, contract, config.source, [], scope=scope)
         summaries.append(summary(check, "sensor"))
         if len(check.report.quarantined):
@@ -110,9 +113,13 @@ def assert_same_report(merged: ValidationReport, whole: ValidationReport) -> Non
     assert merged.clean_rows == whole.clean_rows
 
 
-@pytest.fixture
-def snapshot(tmp_path: Path) -> tuple[PipelineConfig, str, list[str]]:
-    feed(tmp_path)
+@pytest.fixture(params=["together", "scattered"])
+def snapshot(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[PipelineConfig, str, list[str]]:
+    """The feed's snapshot: each series' rows together in name order (shards are ranges of
+    it), or sensor-4 split around other series (shards are copied)."""
+    feed(tmp_path, scattered=request.param == "scattered")
     config = make_config(tmp_path, severity={"unique_key": "quarantine"})
     shot = snapshot_source(config.source, config.pipeline_root)
     return config, shot.uri, shot.files
@@ -183,19 +190,41 @@ def test_a_series_spread_over_files_lands_in_one_shard(
     snapshot: tuple[PipelineConfig, str, list[str]],
 ) -> None:
     config, uri, _files = snapshot
-    names = plan_shards(uri, "sensor", 85)
-    shards, present = write_shards(uri, "sensor", names, storage.join(config.pipeline_root, "w"))
+    work = storage.join(config.pipeline_root, "w")
+    plan = plan_shards(uri, "sensor", 85)
+    shards, present = write_shards(uri, "sensor", plan, work)
     owners: dict[str, set[int]] = {}
-    for shard in shards:
-        frame = storage.read_parquet(shard.uri).to_pandas()
+    frames = [read_shard(shard) for shard in shards]
+    for shard, frame in zip(shards, frames, strict=True):
         for name in frame["sensor"].unique():
             owners.setdefault(name, set()).add(shard.number)
         assert frame["_source_position"].is_monotonic_increasing  # read order kept
+        assert len(frame) == shard.rows
     assert all(len(s) == 1 for s in owners.values()) and len(owners) == 8
     assert {f for f in present} == {"a.csv", "b.csv", "c.csv"}
-    sensor_4 = storage.read_parquet(shards[1].uri).to_pandas()
-    assert set(sensor_4.loc[sensor_4["sensor"] == "sensor-4", "_source_file"]) == {
-        "a.csv",
-        "b.csv",
-    }
-    assert QUARANTINE_RANK not in sensor_4.columns
+    sensor_4 = frames[1].loc[frames[1]["sensor"] == "sensor-4", "_source_file"]
+    together = plan.first_rows is not None
+    assert set(sensor_4) == ({"a.csv", "b.csv"} if together else {"a.csv", "c.csv"})
+    # Together: each shard is a range of the snapshot, nothing copied; else shard files.
+    assert all((shard.first_row is not None) == together for shard in shards)
+    assert storage.exists(work) != together
+    positions = pd.concat(frames)["_source_position"].sort_values().to_numpy()
+    assert (positions == range(len(positions))).all()  # every row once
+
+
+def test_the_copy_is_skipped_only_when_each_series_is_one_run_in_name_order(
+    tmp_path: Path,
+) -> None:
+    from seqcast.data.validation_shards import _RunOrder
+
+    def ordered(*batches: list[str | None]) -> bool:
+        order = _RunOrder()
+        for batch in batches:
+            order.feed(pd.Series(batch, dtype=object))
+        return order.ordered
+
+    assert ordered(["a", "a", "b"], ["b", "c"], [], ["d"])  # runs go on across batches
+    assert not ordered(["a", "b"], ["a"])  # a series comes back
+    assert not ordered(["b", "b"], ["a"])  # one run each, but not in name order
+    assert not ordered(["a", None, "b"])  # a row without a series goes to shard 0
+    assert ordered(["sensor-1", "sensor-10", "sensor-2"])  # name order is text order
