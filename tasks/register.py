@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 
 from seqcast.config import PipelineConfig, series_column
 from seqcast.data.contracts import PREDICTION_CONTRACT, contract_for, derive_prediction_contract
+from seqcast.data.training_facts import read_training_facts
 from seqcast.io import storage
 from seqcast.modeling.gate import (
     NEAREST,
@@ -119,10 +120,11 @@ def register(
     if validated is not None:
         # What prediction inputs must look like, from the data this model was trained on;
         # the prediction flow checks it before loading the model.
+        base = contract_for(config, predicting=True)
         contract = derive_prediction_contract(
-            storage.read_parquet(validated.uri).to_pandas(),
+            read_training_facts(validated.uri, config, base),  # streamed: issue 18
             config,
-            contract_for(config, predicting=True),
+            base,
             classes=windows.classes,
         )
         info[PREDICTION_CONTRACT] = contract.model_dump(mode="json")

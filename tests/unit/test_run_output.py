@@ -94,7 +94,8 @@ def test_a_loaded_network_predicts_without_retracing(caplog: pytest.LogCaptureFi
     # `keras.Model.predict` traced anew per model and batch shape.
     import keras
 
-    from seqcast.serving.prediction import PREDICT_BATCH, network_outputs
+    from seqcast.modeling.forward import PREDICT_BATCH
+    from seqcast.serving.prediction import network_outputs
     from seqcast.serving.registry import LoadedModel
 
     def loaded(seed: int) -> LoadedModel:

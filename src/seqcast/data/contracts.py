@@ -18,7 +18,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from seqcast.config import PipelineConfig, format_validation_error
 from seqcast.data.parsing import null_text, parse_numbers, parse_timestamps
 from seqcast.errors import ConfigError
 from seqcast.frequency import NS_PER_SECOND, Frequency, infer_frequency, parse_frequency
+
+if TYPE_CHECKING:
+    from seqcast.data.training_facts import TrainingFacts
 
 ColumnType = Literal["float", "int", "string", "label", "timestamp"]
 Severity = Literal["fail", "quarantine", "warn"]
@@ -377,7 +380,19 @@ def usual_frequency(stamps: pd.Series, series: pd.Series, timezone: str) -> str 
     frame = frame.dropna().sort_values(["s", "t"], kind="stable")
     ns = pd.DatetimeIndex(frame["t"]).as_unit("ns").asi8
     codes = pd.factorize(frame["s"])[0]
-    sample = [ns[codes == code] for code in range(min(int(codes.max()) + 1, 50))]
+    sample = [
+        ns[codes == code] for code in range(min(int(codes.max()) + 1, FREQUENCY_SAMPLE_SERIES))
+    ]
+    return frequency_text(usual, sample, timezone)
+
+
+FREQUENCY_SAMPLE_SERIES = 50
+"""Series (the first by name) whose timestamps tell a calendar step from a fixed one."""
+
+
+def frequency_text(usual: float, sample: list[np.ndarray], timezone: str) -> str:
+    """The usual step (seconds) as a contract writes it: a calendar alias when ``sample``'s
+    series (int64 ns timestamps each) lie on one, else a duration (``1h``)."""
     found = infer_frequency(int(round(usual * NS_PER_SECOND)), sample, timezone)
     return found.alias if found is not None and found.calendar else duration_text(usual)
 
@@ -437,7 +452,7 @@ def _infer_type(raw: pd.Series, timezone: str) -> ColumnType:
 
 
 def derive_prediction_contract(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | TrainingFacts,
     config: PipelineConfig,
     base: Contract,
     classes: list[str] | None = None,
@@ -458,38 +473,41 @@ def derive_prediction_contract(
     the run and the others are predicted, up to the base's ``series_quarantine_limit``.
 
     Args:
-        frame: the validated training table (typed, as the window step reads it).
+        frame: the validated training table (typed, as the window step reads it), or its
+            facts (`seqcast.data.training_facts.read_training_facts`, which streams it).
         config: the pipeline config the model was trained with.
         base: the pipeline's prediction contract (`contract_for(config, predicting=True)`).
         classes: the model's classes (classify).
         margin: share of the observed span added on each side of a numeric range.
     """
+    from seqcast.data.training_facts import TrainingFacts  # it reads this module's helpers
+
+    facts = (
+        frame if isinstance(frame, TrainingFacts) else TrainingFacts.of_frame(frame, config, base)
+    )
     source = config.source
     columns = dict(base.columns)
     for column in source.value_columns:
         rule = columns.get(column)
-        if rule is None or rule.type not in ("float", "int") or column not in frame.columns:
+        if rule is None or rule.type not in ("float", "int") or column not in facts.columns:
             continue
-        low, high = widened_range(frame[column].astype(np.float64), margin)
+        observed = facts.ranges.get(column)
+        low, high = widened_range(pd.Series(observed or [], dtype=np.float64), margin)
         if low is not None and rule.min is not None:
             low = max(low, rule.min)
         if high is not None and rule.max is not None:
             high = min(high, rule.max)
         columns[column] = rule.model_copy(update={"min": low, "max": high})
     if source.series_id and config.normalize == "series":
-        seen = sorted(frame[source.series_id].astype(str).unique().tolist())
         columns[source.series_id] = columns[source.series_id].model_copy(
-            update={"categories": seen, "severity": "fail"}
+            update={"categories": facts.series, "severity": "fail"}
         )
     if config.task == "classify" and classes:
         label = source.target[0]
         columns[label] = ColumnRule(
             type="label", required=False, nullable=True, categories=list(classes), severity="warn"
         )
-    frequency = base.frequency
-    if frequency is None and source.timestamp in frame.columns:
-        series = frame[source.series_id] if source.series_id else pd.Series(0, index=frame.index)
-        frequency = usual_frequency(frame[source.timestamp], series, source.timezone)
+    frequency = base.frequency if base.frequency is not None else facts.frequency
     # Drift is expected: a value outside the training range is a warning (a sequence
     # classifier flags the sequence in its output), not a reason to refuse the series,
     # let alone every other series of the batch.

@@ -158,12 +158,12 @@ def fold_result_uri(config: PipelineConfig, key: str) -> str:
 def _scores(config: PipelineConfig, windows_uri: str, model: Any) -> dict[str, dict[str, float]]:
     layout = window_store.read_layout(windows_uri)
     scaler = window_store.read_scaler(windows_uri)
-    from seqcast.serving import prediction  # TensorFlow, as the fold's training imported it
+    from seqcast.modeling.forward import batched_forecasts, forward_function  # TensorFlow
 
-    forward = prediction.forward_function(model)
+    traced = forward_function(model)
 
     def network(windows: WindowArrays) -> tuple[np.ndarray, np.ndarray | None]:
-        return prediction.batched_forecasts(model, forward, windows.model_inputs())
+        return batched_forecasts(model, traced, windows.model_inputs())
 
     season = config.evaluate.season_steps
     if layout.task == "forecast":  # streamed block by block, like evaluate (issue 18)

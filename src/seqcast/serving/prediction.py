@@ -24,6 +24,7 @@ from seqcast.data.prediction_scope import PredictionScope
 from seqcast.errors import DataContractError
 from seqcast.frequency import NS_PER_SECOND, duration_alias
 from seqcast.io import storage
+from seqcast.modeling.forward import batched_forecasts, forward_function
 from seqcast.modeling.gate import STATISTICAL_KINDS
 from seqcast.modeling.intervals import predictor_of, quantile_column, shifted
 from seqcast.modeling.statistical import EtsFit, fit_history, forecast_latest
@@ -184,46 +185,7 @@ def ets_forecasts(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarra
     return np.concatenate(blocks), pd.DataFrame(index)
 
 
-PREDICT_BATCH = 1024
-"""Rows per forward pass of a network."""
-
 _compiling = threading.Lock()
-
-
-class _Forward:
-    """``model(inputs, training=False)`` with the inputs in the order of ``model.inputs``.
-
-    An object, not a closure: TensorFlow counts traces per function *code*, so the closures
-    of several loaded models (shards on a Dask worker, runs in one process) would add up to
-    its retracing warning; an object is counted on its own.
-    """
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.names = [tensor.name for tensor in model.inputs]
-        self.named = isinstance(model.input, dict)
-
-    def __call__(self, *inputs: Any) -> Any:
-        structured = dict(zip(self.names, inputs, strict=True)) if self.named else inputs[0]
-        return self.model(structured, training=False)
-
-
-def forward_function(model: Any) -> Callable[..., Any]:
-    """``model``'s forward pass as one `tf.function`, traced once for any number of rows (the
-    batch dimension is left open). It takes the model's inputs in the order of
-    ``model.inputs``.
-
-    ``keras.Model.predict`` builds a new function for each model it is called on and traces
-    it again for each batch shape, so every prediction shard made TensorFlow warn about
-    "excessive" retracing.
-    """
-    import tensorflow as tf  # where a network predicts: a statistical champion needs none
-
-    spec = [
-        tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=tensor.name)
-        for tensor in model.inputs
-    ]
-    return cast(Callable[..., Any], tf.function(_Forward(model), input_signature=spec))
 
 
 def predict_function(champion: LoadedModel) -> Callable[..., Any]:
@@ -238,28 +200,6 @@ def predict_function(champion: LoadedModel) -> Callable[..., Any]:
             cached = forward_function(model)
             object.__setattr__(champion, "_forward", cached)  # frozen: a cache, not state
     return cast(Callable[..., Any], cached)
-
-
-def batched_forecasts(
-    model: Any, forward: Callable[..., Any], model_input: Any
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``model``'s outputs for ``model_input`` (an array, or a dict of arrays named like the
-    model's inputs) through ``forward`` (its `forward_function`), in batches of
-    `PREDICT_BATCH` rows: the point forecasts (or class probabilities) and, from a quantile
-    head, the quantiles (rows, horizon, n_targets, n_quantiles), else None."""
-    arrays = [
-        np.asarray(model_input[t.name] if isinstance(model_input, dict) else model_input, t.dtype)
-        for t in model.inputs
-    ]
-    rows = len(arrays[0])
-    points, quantiles = [], []
-    for start in range(0, rows, PREDICT_BATCH):
-        out = forward(*(a[start : start + PREDICT_BATCH] for a in arrays))
-        if isinstance(out, dict):  # a quantile head (`seqcast.modeling.networks`)
-            quantiles.append(np.asarray(out["quantiles"]))
-            out = out["forecast"]
-        points.append(np.asarray(out))
-    return np.concatenate(points), np.concatenate(quantiles) if quantiles else None
 
 
 def network_forecasts(
