@@ -319,13 +319,10 @@ def score_forecasts(
     """The test scores of a forecaster, its challengers and champion, streamed block by block
     (`seqcast.modeling.scoring`), and the intervals' part of metrics.json (None without
     quantiles)."""
-    from seqcast.modeling.forward import batched_forecasts, forward_function
+    from seqcast.modeling.forward import window_forecaster
     from seqcast.modeling.networks import model_quantiles
 
-    traced = forward_function(model)
-
-    def network(windows: WindowArrays) -> tuple[np.ndarray, np.ndarray | None]:
-        return batched_forecasts(model, traced, windows.model_inputs())
+    network = window_forecaster(model)
 
     season = effective_season(config.evaluate.season, layout)
     head = model_quantiles(model)

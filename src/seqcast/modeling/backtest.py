@@ -35,7 +35,6 @@ from seqcast.windows import store as window_store
 from seqcast.windows.grid import GridStep, fixed_step
 from seqcast.windows.publish import code_version
 from seqcast.windows.step import build_or_reuse
-from seqcast.windows.windowing import WindowArrays
 
 logger = logging.getLogger(__name__)
 
@@ -158,12 +157,9 @@ def fold_result_uri(config: PipelineConfig, key: str) -> str:
 def _scores(config: PipelineConfig, windows_uri: str, model: Any) -> dict[str, dict[str, float]]:
     layout = window_store.read_layout(windows_uri)
     scaler = window_store.read_scaler(windows_uri)
-    from seqcast.modeling.forward import batched_forecasts, forward_function  # TensorFlow
+    from seqcast.modeling.forward import window_forecaster  # TensorFlow
 
-    traced = forward_function(model)
-
-    def network(windows: WindowArrays) -> tuple[np.ndarray, np.ndarray | None]:
-        return batched_forecasts(model, traced, windows.model_inputs())
+    network = window_forecaster(model)
 
     season = config.evaluate.season_steps
     if layout.task == "forecast":  # streamed block by block, like evaluate (issue 18)

@@ -214,7 +214,14 @@ class ForecastReport:
 
     def worst_series(self, n: int = WORST_SERIES_SHOWN) -> list[str]:
         """Series with the highest model MAE, worst first."""
-        return sorted(self.per_series_mae, key=lambda s: -self.per_series_mae[s]["model"])[:n]
+        return worst_series(self.per_series_mae, n)
+
+
+def worst_series(
+    per_series_mae: dict[str, dict[str, float]], n: int = WORST_SERIES_SHOWN
+) -> list[str]:
+    """The ``n`` series with the highest model MAE, worst first (ties in the dict's order)."""
+    return sorted(per_series_mae, key=lambda s: -per_series_mae[s]["model"])[:n]
 
 
 def evaluate_forecast(

@@ -11,9 +11,12 @@ rows; `batched_forecasts` feeds it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from seqcast.windows.windowing import WindowArrays
 
 PREDICT_BATCH = 1024
 """Rows per forward pass of a network."""
@@ -71,3 +74,14 @@ def batched_forecasts(
             out = out["forecast"]
         points.append(np.asarray(out))
     return np.concatenate(points), np.concatenate(quantiles) if quantiles else None
+
+
+def window_forecaster(model: Any) -> Callable[[WindowArrays], tuple[np.ndarray, np.ndarray | None]]:
+    """`batched_forecasts` of windows through one `forward_function` of ``model``, traced once
+    for every block of windows it is given (evaluation and backtest score block by block)."""
+    traced = forward_function(model)
+
+    def forecast(windows: WindowArrays) -> tuple[np.ndarray, np.ndarray | None]:
+        return batched_forecasts(model, traced, windows.model_inputs())
+
+    return forecast

@@ -165,7 +165,7 @@ class TestScores:
 
     def worst_series(self, n: int = evaluation.WORST_SERIES_SHOWN) -> list[str]:
         """Series with the highest model MAE, worst first."""
-        return sorted(self.per_series_mae, key=lambda s: -self.per_series_mae[s]["model"])[:n]
+        return evaluation.worst_series(self.per_series_mae, n)
 
 
 def forecast_schema(target_columns: list[str], predictors: list[str]) -> pa.Schema:
