@@ -111,8 +111,8 @@ class OwnedServer:
 
 def _spawn(port: int) -> subprocess.Popen[bytes]:
     """Prefect 3.9's command and environment for its ephemeral server
-    (``SubprocessASGIServer._run_uvicorn_command``), plus the parent-death hook, without
-    importing Prefect here."""
+    (``SubprocessASGIServer._run_uvicorn_command``), plus the parent-death hook and
+    `flows.cli.server_app.RetrySoon`, without importing Prefect here."""
     spec = importlib.util.find_spec("prefect")
     assert spec is not None and spec.origin is not None, "prefect is not installed"
     env = {
@@ -131,7 +131,7 @@ def _spawn(port: int) -> subprocess.Popen[bytes]:
             "--app-dir",
             str(Path(spec.origin).parent.parent),
             "--factory",
-            "prefect.server.api.server:create_app",
+            "flows.cli.server_app:create_app",  # Prefect's, with Retry-After on 503s
             "--host",
             "127.0.0.1",
             "--port",

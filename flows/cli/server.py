@@ -2,12 +2,12 @@
 
 Without one, each command that runs a flow starts a temporary server of its own (seconds
 of start-up, see `flows.cli.ephemeral`) whose runs nobody watches live. `seqcast server
-start` runs ``prefect server start`` in the background, on the database under
-``PREFECT_HOME`` that the temporary servers use, and records its address and process in
-``PREFECT_HOME/seqcast-server.json``. Every later command with that ``PREFECT_HOME`` (the
-default, ``.seqcast/prefect`` under the working directory) and no ``PREFECT_API_URL``
-finds it there, checks that it answers, and sends its runs to it: manual runs land in the
-same UI as scheduled ones, and start without waiting for a server.
+start` runs ``prefect server start`` (through `flows.cli.server_app`) in the background,
+on the database under ``PREFECT_HOME`` that the temporary servers use, and records its
+address and process in ``PREFECT_HOME/seqcast-server.json``. Every later command with
+that ``PREFECT_HOME`` (the default, ``.seqcast/prefect`` under the working directory) and
+no ``PREFECT_API_URL`` finds it there, checks that it answers, and sends its runs to it:
+manual runs land in the same UI as scheduled ones, and start without waiting for a server.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import typer
 from flows.cli.ephemeral import answers, startup_timeout
 from flows.cli.support import ensure_prefect_home, fail
 
+SERVER_MODULE = "flows.cli.server_app"
+"""Runs ``prefect server start`` with `flows.cli.server_app.RetrySoon`."""
 STATE_FILE = "seqcast-server.json"
 LOG_FILE = "seqcast-server.log"
 
@@ -87,7 +89,7 @@ def is_prefect_server(pid: int) -> bool:
         words = cmdline.read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"prefect" in words and b"server" in words
+    return b"server" in words and (b"prefect" in words or SERVER_MODULE.encode() in words)
 
 
 def running_server(timeout: float = 5.0) -> ServerState | None:
@@ -144,7 +146,7 @@ def start(
             [
                 sys.executable,
                 "-m",
-                "prefect",
+                SERVER_MODULE,  # `prefect server start` with Retry-After on 503s
                 "server",
                 "start",
                 "--host",
