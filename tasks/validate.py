@@ -3,7 +3,9 @@
 Shard by shard, like the window step (`flows.sharded.validate_shards` maps them on the
 configured runner): `plan_validation` cuts the snapshot into shards of whole series
 (`seqcast.data.validation_shards`), `check_shard` runs the contract's checks on one shard
-and writes its clean and quarantined rows and a summary to the run's work folder, and
+and writes its clean and quarantined rows and a summary to the run's work folder
+(`seqcast.data.shard_check`; a snapshot of one shard in the command's suite process,
+`seqcast.data.suite_process`), and
 `validate` merges the summaries into one report (`seqcast.data.validation_merge`),
 publishes it, and writes the validated table from the clean parts in one atomic write:
 the step's one commit point. A run killed midway leaves its work folder, which the next
@@ -26,28 +28,27 @@ import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.artifacts import MarkdownArtifact, TableArtifact
 
-from seqcast.config import NOT_DATA, PipelineConfig, series_column
+from seqcast.config import NOT_DATA, PipelineConfig
+from seqcast.data import suite_process
 from seqcast.data.contracts import PREDICTION_CONTRACT, Contract, contract_for, contract_from_dict
 from seqcast.data.ingest import SOURCE_TEST
 from seqcast.data.prediction_scope import PredictionScope
+from seqcast.data.shard_check import check_shard_parts, part_uri, read_checks
 from seqcast.data.validation import (
     QUARANTINE_RANK,
     ValidationReport,
     effective_contract,
-    table_schema,
-    validate_shard,
 )
-from seqcast.data.validation_merge import merge, summary
+from seqcast.data.validation_merge import merge
 from seqcast.data.validation_report import (
     ReportFiles,
     artifact_rows,
     failure_message,
     save_report,
 )
-from seqcast.data.validation_shards import plan_shards, read_shard, write_shards
+from seqcast.data.validation_shards import plan_shards, write_shards
 from seqcast.errors import DataContractError, RegistryError
 from seqcast.io import row_groups, storage, work_dirs
-from seqcast.io.memory import release_freed_memory
 from seqcast.records import SnapshotRef, ValidatedRef, ValidationPlanRef, ValidationShardRef
 from tasks.common import STEP_OPTIONS
 
@@ -200,20 +201,11 @@ def plan_validation(
     get_run_logger().info(
         "Validating %d rows in %d shard(s) of whole series", snapshot.rows, len(shards)
     )
+    if len(shards) > 1:
+        suite_process.stop()  # the runner checks them; free its memory first
     return ValidationPlanRef(
         fingerprint=fingerprint, work=work, shards=shards, files_with_rows=sorted(present)
     )
-
-
-def _checks(plan: ValidationPlanRef) -> tuple[Contract, str, PredictionScope | None, datetime]:
-    stored = storage.read_json(storage.join(plan.work, "checks.json"))
-    scope = PredictionScope(**stored["scope"]) if stored["scope"] is not None else None
-    contract = contract_from_dict(stored["contract"], stored["origin"])
-    return contract, stored["origin"], scope, datetime.fromisoformat(stored["now"])
-
-
-def _part(plan: ValidationPlanRef, kind: str, number: int, suffix: str = "parquet") -> str:
-    return storage.join(plan.work, f"{kind}-{number:05d}.{suffix}")
 
 
 @task(name="validate-shard", **STEP_OPTIONS)
@@ -224,41 +216,17 @@ def check_shard(
     shard: ValidationShardRef,
 ) -> str:
     """Check one shard of series; write its clean rows, its quarantined rows and its
-    summary to the work folder. Returns the summary's URI."""
-    contract, _origin, scope, now = _checks(plan)
-    raw = read_shard(shard)
-    alone = len(plan.shards) == 1
-    check = validate_shard(
-        raw,
-        contract,
-        config.source,
-        snapshot.files if alone else [],  # several shards: the merge finds empty files
-        docs_dir=docs_directory(config) if shard.number == 0 else None,
-        now=now,
-        text_columns=text_columns(config),
-        scope=scope,
-    )
-    del raw
-    report = check.report
-    if len(report.clean):
-        columns = list(report.clean.columns)
-        schema = table_schema(
-            effective_contract(contract, scope),
-            config.source,
-            columns,
-            report.time_unit,
-            text_columns(config),
-        )
-        table = pa.Table.from_pandas(report.clean, schema=schema, preserve_index=False)
-        storage.write_parquet(table, _part(plan, "clean", shard.number))
-        del table
-    if len(report.quarantined):
-        storage.write_frame(report.quarantined, _part(plan, "quarantine", shard.number))
-    uri = _part(plan, "summary", shard.number, "json")
-    storage.write_json(uri, summary(check, series_column(config.source)))
-    del check, report
-    release_freed_memory()  # else the heap keeps each shard's frames (`seqcast.io.memory`)
-    return uri
+    summary to the work folder. Returns the summary's URI.
+
+    A snapshot of one shard is checked in the command's suite process when it started one
+    (`seqcast.data.suite_process`: GX imported there, while this process imports what the
+    next steps need); otherwise here.
+    """
+    docs_dir = docs_directory(config) if shard.number == 0 else None
+    work = (config, snapshot, plan, shard, docs_dir, text_columns(config))
+    if len(plan.shards) == 1:
+        return suite_process.run(check_shard_parts, *work)
+    return check_shard_parts(*work)
 
 
 def _merged(
@@ -267,9 +235,9 @@ def _merged(
     plan: ValidationPlanRef,
     found: list[dict[str, Any]],
 ) -> tuple[ValidationReport, str, PredictionScope | None]:
-    contract, origin, scope, _now = _checks(plan)
+    contract, origin, scope, _now = read_checks(plan)
     parts = [
-        storage.read_parquet(_part(plan, "quarantine", s.number)).to_pandas()
+        storage.read_parquet(part_uri(plan, "quarantine", s.number)).to_pandas()
         for s, summary_ in zip(plan.shards, found, strict=True)
         if summary_["quarantined"]
     ]
@@ -291,7 +259,7 @@ def _merged(
 def _write_table(plan: ValidationPlanRef, found: list[dict[str, Any]], uri: str) -> None:
     """The clean parts, in shard order (series order), as one file, written atomically."""
     parts = [
-        _part(plan, "clean", s.number)
+        part_uri(plan, "clean", s.number)
         for s, summary_ in zip(plan.shards, found, strict=True)
         if summary_["clean_rows"]
     ]

@@ -32,6 +32,7 @@ from flows.cli.support import (
     run_flow_or_exit,
     run_or_exit,
     start_prefect_api,
+    start_suite_process,
     state,
 )
 
@@ -39,7 +40,8 @@ if TYPE_CHECKING:  # the records import pydantic only; at run time they come wit
     from seqcast.records import ModelVersionRef, TrainingOutcome, ValidatedRef
 
 VALIDATION_IMPORTS = ("great_expectations",)
-"""What the validate task imports (seconds): imported while a temporary server boots."""
+"""What the validate task imports (seconds): imported while a temporary server boots, or
+in the suite process (`start_suite_process`)."""
 TRAINING_IMPORTS = (*VALIDATION_IMPORTS, "keras", "statsmodels.tsa.exponential_smoothing.ets")
 
 app = typer.Typer(
@@ -113,10 +115,11 @@ def train(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = Fa
     cfg = config_or_exit(config, set_)
     ensure_prefect_home()
     start_prefect_api()  # boots while the flow is imported
+    imports = start_suite_process(cfg, TRAINING_IMPORTS)  # GX imports meanwhile, there
     from flows.training import nightly_training
     from seqcast.io import storage
 
-    outcome = run_flow_or_exit(lambda: nightly_training(cfg, force=True), TRAINING_IMPORTS)
+    outcome = run_flow_or_exit(lambda: nightly_training(cfg, force=True), imports)
     document = storage.read_json(outcome.evaluation.metrics_uri)
     version = outcome.version
     if as_json:
@@ -184,9 +187,10 @@ def predict(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = 
     # Before a Prefect server starts or the source is read: no champion, nothing to do.
     run_or_exit(lambda: registry.required_champion_version(cfg.pipeline_root))
     start_prefect_api()  # boots while the flow is imported
+    imports = start_suite_process(cfg, VALIDATION_IMPORTS)
     from flows.prediction import batch_predict
 
-    result = run_flow_or_exit(lambda: batch_predict(cfg, force=True), VALIDATION_IMPORTS)
+    result = run_flow_or_exit(lambda: batch_predict(cfg, force=True), imports)
     if as_json:
         echo_json(
             {
@@ -212,6 +216,7 @@ def validate(config: ConfigOption, set_: SetOption = None, as_json: JsonOption =
     cfg = config_or_exit(config, set_)
     ensure_prefect_home()
     start_prefect_api()  # boots while the flow is imported
+    imports = start_suite_process(cfg, VALIDATION_IMPORTS)
     from flows.validation import validate_source
     from seqcast.errors import DataContractError
     from seqcast.io import storage
@@ -224,7 +229,7 @@ def validate(config: ConfigOption, set_: SetOption = None, as_json: JsonOption =
                 echo_json({"pipeline": cfg.name, "outcome": "fail", "error": str(exc)})
             raise
 
-    result = run_flow_or_exit(checked, VALIDATION_IMPORTS)
+    result = run_flow_or_exit(checked, imports)
     report = storage.read_json(result.report_uri)
     if as_json:
         echo_json(

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 # sensor-2's shards have written their parts.
 KILLED_RUN = """
 import os, signal, sys
-import tasks.validate as steps
+import seqcast.data.shard_check as steps
 from flows.validation import validate_source
 from seqcast.data.contracts import contract_for, save_contract
 from seqcast.errors import DataContractError

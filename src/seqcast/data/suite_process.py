@@ -1,0 +1,140 @@
+"""Great Expectations in a second process, started with the command that will need it.
+
+On a small series `seqcast train` spent 3.5 s in the validate-shard task, 2.3 s of it
+importing Great Expectations, and then 2.6 s importing TensorFlow for the train step: one
+after the other on one of two cores, since an import holds the GIL (two threads importing
+GX and TensorFlow gained nothing; benchmarks/README.md, "Start-up"). So `seqcast train`,
+`validate` and `predict` on the thread runner call `start` first thing: this process
+imports GX on the other core while the command imports Prefect and ingests. A snapshot of
+one shard is then checked there (`run`), and while it is, the command's own process imports
+what its next steps need (``meanwhile``: Keras, statsmodels).
+
+A snapshot of several shards is checked on the runner, as before: there the checks take
+longer than the import, and they are the step whose memory issue 18 bounds; its plan stops
+this process (`stop`) before they start. Without `start` (flows run by a worker, Dask
+workers, tests) `run` calls the function here.
+
+The process ends with the command: it is a daemon, which `multiprocessing` terminates at
+exit, and it stops on its own when the command's end of the pipe closes (a killed command).
+If it dies, the check runs in the command's process instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import pickle
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any, TypeVar
+
+from seqcast.errors import SeqcastError
+
+R = TypeVar("R")
+
+logger = logging.getLogger(__name__)
+
+
+class _Helper:
+    """The process and the command's end of its pipe; one call at a time."""
+
+    def __init__(self, meanwhile: Sequence[str]) -> None:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads forked
+        self.connection, child = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(child,), name="seqcast-suite", daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.meanwhile = tuple(meanwhile)
+        self.lock = threading.Lock()
+
+    def call(self, function: Callable[..., R], args: tuple[Any, ...]) -> R:
+        """``function(*args)`` there; its exception raised here. While it runs, import
+        ``meanwhile`` here. Raises EOFError or OSError when the process is gone."""
+        with self.lock:
+            self.connection.send((function, args))
+            for module in self.meanwhile:
+                importlib.import_module(module)
+            done, value = self.connection.recv()
+        if done:
+            return value
+        raise value
+
+    def stop(self) -> None:
+        self.connection.close()  # the process sees the end of its pipe and returns
+        self.process.join(timeout=0.5)
+        if self.process.is_alive():
+            self.process.terminate()
+
+
+_helper: _Helper | None = None
+
+
+def start(meanwhile: Sequence[str] = ()) -> None:
+    """Start the process (it imports GX at once); ``meanwhile``: modules this process
+    imports while a shard is checked there. A no-op once started."""
+    global _helper
+    if _helper is None:
+        _helper = _Helper(meanwhile)
+
+
+def stop() -> None:
+    """Stop the process, if started (its memory is not needed: checks run on the runner)."""
+    global _helper
+    if _helper is not None:
+        _helper.stop()
+        _helper = None
+
+
+def run(function: Callable[..., R], *args: Any) -> R:
+    """``function(*args)`` in the process if one was started, else here; ``function``
+    and its arguments must pickle (a module-level function, records)."""
+    if _helper is None:
+        return function(*args)
+    try:
+        return _helper.call(function, args)
+    except (EOFError, OSError):  # it died (killed, out of memory): check here instead
+        logger.warning("The validation process ended unexpectedly; checking in this one")
+        stop()
+        return function(*args)
+
+
+def _serve(connection: Connection) -> None:
+    """The process: import GX, then run each call that arrives until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle
+    import great_expectations  # noqa: F401 - the seconds this process exists to spend
+    from tqdm import tqdm
+
+    # tqdm's default lock (GX makes bars, even hidden ones) is a multiprocessing semaphore,
+    # which this process, terminated at the command's exit, would leak with a warning.
+    tqdm.set_lock(threading.RLock())
+
+    import seqcast.data.shard_check  # noqa: F401 - what it runs
+
+    while True:
+        try:
+            function, args = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply = (True, function(*args))
+        except Exception as exc:  # noqa: BLE001 - sent back, raised in the command
+            reply = (False, _portable(exc))
+        try:
+            connection.send(reply)
+        except (OSError, ValueError):  # the command is gone
+            return
+
+
+def _portable(exc: Exception) -> Exception:
+    """``exc`` if it survives pickling (seqcast's errors do), else its text as a
+    `SeqcastError`, so that the command reports what went wrong, not a pickling error."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any failure to round-trip
+        return SeqcastError(f"{type(exc).__name__}: {exc}")
+    return exc
