@@ -20,6 +20,10 @@ def where() -> tuple[int, bool]:
     return os.getpid(), "great_expectations" in sys.modules
 
 
+def echo(text: str) -> str:
+    return text
+
+
 def refuse(message: str) -> None:
     raise DataContractError(message)
 
@@ -82,3 +86,16 @@ def test_a_process_that_dies_is_replaced_by_this_one(
     assert suite_process.run(die_unless_in, os.getpid()) == os.getpid()  # died there, ran here
     assert suite_process._helper is None
     assert "ended unexpectedly" in caplog.text
+
+
+def test_a_failed_import_meanwhile_leaves_no_reply_behind() -> None:
+    suite_process.start(meanwhile=["seqcast_no_such_module"])
+    try:
+        helper = suite_process._helper
+        assert helper is not None
+        with pytest.raises(ModuleNotFoundError):
+            suite_process.run(where)
+        helper.meanwhile = ()
+        assert suite_process.run(echo, "second") == "second"  # its own reply
+    finally:
+        suite_process.stop()

@@ -57,9 +57,11 @@ class _Helper:
         ``meanwhile`` here. Raises EOFError or OSError when the process is gone."""
         with self.lock:
             self.connection.send((function, args))
-            for module in self.meanwhile:
-                importlib.import_module(module)
-            done, value = self.connection.recv()
+            try:
+                for module in self.meanwhile:
+                    importlib.import_module(module)
+            finally:  # the reply is read even if an import failed: the next call's is its own
+                done, value = self.connection.recv()
         if done:
             return value
         raise value
