@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from seqcast import side_process
 from seqcast.config import PipelineConfig
 from seqcast.io import storage
 from seqcast.modeling.challenger_parts import block_groups, fit_part, merge_parts
@@ -52,7 +53,10 @@ def fit_challenger_group(
     layout = window_store.read_layout(windows.uri)
     scaler = window_store.read_scaler(windows.uri)
     uri = storage.join(plan.parts_uri, f"part-{group:05d}.json")
-    series, seconds = fit_part(windows.uri, layout, scaler, plan.season, blocks, uri)
+    # In the command's side process when it has one (statsmodels imported there, not here)
+    series, seconds = side_process.run(
+        fit_part, windows.uri, layout, scaler, plan.season, blocks, uri
+    )
     return ChallengerPartRef(uri=uri, blocks=blocks, series=series, seconds=round(seconds, 3))
 
 

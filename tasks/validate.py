@@ -4,8 +4,8 @@ Shard by shard, like the window step (`flows.sharded.validate_shards` maps them 
 configured runner): `plan_validation` cuts the snapshot into shards of whole series
 (`seqcast.data.validation_shards`), `check_shard` runs the contract's checks on one shard
 and writes its clean and quarantined rows and a summary to the run's work folder
-(`seqcast.data.shard_check`; a snapshot of one shard in the command's suite process,
-`seqcast.data.suite_process`), and
+(`seqcast.data.shard_check`; a snapshot of one shard in the command's side process,
+`seqcast.side_process`), and
 `validate` merges the summaries into one report (`seqcast.data.validation_merge`),
 publishes it, and writes the validated table from the clean parts in one atomic write:
 the step's one commit point. A run killed midway leaves its work folder, which the next
@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.artifacts import MarkdownArtifact, TableArtifact
 
+from seqcast import side_process
 from seqcast.config import NOT_DATA, PipelineConfig
-from seqcast.data import suite_process
 from seqcast.data.contracts import PREDICTION_CONTRACT, Contract, contract_for, contract_from_dict
 from seqcast.data.ingest import SOURCE_TEST
 from seqcast.data.prediction_scope import PredictionScope
@@ -202,7 +202,7 @@ def plan_validation(
         "Validating %d rows in %d shard(s) of whole series", snapshot.rows, len(shards)
     )
     if len(shards) > 1:
-        suite_process.stop()  # the runner checks them; free its memory first
+        side_process.stop()  # the runner checks them; free its memory first
     return ValidationPlanRef(
         fingerprint=fingerprint, work=work, shards=shards, files_with_rows=sorted(present)
     )
@@ -218,14 +218,14 @@ def check_shard(
     """Check one shard of series; write its clean rows, its quarantined rows and its
     summary to the work folder. Returns the summary's URI.
 
-    A snapshot of one shard is checked in the command's suite process when it started one
-    (`seqcast.data.suite_process`: GX imported there, while this process imports what the
-    next steps need); otherwise here.
+    A snapshot of one shard is checked in the command's side process when it started one
+    (`seqcast.side_process`: GX imported there, while this process imports what the next
+    steps need); otherwise here.
     """
     docs_dir = docs_directory(config) if shard.number == 0 else None
     work = (config, snapshot, plan, shard, docs_dir, text_columns(config))
     if len(plan.shards) == 1:
-        return suite_process.run(check_shard_parts, *work)
+        return side_process.run(check_shard_parts, *work)
     return check_shard_parts(*work)
 
 

@@ -32,7 +32,7 @@ from flows.cli.support import (
     run_flow_or_exit,
     run_or_exit,
     start_prefect_api,
-    start_suite_process,
+    start_side_process,
     state,
 )
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # the records import pydantic only; at run time they come wit
 
 VALIDATION_IMPORTS = ("great_expectations",)
 """What the validate task imports (seconds): imported while a temporary server boots, or
-in the suite process (`start_suite_process`)."""
+in the side process (`start_side_process`)."""
 TRAINING_IMPORTS = (*VALIDATION_IMPORTS, "keras", "statsmodels.tsa.exponential_smoothing.ets")
 
 app = typer.Typer(
@@ -115,7 +115,7 @@ def train(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = Fa
     cfg = config_or_exit(config, set_)
     ensure_prefect_home()
     start_prefect_api()  # boots while the flow is imported
-    imports = start_suite_process(cfg, TRAINING_IMPORTS)  # GX imports meanwhile, there
+    imports = start_side_process(cfg, TRAINING_IMPORTS)  # GX, statsmodels: there
     from flows.training import nightly_training
     from seqcast.io import storage
 
@@ -187,7 +187,7 @@ def predict(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = 
     # Before a Prefect server starts or the source is read: no champion, nothing to do.
     run_or_exit(lambda: registry.required_champion_version(cfg.pipeline_root))
     start_prefect_api()  # boots while the flow is imported
-    imports = start_suite_process(cfg, VALIDATION_IMPORTS)
+    imports = start_side_process(cfg, VALIDATION_IMPORTS)
     from flows.prediction import batch_predict
 
     result = run_flow_or_exit(lambda: batch_predict(cfg, force=True), imports)
@@ -216,7 +216,7 @@ def validate(config: ConfigOption, set_: SetOption = None, as_json: JsonOption =
     cfg = config_or_exit(config, set_)
     ensure_prefect_home()
     start_prefect_api()  # boots while the flow is imported
-    imports = start_suite_process(cfg, VALIDATION_IMPORTS)
+    imports = start_side_process(cfg, VALIDATION_IMPORTS)
     from flows.validation import validate_source
     from seqcast.errors import DataContractError
     from seqcast.io import storage

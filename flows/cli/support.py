@@ -142,18 +142,19 @@ def start_prefect_api() -> None:
     launch()
 
 
-def start_suite_process(config: PipelineConfig, imports: Sequence[str]) -> tuple[str, ...]:
-    """On the thread runner, start the process that imports Great Expectations and checks a
-    snapshot of one shard (`seqcast.data.suite_process`), telling it that this process
-    imports the rest of ``imports`` (what the flow's tasks need) while it checks. Returns
-    what this process still imports while a temporary server boots: ``imports`` without GX
-    when the process took it. Call after `start_prefect_api` (the server boots first)."""
+def start_side_process(config: PipelineConfig, imports: Sequence[str]) -> tuple[str, ...]:
+    """On the thread runner, start the process that imports Great Expectations and
+    statsmodels, checks a snapshot of one shard and fits its ETS challengers
+    (`seqcast.side_process`), telling it that this process imports the rest of ``imports``
+    (what the flow's tasks need) while it checks. Returns what this process still imports
+    while a temporary server boots: ``imports`` without what the process took. Call after
+    `start_prefect_api` (the server boots first)."""
     if config.runner.kind != "thread":
         return tuple(imports)  # the checks run on Dask workers
-    from seqcast.data import suite_process
+    from seqcast import side_process
 
-    rest = tuple(module for module in imports if module != "great_expectations")
-    suite_process.start(meanwhile=rest)
+    rest = tuple(module for module in imports if module not in side_process.IMPORTS)
+    side_process.start(meanwhile=rest)
     return rest
 
 

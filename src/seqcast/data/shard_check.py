@@ -1,8 +1,7 @@
 """One validation shard checked against its contract, its parts written to the work folder.
 
 What the `validate-shard` task does (`tasks.validate.check_shard`), here without Prefect so
-that the command's suite process (`seqcast.data.suite_process`) can run it too: that
-process imports this module and Great Expectations, nothing else.
+that the command's side process (`seqcast.side_process`) can run it too.
 
 The work folder holds what every shard checks against (``checks.json``, written by the
 plan) and each shard's parts: its clean rows, its quarantined rows and its summary, which

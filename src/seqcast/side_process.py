@@ -1,22 +1,24 @@
-"""Great Expectations in a second process, started with the command that will need it.
+"""A second process, started with the command, for the steps that need no TensorFlow.
 
 On a small series `seqcast train` spent 3.5 s in the validate-shard task, 2.3 s of it
-importing Great Expectations, and then 2.6 s importing TensorFlow for the train step: one
-after the other on one of two cores, since an import holds the GIL (two threads importing
-GX and TensorFlow gained nothing; benchmarks/README.md, "Start-up"). So `seqcast train`,
-`validate` and `predict` on the thread runner call `start` first thing: this process
-imports GX on the other core while the command imports Prefect and ingests. A snapshot of
-one shard is then checked there (`run`), and while it is, the command's own process imports
-what its next steps need (``meanwhile``: Keras, statsmodels).
+importing Great Expectations, then 2.6 s importing TensorFlow for the train step and 0.6 s
+importing statsmodels for the ETS fits: one after the other on one of two cores, since an
+import holds the GIL (two threads importing GX and TensorFlow gained nothing;
+benchmarks/README.md, "Start-up"). So `seqcast train`, `validate` and `predict` on the
+thread runner call `start` first thing: this process imports GX (`IMPORTS`) on the other
+core while the command imports Prefect and ingests. A snapshot of one shard is then checked
+here (`run`, from the validate-shard task), and while it is, the command's own process
+imports what its next steps need (``meanwhile``: Keras); then this process imports
+statsmodels and fits the ETS challengers (`run`, from the fit-challengers task).
 
 A snapshot of several shards is checked on the runner, as before: there the checks take
 longer than the import, and they are the step whose memory issue 18 bounds; its plan stops
-this process (`stop`) before they start. Without `start` (flows run by a worker, Dask
-workers, tests) `run` calls the function here.
+this process (`stop`) before they start, and the ETS fits run in the command's process.
+Without `start` (flows run by a worker, Dask workers, tests) `run` calls the function here.
 
 The process ends with the command: it is a daemon, which `multiprocessing` terminates at
 exit, and it stops on its own when the command's end of the pipe closes (a killed command).
-If it dies, the check runs in the command's process instead.
+If it dies, the work runs in the command's process instead.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ from seqcast.errors import SeqcastError
 
 R = TypeVar("R")
 
+IMPORTS = ("great_expectations", "statsmodels.tsa.exponential_smoothing.ets")
+"""What this process imports so that the command need not: GX at once, statsmodels (for
+the ETS fits) once the first call is answered and nothing waits."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -45,7 +51,7 @@ class _Helper:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads forked
         self.connection, child = context.Pipe()
         self.process = context.Process(
-            target=_serve, args=(child,), name="seqcast-suite", daemon=True
+            target=_serve, args=(child,), name="seqcast-side", daemon=True
         )
         self.process.start()
         child.close()
@@ -100,24 +106,26 @@ def run(function: Callable[..., R], *args: Any) -> R:
     try:
         return _helper.call(function, args)
     except (EOFError, OSError):  # it died (killed, out of memory): check here instead
-        logger.warning("The validation process ended unexpectedly; checking in this one")
+        logger.warning("The side process ended unexpectedly; running its work in this one")
         stop()
         return function(*args)
 
 
 def _serve(connection: Connection) -> None:
-    """The process: import GX, then run each call that arrives until the pipe closes."""
+    """The process: import GX, then run each call that arrives until the pipe closes,
+    importing the rest of `IMPORTS` while no call waits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle
-    import great_expectations  # noqa: F401 - the seconds this process exists to spend
+    first, *later = IMPORTS
+    importlib.import_module(first)  # the seconds this process exists to spend
     from tqdm import tqdm
 
     # tqdm's default lock (GX makes bars, even hidden ones) is a multiprocessing semaphore,
     # which this process, terminated at the command's exit, would leak with a warning.
     tqdm.set_lock(threading.RLock())
 
-    import seqcast.data.shard_check  # noqa: F401 - what it runs
-
     while True:
+        while later and not connection.poll():
+            importlib.import_module(later.pop(0))
         try:
             function, args = connection.recv()
         except (EOFError, OSError):
