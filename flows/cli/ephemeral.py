@@ -22,11 +22,9 @@ tied to the thread that started the child, hence the main thread. Elsewhere (mac
 from __future__ import annotations
 
 import atexit
-import ctypes
 import importlib
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -36,12 +34,10 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from seqcast.errors import SeqcastError
+from seqcast.lifetime import parent_death_hook
 
-PR_SET_PDEATHSIG = 1
-"""From <linux/prctl.h>."""
 PORT_IN_USE = 3
 """uvicorn's exit status when its port is taken (someone bound it after we picked it)."""
 STARTUP_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
@@ -49,21 +45,6 @@ STARTUP_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 
 class ServerStartError(SeqcastError):
     """The Prefect API a command needs did not come up."""
-
-
-def parent_death_hook(signum: int = signal.SIGTERM) -> Any:
-    """A ``preexec_fn`` that has the kernel send ``signum`` to the child when this
-    process dies; the child exits at once if this process died before that took effect."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not after the fork
-    parent = os.getpid()
-
-    def hook() -> None:
-        if prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
-            os._exit(127)  # exec would start a server no one stops: refuse instead
-        if os.getppid() != parent:  # the parent died between fork and prctl
-            os._exit(0)
-
-    return hook
 
 
 def free_port() -> int:
@@ -143,7 +124,7 @@ def _spawn(port: int) -> subprocess.Popen[bytes]:
         ],
         env=env,
         stdin=subprocess.DEVNULL,
-        preexec_fn=parent_death_hook() if linux else None,
+        preexec_fn=parent_death_hook() if linux else None,  # `seqcast.lifetime`
     )
 
 

@@ -17,8 +17,9 @@ this process (`stop`) before they start, and the ETS fits run in the command's p
 Without `start` (flows run by a worker, Dask workers, tests) `run` calls the function here.
 
 The process ends with the command: it is a daemon, which `multiprocessing` terminates at
-exit, and it stops on its own when the command's end of the pipe closes (a killed command).
-If it dies, the work runs in the command's process instead.
+exit, and a killed command takes it along (`seqcast.lifetime`: the kernel's parent-death
+signal, so a check in progress writes no part after its command is gone; start it from the
+main thread). If it dies, the work runs in the command's process instead.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import importlib
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
 import threading
@@ -34,6 +36,7 @@ from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from seqcast.errors import SeqcastError
+from seqcast.lifetime import parent_death_hook
 
 R = TypeVar("R")
 
@@ -51,7 +54,7 @@ class _Helper:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads forked
         self.connection, child = context.Pipe()
         self.process = context.Process(
-            target=_serve, args=(child,), name="seqcast-side", daemon=True
+            target=_serve, args=(child, os.getpid()), name="seqcast-side", daemon=True
         )
         self.process.start()
         child.close()
@@ -111,9 +114,10 @@ def run(function: Callable[..., R], *args: Any) -> R:
         return function(*args)
 
 
-def _serve(connection: Connection) -> None:
-    """The process: import GX, then run each call that arrives until the pipe closes,
-    importing the rest of `IMPORTS` while no call waits."""
+def _serve(connection: Connection, command: int) -> None:
+    """The process: die with ``command`` (its pid), import GX, then run each call that
+    arrives until the pipe closes, importing the rest of `IMPORTS` while no call waits."""
+    parent_death_hook(signal.SIGKILL, parent=command)()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle
     first, *later = IMPORTS
     importlib.import_module(first)  # the seconds this process exists to spend

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +102,44 @@ def test_a_failed_import_meanwhile_leaves_no_reply_behind() -> None:
         assert side_process.run(echo, "second") == "second"  # its own reply
     finally:
         side_process.stop()
+
+
+# A command that starts its side process, says the process's pid, then has it work (sleep
+# 600 s) until the command is killed: an idle side process would end anyway, on its pipe's
+# end.
+COMMAND = """
+import time
+from seqcast import side_process
+side_process.start()
+print(side_process._helper.process.pid, flush=True)
+side_process.run(time.sleep, 600)
+"""
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+def test_a_killed_command_takes_its_side_process_along() -> None:
+    # Else a check in progress would go on writing into a work folder that the next run
+    # takes for a dead writer's.
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])}
+    command = subprocess.Popen(
+        [sys.executable, "-c", COMMAND], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert command.stdout is not None
+    side = int(command.stdout.readline())
+    assert running(side)
+    command.kill()  # SIGKILL: no exit handler of the command runs
+    command.wait()
+    deadline = time.monotonic() + 120  # generous: the signal is immediate, a busy machine slow
+    while running(side) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(side)
