@@ -20,6 +20,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from prefect import Flow
 from prefect.filesystems import RemoteFileSystem, WritableFileSystem
+from prefect.futures import PrefectFutureList, wait
 from prefect.settings import (
     PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -35,6 +36,19 @@ R = TypeVar("R")
 
 RESULTS_FOLDER = ".prefect-results"
 """Task results of distributed runs, under the data root: every worker reaches it."""
+
+
+def all_results(futures: PrefectFutureList[R]) -> list[R]:
+    """The mapped tasks' results in order, once every one of them has finished.
+
+    Prefect 3.9's ``futures.result()`` raises the first failure as soon as it happens,
+    while the other tasks still run; the subflows then abandon their work folder, and a
+    task still writing a part there raced the removal (a CI failure: a part's temporary
+    file renamed away under ``rm``). Waiting first means cleanup starts only when nothing
+    writes any more; the first failure (in completion order) is still what is raised.
+    """
+    wait(futures)
+    return futures.result()
 
 
 def task_runner(spec: RunnerSpec) -> TaskRunner[Any]:

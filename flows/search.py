@@ -11,7 +11,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from flows.runners import run_sharded
+from flows.runners import all_results, run_sharded
 from seqcast.config import PipelineConfig
 from seqcast.modeling.sequence_sizing import size_for
 from seqcast.records import TrainedRef, WindowsRef
@@ -43,9 +43,9 @@ def search_models(config: PipelineConfig, windows: WindowsRef, flow_run_id: str)
         create_progress_artifact(progress=0.0, description="Search trials done (percent)")
     )
     while proposed := search.propose(config.runner.n_workers):
-        records = train_trial.map(
-            unmapped(config), unmapped(windows), proposed, unmapped(flow_run_id)
-        ).result()
+        records = all_results(
+            train_trial.map(unmapped(config), unmapped(windows), proposed, unmapped(flow_run_id))
+        )
         search.record(records)
         update_progress_artifact(progress, progress=100.0 * len(search.records) / budget.trials)
     stopped = [

@@ -9,7 +9,7 @@ from datetime import date
 
 from prefect import flow, unmapped
 
-from flows.runners import run_sharded
+from flows.runners import all_results, run_sharded
 from seqcast.config import PipelineConfig
 from seqcast.records import (
     BacktestRef,
@@ -72,7 +72,7 @@ def ingest_files(config: PipelineConfig, predicting: bool = False) -> SnapshotRe
         return plan.reused
     try:
         files = list(range(len(plan.files)))
-        parts = ingest_file.map(unmapped(config), unmapped(plan), files).result()
+        parts = all_results(ingest_file.map(unmapped(config), unmapped(plan), files))
         return combine_ingest(config, plan, parts)
     except BaseException:
         abandon_ingest(plan)
@@ -92,7 +92,7 @@ def validate_shards(
     plan = plan_validation(config, snapshot, predicting)
     try:
         common = (unmapped(config), unmapped(snapshot), unmapped(plan))
-        summaries = check_shard.map(*common, plan.shards).result()
+        summaries = all_results(check_shard.map(*common, plan.shards))
         return publish_validation(config, snapshot, plan, summaries, predicting, flow_run_id)
     except BaseException:
         abandon_validation(plan)
@@ -107,11 +107,11 @@ def window_shards(config: PipelineConfig, validated: ValidatedRef) -> WindowsRef
         return windows_ref(build)
     try:
         common = (unmapped(config), unmapped(validated), unmapped(build))
-        # .result() raises a failed shard's error here; passing the futures on would let
+        # all_results raises a failed shard's error here; passing the futures on would let
         # the next task skip as NotReady and the subflow end Completed with no result.
-        fits = fit_windows.map(*common, build.shards).result()
+        fits = all_results(fit_windows.map(*common, build.shards))
         plan = plan_windows(config, build, fits)
-        written = write_windows.map(*common, build.shards, unmapped(plan)).result()
+        written = all_results(write_windows.map(*common, build.shards, unmapped(plan)))
         return publish_windows(config, validated, build, written)
     except BaseException:
         abandon_windows(config, build)
@@ -140,7 +140,7 @@ def fit_challenger_groups(
     if plan.done is not None:
         return plan.done
     groups = list(range(len(plan.groups)))
-    parts = fit_challenger_group.map(unmapped(windows), unmapped(plan), groups).result()
+    parts = all_results(fit_challenger_group.map(unmapped(windows), unmapped(plan), groups))
     return merge_challengers(config, plan, parts)
 
 
@@ -153,7 +153,7 @@ def predict_shards(
     ``trigger``: what started it, `seqcast.io.publications`)."""
     plan = plan_prediction(config, validated, flow_run_id)
     common = (unmapped(config), unmapped(validated), unmapped(plan))
-    parts = predict_shard.map(*common, plan.shards, unmapped(flow_run_id)).result()
+    parts = all_results(predict_shard.map(*common, plan.shards, unmapped(flow_run_id)))
     return combine_predictions(config, plan, parts, day, flow_run_id, trigger)
 
 
@@ -164,5 +164,5 @@ def backtest_folds(
     """Train and score each rolling-origin fold (cached ones are read back); their spread."""
     folds = plan_backtest(config, validated, windows)
     common = (unmapped(config), unmapped(validated))
-    results = backtest_fold.map(*common, folds, unmapped(trained)).result()
+    results = all_results(backtest_fold.map(*common, folds, unmapped(trained)))
     return summarise_backtest(config, results, trained)

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from prefect import flow, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
 from flows.prediction import batch_predict
-from flows.runners import RESULTS_FOLDER, on_runner, run_sharded, task_runner
+from flows.runners import RESULTS_FOLDER, all_results, on_runner, run_sharded, task_runner
 from flows.search import search_models
 from flows.sharded import fit_challenger_groups, ingest_source, validate_shards, window_shards
 from flows.training import nightly_training
@@ -73,6 +75,32 @@ def test_runner_spec_picks_the_task_runner() -> None:
     assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://scheduler:8786"
     with pytest.raises(ValueError, match="needs kind=dask"):
         RunnerSpec(kind="thread", address="tcp://scheduler:8786")
+
+
+def test_a_failed_mapped_task_is_raised_only_once_the_others_finished() -> None:
+    """The subflows clean up their work folder after a failure: no task may still write.
+
+    (Prefect 3.9's ``futures.result()`` raised while the others ran: CI once saw a part's
+    temporary file renamed away under the cleanup's ``rm``.)
+    """
+    finished: list[int] = []
+
+    @task
+    def shard(i: int) -> int:
+        if i == 0:
+            raise ValueError("shard 0 is bad")
+        time.sleep(1.0)
+        finished.append(i)
+        return i
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=3))
+    def mapped() -> list[int]:
+        try:
+            return all_results(shard.map([0, 1, 2]))
+        except ValueError:
+            return sorted(finished)  # what a cleanup here would race with
+
+    assert mapped() == [1, 2]
 
 
 def test_thread_and_dask_runners_write_identical_windows_and_predictions(
