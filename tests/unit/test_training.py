@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from seqcast.config import ModelSpec
+from seqcast.modeling import training
 from seqcast.modeling.networks import build_model
 from seqcast.modeling.training import TrainingDivergedError, train
 from seqcast.windows.windowing import WindowArrays
@@ -72,6 +73,24 @@ def test_same_seed_same_result() -> None:
     for output in ("forecast", "quantiles"):  # the quantile head is as reproducible
         np.testing.assert_array_equal(runs["outputs"][0][output], runs["outputs"][1][output])
     assert third != first
+
+
+def test_validation_at_once_logs_what_keras_validation_logs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The small-split shortcut (`ValidateAtOnce`) changes the cost, not the numbers: the
+    same fit validated by Keras's loop (two batches of 32) logs the same values, quantile
+    head included, and keeps the same epoch. (With a smaller last batch Keras's per-output
+    losses differ: it averages them per batch, unweighted; here they are window means.)"""
+    data, val = sine_windows(128), sine_windows(64, seed=1)
+    at_once = train(data, val, LAYOUT, SPEC)
+    monkeypatch.setattr(training, "VALIDATE_AT_ONCE", 0)
+    keras_loop = train(data, val, LAYOUT, SPEC)
+    assert set(at_once.history) == set(keras_loop.history)
+    assert {"val_loss", "val_mae", "val_quantile_loss"} <= set(at_once.history)
+    for name, values in keras_loop.history.items():
+        np.testing.assert_allclose(at_once.history[name], values, rtol=1e-5, err_msg=name)
+    assert at_once.best_val_loss == pytest.approx(keras_loop.best_val_loss, rel=1e-5)
 
 
 def test_divergence_fails_with_a_clear_message() -> None:

@@ -25,6 +25,7 @@ from seqcast.windows.input_pipeline import (
     WindowStream,
     fit_arguments,
     stream_windows,
+    whole_batch,
     window_dataset,
 )
 from seqcast.windows.step import WindowsBuilt, build_or_reuse
@@ -158,6 +159,22 @@ def test_without_a_shuffle_buffer_windows_come_in_stored_order(tmp_path: Path) -
     np.testing.assert_array_equal(np.concatenate([x["window"] for x, _ in batches]), stored.x)
     np.testing.assert_array_equal(np.concatenate([x["future"] for x, _ in batches]), stored.future)
     np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), stored.y)
+
+
+def test_a_small_split_is_read_whole_in_stored_order(tmp_path: Path) -> None:
+    _, built = arithmetic_store(tmp_path, n_series=3, block_series=1, calendar=["hour_of_day"])
+    stored = read_split(built.uri, "val")
+    val = stream_windows(built.uri, "val", batch_size=7)
+    held = whole_batch(val, most=len(stored))
+    assert held is not None
+    inputs, y = held
+    assert isinstance(inputs, dict)
+    np.testing.assert_array_equal(inputs["window"], stored.x)  # every block, stored order
+    np.testing.assert_array_equal(inputs["future"], stored.future)
+    np.testing.assert_array_equal(y, stored.y)
+    assert whole_batch(val, most=len(stored) - 1) is None  # too many: Keras's loop
+    assert whole_batch(stored, most=len(stored) - 1) is None
+    assert whole_batch(stored, most=len(stored)) is not None
 
 
 @pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "in-memory"])

@@ -29,10 +29,20 @@ from seqcast.modeling.deadline import (
 )
 from seqcast.modeling.networks import build_model
 from seqcast.modeling.sequence_sizing import size_for
-from seqcast.windows.input_pipeline import StreamedWindows, TrainingData, fit_arguments
+from seqcast.windows.input_pipeline import (
+    Batch,
+    StreamedWindows,
+    TrainingData,
+    fit_arguments,
+    whole_batch,
+)
 from seqcast.windows.windowing import WindowArrays, WindowLayout
 
 logger = logging.getLogger(__name__)
+
+VALIDATE_AT_ONCE = 4096
+"""A validation split of at most this many windows is held as tensors and scored in one
+step per epoch (`ValidateAtOnce`); larger ones go through Keras's own validation loop."""
 
 EpochHook = Callable[[int, int, dict[str, float]], None]
 """Called after each epoch with (epochs done, epochs planned, that epoch's metrics)."""
@@ -71,6 +81,35 @@ class _EpochReport(keras.callbacks.Callback):
             self.hook(epoch + 1, self.epochs, values)
 
 
+class ValidateAtOnce(keras.callbacks.Callback):
+    """The epoch's validation loss and metrics (``val_*``, as ``fit(validation_data=...)``
+    logs them), computed by one compiled ``test_step`` over every validation window.
+
+    Keras's own loop costs 30-50 ms per epoch around that step (a dataset iteration, the
+    test callbacks): on tiny data as much as the epoch's training, about 1 s of a 20-epoch
+    fit of a 300-row series (benchmarks/README.md, "Start-up"). The values are means over
+    the windows, as Keras's are when its batches are equal; with a smaller last batch
+    Keras's per-output losses (a quantile model's point loss, which early stopping reads)
+    weight every batch alike, so a handful of windows could sway them. First in the
+    callback list, so every other callback sees them.
+    """
+
+    def __init__(self, data: Batch) -> None:
+        super().__init__()
+        inputs, y = data
+        self.data = (tf.nest.map_structure(tf.convert_to_tensor, inputs), tf.convert_to_tensor(y))
+        self._step: Callable[[Any], Any] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._step is None:
+            self._step = tf.function(self.model.test_step, reduce_retracing=True)
+        self.model.reset_metrics()  # the epoch's training values are in `logs` already
+        self._step(self.data)
+        if logs is not None:
+            for name, value in self.model.get_metrics_result().items():
+                logs[f"val_{name}"] = float(value)
+
+
 class PointLossLogs(keras.callbacks.Callback):
     """Make ``loss`` and ``val_loss`` the point forecast's loss in a model with a quantile
     head (Keras reports their sum there); the pinball loss becomes ``quantile_loss``.
@@ -88,6 +127,18 @@ class PointLossLogs(keras.callbacks.Callback):
             for old, new in self._RENAMES.items():
                 if prefix + old in logs:
                     logs[prefix + new] = logs.pop(prefix + old)
+
+
+def _held_validation(
+    val_windows: TrainingData, strategy: tf.distribute.Strategy | None
+) -> Batch | None:
+    """The validation windows as one batch when `ValidateAtOnce` can score them: a split
+    of known, small size on one device (replicas each validate their share of a stream)."""
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        return None
+    if not isinstance(val_windows, WindowArrays | StreamedWindows):
+        return None  # a dataset of unknown size
+    return whole_batch(val_windows, VALIDATE_AT_ONCE)
 
 
 def seed_everything(spec: ModelSpec) -> None:
@@ -176,14 +227,14 @@ def train(
     if backup_dir is not None:
         # Before the report, so an epoch counts as done only once it is saved.
         steps.insert(1, EpochCheckpoints(backup_dir))
+    arguments = fit_arguments(train_windows, val_windows, batch_size)
+    if (held := _held_validation(val_windows, strategy)) is not None:
+        steps.insert(0, ValidateAtOnce(held))
+        arguments.pop("validation_data")
+        arguments.pop("validation_steps", None)
     started = time.perf_counter()
     try:
-        model.fit(
-            **fit_arguments(train_windows, val_windows, batch_size),
-            epochs=epochs,
-            callbacks=steps,
-            verbose=0,
-        )
+        model.fit(**arguments, epochs=epochs, callbacks=steps, verbose=0)
     except DeadlineCut as cut:
         # What fit() does at its end: early stopping restores the best finished epoch's
         # weights, the checkpoints remove themselves.

@@ -251,6 +251,27 @@ class StreamedWindows:
     dataset: tf.data.Dataset | tf.distribute.DistributedDataset
     steps: int
     windows: int
+    uri: str | None = None
+    """The window store and split, so that `whole_batch` can read a small split at once
+    (None under a distribution strategy: each replica streams its share)."""
+    split: str | None = None
+
+
+def whole_batch(windows: WindowArrays | StreamedWindows, most: int) -> Batch | None:
+    """All the windows of a split as one ``(inputs, y)`` batch in stored order, when there
+    are at most ``most`` of them (and at least one); else None.
+
+    The training step validates a small split with it in one call per epoch
+    (`seqcast.modeling.training`), instead of Keras iterating a dataset per epoch.
+    """
+    if isinstance(windows, WindowArrays):
+        if not 0 < len(windows.y) <= most:
+            return None
+        return windows.model_inputs(), windows.y
+    if windows.uri is None or windows.split is None or not 0 < windows.windows <= most:
+        return None
+    stream = WindowStream(windows.uri, windows.split, batch_size=windows.windows)
+    return next(iter(stream.epoch(0)))
 
 
 def stream_windows(
@@ -278,7 +299,13 @@ def stream_windows(
             uri, split, batch_size, shuffle_buffer, seed, chunk=batch_size * batches_per_chunk
         )
         dataset = _dataset(stream, first_epoch, repeat=True, prefetch=prefetch)
-        return StreamedWindows(dataset=dataset, steps=stream.n_batches, windows=stream.n_windows)
+        return StreamedWindows(
+            dataset=dataset,
+            steps=stream.n_batches,
+            windows=stream.n_windows,
+            uri=uri,
+            split=split,
+        )
 
     def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
         per_replica = context.get_per_replica_batch_size(batch_size)
