@@ -203,15 +203,25 @@ class WindowStream:
 
 
 def _dataset(
-    stream: WindowStream, first_epoch: int, repeat: bool, prefetch: int
+    stream: WindowStream,
+    first_epoch: int,
+    repeat: bool,
+    prefetch: int,
+    whole_epochs: bool = True,
 ) -> tf.data.Dataset:
+    """``whole_epochs=False`` (training): the batches run on across epochs, the last one of
+    an epoch filled up with the next epoch's first windows; True: each epoch's batches are
+    its own (a smaller last batch), as an evaluation of the split needs."""
     epochs = itertools.count(first_epoch)
     dataset = tf.data.Dataset.from_generator(
         lambda: stream.epoch(next(epochs)), output_signature=stream.signature()
     )
+    if whole_epochs:
+        dataset = dataset.rebatch(stream.batch_size)  # (chunk, ...) -> (batch_size, ...)
     if repeat:
         dataset = dataset.repeat()  # each repetition calls the generator: the next epoch
-    dataset = dataset.rebatch(stream.batch_size)  # (chunk, ...) -> (batch_size, ...), in C++
+    if not whole_epochs:
+        dataset = dataset.rebatch(stream.batch_size)  # in C++
     if not repeat:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(stream.n_batches))
     return dataset.prefetch(prefetch)
@@ -290,6 +300,11 @@ def stream_windows(
     Epoch ``k`` of a fit draws its order from ``(seed, first_epoch + k)``; a resumed fit
     passes the epoch it resumes at to continue the same sequence.
 
+    The training split's batches run on across epochs (an epoch's last batch is filled up
+    with the next one's first windows); any other split's epochs are whole, so that
+    Keras's validation over ``steps`` batches scores each window once (it used to score the
+    next pass's first windows again, in a last batch filled up from it).
+
     Under a `strategy` with several replicas, ``batch_size`` is the global batch of a step:
     each input pipeline (one per worker machine) reads its own share of the blocks and
     emits per-replica batches (`tf.distribute.Strategy.distribute_datasets_from_function`).
@@ -298,7 +313,7 @@ def stream_windows(
         stream = WindowStream(
             uri, split, batch_size, shuffle_buffer, seed, chunk=batch_size * batches_per_chunk
         )
-        dataset = _dataset(stream, first_epoch, repeat=True, prefetch=prefetch)
+        dataset = _dataset(stream, first_epoch, True, prefetch, whole_epochs=split != "train")
         return StreamedWindows(
             dataset=dataset,
             steps=stream.n_batches,
@@ -318,7 +333,7 @@ def stream_windows(
             chunk=per_replica * batches_per_chunk,
             shard=(context.input_pipeline_id, context.num_input_pipelines),
         )
-        return _dataset(stream, first_epoch, repeat=True, prefetch=prefetch)
+        return _dataset(stream, first_epoch, True, prefetch, whole_epochs=split != "train")
 
     reader = StoreReader(uri)
     windows = reader.count(split)
