@@ -44,7 +44,8 @@ def task_run_states(flow_run_id: object) -> dict[str, str]:
     """Each task run's state type, by task name, once the server has recorded them all.
 
     Prefect 3 records task-run states from events, asynchronously: on a loaded machine a
-    read right after the flow can still see a task Running, or miss one. Poll until two
+    read right after the flow can still see a task Running, or with no state at all (a
+    CI failure), or miss one. Poll until two
     reads a second apart agree and every state is final (a generous limit, not a timing
     assertion: it returns as soon as they do)."""
 
@@ -53,7 +54,11 @@ def task_run_states(flow_run_id: object) -> dict[str, str]:
             runs = await client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
             )
-        return {run.name.rsplit("-", 1)[0]: run.state.type.value for run in runs}
+        # A run whose first state event is not recorded yet has no state: not final.
+        return {
+            run.name.rsplit("-", 1)[0]: "NO STATE" if run.state is None else run.state.type.value
+            for run in runs
+        }
 
     deadline = time.monotonic() + 120
     states = asyncio.run(read())
