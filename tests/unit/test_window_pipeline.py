@@ -194,6 +194,28 @@ def test_a_streamed_validation_split_has_whole_epochs(tmp_path: Path) -> None:
     assert set(sizes) == {7}  # training batches run on across epochs, all full
 
 
+def test_what_a_consumer_writes_into_a_batch_never_reaches_the_next_epoch(
+    tmp_path: Path,
+) -> None:
+    """TensorFlow may write an op's output into the memory of an array the generator
+    yielded (tf.data does not copy it). Batches that were views of the cached blocks were
+    so overwritten: on a loaded machine validation scored growing garbage from the second
+    epoch on. Here the consumer scribbles on every batch; the next epoch is still the split."""
+    _, built = arithmetic_store(tmp_path)
+    stored = read_split(built.uri, "val")
+    for shuffle_buffer in (None, 64):
+        stream = WindowStream(built.uri, "val", batch_size=7, shuffle_buffer=shuffle_buffer)
+        for inputs, y in stream.epoch(0):
+            inputs["window"][...] = -1.0  # what buffer forwarding does
+            y[...] = -1.0
+        again = list(stream.epoch(0))
+        windows = np.concatenate([x["window"] for x, _ in again])
+        targets = np.concatenate([y for _, y in again])
+        order = np.argsort(windows[:, 0, 0])  # the stored order, whoever shuffled it
+        np.testing.assert_array_equal(windows[order], stored.x)
+        np.testing.assert_array_equal(targets[order], stored.y)
+
+
 @pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "in-memory"])
 def test_a_model_with_covariates_trains_and_predicts(tmp_path: Path, streamed: bool) -> None:
     config, built = arithmetic_store(tmp_path, calendar=["hour_of_day"])

@@ -131,11 +131,20 @@ class WindowStream:
 
         Gathering each chunk through the permutation, rather than permuting the whole
         pool first, lets the first chunk leave as soon as the pool is full.
+
+        Every element is a copy, never a view of ``arrays``: tf.data takes a yielded array's
+        memory without copying it, and TensorFlow may then write an op's output into that
+        buffer (buffer forwarding). A view of a cached block was so overwritten in place:
+        from the second epoch on, validation scored windows growing without bound (seen on
+        a loaded machine; `tests/unit/test_window_pipeline.py`). A permutation's gather
+        copies already; a slice is copied here.
         """
         for lo in range(0, stop, self.chunk):
             rows = slice(lo, min(lo + self.chunk, stop))
-            picked = rows if order is None else order[rows]
-            yield self._structure(tuple(a[picked] for a in arrays))
+            if order is None:
+                yield self._structure(tuple(a[rows].copy() for a in arrays))
+            else:
+                yield self._structure(tuple(a[order[rows]] for a in arrays))
 
     def _structure(self, arrays: tuple[np.ndarray, ...]) -> Batch:
         x, y, *rest = arrays
