@@ -93,6 +93,20 @@ def test_validation_at_once_logs_what_keras_validation_logs(
     assert at_once.best_val_loss == pytest.approx(keras_loop.best_val_loss, rel=1e-5)
 
 
+def test_only_a_small_validation_split_is_held_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 windows of 12 steps x 2 inputs: held while they fit the byte bound, else scored by
+    Keras's loop in batches (long, wide windows must not become one huge batch)."""
+    val = sine_windows(64, seed=1)
+    assert training._held_validation(val, LAYOUT, None) is not None
+    per_window = 4 * LAYOUT.lookback * len(LAYOUT.input_columns)
+    monkeypatch.setattr(training, "VALIDATE_AT_ONCE_BYTES", 64 * per_window - 1)
+    assert training._held_validation(val, LAYOUT, None) is None
+    monkeypatch.setattr(training, "VALIDATE_AT_ONCE_BYTES", 64 * per_window)
+    assert training._held_validation(val, LAYOUT, None) is not None
+    monkeypatch.setattr(training, "VALIDATE_AT_ONCE", 63)
+    assert training._held_validation(val, LAYOUT, None) is None
+
+
 def test_divergence_fails_with_a_clear_message() -> None:
     data = sine_windows(64)
     data.y[0, 0, 0] = np.nan

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 VALIDATE_AT_ONCE = 4096
 """A validation split of at most this many windows is held as tensors and scored in one
 step per epoch (`ValidateAtOnce`); larger ones go through Keras's own validation loop."""
+VALIDATE_AT_ONCE_BYTES = 64 * 2**20
+"""And only if its model inputs fit in this many bytes: long, wide windows (720 steps of 50
+inputs is 144 kB a window) go through Keras's loop in batches instead of one large one."""
 
 EpochHook = Callable[[int, int, dict[str, float]], None]
 """Called after each epoch with (epochs done, epochs planned, that epoch's metrics)."""
@@ -130,7 +133,7 @@ class PointLossLogs(keras.callbacks.Callback):
 
 
 def _held_validation(
-    val_windows: TrainingData, strategy: tf.distribute.Strategy | None
+    val_windows: TrainingData, layout: WindowLayout, strategy: tf.distribute.Strategy | None
 ) -> Batch | None:
     """The validation windows as one batch when `ValidateAtOnce` can score them: a split
     of known, small size on one device (replicas each validate their share of a stream)."""
@@ -138,7 +141,10 @@ def _held_validation(
         return None
     if not isinstance(val_windows, WindowArrays | StreamedWindows):
         return None  # a dataset of unknown size
-    return whole_batch(val_windows, VALIDATE_AT_ONCE)
+    steps = layout.lookback * len(layout.input_columns) + layout.horizon * layout.n_future
+    window_bytes = 4 * (steps + layout.n_static)  # float32
+    most = min(VALIDATE_AT_ONCE, VALIDATE_AT_ONCE_BYTES // max(window_bytes, 1))
+    return whole_batch(val_windows, most)
 
 
 def seed_everything(spec: ModelSpec) -> None:
@@ -228,7 +234,7 @@ def train(
         # Before the report, so an epoch counts as done only once it is saved.
         steps.insert(1, EpochCheckpoints(backup_dir))
     arguments = fit_arguments(train_windows, val_windows, batch_size)
-    if (held := _held_validation(val_windows, strategy)) is not None:
+    if (held := _held_validation(val_windows, layout, strategy)) is not None:
         steps.insert(0, ValidateAtOnce(held))
         arguments.pop("validation_data")
         arguments.pop("validation_steps", None)
