@@ -137,8 +137,8 @@ def _held_validation(
 ) -> Batch | None:
     """The validation windows as one batch when `ValidateAtOnce` can score them: a split
     of known, small size on one device (replicas each validate their share of a stream)."""
-    if strategy is not None and strategy.num_replicas_in_sync > 1:
-        return None
+    if (strategy or tf.distribute.get_strategy()).num_replicas_in_sync > 1:
+        return None  # as `_resolved` counts devices: an ambient scope counts too
     if not isinstance(val_windows, WindowArrays | StreamedWindows):
         return None  # a dataset of unknown size
     steps = layout.lookback * len(layout.input_columns) + layout.horizon * layout.n_future

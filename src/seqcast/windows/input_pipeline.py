@@ -225,12 +225,14 @@ def _dataset(
     dataset = tf.data.Dataset.from_generator(
         lambda: stream.epoch(next(epochs)), output_signature=stream.signature()
     )
+    # rebatch: (chunk, ...) -> (batch_size, ...) in C++; each repetition calls the
+    # generator again: the next epoch.
     if whole_epochs:
-        dataset = dataset.rebatch(stream.batch_size)  # (chunk, ...) -> (batch_size, ...)
-    if repeat:
-        dataset = dataset.repeat()  # each repetition calls the generator: the next epoch
-    if not whole_epochs:
-        dataset = dataset.rebatch(stream.batch_size)  # in C++
+        dataset = dataset.rebatch(stream.batch_size)
+        if repeat:
+            dataset = dataset.repeat()
+    else:
+        dataset = (dataset.repeat() if repeat else dataset).rebatch(stream.batch_size)
     if not repeat:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(stream.n_batches))
     return dataset.prefetch(prefetch)
