@@ -8,6 +8,7 @@ from prefect import flow
 from flows.names import run_name
 from flows.runners import run_sharded
 from flows.sharded import ingest_source, predict_shards, validate_shards
+from flows.tls import share_tls_contexts
 from seqcast.config import PipelineConfig
 from seqcast.records import PredictionsRef
 from seqcast.serving import registry
@@ -15,6 +16,8 @@ from tasks.common import already_published, current_run_id, logical_date, run_tr
 from tasks.drift import check_input_drift
 from tasks.live_accuracy import watch_live_accuracy
 from tasks.prediction_report import publish_prediction_report
+
+share_tls_contexts()  # Prefect's API clients: one TLS context each kind (flows.tls)
 
 
 @flow(name="batch-predict", flow_run_name=run_name("predict"), validate_parameters=True)

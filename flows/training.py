@@ -16,6 +16,7 @@ from flows.sharded import (
     validate_shards,
     window_shards,
 )
+from flows.tls import share_tls_contexts
 from seqcast.config import PipelineConfig
 from seqcast.io import publications
 from seqcast.records import TrainingOutcome
@@ -23,6 +24,8 @@ from tasks.common import already_published, current_run_id, logical_date, run_tr
 from tasks.evaluate import evaluate
 from tasks.register import register
 from tasks.retention import collect_garbage
+
+share_tls_contexts()  # Prefect's API clients: one TLS context each kind (flows.tls)
 
 
 @flow(name="training", flow_run_name=run_name("train"), validate_parameters=True)

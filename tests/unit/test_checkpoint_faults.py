@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import pytest
 
+from seqcast.modeling import checkpoints
 from seqcast.modeling.training import train
 from tests.unit.test_storage_faults import can_mount
 from tests.unit.test_training import LAYOUT, SPEC, sine_windows
@@ -26,9 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 DISK_FULL = """
 import json, os, sys
 import keras
+from seqcast.modeling import checkpoints
 from seqcast.modeling.training import train
 from tests.unit.test_training import LAYOUT, SPEC, sine_windows
 
+checkpoints.SAVE_EVERY_S = 0.0  # a checkpoint after every epoch: each write meets the fault
 backup = sys.argv[1]
 filler = os.path.join(os.path.dirname(backup), "filler")
 
@@ -126,8 +129,9 @@ class StopAt(keras.callbacks.Callback):
 
 
 def test_a_damaged_checkpoint_falls_back_to_the_previous_or_starts_over(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(checkpoints, "SAVE_EVERY_S", 0.0)  # a checkpoint after every epoch
     backup = tmp_path / "backup"
     data, val = sine_windows(64), sine_windows(32, 1)
     spec = SPEC.model_copy(update={"epochs": 3})
@@ -152,3 +156,50 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_or_starts_over(
         )
     assert fresh.first_epoch == 0
     assert f"no usable checkpoint in {backup}" in caplog.text and "starts over" in caplog.text
+
+
+class Clock:
+    """Seconds that advance by ``step`` each time they are read (once per epoch end)."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+class SavedEpochs(keras.callbacks.Callback):
+    """The checkpoint files in ``directory`` after each epoch."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory, self.seen = directory, []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seen.append(sorted(p.name for p in self.directory.glob("epoch-*.npz")))
+
+
+def test_short_epochs_are_saved_after_the_first_and_then_every_few_seconds(
+    tmp_path: Path,
+) -> None:
+    """Epochs of 4 s with saves at most every 10 s: epochs 1, 4 and 7 are saved (a kill
+    loses at most 10 s of training), not each of the 7."""
+    backup = tmp_path / "backup"
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    saver = checkpoints.EpochCheckpoints(str(backup), every_seconds=10.0, clock=Clock(4.0))
+    seen = SavedEpochs(backup)
+    x = keras.ops.convert_to_numpy(keras.random.normal((8, 2), seed=0))
+    model.fit(x, x[:, :1], epochs=7, verbose=0, callbacks=[saver, seen])
+    newest = [files[-1] if files else None for files in seen.seen]
+    assert newest == [
+        "epoch-00001.npz",
+        "epoch-00001.npz",
+        "epoch-00001.npz",
+        "epoch-00004.npz",
+        "epoch-00004.npz",
+        "epoch-00004.npz",
+        "epoch-00007.npz",
+    ]
+    assert not backup.exists()  # removed at the end, as before
