@@ -235,7 +235,21 @@ def _dataset(
         dataset = (dataset.repeat() if repeat else dataset).rebatch(stream.batch_size)
     if not repeat:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(stream.n_batches))
-    return dataset.prefetch(prefetch)
+    return dataset.prefetch(prefetch).with_options(_not_autotuned())
+
+
+def _not_autotuned() -> tf.data.Options:
+    """tf.data options without the autotuner.
+
+    Nothing here is tuned (the prefetch depth is fixed, no map runs in parallel), yet the
+    autotuner's thread ran beside every iterator, and freeing an iterator waited for it:
+    ``model.fit`` returned 0.3-0.45 s after its last epoch in 4 of 18 fits of a small
+    series, and in none of 18 without it (issue 14 #5, `benchmarks/README.md`, "Start-up").
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
+
 
 
 def window_dataset(
