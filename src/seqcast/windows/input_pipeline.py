@@ -251,7 +251,6 @@ def _not_autotuned() -> tf.data.Options:
     return options
 
 
-
 def window_dataset(
     uri: str,
     split: str,
