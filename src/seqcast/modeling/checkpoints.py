@@ -1,4 +1,4 @@
-"""Per-epoch training checkpoints that a full disk or a kill cannot corrupt.
+"""Epoch training checkpoints that a full disk or a kill cannot corrupt.
 
 A killed or retried training resumes from the last epoch whose checkpoint is whole. Why not
 `keras.callbacks.BackupAndRestore` (Keras 3.15): it rewrites ``latest.weights.h5`` in place,
@@ -7,7 +7,8 @@ fails on (``OSError: Unable to synchronously open file (file signature not found
 path); its ``double_checkpoint`` copies that file first, which a full disk fails as well;
 and after a failed HDF5 write the process crashes at exit inside h5py.
 
-Here each epoch's state (the model's and the optimizer's variables, as in
+The first epoch is saved, then each epoch that ends `SAVE_EVERY_S` (10 s) or more after
+the last save. Here a saved epoch's state (the model's and the optimizer's variables, as in
 ``model.save_weights``) is assembled in memory as a NumPy ``.npz`` and written with
 `seqcast.io.storage.write_bytes`: a temporary file, fsynced, renamed to
 ``epoch-{N}.npz``. The previous checkpoint is removed only once the new one is in place,
