@@ -134,8 +134,10 @@ KILL_SCRIPT = textwrap.dedent("""
     import json, os, signal, sys
     sys.path[:0] = {paths!r}
     from tests.unit.test_training import LAYOUT, SPEC, sine_windows
+    from seqcast.modeling import checkpoints
     from seqcast.modeling.training import train
 
+    checkpoints.SAVE_EVERY_S = 0.0  # every epoch saved: the kill after epoch 2 loses none
     backup, kill_after = sys.argv[1], int(sys.argv[2])
     spec = SPEC.model_copy(update={{"epochs": 6}})
 
