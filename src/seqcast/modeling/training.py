@@ -233,11 +233,9 @@ def train(
     if backup_dir is not None:
         # Before the report, so an epoch counts as done only once it is saved.
         steps.insert(1, EpochCheckpoints(backup_dir))
-    arguments = fit_arguments(train_windows, val_windows, batch_size)
     if (held := _held_validation(val_windows, layout, strategy)) is not None:
-        steps.insert(0, ValidateAtOnce(held))
-        arguments.pop("validation_data")
-        arguments.pop("validation_steps", None)
+        steps.insert(0, ValidateAtOnce(held))  # instead of Keras's validation loop
+    arguments = fit_arguments(train_windows, val_windows if held is None else None, batch_size)
     started = time.perf_counter()
     try:
         model.fit(**arguments, epochs=epochs, callbacks=steps, verbose=0)

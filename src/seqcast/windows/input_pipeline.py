@@ -373,8 +373,9 @@ TrainingData: TypeAlias = WindowArrays | StreamedWindows | tf.data.Dataset
 """Windows `fit_arguments` accepts: in memory, streamed for training, or a finite dataset."""
 
 
-def fit_arguments(train: TrainingData, val: TrainingData, batch_size: int) -> dict[str, Any]:
-    """Keyword arguments for ``model.fit`` from in-memory windows or streamed ones."""
+def fit_arguments(train: TrainingData, val: TrainingData | None, batch_size: int) -> dict[str, Any]:
+    """Keyword arguments for ``model.fit`` from in-memory windows or streamed ones;
+    ``val`` None: no validation data (the caller validates another way)."""
     arguments: dict[str, Any]
     if isinstance(train, WindowArrays):
         arguments = {
@@ -392,6 +393,6 @@ def fit_arguments(train: TrainingData, val: TrainingData, batch_size: int) -> di
     elif isinstance(val, StreamedWindows):
         arguments["validation_data"] = val.dataset
         arguments["validation_steps"] = val.steps
-    else:
+    elif val is not None:
         arguments["validation_data"] = val
     return arguments
