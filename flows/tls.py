@@ -19,15 +19,17 @@ HTTP or S3 clients, say) still get fresh ones from `ssl`.
 from __future__ import annotations
 
 import functools
+import importlib
 import ssl
-from types import ModuleType
 from typing import Any
 
-from prefect._internal import version_checking, websockets
-from prefect.client import orchestration
-
-PREFECT_MODULES: tuple[ModuleType, ...] = (orchestration, version_checking, websockets)
-"""The modules whose clients call ``ssl.create_default_context`` (Prefect 3.9)."""
+PREFECT_MODULES = (
+    "prefect.client.orchestration",
+    "prefect._internal.version_checking",
+    "prefect._internal.websockets",
+)
+"""The modules whose clients call ``ssl.create_default_context`` (Prefect 3.9); two are
+private, so one that a later Prefect moves is skipped, not an import error."""
 
 
 class _SharedContexts:
@@ -45,6 +47,10 @@ def share_tls_contexts() -> None:
     """Make Prefect's API clients in this process share their TLS contexts; a no-op when
     done already, or where a Prefect version's modules no longer use `ssl` this way."""
     shared = _SharedContexts()
-    for module in PREFECT_MODULES:
+    for name in PREFECT_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
         if getattr(module, "ssl", None) is ssl:
             module.ssl = shared  # type: ignore[attr-defined]

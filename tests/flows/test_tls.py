@@ -74,3 +74,14 @@ def test_the_shared_context_still_verifies_and_other_libraries_get_fresh_ones() 
     assert prefect_ssl.SSLContext is ssl.SSLContext  # the rest of `ssl` is the module's
     other = ssl.create_default_context(cafile=certifi.where())
     assert other is not first  # libraries outside Prefect's clients: a fresh context
+
+
+def test_a_prefect_module_that_moved_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two of the patched modules are Prefect's private ones: a later Prefect may move them,
+    and the flows must still import."""
+    from flows import tls
+
+    moved = ("prefect._internal.no_such_module", *tls.PREFECT_MODULES)
+    monkeypatch.setattr(tls, "PREFECT_MODULES", moved)
+    tls.share_tls_contexts()  # no ImportError
+    assert orchestration.ssl is not ssl  # the modules still there are shared
