@@ -33,8 +33,6 @@ COUNT_CONTEXTS = textwrap.dedent(
     ssl.create_default_context = counted
     from prefect.client.orchestration import PrefectClient, SyncPrefectClient
 
-    before = len(built)
-
     if sys.argv[1] == "shared":
         import flows.training  # noqa: F401  the flow modules share the contexts
     before = len(built)  # what imports built (httpx's default context) does not count

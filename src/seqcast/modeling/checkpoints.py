@@ -104,9 +104,10 @@ def restore_state(model: keras.Model, path: Path) -> int:
 
 SAVE_EVERY_S = 10.0
 """After the first epoch, a checkpoint is written once this many seconds of training passed
-since the last one: a killed fit loses at most that much work. Epochs longer than it (most
-real data) are each saved; a fit of many short epochs no longer stops for an fsynced write
-after each of them (20 writes were 0.1 s of a 2.5 s fit of a 300-row series, issue 14 #5)."""
+since the last one: a killed fit redoes at most that much work and the epoch it was in.
+Epochs longer than it (most real data) are each saved; a fit of many short epochs no longer
+stops for an fsynced write after each of them (20 writes were 0.1 s of a 2.5 s fit of a
+300-row series, issue 14 #5)."""
 
 
 class EpochCheckpoints(keras.callbacks.Callback):

@@ -244,7 +244,7 @@ def _not_autotuned() -> tf.data.Options:
     Nothing here is tuned (the prefetch depth is fixed, no map runs in parallel), yet the
     autotuner's thread ran beside every iterator, and freeing an iterator waited for it:
     ``model.fit`` returned 0.3-0.45 s after its last epoch in 4 of 18 fits of a small
-    series, and in none of 18 without it (issue 14 #5, `benchmarks/README.md`, "Start-up").
+    series, and in none of 26 without it (issue 14 #5, `benchmarks/README.md`, "Start-up").
     """
     options = tf.data.Options()
     options.autotune.enabled = False
