@@ -1,4 +1,4 @@
-"""The nightly training flow: ingest -> validate -> window -> fit-challengers (ETS) -> train
+"""The nightly training flow: ingest -> validate -> window -> fit-challengers (ETS, AR) -> train
 -> evaluate -> register, then (with `evaluate.backtest_folds`) the rolling-origin backtest
 folds, and last the retention step (GC of what `retention:` does not keep)."""
 
@@ -30,7 +30,7 @@ share_tls_contexts()  # Prefect's API clients: one TLS context each kind (flows.
 
 @flow(name="training", flow_run_name=run_name("train"), validate_parameters=True)
 def nightly_training(config: PipelineConfig, force: bool = False) -> TrainingOutcome:
-    """Train an LSTM/GRU and fit ETS; promote whichever beats the champion (always one).
+    """Train an LSTM/GRU and fit ETS and AR; promote whichever beats the champion (always one).
 
     Once per logical date: once a scheduled (or backfill) run published the date, another
     run for it ends ``Skipped`` and returns the published outcome, unless ``force``. A

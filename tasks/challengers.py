@@ -1,5 +1,5 @@
-"""Step 4b, fit-challengers: ETS per series on the training rows, the statistical challenger
-scored beside the network and the naive baselines (forecast only).
+"""Step 4b, fit-challengers: ETS and AR per series on the training rows, the statistical
+challengers scored beside the network and the naive baselines (forecast only).
 
 On a Dask runner the fit runs as the `fit-challengers` subflow
 (`flows.sharded.fit_challenger_groups`): a plan cuts the window store's blocks into groups,
@@ -17,9 +17,8 @@ from prefect import get_run_logger, task
 from seqcast import side_process
 from seqcast.config import PipelineConfig
 from seqcast.io import storage
-from seqcast.modeling.challenger_parts import block_groups, fit_part, merge_parts
-from seqcast.modeling.challengers import effective_season
-from seqcast.modeling.statistical import EtsFit
+from seqcast.modeling.challenger_parts import block_groups, fit_part, fits_of, merge_parts
+from seqcast.modeling.challengers import ChallengerFits, effective_season
 from seqcast.records import ChallengerPartRef, ChallengersPlanRef, ChallengersRef, WindowsRef
 from seqcast.windows import store as window_store
 from tasks.common import STEP_OPTIONS
@@ -40,7 +39,7 @@ def plan_challengers(
     n_blocks = len(window_store.read_manifest(windows.uri)["blocks"])
     season = effective_season(config.evaluate.season, layout)
     groups = block_groups(n_blocks)
-    get_run_logger().info("Fitting ETS on %d block(s) in %d task(s)", n_blocks, len(groups))
+    get_run_logger().info("Fitting ETS and AR on %d block(s) in %d task(s)", n_blocks, len(groups))
     return ChallengersPlanRef(uri=uri, parts_uri=parts_uri, season=season, groups=groups)
 
 
@@ -48,7 +47,7 @@ def plan_challengers(
 def fit_challenger_group(
     windows: WindowsRef, plan: ChallengersPlanRef, group: int
 ) -> ChallengerPartRef:
-    """Fit ETS to the series of one group of blocks; write their fits as one JSON part."""
+    """Fit ETS and AR to the series of one group of blocks; write their fits as one JSON part."""
     blocks = plan.groups[group]
     layout = window_store.read_layout(windows.uri)
     scaler = window_store.read_scaler(windows.uri)
@@ -71,7 +70,7 @@ def merge_challengers(
     seconds = sum(p.seconds for p in parts)
     logger = get_run_logger()
     logger.info(
-        "ETS fitted to %d series in %.1f s of fitting over %d task(s) (season %s%s)",
+        "ETS and AR fitted to %d series in %.1f s of fitting over %d task(s) (season %s%s)",
         series,
         seconds,
         len(parts),
@@ -101,14 +100,10 @@ def fit_challengers(
     return merge_challengers.fn(config, plan, parts)
 
 
-def read_fits(challengers: ChallengersRef) -> tuple[dict[str, dict[str, EtsFit]], dict[str, Any]]:
+def read_fits(challengers: ChallengersRef) -> tuple[ChallengerFits, dict[str, Any]]:
     """The fits a `fit_challengers` run wrote, and the JSON document itself (a statistical
-    ETS version keeps the document as its parameters)."""
+    ETS or AR version keeps its part of the document as its parameters)."""
     if challengers.uri is None:
-        return {}, {}
+        return ChallengerFits(), {}
     document = storage.read_json(challengers.uri)
-    fits = {
-        series: {column: EtsFit.from_json(f) for column, f in by_target.items()}
-        for series, by_target in document["fits"].items()
-    }
-    return fits, document
+    return fits_of(document), document

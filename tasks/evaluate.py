@@ -19,13 +19,13 @@ from seqcast.errors import RegistryError
 from seqcast.io import storage
 from seqcast.modeling import evaluation, intervals, plots, scoring
 from seqcast.modeling.challengers import (
+    ChallengerFits,
     effective_season,
     forecast_names,
     seasonal_naive_name,
 )
 from seqcast.modeling.gate import NEAREST, decide, decide_classifier, kind_of_predictor
 from seqcast.modeling.nearest import Neighbours, fit_neighbours
-from seqcast.modeling.statistical import EtsFit
 from seqcast.records import ChallengersRef, EvaluationRef, TrainedRef, WindowsRef
 from seqcast.serving import registry
 from seqcast.windows import store as window_store
@@ -262,7 +262,7 @@ def interval_bands(
     layout: WindowLayout,
     scaler: Scaler,
     season: int | None,
-    fits: dict[str, dict[str, EtsFit]],
+    fits: ChallengerFits,
     network: scoring.NetworkForecaster,
     levels: list[float],
     head: bool,
@@ -313,7 +313,7 @@ def score_forecasts(
     scaler: Scaler,
     model: keras.Model,
     champion: registry.LoadedModel | None,
-    fits: dict[str, dict[str, EtsFit]],
+    fits: ChallengerFits,
     forecasts_uri: str,
 ) -> tuple[scoring.TestScores, dict[str, Any] | None]:
     """The test scores of a forecaster, its challengers and champion, streamed block by block

@@ -56,11 +56,14 @@ def promotion_decision(evaluation: EvaluationRef, margin: float) -> GateDecision
 def statistical_params(winner: str, challengers: ChallengersRef | None) -> dict[str, Any]:
     """What a statistical version forecasts with (params.json): the season of a seasonal
     naive; for ETS the season and every series' fit (`EtsFit.to_json`), which batch
-    prediction refits on recent history."""
-    if winner == "ets":
+    prediction refits on recent history; for AR every series' fit (`ArFit.to_json`), whose
+    coefficients batch prediction applies to the latest values."""
+    if winner in ("ets", "ar"):
         if challengers is None or challengers.uri is None:
-            raise ValueError("an ets version needs the run's fits: pass `challengers`")
+            raise ValueError(f"an {winner} version needs the run's fits: pass `challengers`")
         document = storage.read_json(challengers.uri)
+        if winner == "ar":
+            return {"fits": document["ar_fits"]}
         return {"season": document["season"], "fits": document["fits"]}
     season = season_of(winner)
     return {"season": season} if season else {}

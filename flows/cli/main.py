@@ -42,7 +42,12 @@ if TYPE_CHECKING:  # the records import pydantic only; at run time they come wit
 VALIDATION_IMPORTS = ("great_expectations",)
 """What the validate task imports (seconds): imported while a temporary server boots, or
 in the side process (`start_side_process`)."""
-TRAINING_IMPORTS = (*VALIDATION_IMPORTS, "keras", "statsmodels.tsa.exponential_smoothing.ets")
+TRAINING_IMPORTS = (
+    *VALIDATION_IMPORTS,
+    "keras",
+    "statsmodels.tsa.exponential_smoothing.ets",
+    "statsmodels.tsa.ar_model",
+)
 
 app = typer.Typer(
     help="Train and serve LSTM/GRU sequence models over time-series tables with Prefect.\n\n"
@@ -79,7 +84,7 @@ def format_metrics(
     scores: dict[str, dict[str, float]], primary: str, winner: str | None = None
 ) -> str:
     """A fixed-width table: one row per predictor, one column per metric; the night's
-    winning kind (``winner``: network, ets, seasonal_naive, last_value, nearest_neighbour)
+    winning kind (``winner``: network, ets, ar, seasonal_naive, last_value, nearest_neighbour)
     is marked."""
     order = sorted(scores, key=lambda n: (n != "model", n != "champion", n))
     metrics = list(scores["model"])
@@ -106,7 +111,7 @@ def train(config: ConfigOption, set_: SetOption = None, as_json: JsonOption = Fa
     register.
 
     The night's winner (the network if it beats every baseline, else the best of ETS,
-    seasonal naive and last value; a whole-sequence classifier: the network or its 1-NN
+    AR, seasonal naive and last value; a whole-sequence classifier: the network or its 1-NN
     challenger) becomes champion if it beats the current champion on the
     same test windows, or if there is none. An ad-hoc run: it always trains, even if a scheduled
     run already published a model today, and it does not take today's scheduled slot (that

@@ -160,7 +160,7 @@ class TrialRecord(_Record):
 
 
 class ChallengersRef(_Record):
-    """The statistical challengers' fits (ETS per series) of a run; ``uri`` is None for a
+    """The statistical challengers' fits (ETS and AR per series) of a run; ``uri`` is None for a
     classifier, which has none."""
 
     uri: str | None
@@ -169,7 +169,7 @@ class ChallengersRef(_Record):
 
 
 class ChallengersPlanRef(_Record):
-    """The ETS fits to make: groups of contiguous window-store blocks (one task each), where
+    """The ETS and AR fits to make: groups of contiguous window-store blocks (one task each), where
     their parts and the merged document go; ``done`` is the result instead when there is
     nothing to fit (a classifier)."""
 
@@ -181,7 +181,7 @@ class ChallengersPlanRef(_Record):
 
 
 class ChallengerPartRef(_Record):
-    """One group's ETS fits, written as a part until they are merged into one document."""
+    """One group's ETS and AR fits, written as a part until they are merged into one document."""
 
     uri: str
     blocks: list[int]

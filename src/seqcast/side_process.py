@@ -40,9 +40,13 @@ from seqcast.lifetime import parent_death_hook
 
 R = TypeVar("R")
 
-IMPORTS = ("great_expectations", "statsmodels.tsa.exponential_smoothing.ets")
+IMPORTS = (
+    "great_expectations",
+    "statsmodels.tsa.exponential_smoothing.ets",
+    "statsmodels.tsa.ar_model",
+)
 """What this process imports so that the command need not: GX at once, statsmodels (for
-the ETS fits) once the first call is answered and nothing waits."""
+the ETS and AR fits) once the first call is answered and nothing waits."""
 
 logger = logging.getLogger(__name__)
 

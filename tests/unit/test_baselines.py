@@ -32,7 +32,7 @@ def test_store_forecasts_align_with_the_test_windows(tmp_path: Path) -> None:
     test = window_store.read_split(built.uri, "test", layout)
     fits = fit_challengers(built.uri, layout, scaler, season=24)
     out = challenger_forecasts(built.uri, "test", layout, scaler, 24, fits)  # season > lookback
-    assert set(out) == {"last_value", "seasonal_naive_24", "ets"} and len(test) > 0
+    assert set(out) == {"last_value", "seasonal_naive_24", "ets", "ar"} and len(test) > 0
     np.testing.assert_allclose(out["last_value"], np.repeat(test.x[:, -1:, :1], 3, axis=1))
     actual = to_original_units(test.y, test.series, scaler, ["y"])
     seasonal = to_original_units(out["seasonal_naive_24"], test.series, scaler, ["y"])

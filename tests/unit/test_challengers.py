@@ -14,6 +14,7 @@ from seqcast.data.sample import load_series
 from seqcast.io import storage
 from seqcast.modeling.challenger_parts import block_groups, fit_part, merge_parts
 from seqcast.modeling.challengers import (
+    ChallengerFits,
     challenger_forecasts,
     effective_season,
     fit_challenger_blocks,
@@ -47,19 +48,23 @@ def test_forecasts_align_with_read_split_and_match_the_naive_baselines(tmp_path:
     layout, scaler = window_store.read_layout(uri), window_store.read_scaler(uri)
     assert len(window_store.read_manifest(uri)["blocks"]) > 1  # several blocks, in order
     fits = fit_challengers(uri, layout, scaler, 6)
-    assert sorted(fits) == sorted(frame["sensor"].unique())
+    assert sorted(fits.ets) == sorted(fits.ar) == sorted(frame["sensor"].unique())
     n_blocks = len(window_store.read_manifest(uri)["blocks"])
     shards = [fit_challenger_blocks(uri, layout, scaler, 6, range(i, n_blocks, 2)) for i in (0, 1)]
-    assert {**shards[0], **shards[1]} == fits and not set(shards[0]) & set(shards[1])
+    assert {**shards[0].ets, **shards[1].ets} == fits.ets and not set(shards[0].ets) & set(
+        shards[1].ets
+    )
+    assert {**shards[0].ar, **shards[1].ar} == fits.ar
     for split in ("val", "test"):
         windows = window_store.read_split(uri, split, layout)
         ours = challenger_forecasts(uri, split, layout, scaler, 6, fits)
         naive = naive_forecasts(windows, layout, 6)
-        assert set(ours) == {"last_value", "seasonal_naive_6", "ets"}
+        assert set(ours) == {"last_value", "seasonal_naive_6", "ets", "ar"}
         for name in ("last_value", "seasonal_naive_6"):
             np.testing.assert_array_equal(ours[name], naive[name])
-        assert ours["ets"].shape == windows.y.shape
-        assert np.isfinite(ours["ets"]).all()
+        for name in ("ets", "ar"):
+            assert ours[name].shape == windows.y.shape
+            assert np.isfinite(ours[name]).all()
 
 
 def test_ets_beats_last_value_on_daily_load(tmp_path: Path) -> None:
@@ -120,7 +125,8 @@ def test_fits_merged_from_parts_are_the_serial_document_byte_for_byte(tmp_path: 
     # What the one serial fit-challengers task wrote before the fit was mapped.
     serial = {
         "season": 24,
-        "fits": {s: {c: f.to_json() for c, f in by.items()} for s, by in fits.items()},
+        "fits": {s: {c: f.to_json() for c, f in by.items()} for s, by in fits.ets.items()},
+        "ar_fits": {s: {c: f.to_json() for c, f in by.items()} for s, by in fits.ar.items()},
     }
     for per_group in (1, 2, 3):
         groups = block_groups(n_blocks, per_group)
@@ -158,9 +164,9 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     uri = build(tmp_path, frame, "f")
     layout, scaler = window_store.read_layout(uri), window_store.read_scaler(uri)
     with pytest.raises(ValueError, match="split"):
-        challenger_forecasts(uri, "holdout", layout, scaler, None, {})
+        challenger_forecasts(uri, "holdout", layout, scaler, None, ChallengerFits())
     with pytest.raises(KeyError, match="fit_challengers"):
-        challenger_forecasts(uri, "test", layout, scaler, None, {})
+        challenger_forecasts(uri, "test", layout, scaler, None, ChallengerFits())
 
 
 def test_a_config_without_a_season_takes_the_one_its_frequency_implies() -> None:

@@ -22,6 +22,14 @@ MARGIN = 0.01
         (9.0, {"last_value": 8.0, "seasonal_naive_7": 6.0, "ets": 6.5}, "seasonal_naive_7"),
         (9.0, {"last_value": 8.0, "seasonal_naive_7": 7.99, "ets": 7.98}, "last_value"),
         (9.0, {"last_value": 8.0, "seasonal_naive_7": 8.5, "ets": 7.0}, "ets"),
+        # ets and ar are equally complex: the better one wins, by any amount.
+        (30.0, {"last_value": 63.0, "seasonal_naive_11": 28.0, "ets": 51.0, "ar": 20.5}, "ar"),
+        (9.0, {"last_value": 8.0, "ets": 7.0, "ar": 6.99}, "ar"),
+        (9.0, {"last_value": 8.0, "ets": 6.99, "ar": 7.0}, "ets"),
+        # ar must still beat the simpler ones by the margin; then ets gets its turn.
+        (9.0, {"last_value": 8.0, "seasonal_naive_7": 7.0, "ar": 6.95}, "seasonal_naive_7"),
+        (9.0, {"last_value": 8.0, "seasonal_naive_7": 7.0, "ar": 6.95, "ets": 6.9}, "ets"),
+        (9.0, {"last_value": 8.0, "ets": float("nan"), "ar": 7.0}, "ar"),
         # Nothing beats last value: last value (the stock-price case).
         (9.0, {"last_value": 8.0, "seasonal_naive_7": 9.0}, "last_value"),
         (float("nan"), {"last_value": 8.0}, "last_value"),
@@ -74,13 +82,14 @@ def test_predictor_names_map_to_kinds() -> None:
         for n in (
             "model",
             "ets",
+            "ar",
             "seasonal_naive_365",
             "last_value",
             "nearest_neighbour",
             "majority_class",
             "champion",
         )
-    ] == ["network", "ets", "seasonal_naive", "last_value", "nearest_neighbour", None, None]
+    ] == ["network", "ets", "ar", "seasonal_naive", "last_value", "nearest_neighbour", None, None]
 
 
 MAJORITY = {"accuracy": 0.4, "balanced_accuracy": 0.333, "macro_f1": 0.19}

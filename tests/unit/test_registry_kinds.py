@@ -1,4 +1,4 @@
-"""Statistical versions (last_value, seasonal_naive, ets) go through the registry like networks:
+"""Statistical versions (last_value, seasonal_naive, ets, ar) go through the registry like networks:
 verified, refused when tampered with, listed with their kind, promoted and rolled back, and
 served by batch prediction from each series' history."""
 
@@ -146,3 +146,23 @@ def test_an_ets_champion_is_served_with_its_fits(tmp_path: Path, windows: str) -
     served = predict_frame(data, champion)
     np.testing.assert_allclose(served["y"].to_numpy()[:3], [60.0, 61.0, 62.0], atol=0.5)
     assert served["y"].tolist()[3:] == [1059.0] * 3
+
+
+def test_an_ar_champion_applies_its_coefficients_to_the_latest_values(
+    tmp_path: Path, windows: str
+) -> None:
+    from seqcast.modeling.autoregressive import ArFit
+    from seqcast.serving.prediction import prediction_scope
+
+    data = frame(30)  # two straight lines: 1000*s + t
+    # y[t] = 2 y[t-1] - y[t-2] continues a straight line; + 1 bends it up by 1, 3, 6.
+    fits = {"s0": {"y": ArFit(intercept=1.0, coefficients=[2.0, -1.0]).to_json()}}
+    root = str(tmp_path / "pipe")
+    champion = registry.load_version(root, register(root, windows, "ar", fits=fits))
+    assert champion.kind == "ar" and champion.params["fits"] == fits
+    served = predict_frame(data, champion)
+    np.testing.assert_allclose(served["y"].to_numpy()[:3], [31.0, 34.0, 38.0])
+    assert served["y"].tolist()[3:] == [1029.0] * 3  # s1 was never fitted: its last value
+    # An order longer than the lookback (4) reads that many rows.
+    long = {"s0": {"y": ArFit(0.0, [0.0] * 9 + [1.0]).to_json()}}
+    assert prediction_scope("ar", LAYOUT, {"fits": long}).rows == 10

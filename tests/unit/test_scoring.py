@@ -99,7 +99,14 @@ def test_block_by_block_scores_equal_one_pass_over_the_whole_split(tmp_path: Pat
     assert scores.windows == len(test)
     expected = {s.name: s.metrics for s in report.scored}
     expected["champion"] = evaluation.forecast_metrics(champion, actual, scale)
-    assert list(scores.scores) == ["model", "last_value", "seasonal_naive_6", "ets", "champion"]
+    assert list(scores.scores) == [
+        "model",
+        "last_value",
+        "seasonal_naive_6",
+        "ets",
+        "ar",
+        "champion",
+    ]
     for name, metrics in expected.items():
         point_metrics = {k: scores.scores[name][k] for k in metrics}
         assert point_metrics == pytest.approx(metrics, rel=RELATIVE), name

@@ -1,4 +1,4 @@
-"""The ETS fits of a window store in parts: groups of contiguous blocks are fitted apart
+"""The ETS and AR fits of a window store in parts: groups of contiguous blocks are fitted apart
 (one task each, on any runner) and merged into the one document the serial fit writes.
 
 ETS costs about 0.15-0.5 s per series and target on one core, hours at 100,000 series, so
@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from seqcast.io import storage
-from seqcast.modeling.challengers import fit_challenger_blocks
+from seqcast.modeling.autoregressive import ArFit
+from seqcast.modeling.challengers import ChallengerFits, fit_challenger_blocks
 from seqcast.modeling.statistical import EtsFit
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.windowing import WindowLayout
@@ -42,12 +43,31 @@ def block_groups(n_blocks: int, per_group: int = BLOCKS_PER_GROUP) -> list[list[
     return [list(range(b, min(b + per_group, n_blocks))) for b in range(0, n_blocks, per_group)]
 
 
-def fits_json(fits: dict[str, dict[str, EtsFit]]) -> dict[str, dict[str, Any]]:
-    """``{series: {target_column: fit as JSON}}``, the ``fits`` of a challengers document."""
+def fits_json(
+    fits: dict[str, dict[str, EtsFit]] | dict[str, dict[str, ArFit]],
+) -> dict[str, dict[str, Any]]:
+    """``{series: {target_column: fit as JSON}}``: the ``fits`` (ETS) or ``ar_fits`` of a
+    challengers document."""
     return {
         series: {column: f.to_json() for column, f in by_target.items()}
         for series, by_target in fits.items()
     }
+
+
+def fits_of(document: dict[str, Any]) -> ChallengerFits:
+    """The fits a challengers document (or part) holds. A document written before AR was a
+    challenger has no ``ar_fits``: its AR fits are empty, and forecasting with them says
+    to fit the challengers again."""
+    return ChallengerFits(
+        ets={
+            series: {column: EtsFit.from_json(f) for column, f in by_target.items()}
+            for series, by_target in document["fits"].items()
+        },
+        ar={
+            series: {column: ArFit.from_json(f) for column, f in by_target.items()}
+            for series, by_target in document.get("ar_fits", {}).items()
+        },
+    )
 
 
 _FITTING = threading.Lock()
@@ -65,10 +85,11 @@ def fit_part(
     blocks: Sequence[int],
     uri: str,
 ) -> tuple[int, float]:
-    """Fit ETS to the series of ``blocks`` and write them as one part at ``uri``.
+    """Fit ETS and AR to the series of ``blocks`` and write them as one part at ``uri``.
 
-    The part holds ``blocks``, ``season``, ``seconds`` (the fit's wall time) and ``fits``
-    (as in the challengers document), written atomically, so a retried task rewrites it.
+    The part holds ``blocks``, ``season``, ``seconds`` (the fit's wall time), ``fits`` and
+    ``ar_fits`` (as in the challengers document), written atomically, so a retried task
+    rewrites it.
 
     Returns:
         (series fitted, seconds of fitting).
@@ -77,13 +98,19 @@ def fit_part(
         started = time.perf_counter()
         fits = fit_challenger_blocks(windows_uri, layout, scaler, season, blocks)
         seconds = time.perf_counter() - started
-    part = {"blocks": list(blocks), "season": season, "seconds": seconds, "fits": fits_json(fits)}
+    part = {
+        "blocks": list(blocks),
+        "season": season,
+        "seconds": seconds,
+        "fits": fits_json(fits.ets),
+        "ar_fits": fits_json(fits.ar),
+    }
     storage.write_json(uri, part)
-    return len(fits), seconds
+    return len(fits.ets), seconds
 
 
 def merge_parts(uris: Sequence[str], season: int | None) -> dict[str, Any]:
-    """The challengers document (``season``, ``fits``) of the parts at ``uris``.
+    """The challengers document (``season``, ``fits``, ``ar_fits``) of the parts at ``uris``.
 
     Parts are taken in the order of their first block, whatever the order of ``uris``.
 
@@ -93,6 +120,7 @@ def merge_parts(uris: Sequence[str], season: int | None) -> dict[str, Any]:
     """
     parts = sorted((storage.read_json(uri) | {"uri": uri} for uri in uris), key=_first_block)
     fits: dict[str, dict[str, Any]] = {}
+    ar_fits: dict[str, dict[str, Any]] = {}
     for part in parts:
         if part["season"] != season:
             raise ValueError(
@@ -106,7 +134,8 @@ def merge_parts(uris: Sequence[str], season: int | None) -> dict[str, Any]:
                 "earlier part: each series lies in one block; merge the parts of one plan only"
             )
         fits.update(part["fits"])
-    return {"season": season, "fits": fits}
+        ar_fits.update(part.get("ar_fits", {}))
+    return {"season": season, "fits": fits, "ar_fits": ar_fits}
 
 
 def _first_block(part: dict[str, Any]) -> int:

@@ -1,4 +1,4 @@
-"""Statistical challengers on a window store: last value, seasonal naive and ETS per series.
+"""Statistical challengers on a window store: last value, seasonal naive, ETS and AR per series.
 
 Each forecast is aligned with `seqcast.windows.store.read_split` (same windows, same
 order) and in the same scaled units as the model's predictions and
@@ -6,7 +6,7 @@ order) and in the same scaled units as the model's predictions and
 
 The store keeps every row of each series (not just the input windows), so these read a
 series' whole history: seasonal naive works with a season longer than the lookback, and
-ETS is fitted on the series' training rows and filtered through every later row. A
+ETS and AR are fitted on the series' training rows and run through every later row. A
 series is read one block (row group) at a time, so memory holds one block plus the
 forecasts.
 
@@ -19,18 +19,29 @@ forecast origin, the history any forecast of it may read.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from seqcast.frequency import default_season
+from seqcast.modeling.autoregressive import ArFit, ar_forecasts, fit_ar
 from seqcast.modeling.statistical import EtsFit, ets_forecasts, fit_ets
 from seqcast.windows.grid import layout_step
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.store import StoreReader
 from seqcast.windows.windowing import SPLITS, SeriesWindows, WindowLayout
 
-LAST_VALUE, ETS = "last_value", "ets"
+LAST_VALUE, ETS, AR = "last_value", "ets", "ar"
+
+
+@dataclass(frozen=True)
+class ChallengerFits:
+    """The fitted statistical challengers of a store: per series and target column, its
+    ETS fit (`seqcast.modeling.statistical`) and its AR fit
+    (`seqcast.modeling.autoregressive`)."""
+
+    ets: dict[str, dict[str, EtsFit]] = field(default_factory=dict)
+    ar: dict[str, dict[str, ArFit]] = field(default_factory=dict)
 
 
 def effective_season(configured: int | None, layout: WindowLayout) -> int | None:
@@ -149,18 +160,18 @@ def _train_steps(rows: _SeriesRows, layout: WindowLayout) -> int:
 
 def fit_challengers(
     windows_uri: str, layout: WindowLayout, scaler: Scaler, season: int | None
-) -> dict[str, dict[str, EtsFit]]:
-    """Per series and target column: ETS fitted on that series' training rows.
+) -> ChallengerFits:
+    """Per series and target column: ETS and AR fitted on that series' training rows.
 
     Args:
         windows_uri: the build directory of the windows (`WindowsRef.uri`).
         layout: the store's layout (``read_layout``); forecast only.
         scaler: the store's scaler (``read_scaler``): its statistics undo the scaling, so
-            ETS sees original units.
-        season: the seasonal period in grid steps, or None.
+            ETS and AR see original units.
+        season: the seasonal period in grid steps (ETS's), or None.
 
     Returns:
-        ``{series: {target_column: EtsFit}}`` for every series with windows in the store.
+        Both fits of every series with windows in the store.
     """
     return fit_challenger_blocks(windows_uri, layout, scaler, season, None)
 
@@ -171,24 +182,24 @@ def fit_challenger_blocks(
     scaler: Scaler,
     season: int | None,
     blocks: Sequence[int] | None,
-) -> dict[str, dict[str, EtsFit]]:
+) -> ChallengerFits:
     """`fit_challengers` for some blocks of the store only (None: all of them).
 
-    A fit costs about half a second per series and target on one core, so a task may
-    fit shards of blocks in parallel (``range(index, n_blocks, count)``) and merge the
-    dicts: each series lies in exactly one block.
+    An ETS fit costs about half a second per series and target on one core (AR a few
+    milliseconds), so a task may fit shards of blocks in parallel
+    (``range(index, n_blocks, count)``) and merge the dicts: each series lies in exactly
+    one block.
     """
     _require_forecast(layout)
-    fits: dict[str, dict[str, EtsFit]] = {}
+    fits = ChallengerFits()
     for _, block in _blocks(windows_uri, layout, blocks):
         for rows in block:
             if not any(len(rows.starts[s]) for s in SPLITS):
                 continue
             original = _original(rows, scaler, layout)[: _train_steps(rows, layout)]
-            fits[rows.name] = {
-                column: fit_ets(original[:, j], season)
-                for j, column in enumerate(layout.target_columns)
-            }
+            columns = list(enumerate(layout.target_columns))
+            fits.ets[rows.name] = {c: fit_ets(original[:, j], season) for j, c in columns}
+            fits.ar[rows.name] = {c: fit_ar(original[:, j]) for j, c in columns}
     return fits
 
 
@@ -224,18 +235,18 @@ def challenger_forecasts(
     layout: WindowLayout,
     scaler: Scaler,
     season: int | None,
-    fits: dict[str, dict[str, EtsFit]],
+    fits: ChallengerFits,
 ) -> dict[str, np.ndarray]:
     """The challengers' forecasts for every window of ``split``, in scaled units.
 
-    Keys: ``"last_value"``, ``f"seasonal_naive_{season}"`` (when ``season``) and
-    ``"ets"``; each (windows, horizon, n_targets) float32, in `read_split`'s window order.
+    Keys: ``"last_value"``, ``f"seasonal_naive_{season}"`` (when ``season``), ``"ets"``
+    and ``"ar"``; each (windows, horizon, n_targets) float32, in `read_split`'s window order.
     Last value and seasonal naive read the stored scaled rows directly (so they equal
     `naive_forecasts` where it applies); seasonal naive reads the series' history beyond
     the input window, so a season longer than the lookback works, and a gap in that
-    history is linearly interpolated. ETS forecasts are made in original units with each
-    series' fit (parameters fixed, state updated by every row up to the origin) and scaled
-    back with the series' statistics.
+    history is linearly interpolated. ETS and AR forecasts are made in original units with
+    each series' fits (parameters fixed; ETS's state updated by every row up to the origin,
+    AR's inputs the rows up to it) and scaled back with the series' statistics.
 
     Args:
         windows_uri: the build directory of the windows.
@@ -271,7 +282,7 @@ def challenger_forecasts(
 
 def forecast_names(seasons: Sequence[int]) -> list[str]:
     """The keys of `block_forecasts`' result, in its order."""
-    return [LAST_VALUE, *(seasonal_naive_name(s) for s in dict.fromkeys(seasons)), ETS]
+    return [LAST_VALUE, *(seasonal_naive_name(s) for s in dict.fromkeys(seasons)), ETS, AR]
 
 
 def block_forecasts(
@@ -280,7 +291,7 @@ def block_forecasts(
     layout: WindowLayout,
     scaler: Scaler,
     seasons: Sequence[int],
-    fits: dict[str, dict[str, EtsFit]],
+    fits: ChallengerFits,
 ) -> dict[str, np.ndarray]:
     """`challenger_forecasts` of one block's windows of ``split`` (aligned with
     ``cut_windows(block, block.starts[split], layout)``), with a seasonal naive forecast per
@@ -311,27 +322,34 @@ def block_forecasts(
                 out[seasonal_naive_name(season)][slots] = _seasonal_naive(
                     grid, origins, season, horizon
                 )
-        out[ETS][slots] = _ets_scaled(rows, origins, layout, scaler, fits)
+        original = _original(rows, scaler, layout)
+        out[ETS][slots] = _fitted_scaled(rows, original, origins, layout, scaler, ETS, fits.ets)
+        out[AR][slots] = _fitted_scaled(rows, original, origins, layout, scaler, AR, fits.ar)
     return out
 
 
-def _ets_scaled(
+def _fitted_scaled(
     rows: _SeriesRows,
+    original: np.ndarray,
     origins: np.ndarray,
     layout: WindowLayout,
     scaler: Scaler,
-    fits: dict[str, dict[str, EtsFit]],
+    kind: str,
+    fits: dict[str, dict[str, EtsFit]] | dict[str, dict[str, ArFit]],
 ) -> np.ndarray:
-    """(windows, horizon, n_targets) ETS forecasts of one series, in scaled units."""
+    """(windows, horizon, n_targets) one fitted kind's forecasts of one series (its targets
+    ``original`` on its grid), in scaled units."""
     if rows.name not in fits:
         raise KeyError(
-            f"no ETS fit for series {rows.name!r}: fit the challengers on this window store "
-            f"(fit_challengers) before forecasting its windows"
+            f"no {kind.upper()} fit for series {rows.name!r}: fit the challengers on this "
+            "window store (fit_challengers) before forecasting its windows"
         )
     mean, std = _target_stats(scaler, rows.name, layout)
-    original = _original(rows, scaler, layout)
     out = np.empty((len(origins), layout.horizon, len(layout.target_columns)))
     for j, column in enumerate(layout.target_columns):
         fit = fits[rows.name][column]
-        out[:, :, j] = ets_forecasts(original[:, j], fit, origins, layout.horizon)
+        if isinstance(fit, EtsFit):
+            out[:, :, j] = ets_forecasts(original[:, j], fit, origins, layout.horizon)
+        else:
+            out[:, :, j] = ar_forecasts(original[:, j], fit, origins, layout.horizon)
     return ((out - mean) / std).astype(np.float32)

@@ -1,10 +1,11 @@
 """The gate: which predictor wins a night's test windows, and whether it becomes champion.
 
 Candidates are the trained network ("model") and the statistical challengers scored on the
-same windows ("ets", "seasonal_naive_{season}", "last_value"). The network wins only if it
-beats every baseline by the promotion margin; otherwise the most complex statistical
-predictor that beats every simpler one by the margin wins (ets > seasonal naive > last
-value), and last value wins when nothing beats it. The winner is promoted when it beats
+same windows ("ets", "ar", "seasonal_naive_{season}", "last_value"). The network wins only
+if it beats every baseline by the promotion margin; otherwise the most complex statistical
+predictor that beats every simpler one by the margin wins (ets and ar > seasonal naive >
+last value; of ets and ar, the one with the better score is tried first, since neither is
+the simpler), and last value wins when nothing beats it. The winner is promoted when it beats
 the current comparable champion by the margin, or when there is none, so after the first
 run there is always a champion, and never one that lost to last value.
 
@@ -17,10 +18,11 @@ training set; on a tie it stays), and the winner is promoted as above.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from seqcast.modeling.evaluation import is_better
+from seqcast.modeling.evaluation import HIGHER_IS_BETTER, is_better
 
 MAJORITY = "majority_class"
 CLASSIFIER_FLOORS = ("accuracy", "balanced_accuracy")
@@ -29,8 +31,11 @@ alone passes a model that always answers the majority, macro-F1 alone passed one
 the majority's accuracy (a constant predictor's macro-F1 is tiny)."""
 
 NETWORK = "network"
-STATISTICAL_KINDS = ("ets", "seasonal_naive", "last_value")
-"""Statistical kinds, most complex first."""
+STATISTICAL_KINDS = ("ets", "ar", "seasonal_naive", "last_value")
+"""Statistical kinds, most complex first (ets and ar alike: `_COMPLEXITY`)."""
+_COMPLEXITY = {"ets": 0, "ar": 0, "seasonal_naive": 1, "last_value": 2}
+"""Rank of each statistical kind, most complex (0) first: a predictor must beat those of a
+higher rank by the margin to win over them."""
 NEAREST = "nearest_neighbour"
 """The whole-sequence classifier's challenger: predictor name and kind alike."""
 KINDS = (NETWORK, *STATISTICAL_KINDS, NEAREST)
@@ -66,7 +71,7 @@ class GateDecision:
 
 def _complexity(name: str) -> int:
     kind = kind_of_predictor(name)
-    return STATISTICAL_KINDS.index(kind) if kind in STATISTICAL_KINDS else len(STATISTICAL_KINDS)
+    return _COMPLEXITY[kind] if kind in _COMPLEXITY else len(STATISTICAL_KINDS)
 
 
 def choose_winner(
@@ -94,11 +99,9 @@ def choose_winner(
         return "model", f"network {metric} {network:.4f} beats every baseline"
     beaten_by = ", ".join(f"{name} ({value:.4f})" for name, value in lost)
     lost_reason = f"network {metric} {network:.4f} does not beat {beaten_by}"
-    statistical = sorted(
-        (n for n in baselines if kind_of_predictor(n) in STATISTICAL_KINDS), key=_complexity
-    )
-    for index, name in enumerate(statistical):
-        simpler = statistical[index + 1 :]
+    statistical = _ranked(baselines, metric)
+    for name in statistical:
+        simpler = [s for s in statistical if _complexity(s) > _complexity(name)]
         if all(is_better(baselines[name], baselines[s], metric, margin) for s in simpler):
             over = f" and beats {', '.join(simpler)}" if simpler else ""
             return name, (
@@ -106,6 +109,19 @@ def choose_winner(
                 f"({metric} {baselines[name]:.4f}) wins{over}"
             )
     return None, lost_reason
+
+
+def _ranked(baselines: dict[str, float], metric: str) -> list[str]:
+    """The statistical predictors among ``baselines``, most complex first, and the better
+    score first among equally complex ones (ets and ar)."""
+    sign = -1.0 if HIGHER_IS_BETTER[metric] else 1.0
+
+    def order(name: str) -> tuple[int, bool, float]:
+        score = baselines[name]
+        finite = math.isfinite(score)
+        return _complexity(name), not finite, sign * score if finite else 0.0  # NaN last
+
+    return sorted((n for n in baselines if kind_of_predictor(n) in STATISTICAL_KINDS), key=order)
 
 
 def decide(

@@ -29,8 +29,7 @@ import pyarrow as pa
 
 from seqcast.io import row_groups
 from seqcast.modeling import evaluation, intervals, plots
-from seqcast.modeling.challengers import block_forecasts, forecast_names
-from seqcast.modeling.statistical import EtsFit
+from seqcast.modeling.challengers import ChallengerFits, block_forecasts, forecast_names
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.store import StoreReader
 from seqcast.windows.windowing import (
@@ -85,7 +84,7 @@ def validation_sample(
     layout: WindowLayout,
     scaler: Scaler,
     seasons: Sequence[int],
-    fits: dict[str, dict[str, EtsFit]],
+    fits: ChallengerFits,
     network: NetworkForecaster | None = None,
     cap: int = CALIBRATION_WINDOWS,
 ) -> ValidationSample:
@@ -187,7 +186,7 @@ def score_test(
     layout: WindowLayout,
     scaler: Scaler,
     season: int | None,
-    fits: dict[str, dict[str, EtsFit]],
+    fits: ChallengerFits,
     network: NetworkForecaster,
     forecasts_uri: str,
     champion: ChampionForecaster | None = None,
@@ -290,7 +289,7 @@ def worst_examples(
     layout: WindowLayout,
     scaler: Scaler,
     season: int | None,
-    fits: dict[str, dict[str, EtsFit]],
+    fits: ChallengerFits,
     network: NetworkForecaster,
     scores: TestScores,
     block_of: dict[str, int],

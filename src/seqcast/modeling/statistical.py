@@ -185,7 +185,8 @@ def _variants(n: int, season: int | None) -> list[tuple[Trend, int | None]]:
     ]
 
 
-def _is_constant(y: np.ndarray) -> bool:
+def is_constant(y: np.ndarray) -> bool:
+    """Whether ``y`` is flat to float precision (nothing to fit: the last value forecasts it)."""
     scale = max(1.0, float(np.max(np.abs(y))))
     return float(np.ptp(y)) <= 1e-10 * scale
 
@@ -217,7 +218,7 @@ def fit_ets(train_values: np.ndarray, season: int | None) -> EtsFit:
     y_all = fill_gaps(train_values)
     start = _fit_rows(len(y_all), season)
     y = y_all[start:]
-    if len(y) < MIN_FIT_ROWS or _is_constant(y):
+    if len(y) < MIN_FIT_ROWS or is_constant(y):
         return _flat(float(y[-1]), start)
     best: tuple[float, EtsFit] | None = None
     for trend, s in _variants(len(y), season):
@@ -416,7 +417,7 @@ def forecast_latest(history: np.ndarray, fit: EtsFit, horizon: int) -> np.ndarra
     start = _fit_rows(len(y_all), fit.season)
     y = y_all[start:]
     refit: EtsFit | None = None
-    if len(y) >= MIN_FIT_ROWS and not _is_constant(y) and float(fit.params["alpha"]) < 1:
+    if len(y) >= MIN_FIT_ROWS and not is_constant(y) and float(fit.params["alpha"]) < 1:
         supported = _variants(len(y), fit.season)
         season = fit.season if (fit.trend, fit.season) in supported else None
         trend = fit.trend if (fit.trend, season) in supported else "none"

@@ -24,6 +24,7 @@ from seqcast.data.prediction_scope import PredictionScope
 from seqcast.errors import DataContractError
 from seqcast.frequency import NS_PER_SECOND, duration_alias
 from seqcast.io import storage
+from seqcast.modeling import autoregressive
 from seqcast.modeling.forward import batched_forecasts, forward_function
 from seqcast.modeling.gate import STATISTICAL_KINDS
 from seqcast.modeling.intervals import predictor_of, quantile_column, shifted
@@ -47,8 +48,9 @@ def prediction_scope(kind: str, layout: WindowLayout, params: dict[str, Any]) ->
     ``source.future_features``, the ``horizon`` future rows after them; last value and
     seasonal naive at most one season (and the contract asks one lookback of every series;
     seasonal naive its season gap-free); ETS refits on up to max(10 seasons, 1000) recent
-    values (`seqcast.modeling.statistical.fit_history`), gaps interpolated; a
-    whole-sequence classifier reads each sequence whole.
+    values (`seqcast.modeling.statistical.fit_history`), gaps interpolated; AR its order's
+    latest values (at least one lookback), gaps interpolated; a whole-sequence classifier
+    reads each sequence whole.
     """
     if layout.per == "sequence":
         return PredictionScope(rows=None, min_rows=1)
@@ -63,6 +65,14 @@ def prediction_scope(kind: str, layout: WindowLayout, params: dict[str, Any]) ->
             for fit in columns.values()
         ]
         rows = max(layout.lookback, fit_history(max(seasons, default=0) or None))
+        return PredictionScope(rows=rows, min_rows=layout.lookback)  # gaps interpolated
+    if kind == "ar":
+        orders = [
+            autoregressive.ArFit.from_json(fit).order
+            for columns in params.get("fits", {}).values()
+            for fit in columns.values()
+        ]
+        rows = max(layout.lookback, max(orders, default=0))
         return PredictionScope(rows=rows, min_rows=layout.lookback)  # gaps interpolated
     if kind in STATISTICAL_KINDS:  # last value: one row
         return PredictionScope(rows=layout.lookback, min_rows=layout.lookback)
@@ -121,8 +131,8 @@ def statistical_forecasts(
         DataContractError: a series has fewer gap-free recent rows than the kind needs.
     """
     layout = champion.layout
-    if champion.kind == "ets":
-        return ets_forecasts(frame, champion)
+    if champion.kind in ("ets", "ar"):
+        return fitted_forecasts(frame, champion)
     season = int(champion.params.get("season", 0)) if champion.kind == "seasonal_naive" else 0
     if champion.kind not in ("last_value", "seasonal_naive"):
         raise DataContractError(
@@ -149,12 +159,14 @@ def statistical_forecasts(
     return np.concatenate(blocks), pd.DataFrame(index)
 
 
-def ets_forecasts(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarray, pd.DataFrame]:
-    """An ETS champion's forecasts, (series * horizon, n_targets) in original units.
+def fitted_forecasts(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarray, pd.DataFrame]:
+    """An ETS or AR champion's forecasts, (series * horizon, n_targets) in original units.
 
-    Each series' training fit picks its variant, refitted on the series' rows here
-    (`forecast_latest`; gaps on the grid interpolated). A series the champion never saw
-    has no fit: it gets its last value, with a warning.
+    ETS: each series' training fit picks its variant, refitted on the series' rows here
+    (`seqcast.modeling.statistical.forecast_latest`). AR: each series' training
+    coefficients applied to its latest values
+    (`seqcast.modeling.autoregressive.forecast_latest`). Gaps on the grid are interpolated.
+    A series the champion never saw has no fit: it gets its last value, with a warning.
     """
     layout = champion.layout
     fits = champion.params.get("fits", {})
@@ -169,15 +181,21 @@ def ets_forecasts(frame: pd.DataFrame, champion: LoadedModel) -> tuple[np.ndarra
         out = np.repeat(values[-1:], layout.horizon, axis=0)  # (horizon, n_targets)
         if str(series) in fits:
             for k, column in enumerate(layout.target_columns):
-                fit = EtsFit.from_json(fits[str(series)][column])
-                out[:, k] = forecast_latest(grid[:, k], fit, layout.horizon)
+                stored = fits[str(series)][column]
+                if champion.kind == "ar":
+                    ar = autoregressive.ArFit.from_json(stored)
+                    out[:, k] = autoregressive.forecast_latest(grid[:, k], ar, layout.horizon)
+                else:
+                    fit = EtsFit.from_json(stored)
+                    out[:, k] = forecast_latest(grid[:, k], fit, layout.horizon)
         else:
             unseen.append(str(series))
         blocks.append(out)
         index.append({"series": str(series), "origin": rows[layout.timestamp].iloc[-1]})
     if unseen:
         logger.warning(
-            "ETS champion %s has no fit for %d series (%s): they get their last value",
+            "%s champion %s has no fit for %d series (%s): they get their last value",
+            champion.kind.upper(),
             champion.version,
             len(unseen),
             ", ".join(unseen[:5]),

@@ -16,8 +16,8 @@ unfinished write that every reader ignores. The manifest holds the sha256 of eve
 and is checked before a model is loaded.
 
 A version has a ``kind`` (manifest field; versions from before kinds are "network"): a
-trained network (model.keras) or a statistical predictor - ``ets``, ``seasonal_naive``,
-``last_value`` - whose ``params.json`` (season, per-series ETS fits) is all it needs to
+trained network (model.keras) or a statistical predictor - ``ets``, ``ar``, ``seasonal_naive``,
+``last_value`` - whose ``params.json`` (season, per-series ETS or AR fits) is all it needs to
 forecast from each series' history, or a whole-sequence classifier's 1-NN
 (``nearest_neighbour``) whose ``neighbours.npz`` holds its scaled, resampled training
 sequences and their class ids (`seqcast.modeling.nearest.Neighbours`). Every kind goes through
