@@ -11,6 +11,7 @@ from statsmodels.tsa.ar_model import AutoReg
 from seqcast.modeling.autoregressive import (
     LAST_VALUE_FIT,
     ArFit,
+    aicc_by_order,
     ar_forecasts,
     fit_ar,
     forecast_latest,
@@ -33,6 +34,17 @@ def test_the_order_and_coefficients_of_an_ar2_are_recovered() -> None:
     assert 2 <= fit.order <= 6  # AIC may add a lag or two, never drop the real ones
     assert fit.coefficients[0] == pytest.approx(1.6, abs=0.1)
     assert fit.coefficients[1] == pytest.approx(-0.9, abs=0.15)
+
+
+def test_order_criteria_and_coefficients_are_statsmodels_autoreg() -> None:
+    values = quasi_cycle(250, seed=5)
+    top = max_order(len(values))
+    theirs = [AutoReg(values, lags=p, trend="c", hold_back=top).fit().aicc for p in range(top + 1)]
+    np.testing.assert_allclose(aicc_by_order(values, top), theirs, rtol=1e-9)
+    fit = fit_ar(values)
+    assert fit.order == int(np.argmin(theirs))
+    params = AutoReg(values, lags=fit.order, trend="c").fit().params
+    np.testing.assert_allclose([fit.intercept, *fit.coefficients], params, rtol=1e-9)
 
 
 def test_last_origin_matches_statsmodels_forecast() -> None:
