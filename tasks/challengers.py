@@ -32,29 +32,46 @@ def plan_challengers(
     uri = storage.join(config.pipeline_root, "runs", flow_run_id, "challengers.json")
     parts_uri = storage.join(config.pipeline_root, "runs", flow_run_id, "challengers")
     layout = window_store.read_layout(windows.uri)
-    if layout.task != "forecast":
-        get_run_logger().info("Classifier: no statistical challengers to fit")
+    kinds: list[str] = list(config.evaluate.challengers)
+    if layout.task != "forecast" or not kinds:
+        get_run_logger().info(
+            "Classifier: no statistical challengers to fit"
+            if layout.task != "forecast"
+            else "evaluate.challengers is empty: no ETS or AR fit (seasonal naive and last "
+            "value are still scored)"
+        )
         done = ChallengersRef(uri=None, series=0, seconds=0.0)
-        return ChallengersPlanRef(uri=uri, parts_uri=parts_uri, season=None, groups=[], done=done)
+        return ChallengersPlanRef(
+            uri=uri, parts_uri=parts_uri, season=None, groups=[], done=done, kinds=[]
+        )
     n_blocks = len(window_store.read_manifest(windows.uri)["blocks"])
     season = effective_season(config.evaluate.season, layout)
     groups = block_groups(n_blocks)
-    get_run_logger().info("Fitting ETS and AR on %d block(s) in %d task(s)", n_blocks, len(groups))
-    return ChallengersPlanRef(uri=uri, parts_uri=parts_uri, season=season, groups=groups)
+    get_run_logger().info(
+        "Fitting %s on %d block(s) in %d task(s)", _named(kinds), n_blocks, len(groups)
+    )
+    return ChallengersPlanRef(
+        uri=uri, parts_uri=parts_uri, season=season, groups=groups, kinds=kinds
+    )
+
+
+def _named(kinds: list[str]) -> str:
+    """``["ets", "ar"]`` as "ETS and AR"."""
+    return " and ".join(kind.upper() for kind in kinds)
 
 
 @task(name="fit-challengers-group", task_run_name="fit-challengers-group-{group}", **STEP_OPTIONS)
 def fit_challenger_group(
     windows: WindowsRef, plan: ChallengersPlanRef, group: int
 ) -> ChallengerPartRef:
-    """Fit ETS and AR to the series of one group of blocks; write their fits as one JSON part."""
+    """Fit ETS and/or AR to the series of one group of blocks; write the fits as one JSON part."""
     blocks = plan.groups[group]
     layout = window_store.read_layout(windows.uri)
     scaler = window_store.read_scaler(windows.uri)
     uri = storage.join(plan.parts_uri, f"part-{group:05d}.json")
     # In the command's side process when it has one (statsmodels imported there, not here)
     series, seconds = side_process.run(
-        fit_part, windows.uri, layout, scaler, plan.season, blocks, uri
+        fit_part, windows.uri, layout, scaler, plan.season, blocks, uri, plan.kinds
     )
     return ChallengerPartRef(uri=uri, blocks=blocks, series=series, seconds=round(seconds, 3))
 
@@ -64,13 +81,14 @@ def merge_challengers(
     config: PipelineConfig, plan: ChallengersPlanRef, parts: list[ChallengerPartRef]
 ) -> ChallengersRef:
     """Merge the parts in block order into the run's ``challengers.json``; remove the parts."""
-    document = merge_parts([p.uri for p in parts], plan.season)
+    document = merge_parts([p.uri for p in parts], plan.season, plan.kinds)
     storage.write_json(plan.uri, document)
-    series = len(document["fits"])
+    series = sum(p.series for p in parts)  # each series lies in one part
     seconds = sum(p.seconds for p in parts)
     logger = get_run_logger()
     logger.info(
-        "ETS and AR fitted to %d series in %.1f s of fitting over %d task(s) (season %s%s)",
+        "%s fitted to %d series in %.1f s of fitting over %d task(s) (season %s%s)",
+        _named(plan.kinds),
         series,
         seconds,
         len(parts),

@@ -216,15 +216,19 @@ def _score(model: keras.Model, inputs: np.ndarray | dict[str, np.ndarray]) -> np
 
 
 def champion_forecaster(
-    champion: registry.LoadedModel, layout: WindowLayout, scaler: Scaler, season: int | None
+    champion: registry.LoadedModel,
+    layout: WindowLayout,
+    scaler: Scaler,
+    season: int | None,
+    kinds: list[str],
 ) -> tuple[scoring.ChampionForecaster, list[int]]:
     """How the champion forecasts this run's test windows (original units), and the seasons
     of seasonal naive it needs beyond this run's.
 
     A network rescales the windows' inputs to its own scaler. A statistical champion's kind
     and parameters say what it is: the same forecast as this run's challenger of that kind
-    (a seasonal naive of another season is computed for its season; an ETS champion is
-    refitted, as batch prediction refits it on recent history).
+    (a seasonal naive of another season is computed for its season; an ETS or AR champion
+    is scored as this run's fit of that kind, which ``kinds`` must hold).
     """
     from seqcast.serving import prediction
 
@@ -244,10 +248,11 @@ def champion_forecaster(
     if champion.kind == "seasonal_naive":
         extra = [int(champion.params["season"])]
         name = seasonal_naive_name(extra[0])
-    elif champion.kind not in forecast_names([season] if season else []):
+    elif champion.kind not in forecast_names([season] if season else [], kinds):
         raise RegistryError(
             f"champion {champion.version} is a {champion.kind} model, which this run did not "
-            "score; it cannot be compared. Promote another version or enable that challenger."
+            "score; it cannot be compared. Promote another version (`seqcast models "
+            f"promote`) or add {champion.kind} to evaluate.challengers."
         )
 
     def statistical(windows: WindowArrays, challengers: dict[str, np.ndarray]) -> np.ndarray:
@@ -333,7 +338,9 @@ def score_forecasts(
             config, windows_uri, layout, scaler, season, fits, network, levels, bool(head)
         )
     forecaster, champion_seasons = (
-        champion_forecaster(champion, layout, scaler, season) if champion else (None, [])
+        champion_forecaster(champion, layout, scaler, season, fits.kinds)
+        if champion
+        else (None, [])
     )
     test = scoring.score_test(
         windows_uri,

@@ -108,9 +108,10 @@ def tiny_config(data_dir: Path, data_root: Path, **overrides: object) -> Pipelin
             "quantiles": [],
         },
         # No season unless a test sets one: hourly data would otherwise take 24 from its
-        # frequency, and a seasonal ETS beats these tiny networks (tests of the network path
-        # need it to win; tests/flows/test_champions.py covers the statistical ones).
-        "evaluate": {"season": 0},
+        # frequency, and a seasonal ETS beats these tiny networks; nor AR, whose 20-odd lags
+        # follow the daily cycle as well (tests of the network path need it to win;
+        # tests/flows/test_champions.py covers the statistical ones).
+        "evaluate": {"season": 0, "challengers": ["ets"]},
     }
     for key, value in overrides.items():
         section, _, field = key.partition("__")

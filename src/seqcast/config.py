@@ -406,6 +406,20 @@ class EvaluateSpec(_Spec):
         "exceed window.lookback: they read each series' history). Unset: the one the "
         "frequency implies (12 monthly, 4 quarterly, 24 hourly, 7 daily); 0: no season.",
     )
+    challengers: list[Literal["ets", "ar"]] = Field(
+        default=["ets", "ar"],
+        description="forecast: the fitted statistical challengers scored beside the network "
+        "(seasonal naive and last value always are): ets (exponential smoothing, AICc over "
+        "trend and season variants) and ar (an autoregression, order by AICc), each per "
+        "series on the training rows. Drop one to save its fitting time on many series.",
+    )
+
+    @field_validator("challengers")
+    @classmethod
+    def _distinct_challengers(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"evaluate.challengers lists a kind twice. Received: {value}")
+        return value
 
     @property
     def season_steps(self) -> int | None:

@@ -178,6 +178,8 @@ class ChallengersPlanRef(_Record):
     season: int | None
     groups: list[list[int]]
     done: ChallengersRef | None = None
+    kinds: list[str] = ["ets", "ar"]
+    """The fitted challengers to fit (``evaluate.challengers``)."""
 
 
 class ChallengerPartRef(_Record):

@@ -53,9 +53,9 @@ def test_last_value_is_champion_and_served_when_no_network_wins(tmp_path: Path) 
     for kept in (version.uri, version.statistical.uri):
         tests = pd.read_parquet(Path(kept) / registry.FORECASTS_FILE)
         assert list(tests.columns[:5]) == ["series", "origin", "step", "target", "actual"]
-        assert set(tests.columns[5:]) == {"model", "last_value", "seasonal_naive_30", "ets"}
+        assert set(tests.columns[5:]) == {"model", "last_value", "seasonal_naive_30", "ets", "ar"}
         assert len(tests) == metrics["test_windows"] * 3
-        for predictor in ("model", "last_value", "seasonal_naive_30", "ets"):
+        for predictor in ("model", "last_value", "seasonal_naive_30", "ets", "ar"):
             mae = (tests[predictor] - tests["actual"]).abs().mean()
             assert mae == pytest.approx(metrics["scores"][predictor]["mae"], rel=1e-5)
         origin = tests["origin"].iloc[0]

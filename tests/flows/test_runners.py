@@ -221,7 +221,13 @@ def test_challengers_fit_per_block_on_threads_and_dask_as_in_one_serial_fit(
 ) -> None:
     threads = {"kind": "thread", "n_workers": 2, "series_per_shard": 1}
     # The season from the frequency (hourly: 24), as a config that names none gets it.
-    config = tiny_config(tiny_load_csv, tmp_path / "root", runner=threads, evaluate__season=None)
+    config = tiny_config(
+        tiny_load_csv,
+        tmp_path / "root",
+        runner=threads,
+        evaluate__season=None,
+        evaluate__challengers=["ets", "ar"],
+    )
     validated = run_sharded(validate_shards, config, ingest(config))
     windows = run_sharded(window_shards, config, validated)
     # Three series in shards of one (`series_per_shard`): three parts, a block each.
@@ -231,7 +237,8 @@ def test_challengers_fit_per_block_on_threads_and_dask_as_in_one_serial_fit(
     serial = storage.json_bytes(
         {
             "season": 24,
-            "fits": {s: {c: f.to_json() for c, f in by.items()} for s, by in fits.items()},
+            "fits": {s: {c: f.to_json() for c, f in by.items()} for s, by in fits.ets.items()},
+            "ar_fits": {s: {c: f.to_json() for c, f in by.items()} for s, by in fits.ar.items()},
         }
     )
     state = on_runner(fit_challenger_groups, config)(

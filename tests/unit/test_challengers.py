@@ -166,7 +166,31 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="split"):
         challenger_forecasts(uri, "holdout", layout, scaler, None, ChallengerFits())
     with pytest.raises(KeyError, match="fit_challengers"):
-        challenger_forecasts(uri, "test", layout, scaler, None, ChallengerFits())
+        challenger_forecasts(uri, "test", layout, scaler, None, ChallengerFits(ets={}))
+    with pytest.raises(ValueError, match="kinds"):
+        fit_challengers(uri, layout, scaler, None, ["arima"])
+
+
+def test_only_the_configured_challengers_are_fitted_and_forecast(tmp_path: Path) -> None:
+    frame = load_series(n_series=2, n_steps=24 * 8, seed=9)
+    uri = build(tmp_path, frame, "kinds")
+    layout, scaler = window_store.read_layout(uri), window_store.read_scaler(uri)
+    both = fit_challengers(uri, layout, scaler, 24)
+    only_ar = fit_challengers(uri, layout, scaler, 24, ["ar"])
+    assert both.kinds == ["ets", "ar"] and only_ar.kinds == ["ar"] and only_ar.ets is None
+    assert only_ar.ar == both.ar
+    out = challenger_forecasts(uri, "test", layout, scaler, 24, only_ar)
+    assert list(out) == ["last_value", "seasonal_naive_24", "ar"]
+    np.testing.assert_array_equal(
+        out["ar"], challenger_forecasts(uri, "test", layout, scaler, 24, both)["ar"]
+    )
+    # A part fitted for AR alone cannot be merged into a plan that wants ETS too.
+    n_blocks = len(window_store.read_manifest(uri)["blocks"])
+    part = str(tmp_path / "ar-only" / "part-00000.json")
+    fit_part(uri, layout, scaler, 24, list(range(n_blocks)), part, ["ar"])
+    assert set(merge_parts([part], 24, ["ar"])) == {"season", "ar_fits"}
+    with pytest.raises(ValueError, match="'fits'"):
+        merge_parts([part], 24)
 
 
 def test_a_config_without_a_season_takes_the_one_its_frequency_implies() -> None:

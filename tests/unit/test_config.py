@@ -54,6 +54,19 @@ def test_the_1nn_distance_is_chosen_by_default_and_a_bad_one_is_named(tmp_path: 
         load_config(write(tmp_path, BASE), ["evaluate.nearest_neighbour=cosine"])
 
 
+def test_the_fitted_challengers_are_ets_and_ar_unless_set(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, BASE)).evaluate.challengers == ["ets", "ar"]
+    cfg = load_config(write(tmp_path, BASE), ["evaluate.challengers=[ar]"])
+    assert cfg.evaluate.challengers == ["ar"]
+    assert (
+        load_config(write(tmp_path, BASE), ["evaluate.challengers=[]"]).evaluate.challengers == []
+    )
+    with pytest.raises(ConfigError, match=r"evaluate\.challengers.*'arima'"):
+        load_config(write(tmp_path, BASE), ["evaluate.challengers=[arima]"])
+    with pytest.raises(ConfigError, match="twice"):
+        load_config(write(tmp_path, BASE), ["evaluate.challengers=[ar, ar]"])
+
+
 def test_override_without_equals_is_explained(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_config(write(tmp_path, BASE), ["model.cell"])

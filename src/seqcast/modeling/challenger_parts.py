@@ -18,7 +18,13 @@ from typing import Any
 
 from seqcast.io import storage
 from seqcast.modeling.autoregressive import ArFit
-from seqcast.modeling.challengers import ChallengerFits, fit_challenger_blocks
+from seqcast.modeling.challengers import (
+    AR,
+    ETS,
+    FITTED_KINDS,
+    ChallengerFits,
+    fit_challenger_blocks,
+)
 from seqcast.modeling.statistical import EtsFit
 from seqcast.windows.scaling import Scaler
 from seqcast.windows.windowing import WindowLayout
@@ -54,20 +60,40 @@ def fits_json(
     }
 
 
+DOCUMENT_KEYS = {ETS: "fits", AR: "ar_fits"}
+"""Where a challengers document (and a part) keeps each fitted kind's fits; a kind the run
+did not fit has no key. ETS's ``fits`` predates AR: an ETS version's parameters are
+``season`` and ``fits``, as before."""
+
+
 def fits_of(document: dict[str, Any]) -> ChallengerFits:
-    """The fits a challengers document (or part) holds. A document written before AR was a
-    challenger has no ``ar_fits``: its AR fits are empty, and forecasting with them says
-    to fit the challengers again."""
+    """The fits a challengers document (or part) holds; a kind without its key was not
+    fitted (`ChallengerFits.kinds`)."""
+    ets, ar = document.get(DOCUMENT_KEYS[ETS]), document.get(DOCUMENT_KEYS[AR])
     return ChallengerFits(
-        ets={
+        ets=None
+        if ets is None
+        else {
             series: {column: EtsFit.from_json(f) for column, f in by_target.items()}
-            for series, by_target in document["fits"].items()
+            for series, by_target in ets.items()
         },
-        ar={
+        ar=None
+        if ar is None
+        else {
             series: {column: ArFit.from_json(f) for column, f in by_target.items()}
-            for series, by_target in document.get("ar_fits", {}).items()
+            for series, by_target in ar.items()
         },
     )
+
+
+def _document_fits(fits: ChallengerFits) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each fitted kind's fits as JSON, under its `DOCUMENT_KEYS` key."""
+    out = {}
+    if fits.ets is not None:
+        out[DOCUMENT_KEYS[ETS]] = fits_json(fits.ets)
+    if fits.ar is not None:
+        out[DOCUMENT_KEYS[AR]] = fits_json(fits.ar)
+    return out
 
 
 _FITTING = threading.Lock()
@@ -84,33 +110,33 @@ def fit_part(
     season: int | None,
     blocks: Sequence[int],
     uri: str,
+    kinds: Sequence[str] = FITTED_KINDS,
 ) -> tuple[int, float]:
-    """Fit ETS and AR to the series of ``blocks`` and write them as one part at ``uri``.
+    """Fit ``kinds`` (ETS, AR) to the series of ``blocks`` and write them as one part at
+    ``uri``.
 
-    The part holds ``blocks``, ``season``, ``seconds`` (the fit's wall time), ``fits`` and
-    ``ar_fits`` (as in the challengers document), written atomically, so a retried task
-    rewrites it.
+    The part holds ``blocks``, ``season``, ``seconds`` (the fit's wall time) and each kind's
+    fits under its `DOCUMENT_KEYS` key (as in the challengers document), written
+    atomically, so a retried task rewrites it.
 
     Returns:
         (series fitted, seconds of fitting).
     """
     with _FITTING:
         started = time.perf_counter()
-        fits = fit_challenger_blocks(windows_uri, layout, scaler, season, blocks)
+        fits = fit_challenger_blocks(windows_uri, layout, scaler, season, blocks, kinds)
         seconds = time.perf_counter() - started
-    part = {
-        "blocks": list(blocks),
-        "season": season,
-        "seconds": seconds,
-        "fits": fits_json(fits.ets),
-        "ar_fits": fits_json(fits.ar),
-    }
+    documents = _document_fits(fits)
+    part = {"blocks": list(blocks), "season": season, "seconds": seconds, **documents}
     storage.write_json(uri, part)
-    return len(fits.ets), seconds
+    return max((len(by_series) for by_series in documents.values()), default=0), seconds
 
 
-def merge_parts(uris: Sequence[str], season: int | None) -> dict[str, Any]:
-    """The challengers document (``season``, ``fits``, ``ar_fits``) of the parts at ``uris``.
+def merge_parts(
+    uris: Sequence[str], season: int | None, kinds: Sequence[str] = FITTED_KINDS
+) -> dict[str, Any]:
+    """The challengers document (``season``, then each of ``kinds``' fits under its
+    `DOCUMENT_KEYS` key) of the parts at ``uris``.
 
     Parts are taken in the order of their first block, whatever the order of ``uris``.
 
@@ -119,23 +145,29 @@ def merge_parts(uris: Sequence[str], season: int | None) -> dict[str, Any]:
             series (parts of two different plans in one folder).
     """
     parts = sorted((storage.read_json(uri) | {"uri": uri} for uri in uris), key=_first_block)
-    fits: dict[str, dict[str, Any]] = {}
-    ar_fits: dict[str, dict[str, Any]] = {}
+    keys = [DOCUMENT_KEYS[kind] for kind in FITTED_KINDS if kind in kinds]
+    merged: dict[str, dict[str, dict[str, Any]]] = {key: {} for key in keys}
     for part in parts:
         if part["season"] != season:
             raise ValueError(
                 f"challenger part {part['uri']} was fitted with season {part['season']}, "
                 f"the plan says {season}: remove the part and fit its blocks again"
             )
-        repeated = fits.keys() & part["fits"].keys()
-        if repeated:
-            raise ValueError(
-                f"challenger part {part['uri']} repeats series {sorted(repeated)[:3]} of an "
-                "earlier part: each series lies in one block; merge the parts of one plan only"
-            )
-        fits.update(part["fits"])
-        ar_fits.update(part.get("ar_fits", {}))
-    return {"season": season, "fits": fits, "ar_fits": ar_fits}
+        for key in keys:
+            if key not in part:
+                raise ValueError(
+                    f"challenger part {part['uri']} has no {key!r}: it was fitted for other "
+                    "challengers than the plan's; remove the part and fit its blocks again"
+                )
+            repeated = merged[key].keys() & part[key].keys()
+            if repeated:
+                raise ValueError(
+                    f"challenger part {part['uri']} repeats series {sorted(repeated)[:3]} of "
+                    "an earlier part: each series lies in one block; merge the parts of one "
+                    "plan only"
+                )
+            merged[key].update(part[key])
+    return {"season": season, **merged}
 
 
 def _first_block(part: dict[str, Any]) -> int:

@@ -19,7 +19,7 @@ forecast origin, the history any forecast of it may read.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,16 +32,23 @@ from seqcast.windows.store import StoreReader
 from seqcast.windows.windowing import SPLITS, SeriesWindows, WindowLayout
 
 LAST_VALUE, ETS, AR = "last_value", "ets", "ar"
+FITTED_KINDS = (ETS, AR)
+"""The challengers fitted per series (`evaluate.challengers`), in the order they are named."""
 
 
 @dataclass(frozen=True)
 class ChallengerFits:
     """The fitted statistical challengers of a store: per series and target column, its
     ETS fit (`seqcast.modeling.statistical`) and its AR fit
-    (`seqcast.modeling.autoregressive`)."""
+    (`seqcast.modeling.autoregressive`); None for a kind the run does not fit."""
 
-    ets: dict[str, dict[str, EtsFit]] = field(default_factory=dict)
-    ar: dict[str, dict[str, ArFit]] = field(default_factory=dict)
+    ets: dict[str, dict[str, EtsFit]] | None = None
+    ar: dict[str, dict[str, ArFit]] | None = None
+
+    @property
+    def kinds(self) -> list[str]:
+        """The fitted kinds these hold, in `FITTED_KINDS` order."""
+        return [kind for kind, fits in ((ETS, self.ets), (AR, self.ar)) if fits is not None]
 
 
 def effective_season(configured: int | None, layout: WindowLayout) -> int | None:
@@ -159,7 +166,11 @@ def _train_steps(rows: _SeriesRows, layout: WindowLayout) -> int:
 
 
 def fit_challengers(
-    windows_uri: str, layout: WindowLayout, scaler: Scaler, season: int | None
+    windows_uri: str,
+    layout: WindowLayout,
+    scaler: Scaler,
+    season: int | None,
+    kinds: Sequence[str] = FITTED_KINDS,
 ) -> ChallengerFits:
     """Per series and target column: ETS and AR fitted on that series' training rows.
 
@@ -169,11 +180,12 @@ def fit_challengers(
         scaler: the store's scaler (``read_scaler``): its statistics undo the scaling, so
             ETS and AR see original units.
         season: the seasonal period in grid steps (ETS's), or None.
+        kinds: which of `FITTED_KINDS` to fit (``evaluate.challengers``).
 
     Returns:
-        Both fits of every series with windows in the store.
+        The fits of every series with windows in the store.
     """
-    return fit_challenger_blocks(windows_uri, layout, scaler, season, None)
+    return fit_challenger_blocks(windows_uri, layout, scaler, season, None, kinds)
 
 
 def fit_challenger_blocks(
@@ -182,6 +194,7 @@ def fit_challenger_blocks(
     scaler: Scaler,
     season: int | None,
     blocks: Sequence[int] | None,
+    kinds: Sequence[str] = FITTED_KINDS,
 ) -> ChallengerFits:
     """`fit_challengers` for some blocks of the store only (None: all of them).
 
@@ -191,16 +204,22 @@ def fit_challenger_blocks(
     one block.
     """
     _require_forecast(layout)
-    fits = ChallengerFits()
+    unknown = sorted(set(kinds) - set(FITTED_KINDS))
+    if unknown:
+        raise ValueError(f"`kinds` must be among {FITTED_KINDS}. Received: {unknown}")
+    ets: dict[str, dict[str, EtsFit]] | None = {} if ETS in kinds else None
+    ar: dict[str, dict[str, ArFit]] | None = {} if AR in kinds else None
     for _, block in _blocks(windows_uri, layout, blocks):
         for rows in block:
             if not any(len(rows.starts[s]) for s in SPLITS):
                 continue
             original = _original(rows, scaler, layout)[: _train_steps(rows, layout)]
             columns = list(enumerate(layout.target_columns))
-            fits.ets[rows.name] = {c: fit_ets(original[:, j], season) for j, c in columns}
-            fits.ar[rows.name] = {c: fit_ar(original[:, j]) for j, c in columns}
-    return fits
+            if ets is not None:
+                ets[rows.name] = {c: fit_ets(original[:, j], season) for j, c in columns}
+            if ar is not None:
+                ar[rows.name] = {c: fit_ar(original[:, j]) for j, c in columns}
+    return ChallengerFits(ets, ar)
 
 
 def _seasonal_naive(grid: np.ndarray, origins: np.ndarray, season: int, horizon: int) -> np.ndarray:
@@ -239,8 +258,9 @@ def challenger_forecasts(
 ) -> dict[str, np.ndarray]:
     """The challengers' forecasts for every window of ``split``, in scaled units.
 
-    Keys: ``"last_value"``, ``f"seasonal_naive_{season}"`` (when ``season``), ``"ets"``
-    and ``"ar"``; each (windows, horizon, n_targets) float32, in `read_split`'s window order.
+    Keys: ``"last_value"``, ``f"seasonal_naive_{season}"`` (when ``season``), then
+    ``"ets"`` and ``"ar"`` where ``fits`` holds them; each (windows, horizon, n_targets)
+    float32, in `read_split`'s window order.
     Last value and seasonal naive read the stored scaled rows directly (so they equal
     `naive_forecasts` where it applies); seasonal naive reads the series' history beyond
     the input window, so a season longer than the lookback works, and a gap in that
@@ -264,7 +284,8 @@ def challenger_forecasts(
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
     seasons = [season] if season is not None else []
     shape = (0, layout.horizon, len(layout.target_columns))
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in forecast_names(seasons)}
+    names = forecast_names(seasons, fits.kinds)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     reader = StoreReader(windows_uri)
     try:
         for number in range(reader.n_blocks):
@@ -280,9 +301,11 @@ def challenger_forecasts(
     }
 
 
-def forecast_names(seasons: Sequence[int]) -> list[str]:
-    """The keys of `block_forecasts`' result, in its order."""
-    return [LAST_VALUE, *(seasonal_naive_name(s) for s in dict.fromkeys(seasons)), ETS, AR]
+def forecast_names(seasons: Sequence[int], kinds: Sequence[str]) -> list[str]:
+    """The keys of `block_forecasts`' result, in its order (``kinds``: the fitted ones,
+    `ChallengerFits.kinds`)."""
+    fitted = [kind for kind in FITTED_KINDS if kind in kinds]
+    return [LAST_VALUE, *(seasonal_naive_name(s) for s in dict.fromkeys(seasons)), *fitted]
 
 
 def block_forecasts(
@@ -307,7 +330,7 @@ def block_forecasts(
     n_windows = len(block.starts[split]) if len(block) else 0
     out = {
         name: np.empty((n_windows, horizon, n_targets), np.float32)
-        for name in forecast_names(seasons)
+        for name in forecast_names(seasons, fits.kinds)
     }
     for rows in _series_rows(block, layout):
         starts, slots = rows.starts[split], rows.slots[split]
@@ -322,9 +345,12 @@ def block_forecasts(
                 out[seasonal_naive_name(season)][slots] = _seasonal_naive(
                     grid, origins, season, horizon
                 )
-        original = _original(rows, scaler, layout)
-        out[ETS][slots] = _fitted_scaled(rows, original, origins, layout, scaler, ETS, fits.ets)
-        out[AR][slots] = _fitted_scaled(rows, original, origins, layout, scaler, AR, fits.ar)
+        if fits.kinds:
+            original = _original(rows, scaler, layout)
+        if fits.ets is not None:
+            out[ETS][slots] = _fitted_scaled(rows, original, origins, layout, scaler, ETS, fits.ets)
+        if fits.ar is not None:
+            out[AR][slots] = _fitted_scaled(rows, original, origins, layout, scaler, AR, fits.ar)
     return out
 
 

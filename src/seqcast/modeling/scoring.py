@@ -95,7 +95,9 @@ def validation_sample(
     seen = 0
     ys: list[np.ndarray] = []
     quantiles: list[np.ndarray] = []
-    challengers: dict[str, list[np.ndarray]] = {name: [] for name in forecast_names(seasons)}
+    challengers: dict[str, list[np.ndarray]] = {
+        name: [] for name in forecast_names(seasons, fits.kinds)
+    }
     for _, block in _blocks(uri, "val"):
         starts = block.starts["val"]
         keep = np.flatnonzero((seen + np.arange(len(starts))) % every == 0)
@@ -204,7 +206,7 @@ def score_test(
     """
     columns = layout.target_columns
     seasons = [season] if season else []
-    baselines = forecast_names(seasons)
+    baselines = forecast_names(seasons, fits.kinds)
     predictors = ["model", *baselines, *(["champion"] if champion is not None else [])]
     sums = {name: evaluation.ForecastSums(layout.horizon) for name in predictors}
     banded: dict[str, intervals.IntervalSums] = {}
