@@ -250,8 +250,8 @@ def champion_forecaster(
         name = seasonal_naive_name(extra[0])
     elif champion.kind not in forecast_names([season] if season else [], kinds):
         raise RegistryError(
-            f"champion {champion.version} is a {champion.kind} model, which this run did not "
-            "score; it cannot be compared. Promote another version (`seqcast models "
+            f"champion {champion.version} is of kind {champion.kind!r}, which this run did "
+            "not score; it cannot be compared. Promote another version (`seqcast models "
             f"promote`) or add {champion.kind} to evaluate.challengers."
         )
 

@@ -166,3 +166,22 @@ def test_an_ar_champion_applies_its_coefficients_to_the_latest_values(
     # An order longer than the lookback (4) reads that many rows.
     long = {"s0": {"y": ArFit(0.0, [0.0] * 9 + [1.0]).to_json()}}
     assert prediction_scope("ar", LAYOUT, {"fits": long}).rows == 10
+
+
+def test_an_ar_champion_is_scored_as_the_run_s_ar_and_refused_when_the_run_fits_none() -> None:
+    from seqcast.serving.registry import LoadedModel
+    from tasks.evaluate import champion_forecaster
+
+    champion = LoadedModel(
+        version="v-ar",
+        model=None,
+        scaler=Scaler("global", ["y"], Stats([0.0], [1.0])),
+        layout=LAYOUT,
+        metrics={},
+        kind="ar",
+        params={"fits": {}},
+    )
+    _, extra = champion_forecaster(champion, LAYOUT, champion.scaler, None, ["ets", "ar"])
+    assert extra == []
+    with pytest.raises(RegistryError, match=r"kind 'ar'.*add ar to evaluate\.challengers"):
+        champion_forecaster(champion, LAYOUT, champion.scaler, None, ["ets"])
