@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -120,3 +121,11 @@ def test_json_round_trip_and_bad_arguments() -> None:
         ar_forecasts(np.arange(5.0), fit, np.array([4]), 0)
     with pytest.raises(ValueError, match="origins"):
         ar_forecasts(np.arange(5.0), fit, np.array([5]), 1)
+
+
+def test_an_explosive_fit_forecasts_without_warnings() -> None:
+    fit = ArFit(intercept=0.0, coefficients=[1e10])  # far outside any sane fit: overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ar_forecasts(np.array([1.0, 2.0]), fit, np.array([1]), 40)
+    assert np.isinf(out[0, -1])

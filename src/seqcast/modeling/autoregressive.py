@@ -179,10 +179,11 @@ def ar_forecasts(values: np.ndarray, fit: ArFit, origins: np.ndarray, horizon: i
     # (n, order) the last `order` values at each origin, most recent first
     lags = y[np.maximum(origins[:, None] - np.arange(p)[None, :], 0)]
     out = np.empty((len(origins), horizon), np.float64)
-    for h in range(horizon):
-        out[:, h] = fit.intercept + lags @ coefficients
-        if p:
-            lags = np.concatenate([out[:, h : h + 1], lags[:, :-1]], axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # an explosive fit: inf loses the gate
+        for h in range(horizon):
+            out[:, h] = fit.intercept + lags @ coefficients
+            if p:
+                lags = np.concatenate([out[:, h : h + 1], lags[:, :-1]], axis=1)
     return out
 
 

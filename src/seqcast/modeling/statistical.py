@@ -88,7 +88,8 @@ def fill_gaps(values: np.ndarray) -> np.ndarray:
     missing = ~np.isfinite(out)
     if missing.all():
         raise ValueError(
-            f"ETS needs at least one observed value. Received {len(out)} value(s), none finite"
+            "A statistical fit (ETS, AR) needs at least one observed value. "
+            f"Received {len(out)} value(s), none finite"
         )
     if missing.any():
         index = np.arange(len(out))
