@@ -46,7 +46,7 @@ import numpy as np
 from benchmarks.common import RUNNERS, bench_config, make_frame, running_cluster, write_validated
 from seqcast.config import PipelineConfig
 from seqcast.io import storage
-from seqcast.modeling.challenger_parts import fits_json
+from seqcast.modeling.challenger_parts import challengers_document
 from seqcast.modeling.challengers import effective_season, fit_challenger_blocks, fit_challengers
 from seqcast.modeling.statistical import fit_ets
 from seqcast.records import WindowsRef
@@ -76,7 +76,7 @@ def serial(spec: PipelineConfig, windows: WindowsRef, uri: str) -> str:
     scaler = window_store.read_scaler(windows.uri)
     season = effective_season(spec.evaluate.season, layout)
     fits = fit_challengers(windows.uri, layout, scaler, season)
-    storage.write_json(uri, {"season": season, "fits": fits_json(fits)})
+    storage.write_json(uri, challengers_document(season, fits))
     return uri
 
 

@@ -11,6 +11,7 @@ from seqcast.config import PipelineConfig, series_column
 from seqcast.data.contracts import PREDICTION_CONTRACT, contract_for, derive_prediction_contract
 from seqcast.data.training_facts import read_training_facts
 from seqcast.io import storage
+from seqcast.modeling.challenger_parts import DOCUMENT_KEYS
 from seqcast.modeling.gate import (
     NEAREST,
     NETWORK,
@@ -62,9 +63,8 @@ def statistical_params(winner: str, challengers: ChallengersRef | None) -> dict[
         if challengers is None or challengers.uri is None:
             raise ValueError(f"an {winner} version needs the run's fits: pass `challengers`")
         document = storage.read_json(challengers.uri)
-        if winner == "ar":
-            return {"fits": document["ar_fits"]}
-        return {"season": document["season"], "fits": document["fits"]}
+        fits = document[DOCUMENT_KEYS[winner]]
+        return {"fits": fits} if winner == "ar" else {"season": document["season"], "fits": fits}
     season = season_of(winner)
     return {"season": season} if season else {}
 

@@ -30,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from seqcast.modeling.statistical import MAX_FIT_ROWS, MIN_FIT_ROWS, fill_gaps, is_constant
+from seqcast.modeling.statistical import (
+    MAX_FIT_ROWS,
+    MIN_FIT_ROWS,
+    fill_gaps,
+    forecast_inputs,
+    is_constant,
+)
 
 ORDER_CAP = 48
 """The highest order tried on any series: enough for two days of hourly data or four years
@@ -163,17 +169,9 @@ def ar_forecasts(values: np.ndarray, fit: ArFit, origins: np.ndarray, horizon: i
     Returns:
         (n, horizon) float64.
     """
-    if horizon <= 0:
-        raise ValueError(f"`horizon` must be a positive integer. Received: horizon={horizon}")
-    origins = np.asarray(origins, dtype=np.int64).reshape(-1)
+    y, origins = forecast_inputs(values, origins, horizon)
     if not len(origins):
         return np.empty((0, horizon), np.float64)
-    y = fill_gaps(values)
-    if origins.min() < 0 or origins.max() >= len(y):
-        raise ValueError(
-            f"`origins` must index `values` (0..{len(y) - 1}). "
-            f"Received: {int(origins.min())}..{int(origins.max())}"
-        )
     coefficients = np.asarray(fit.coefficients, np.float64)  # (order,) lag 1 first
     p = len(coefficients)
     # (n, order) the last `order` values at each origin, most recent first

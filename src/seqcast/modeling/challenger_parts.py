@@ -66,34 +66,30 @@ did not fit has no key. ETS's ``fits`` predates AR: an ETS version's parameters 
 ``season`` and ``fits``, as before."""
 
 
+_FIT_TYPES: dict[str, type[EtsFit] | type[ArFit]] = {ETS: EtsFit, AR: ArFit}
+
+
 def fits_of(document: dict[str, Any]) -> ChallengerFits:
     """The fits a challengers document (or part) holds; a kind without its key was not
     fitted (`ChallengerFits.kinds`)."""
-    ets, ar = document.get(DOCUMENT_KEYS[ETS]), document.get(DOCUMENT_KEYS[AR])
-    return ChallengerFits(
-        ets=None
-        if ets is None
-        else {
-            series: {column: EtsFit.from_json(f) for column, f in by_target.items()}
-            for series, by_target in ets.items()
-        },
-        ar=None
-        if ar is None
-        else {
-            series: {column: ArFit.from_json(f) for column, f in by_target.items()}
-            for series, by_target in ar.items()
-        },
-    )
+    fitted = {
+        kind: {
+            series: {column: _FIT_TYPES[kind].from_json(f) for column, f in by_target.items()}
+            for series, by_target in document[key].items()
+        }
+        for kind, key in DOCUMENT_KEYS.items()
+        if key in document
+    }
+    return ChallengerFits(**fitted)  # type: ignore[arg-type]
 
 
-def _document_fits(fits: ChallengerFits) -> dict[str, dict[str, dict[str, Any]]]:
-    """Each fitted kind's fits as JSON, under its `DOCUMENT_KEYS` key."""
-    out = {}
-    if fits.ets is not None:
-        out[DOCUMENT_KEYS[ETS]] = fits_json(fits.ets)
-    if fits.ar is not None:
-        out[DOCUMENT_KEYS[AR]] = fits_json(fits.ar)
-    return out
+def challengers_document(season: int | None, fits: ChallengerFits) -> dict[str, Any]:
+    """The challengers document of ``fits`` (``season``, then each fitted kind's fits as
+    JSON under its `DOCUMENT_KEYS` key): what the serial fit and the merged parts write."""
+    return {
+        "season": season,
+        **{DOCUMENT_KEYS[kind]: fits_json(getattr(fits, kind)) for kind in fits.kinds},
+    }
 
 
 _FITTING = threading.Lock()
@@ -126,10 +122,9 @@ def fit_part(
         started = time.perf_counter()
         fits = fit_challenger_blocks(windows_uri, layout, scaler, season, blocks, kinds)
         seconds = time.perf_counter() - started
-    documents = _document_fits(fits)
-    part = {"blocks": list(blocks), "season": season, "seconds": seconds, **documents}
-    storage.write_json(uri, part)
-    return max((len(by_series) for by_series in documents.values()), default=0), seconds
+    document = challengers_document(season, fits)
+    storage.write_json(uri, {"blocks": list(blocks), "seconds": seconds, **document})
+    return max((len(getattr(fits, kind)) for kind in fits.kinds), default=0), seconds
 
 
 def merge_parts(

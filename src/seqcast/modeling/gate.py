@@ -31,11 +31,11 @@ alone passes a model that always answers the majority, macro-F1 alone passed one
 the majority's accuracy (a constant predictor's macro-F1 is tiny)."""
 
 NETWORK = "network"
-STATISTICAL_KINDS = ("ets", "ar", "seasonal_naive", "last_value")
-"""Statistical kinds, most complex first (ets and ar alike: `_COMPLEXITY`)."""
 _COMPLEXITY = {"ets": 0, "ar": 0, "seasonal_naive": 1, "last_value": 2}
 """Rank of each statistical kind, most complex (0) first: a predictor must beat those of a
 higher rank by the margin to win over them."""
+STATISTICAL_KINDS = tuple(_COMPLEXITY)
+"""Statistical kinds, most complex first (ets and ar alike)."""
 NEAREST = "nearest_neighbour"
 """The whole-sequence classifier's challenger: predictor name and kind alike."""
 KINDS = (NETWORK, *STATISTICAL_KINDS, NEAREST)

@@ -323,6 +323,29 @@ def _closed_form(
     return forecast
 
 
+def forecast_inputs(
+    values: np.ndarray, origins: np.ndarray, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted forecaster's checked inputs (ETS's and AR's): ``values`` gap-filled
+    (`fill_gaps`; empty when there are no origins) and ``origins`` as (n,) int64.
+
+    Raises:
+        ValueError: if ``horizon`` is not positive or an origin does not index ``values``.
+    """
+    if horizon <= 0:
+        raise ValueError(f"`horizon` must be a positive integer. Received: horizon={horizon}")
+    origins = np.asarray(origins, dtype=np.int64).reshape(-1)
+    if not len(origins):
+        return np.empty(0, np.float64), origins
+    y = fill_gaps(values)
+    if origins.min() < 0 or origins.max() >= len(y):
+        raise ValueError(
+            f"`origins` must index `values` (0..{len(y) - 1}). "
+            f"Received: {int(origins.min())}..{int(origins.max())}"
+        )
+    return y, origins
+
+
 def ets_forecasts(values: np.ndarray, fit: EtsFit, origins: np.ndarray, horizon: int) -> np.ndarray:
     """The forecast made at each origin with the fitted parameters held fixed.
 
@@ -344,18 +367,10 @@ def ets_forecasts(values: np.ndarray, fit: EtsFit, origins: np.ndarray, horizon:
     Returns:
         (n, horizon) float64.
     """
-    if horizon <= 0:
-        raise ValueError(f"`horizon` must be a positive integer. Received: horizon={horizon}")
-    origins = np.asarray(origins, dtype=np.int64).reshape(-1)
+    y, origins = forecast_inputs(values, origins, horizon)
     out = np.empty((len(origins), horizon), np.float64)
     if not len(origins):
         return out
-    y = fill_gaps(values)
-    if origins.min() < 0 or origins.max() >= len(y):
-        raise ValueError(
-            f"`origins` must index `values` (0..{len(y) - 1}). "
-            f"Received: {int(origins.min())}..{int(origins.max())}"
-        )
     start = int(fit.params.get("start", 0.0))
     late = origins >= start
     out[late] = _forecast_from(y, fit, start, origins[late], horizon)
