@@ -78,6 +78,7 @@ def main() -> None:
         results["figure_7"] = {
             name: {
                 "seqcast_mae": r["seqcast"]["mae"],
+                "seqcast_maes": r["seqcast"].get("maes"),
                 "best_peer": r["best_peer"],
                 "best_peer_mae": r["best_peer_mae"],
                 "at_or_below_best": r["at_or_below_best"],

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks.real.windows import at_or_below
+
 README = Path(__file__).parent.parent / "README.md"
 CONFIGS = Path(__file__).parent / "configs"
 START, END = "<!-- figure-7:start -->", "<!-- figure-7:end -->"
@@ -26,20 +28,35 @@ def _peer(result: dict[str, Any], name: str) -> float | None:
     return None
 
 
-def _cell(value: float | None, best: float | None = None) -> str:
+def _seed_values(result: dict[str, Any], name: str) -> list[float]:
+    """Each seed's MAE of one entry (``seqcast`` or a peer); empty for a one-seed result."""
+    if name == "seqcast":
+        return [v for v in result["seqcast"].get("maes", []) if v is not None]
+    for key, values in result.get("peer_seeds", {}).items():
+        if key == name or (name == "seasonal_naive" and key.startswith("seasonal_naive_")):
+            return [float(v) for v in values]
+    return []
+
+
+def _cell(value: float | None, best: float | None = None, seeds: list[float] | None = None) -> str:
+    """The value (bold when the row's lowest) and, where the seeds differ, their range."""
     if value is None:
         return "-"
     text = f"{value:.4g}"
-    return f"**{text}**" if best is not None and value <= best + 1e-9 else text
+    text = f"**{text}**" if best is not None and at_or_below(value, best) else text
+    if seeds and max(seeds) - min(seeds) > 1e-9 * max(1.0, abs(value)):
+        text += f" ({min(seeds):.4g}-{max(seeds):.4g})"
+    return text
 
 
 def line(result: dict[str, Any]) -> str:
     """One dataset's outcome on one line (the run's progress output)."""
     seqcast = result["seqcast"]
     verdict = "at or below" if result["at_or_below_best"] else "ABOVE"
+    median = " (median)" if "seeds" in result else ""
     return (
-        f"{result['dataset']}: seqcast {seqcast['kind']} MAE {seqcast['mae']} {verdict} the best "
-        f"peer {result['best_peer']} {result['best_peer_mae']:.4g}; "
+        f"{result['dataset']}: seqcast {seqcast['kind']} MAE{median} {seqcast['mae']} {verdict} "
+        f"the best peer {result['best_peer']} {result['best_peer_mae']:.4g}; "
         f"{seqcast['wall_s']:.0f} s, trials {seqcast['trials']}"
     )
 
@@ -57,7 +74,10 @@ def table(results: dict[str, Any]) -> str:
         values = [s["mae"], *(_peer(r, p) for p in PEERS)]
         best = min(v for v in values if v is not None)
         trials = "-" if s["trials"] is None else str(s["trials"])
-        cells = [_cell(v, best) for v in values]
+        cells = [
+            _cell(v, best, _seed_values(r, name))
+            for v, name in zip(values, ["seqcast", *PEERS], strict=True)
+        ]
         if s["mae"] is None:  # no champion: show what the trained network scored
             cells[0] = f"- (network {s['model_mae']:.4g})"
         lines.append(
@@ -67,6 +87,35 @@ def table(results: dict[str, Any]) -> str:
             f" | {'yes' if r['at_or_below_best'] else 'NO'} | {trials} | {s['wall_s']:.0f} s |"
         )
     return "\n".join(lines)
+
+
+def seeds_table(results: dict[str, Any]) -> str:
+    """Each seed's own comparison: seqcast's champion and MAE against that seed's best peer."""
+    rows = {name: r["seeds"] for name, r in results["datasets"].items() if r.get("seeds")}
+    if not rows:
+        return ""
+    seeds = sorted({run["seed"] for runs in rows.values() for run in runs})
+    lines = [
+        "Each seed on its own (seqcast's champion and MAE; that seed's best peer; at or below):",
+        "",
+        "| dataset | " + " | ".join(f"seed {seed}" for seed in seeds) + " |",
+        "|---|" + "---|" * len(seeds),
+    ]
+    for name, runs in rows.items():
+        by_seed = {run["seed"]: run for run in runs}
+        cells = []
+        for seed in seeds:
+            run = by_seed.get(seed)
+            if run is None or run["seqcast"]["mae"] is None:
+                cells.append("-")
+                continue
+            mark = "yes" if run["at_or_below_best"] else "NO"
+            cells.append(
+                f"{run['seqcast']['kind']} {run['seqcast']['mae']:.4g} vs "
+                f"{run['best_peer']} {run['best_peer_mae']:.4g}: {mark}"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def datasets_table() -> str:
@@ -93,6 +142,17 @@ def section(results: dict[str, Any]) -> str:
     """The README section, markers included."""
     machine = results.get("machine", {})
     outcome = table(results) if results["datasets"] else PENDING
+    per_seed = seeds_table(results)
+    outcome += f"\n\n{per_seed}" if per_seed else ""
+    seeds = results.get("seeds")
+    seeding = (
+        f"seqcast (`model.seed`) and the bare script (Keras' seed) run once per seed, seeds "
+        f"{', '.join(map(str, seeds))},\non the same windows; each cell is the median over "
+        "the seeds, with their range in parentheses\nwhere they differ (ETS and the naive "
+        'peers are deterministic), and "at or below best" compares\nmedians. '
+        if seeds and len(seeds) > 1
+        else ""
+    )
     return (
         f"{START}\n## Figure 7: real data\n\n"
         "seqcast with no model settings (only columns, frequency, lookback, horizon and season:\n"
@@ -101,7 +161,8 @@ def section(results: dict[str, Any]) -> str:
         "fitted on the\nrows before the test part, parameters fixed from each origin), seasonal "
         "naive and last value,\nall on exactly seqcast's test windows (the last 20% of each "
         "series; every window whose\ntargets all lie there). MAE in original units; bold: the "
-        "lowest of the row. The nightly wall is\n`seqcast train` end to end (Prefect start-up, "
+        f"lowest of the row. {seeding}The nightly wall (median) is\n`seqcast train` end to end "
+        "(Prefect start-up, "
         "ingest, validation, windows, every trial,\nevaluation, registration) on "
         f"{machine.get('cpus', '?')} cores; results in `benchmarks/real/results.json`"
         f" (updated {results.get('updated', '?')}).\n\n"

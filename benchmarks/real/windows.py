@@ -173,3 +173,14 @@ def seasonal_naive(panel: Panel, rows: pd.DataFrame, season: int) -> np.ndarray:
 def mae(rows: pd.DataFrame, predictor: str) -> float:
     """Mean absolute error of one predictor column over all rows (original units)."""
     return float(np.mean(np.abs(rows[predictor].to_numpy() - rows["actual"].to_numpy())))
+
+
+LEVEL_RTOL = 1e-6
+"""Two MAEs this close are level: seqcast reads values as float32, so the same predictor
+(last value, say) scored from its test_forecasts.parquet and from the benchmark's CSV differs
+in the seventh digit (shampoo: 113.22778 against 113.22777)."""
+
+
+def at_or_below(mine: float | None, best: float) -> bool:
+    """Whether ``mine`` is at or below ``best``, level within float32 rounding."""
+    return mine is not None and mine <= best + LEVEL_RTOL * abs(best)
