@@ -12,7 +12,10 @@ from benchmarks.real.windows import at_or_below
 README = Path(__file__).parent.parent / "README.md"
 CONFIGS = Path(__file__).parent / "configs"
 START, END = "<!-- figure-7:start -->", "<!-- figure-7:end -->"
-COMMAND = "make bench  # or: python -m benchmarks.real.run [--dataset NAME]"
+COMMAND = (
+    "make bench  # or: python -m benchmarks.real.run [--dataset NAME] [--seeds N]"
+    "  (3 seeds: ~15 min on 2 cores)"
+)
 PENDING = (
     "No published run yet: the configs use calendar frequencies (`MS`, `QS`, `YS`, integer "
     "years),\nwhich the flow reads once issue 12's calendar work is merged. Until then "
