@@ -9,7 +9,8 @@ Usage:
 Per dataset: the CSV from the package (`datasets.py`), the committed config
 (`configs/{name}.yaml`) with this run's paths, `seqcast train` timed end to end on a fresh
 ``data_root``, then every peer on exactly seqcast's test targets (`windows.py`): the bare
-Keras script (LSTM and GRU), ETS, seasonal naive and last value; once per seed
+Keras script and a Darts-style block RNN (LSTM and GRU each; `bare_keras.py`), ETS,
+seasonal naive and last value; once per seed
 (`seeds.py`: ``model.seed`` for seqcast, the same seed for the bare script), each entry
 published as its median over the seeds. Results go to
 ``benchmarks/real/results.json`` and the "Figure 7: real data" table of
@@ -25,6 +26,7 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,17 @@ def run_config(dataset: Dataset, csv: Path, work: Path, smoke: bool) -> dict[str
     return config
 
 
-def bare_keras(
+def _scaling(train_rows: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, factor) per column from a series' training rows: ``zscore`` (mean, std) or
+    ``minmax`` (min, max - min, to [0, 1]); a constant column gets a factor of 1."""
+    if scale == "zscore":
+        offset, factor = train_rows.mean(0), train_rows.std(0)
+    else:
+        offset, factor = train_rows.min(0), np.ptp(train_rows, axis=0)
+    return offset, np.where(factor > 0, factor, 1.0)
+
+
+def network_peers(
     panel: Panel,
     rows: pd.DataFrame,
     lookback: int,
@@ -77,19 +89,44 @@ def bare_keras(
     test: float,
     seed: int,
 ) -> dict[str, np.ndarray]:
-    """The bare script's forecasts for ``rows``: z-score per series on the training rows,
-    train on the windows whose targets are all training rows, forecast the test origins."""
-    from benchmarks.real.bare_keras import bare_forecast
+    """The network peers' forecasts for ``rows`` (`bare_keras.py`): each scales per series on
+    the training rows, trains on the windows whose targets are all training rows and
+    forecasts the test origins, in original units."""
+    from benchmarks.real.bare_keras import bare_forecast, darts_forecast
 
+    out = {}
+    for style, scale, forecast in (
+        ("bare", "zscore", bare_forecast),
+        ("darts", "minmax", darts_forecast),
+    ):
+        train_x, train_y, test_x, unscale = peer_windows(
+            panel, rows, lookback, horizon, val, test, scale
+        )
+        for cell in BARE_CELLS:
+            scaled = forecast(train_x, train_y, test_x, cell, seed)
+            out[f"{style}_{cell}"] = unscale(scaled)
+    return out
+
+
+def peer_windows(
+    panel: Panel,
+    rows: pd.DataFrame,
+    lookback: int,
+    horizon: int,
+    val: float,
+    test: float,
+    scale: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Scaled (train_x, train_y, test_x) windows and the function that turns a scaled
+    (test windows, horizon, targets) forecast into ``rows``' values in original units."""
     n_targets = panel.n_targets
     train_x, train_y, test_x, stats = [], [], [], {}
     origins = rows[["series", "origin"]].drop_duplicates().to_numpy().tolist()
     for s in panel.series:
         val_start, _ = split_bounds(len(s.values), val, test)
-        mean, std = s.values[:val_start].mean(0), s.values[:val_start].std(0)
-        std = np.where(std > 0, std, 1.0)
-        stats[s.name] = (mean[:n_targets], std[:n_targets])
-        z = (s.values - mean) / std
+        offset, factor = _scaling(s.values[:val_start], scale)
+        stats[s.name] = (offset[:n_targets], factor[:n_targets])
+        z = (s.values - offset) / factor
         for o in range(lookback - 1, val_start - horizon):
             train_x.append(z[o - lookback + 1 : o + 1])  # (lookback, columns)
             train_y.append(z[o + 1 : o + horizon + 1, :n_targets])  # (horizon, targets)
@@ -97,20 +134,17 @@ def bare_keras(
     order = [(name, o) for s in panel.series for name, o in origins if name == s.name]
     at = {key: i for i, key in enumerate(order)}
     column = {t: j for j, t in enumerate(panel.targets)}
+    pairs = list(zip(rows["series"], rows["target"], strict=True))
     index = np.array([at[(s, o)] for s, o in zip(rows["series"], rows["origin"], strict=True)])
     step = rows["step"].to_numpy() - 1
     target = np.array([column[t] for t in rows["target"]])
-    mean = np.stack(
-        [stats[s][0][column[t]] for s, t in zip(rows["series"], rows["target"], strict=True)]
-    )
-    std = np.stack(
-        [stats[s][1][column[t]] for s, t in zip(rows["series"], rows["target"], strict=True)]
-    )
-    out = {}
-    for cell in BARE_CELLS:
-        z_hat = bare_forecast(np.stack(train_x), np.stack(train_y), np.stack(test_x), cell, seed)
-        out[f"bare_{cell}"] = z_hat[index, step, target] * std + mean
-    return out
+    offset = np.array([stats[s][0][column[t]] for s, t in pairs])
+    factor = np.array([stats[s][1][column[t]] for s, t in pairs])
+
+    def unscale(scaled: np.ndarray) -> np.ndarray:
+        return scaled[index, step, target] * factor + offset
+
+    return np.stack(train_x), np.stack(train_y), np.stack(test_x), unscale
 
 
 def score(
@@ -144,7 +178,7 @@ def score(
     if season:
         peers[f"seasonal_naive_{season}"] = seasonal_naive(panel, rows, int(season))
     peers["ets"] = ets_forecasts(panel, rows, season, val, test)
-    peers.update(bare_keras(panel, rows, lookback, horizon, val, test, seed))
+    peers.update(network_peers(panel, rows, lookback, horizon, val, test, seed))
     peer_mae = {name: mae(rows.assign(**{name: values}), name) for name, values in peers.items()}
     best = min(peer_mae, key=lambda k: peer_mae[k])
     # the harness and the flow must see the same windows: their naive MAEs must agree

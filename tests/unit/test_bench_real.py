@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.real import report
 from benchmarks.real.datasets import DATASETS
-from benchmarks.real.run import run_config
+from benchmarks.real.run import peer_windows, run_config
 from benchmarks.real.seeds import combine
 from benchmarks.real.windows import (
     at_or_below,
@@ -211,3 +211,32 @@ def test_the_same_predictor_read_as_float32_is_level_with_itself() -> None:
     assert at_or_below(113.22777811686198, 113.22777777777777)
     assert not at_or_below(113.3, 113.22777777777777)
     assert not at_or_below(None, 1.0)
+
+
+def test_darts_style_windows_are_min_max_scaled_on_training_rows_and_unscale_by_hand() -> None:
+    panel = make_panel(_toy(), "series", "time", ["y"], [])
+    rows = reconstructed_windows(panel, lookback=4, horizon=3, val=0.1, test=0.2)
+
+    train_x, train_y, test_x, unscale = peer_windows(panel, rows, 4, 3, 0.1, 0.2, "minmax")
+
+    # 30 rows, val from row 21: training windows have targets in rows 0..20 (15 per series);
+    # a's training rows 0..200 and b's 0..400 map onto [0, 1] (Darts' default Scaler)
+    assert train_x.shape == (30, 4, 1) and train_y.shape == (30, 3, 1)
+    assert train_x.min() == 0.0 and train_y.max() == pytest.approx(1.0)
+    assert test_x[0, -1, 0] == pytest.approx(10.0 * 23 / 200)  # a's first test origin, row 23
+    # a scaled forecast of s for every target row unscales to s * (max - min) + min
+    windows = len(rows[["series", "origin"]].drop_duplicates())
+    expected = np.where(rows["series"] == "a", 0.5 * 200.0, 0.5 * 400.0)
+    np.testing.assert_allclose(unscale(np.full((windows, 3, 1), 0.5)), expected)
+
+
+def test_bare_windows_are_z_scored_on_training_rows() -> None:
+    panel = make_panel(_toy(), "series", "time", ["y"], [])
+    rows = reconstructed_windows(panel, lookback=4, horizon=3, val=0.1, test=0.2)
+
+    *_, unscale = peer_windows(panel, rows, 4, 3, 0.1, 0.2, "zscore")
+
+    a = 10.0 * np.arange(21)
+    windows = len(rows[["series", "origin"]].drop_duplicates())
+    out = unscale(np.ones((windows, 3, 1)))  # one standard deviation above the mean
+    assert out[rows["series"].to_numpy() == "a"] == pytest.approx(a.mean() + a.std())
