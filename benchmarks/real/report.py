@@ -14,7 +14,7 @@ CONFIGS = Path(__file__).parent / "configs"
 START, END = "<!-- figure-7:start -->", "<!-- figure-7:end -->"
 COMMAND = (
     "make bench  # or: python -m benchmarks.real.run [--dataset NAME] [--seeds N]"
-    "  (3 seeds: ~15 min on 2 cores)"
+    "  (3 seeds: ~20 min on 2 cores)"
 )
 PENDING = (
     "No published run yet: the configs use calendar frequencies (`MS`, `QS`, `YS`, integer "
