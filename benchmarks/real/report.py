@@ -32,21 +32,26 @@ PEERS = [
 ]
 
 
-def _peer(result: dict[str, Any], name: str) -> float | None:
-    for key, value in result["peers"].items():
+def _by_peer(mapping: dict[str, Any], name: str) -> Any:
+    """``mapping``'s entry for peer ``name``; ``seasonal_naive`` matches the results' key
+    that carries the season (``seasonal_naive_12``). None when the run had no such peer."""
+    for key, value in mapping.items():
         if key == name or (name == "seasonal_naive" and key.startswith("seasonal_naive_")):
-            return float(value)
+            return value
     return None
+
+
+def _peer(result: dict[str, Any], name: str) -> float | None:
+    value = _by_peer(result["peers"], name)
+    return None if value is None else float(value)
 
 
 def _seed_values(result: dict[str, Any], name: str) -> list[float]:
     """Each seed's MAE of one entry (``seqcast`` or a peer); empty for a one-seed result."""
     if name == "seqcast":
         return [v for v in result["seqcast"].get("maes", []) if v is not None]
-    for key, values in result.get("peer_seeds", {}).items():
-        if key == name or (name == "seasonal_naive" and key.startswith("seasonal_naive_")):
-            return [float(v) for v in values]
-    return []
+    values = _by_peer(result.get("peer_seeds", {}), name)
+    return [] if values is None else [float(v) for v in values]
 
 
 def _cell(value: float | None, best: float | None = None, seeds: list[float] | None = None) -> str:
