@@ -11,7 +11,7 @@ Per dataset: the CSV from the package (`datasets.py`), the committed config
 ``data_root``, then every peer on exactly seqcast's test targets (`windows.py`): the bare
 Keras script and a Darts-style block RNN (LSTM and GRU each; `bare_keras.py`), ETS,
 seasonal naive and last value; once per seed
-(`seeds.py`: ``model.seed`` for seqcast, the same seed for the bare script), each entry
+(`seeds.py`: ``model.seed`` for seqcast, the same seed for the network peers), each entry
 published as its median over the seeds. Results go to
 ``benchmarks/real/results.json`` and the "Figure 7: real data" table of
 ``benchmarks/README.md``. ``--smoke`` runs on a fixed-duration stand-in for the calendar
@@ -151,7 +151,7 @@ def score(
     dataset: Dataset, config: dict[str, Any], csv: Path, flow: Any, seed: int
 ) -> dict[str, Any]:
     """Every peer's MAE on seqcast's test targets, with seqcast's champion beside them
-    (one seed: the bare script runs with ``seed``, as the flow ran with ``model.seed``)."""
+    (one seed: the network peers run with ``seed``, as the flow ran with ``model.seed``)."""
     from benchmarks.real.ets import ets_forecasts
     from benchmarks.real.nightly import read_forecasts
 

@@ -3,7 +3,7 @@
 seqcast's network and the bare Keras script both depend on their seed (the bare GRU on
 sunspots: test MAE 20.9-22.0 over seeds 0-4), so one seed of either is one draw, not the
 method's score. Each seed runs the whole comparison (`seqcast train` with ``model.seed``,
-the bare script with the same seed) on the same test windows; the published figure is
+the network peers with the same seed) on the same test windows; the published figure is
 the median over seeds of each entry, seqcast's and every peer's alike (ETS and the naive
 peers are deterministic: their seeds agree). Each seed's own comparison is kept beside it,
 so the single-seed verdicts stay visible.
@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks.real.windows import at_or_below
 
 SEEDS = (0, 1, 2)
-"""The seeds figure 7 runs (``model.seed`` for seqcast, Keras' seed for the bare script)."""
+"""The seeds figure 7 runs (``model.seed`` for seqcast, Keras' seed for the network peers)."""
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -55,10 +55,11 @@ def combine(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     best = min(peers, key=lambda name: peers[name])
     runs = [r["seqcast"] for r in results]
     kinds = [run["kind"] for run in runs]
-    mae = _median([run["mae"] for run in runs])
+    maes = [run["mae"] for run in runs]
+    mae = _median(maes)
     seqcast = {
         "mae": mae,
-        "maes": [run["mae"] for run in runs],
+        "maes": maes,
         "kind": kinds[0] if len(set(kinds)) == 1 else "/".join(kinds),
         "kinds": kinds,
         "promoted": all(run["promoted"] for run in runs),
